@@ -1,0 +1,61 @@
+"""Fixtures shared by every test folder: where the real PostgreSQL and Kafka are.
+
+Addresses come from the environment (CI and deploy/local start real servers and export them);
+otherwise testcontainers starts them, for machines with Docker. If neither works the test FAILS,
+unless the developer asked for the unit subset on purpose with SANDAN_UNIT_ONLY=1 (then it skips).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+
+def _unavailable(what: str, why: Exception | str) -> None:
+    message = f"{what} is not available ({why}); set its address in the environment or run Docker"
+    if os.environ.get("SANDAN_UNIT_ONLY") == "1":
+        pytest.skip(message)
+    pytest.fail(message)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = os.environ.get("SANDAN_TEST_POSTGRES_URL", "").strip()
+    if url:
+        yield url
+        return
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+
+        container = PostgresContainer("postgres:16-alpine", username="sandan", password="sandan", dbname="sandan")
+        container.start()
+    except Exception as exc:  # no Docker engine
+        _unavailable("PostgreSQL", exc)
+        return
+    try:
+        host, port = container.get_container_host_ip(), container.get_exposed_port(5432)
+        yield f"postgresql://sandan:sandan@{host}:{port}/sandan"
+    finally:
+        container.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if bootstrap:
+        yield bootstrap
+        return
+    try:
+        from testcontainers.community.kafka import KafkaContainer
+
+        container = KafkaContainer("confluentinc/cp-kafka:7.6.0").with_kraft()
+        container.start()
+    except Exception as exc:  # no Docker engine
+        _unavailable("Kafka", exc)
+        return
+    try:
+        yield container.get_bootstrap_server()
+    finally:
+        container.stop()

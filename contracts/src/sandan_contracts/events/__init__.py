@@ -1,0 +1,76 @@
+"""Every published event type, by its envelope `type` name."""
+
+from __future__ import annotations
+
+from sandan_contracts.events import dispatch, intake
+from sandan_contracts.events.base import Event
+from sandan_contracts.events.dispatch import (
+    GridGroupFormed,
+    GridLeaderAppointed,
+    MemberLeft,
+    MemberReported,
+    OrderAccepted,
+    OrderCancelled,
+    OrderDeclined,
+    OrderDispatched,
+    OrderEscalated,
+    OrderOffered,
+    OrderOpened,
+    OrderOverdue,
+    OrderReopened,
+    ServiceCompleted,
+    TeamJoined,
+    UnitReported,
+)
+from sandan_contracts.events.intake import (
+    CompletionConfirmed,
+    DemandPosted,
+    DemandWithdrawn,
+    RedoRequested,
+    ServiceRated,
+)
+
+
+def _collect() -> dict[tuple[str, int], type[Event]]:
+    found: dict[tuple[str, int], type[Event]] = {}
+    for module in (intake, dispatch):
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Event) and "TYPE" in obj.__dict__:
+                found[(obj.TYPE, obj.VERSION)] = obj
+    return found
+
+
+EVENT_TYPES: dict[tuple[str, int], type[Event]] = _collect()
+
+
+def event_class(type_name: str, version: int) -> type[Event]:
+    """The model for (type, schema_version); KeyError when this contract does not know it."""
+    return EVENT_TYPES[(type_name, version)]
+
+
+__all__ = [
+    "EVENT_TYPES",
+    "CompletionConfirmed",
+    "DemandPosted",
+    "DemandWithdrawn",
+    "Event",
+    "GridGroupFormed",
+    "GridLeaderAppointed",
+    "MemberLeft",
+    "MemberReported",
+    "OrderAccepted",
+    "OrderCancelled",
+    "OrderDeclined",
+    "OrderDispatched",
+    "OrderEscalated",
+    "OrderOffered",
+    "OrderOpened",
+    "OrderOverdue",
+    "OrderReopened",
+    "RedoRequested",
+    "ServiceCompleted",
+    "ServiceRated",
+    "TeamJoined",
+    "UnitReported",
+    "event_class",
+]

@@ -1,0 +1,61 @@
+"""Facts published by intake on `intake.demands.v1`, keyed by demand_id.
+
+No resident's name, phone, address, free-text description or comment ever appears here:
+receivers that need them ask intake through an authorised gRPC call.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from sandan_contracts.events.base import CareTag, Channel, Code, Event, Id, Urgency, UtcDatetime
+
+TOPIC = "intake.demands.v1"
+
+
+class _DemandEvent(Event):
+    TOPIC: ClassVar[str] = TOPIC
+    KEY: ClassVar[str] = "demand_id"
+    demand_id: Id
+
+
+class DemandPosted(_DemandEvent):
+    """A resident (or a grid worker on their behalf) placed an order: 居民点单."""
+
+    TYPE: ClassVar[str] = "DemandPosted"
+    community_id: Id
+    grid_id: Id
+    category: Code
+    menu_item_id: Id | None = None
+    urgency: Urgency
+    care_tags: list[CareTag] = Field(default_factory=list, max_length=4)
+    channel: Channel
+    due_at: UtcDatetime
+    deadline_seconds: int = Field(gt=0, le=90 * 24 * 3600)
+
+
+class DemandWithdrawn(_DemandEvent):
+    TYPE: ClassVar[str] = "DemandWithdrawn"
+    reason: Code
+
+
+class RedoRequested(_DemandEvent):
+    """The resident was not satisfied with the service: the order goes back to dispatch (返工)."""
+
+    TYPE: ClassVar[str] = "RedoRequested"
+    redo_count: int = Field(ge=1, le=10)
+    member_id: Id | None = None
+
+
+class CompletionConfirmed(_DemandEvent):
+    TYPE: ClassVar[str] = "CompletionConfirmed"
+    member_id: Id | None = None
+
+
+class ServiceRated(_DemandEvent):
+    TYPE: ClassVar[str] = "ServiceRated"
+    member_id: Id | None = None
+    stars: int = Field(ge=1, le=5)
+    has_comment: bool = False

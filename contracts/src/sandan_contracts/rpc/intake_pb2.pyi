@@ -1,0 +1,197 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RegisterResidentRequest(_message.Message):
+    __slots__ = ("community_id", "name", "phone", "address")
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    name: str
+    phone: str
+    address: str
+    def __init__(self, community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class Resident(_message.Message):
+    __slots__ = ("resident_id", "community_id")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    community_id: str
+    def __init__(self, resident_id: _Optional[str] = ..., community_id: _Optional[str] = ...) -> None: ...
+
+class DeadlineSeconds(_message.Message):
+    __slots__ = ("urgent", "normal", "routine")
+    URGENT_FIELD_NUMBER: _ClassVar[int]
+    NORMAL_FIELD_NUMBER: _ClassVar[int]
+    ROUTINE_FIELD_NUMBER: _ClassVar[int]
+    urgent: int
+    normal: int
+    routine: int
+    def __init__(self, urgent: _Optional[int] = ..., normal: _Optional[int] = ..., routine: _Optional[int] = ...) -> None: ...
+
+class PublishMenuItemRequest(_message.Message):
+    __slots__ = ("community_id", "item_id", "category", "title", "deadlines")
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINES_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    item_id: str
+    category: str
+    title: str
+    deadlines: DeadlineSeconds
+    def __init__(self, community_id: _Optional[str] = ..., item_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., deadlines: _Optional[_Union[DeadlineSeconds, _Mapping]] = ...) -> None: ...
+
+class RetireMenuItemRequest(_message.Message):
+    __slots__ = ("community_id", "item_id")
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    item_id: str
+    def __init__(self, community_id: _Optional[str] = ..., item_id: _Optional[str] = ...) -> None: ...
+
+class ListMenuRequest(_message.Message):
+    __slots__ = ("community_id",)
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    def __init__(self, community_id: _Optional[str] = ...) -> None: ...
+
+class MenuItem(_message.Message):
+    __slots__ = ("community_id", "item_id", "category", "title", "deadlines", "retired")
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    DEADLINES_FIELD_NUMBER: _ClassVar[int]
+    RETIRED_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    item_id: str
+    category: str
+    title: str
+    deadlines: DeadlineSeconds
+    retired: bool
+    def __init__(self, community_id: _Optional[str] = ..., item_id: _Optional[str] = ..., category: _Optional[str] = ..., title: _Optional[str] = ..., deadlines: _Optional[_Union[DeadlineSeconds, _Mapping]] = ..., retired: _Optional[bool] = ...) -> None: ...
+
+class Menu(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[MenuItem]
+    def __init__(self, items: _Optional[_Iterable[_Union[MenuItem, _Mapping]]] = ...) -> None: ...
+
+class PostDemandRequest(_message.Message):
+    __slots__ = ("client_request_id", "resident_id", "community_id", "grid_id", "menu_item_id", "other_text", "description", "urgency", "care_tags", "channel")
+    CLIENT_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    GRID_ID_FIELD_NUMBER: _ClassVar[int]
+    MENU_ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    OTHER_TEXT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    CARE_TAGS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    client_request_id: str
+    resident_id: str
+    community_id: str
+    grid_id: str
+    menu_item_id: str
+    other_text: str
+    description: str
+    urgency: str
+    care_tags: _containers.RepeatedScalarFieldContainer[str]
+    channel: str
+    def __init__(self, client_request_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., menu_item_id: _Optional[str] = ..., other_text: _Optional[str] = ..., description: _Optional[str] = ..., urgency: _Optional[str] = ..., care_tags: _Optional[_Iterable[str]] = ..., channel: _Optional[str] = ...) -> None: ...
+
+class DemandRef(_message.Message):
+    __slots__ = ("demand_id",)
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    def __init__(self, demand_id: _Optional[str] = ...) -> None: ...
+
+class WithdrawDemandRequest(_message.Message):
+    __slots__ = ("demand_id", "reason")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    reason: str
+    def __init__(self, demand_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RateServiceRequest(_message.Message):
+    __slots__ = ("demand_id", "stars", "comment")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    STARS_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    stars: int
+    comment: str
+    def __init__(self, demand_id: _Optional[str] = ..., stars: _Optional[int] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class RequestRedoRequest(_message.Message):
+    __slots__ = ("demand_id", "reason")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    reason: str
+    def __init__(self, demand_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class Demand(_message.Message):
+    __slots__ = ("demand_id", "resident_id", "community_id", "grid_id", "category", "menu_item_id", "urgency", "care_tags", "channel", "status", "due_at", "member_id", "redo_count", "stars")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    GRID_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    MENU_ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    CARE_TAGS_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DUE_AT_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REDO_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STARS_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    resident_id: str
+    community_id: str
+    grid_id: str
+    category: str
+    menu_item_id: str
+    urgency: str
+    care_tags: _containers.RepeatedScalarFieldContainer[str]
+    channel: str
+    status: str
+    due_at: str
+    member_id: str
+    redo_count: int
+    stars: int
+    def __init__(self, demand_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., category: _Optional[str] = ..., menu_item_id: _Optional[str] = ..., urgency: _Optional[str] = ..., care_tags: _Optional[_Iterable[str]] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., due_at: _Optional[str] = ..., member_id: _Optional[str] = ..., redo_count: _Optional[int] = ..., stars: _Optional[int] = ...) -> None: ...
+
+class ServiceContactRequest(_message.Message):
+    __slots__ = ("demand_id", "member_id")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    member_id: str
+    def __init__(self, demand_id: _Optional[str] = ..., member_id: _Optional[str] = ...) -> None: ...
+
+class ServiceContact(_message.Message):
+    __slots__ = ("demand_id", "name", "phone", "address", "description")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    name: str
+    phone: str
+    address: str
+    description: str
+    def __init__(self, demand_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,114 @@
+"""The outbox relay: the event store's notification log, published to Kafka.
+
+Commands only ever write the store. The relay reads notifications after its last recorded position,
+maps each stored event to its public contract (or skips internal ones), publishes the batch with an
+idempotent producer (acks=all), and only then records the new position in the same store. A crash
+between publish and record re-publishes the same events with the same deterministic event ids
+(`<app name>:<notification id>`), which consumers recognise as duplicates: at-least-once, in order
+per key, never a dual write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from faststream.kafka import KafkaBroker
+
+from sandan_contracts import Event, encode
+from sandan_contracts.envelope import headers as event_headers
+from sandan_eventbus.store import ServiceApplication
+from sandan_eventbus.trace import Trace, TracingMapper
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class _Pending:
+    notification_id: int
+    contract: Event | None
+    trace: Trace | None
+    occurred_at: datetime
+
+
+ToContract = Callable[[Any], Event | None]
+RELAY_TRACKING = "relay"
+
+
+class Relay:
+    def __init__(self, app: ServiceApplication, broker: KafkaBroker, to_contract: ToContract,
+                 *, batch_size: int = 200, idle_seconds: float = 0.1) -> None:
+        self.app = app
+        self.broker = broker
+        self.to_contract = to_contract
+        self.batch_size = min(batch_size, app.log_section_size)
+        self.idle_seconds = idle_seconds
+        self.published = 0
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a command saved events, so they go out without waiting for the next poll."""
+        self._wake.set()
+
+    def position(self) -> int:
+        return self.app.tracking_recorder.max_tracking_id(RELAY_TRACKING) or 0
+
+    def _pending(self, after: int) -> list[_Pending]:
+        mapper = self.app.mapper
+        assert isinstance(mapper, TracingMapper)
+        notifications = self.app.recorder.select_notifications(start=after + 1, limit=self.batch_size)
+        out = []
+        for n in notifications:
+            domain_event = mapper.to_domain_event(n)
+            out.append(_Pending(n.id, self.to_contract(domain_event), mapper.trace_of(n), domain_event.timestamp))
+        return out
+
+    async def publish_once(self) -> int:
+        """Publish one batch; returns how many notifications it moved past."""
+        after = await asyncio.to_thread(self.position)
+        pending = await asyncio.to_thread(self._pending, after)
+        if not pending:
+            return 0
+        futures = []
+        for p in pending:
+            contract = p.contract
+            if contract is None:
+                continue  # internal event: stays in the store
+            event_id = f"{self.app.name}:{p.notification_id}"
+            body = encode(
+                contract,
+                event_id=event_id,
+                producer=self.app.name,
+                occurred_at=p.occurred_at,
+                correlation_id=p.trace.correlation_id if p.trace else event_id,
+                causation_id=p.trace.causation_id if p.trace else None,
+            )
+            futures.append(await self.broker.publish(
+                body, contract.TOPIC, key=contract.key().encode(),
+                headers={k: v.decode() for k, v in event_headers(contract)}, no_confirm=True,
+            ))
+        await asyncio.gather(*futures)
+        last = pending[-1].notification_id
+        await asyncio.to_thread(self.app.tracking_recorder.insert_tracking, Tracking(RELAY_TRACKING, last))
+        self.published += len(futures)
+        return len(pending)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                moved = await self.publish_once()
+            except Exception:  # broker down, store busy: keep the position, try again
+                log.exception("relay batch failed; retrying")
+                moved = 0
+                await asyncio.sleep(1.0)
+            if moved:
+                continue
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+            except TimeoutError:
+                pass

@@ -1,0 +1,78 @@
+"""The gRPC edge every service shares: tracing from metadata, refusals mapped to status codes, health."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+from sandan_eventbus.trace import traced
+
+log = logging.getLogger(__name__)
+
+CORRELATION_HEADER = "x-correlation-id"
+R = TypeVar("R")
+
+_STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
+    (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+]
+
+
+def status_for(error: DomainError) -> grpc.StatusCode:
+    for cls, code in _STATUS:
+        if isinstance(error, cls):
+            return code
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def correlation_id(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == CORRELATION_HEADER and value:
+            return str(value)[:200]
+    return None
+
+
+async def call(context: grpc.aio.ServicerContext, command: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    """Run a synchronous application command off the event loop, traced, with refusals as statuses."""
+    with traced(correlation_id(context)):
+        try:
+            return await asyncio.to_thread(command, *args, **kwargs)
+        except DomainError as error:
+            await context.abort(status_for(error), str(error))
+            raise  # unreachable: abort raises
+
+
+def after(hook: Callable[[], None]) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """Decorate a servicer method to call `hook` (e.g. wake the relay) after it succeeded."""
+
+    def decorate(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        @functools.wraps(method)
+        async def wrapper(*args: Any, **kwargs: Any) -> R:
+            result = await method(*args, **kwargs)
+            hook()
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+def add_health(server: grpc.aio.Server, service_names: list[str]) -> health.aio.HealthServicer:
+    servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    return servicer
+
+
+async def set_serving(servicer: health.aio.HealthServicer, service_names: list[str], serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ["", *service_names]:
+        await servicer.set(name, status)

@@ -1,0 +1,69 @@
+"""The event-sourced application base every sandan service uses.
+
+Each service's store is its own (SQLite file by default, PostgreSQL in production, in-memory for unit
+tests). The recorder is a *process* recorder: it can store, in the same transaction as new events,
+a tracking record (which Kafka offset caused them, or how far the relay has published).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Mapper, ProcessRecorder, Tracking
+
+from sandan_eventbus.config import eventstore_env
+from sandan_eventbus.trace import TracingMapper
+
+
+class ServiceApplication(Application[Any]):
+    """An eventsourcing Application with tracking, traces and optimistic retries."""
+
+    log_section_size = 500
+    # Subclasses set a stable name: it prefixes table names and tracking keys.
+    name: ClassVar[str] = "Service"
+
+    def __init__(self, store_url: str = "memory://", env: dict[str, str] | None = None) -> None:
+        merged = eventstore_env(store_url)
+        merged.update(env or {})
+        super().__init__(env=merged)
+
+    # --- wiring -----------------------------------------------------------------------------
+    def construct_mapper(self) -> Mapper[Any]:
+        return TracingMapper(transcoder=self.construct_transcoder())
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def tracking_recorder(self) -> ProcessRecorder:
+        recorder = self.recorder
+        assert isinstance(recorder, ProcessRecorder)
+        return recorder
+
+    # --- saving -----------------------------------------------------------------------------
+    def save_tracked(self, *aggregates: Any, tracking: Tracking | None) -> None:
+        """Save the aggregates' new events and the tracking record atomically (or just the tracking)."""
+        processing = ProcessingEvent[Any](tracking=tracking)
+        processing.collect_events(*aggregates)
+        self._record(processing)
+        self._take_snapshots(processing)
+
+    def already_processed(self, tracking: Tracking) -> bool:
+        return self.tracking_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)
+
+    def retrying(self, command: Any, *args: Any, attempts: int = 5, **kwargs: Any) -> Any:
+        """Run a read-modify-save command again when another writer saved the same aggregate first.
+
+        Optimistic concurrency: the loser re-reads the aggregate and re-decides, so "first claim wins"
+        and the second claim gets the refusal the new state implies.
+        """
+        for attempt in range(attempts):
+            try:
+                return command(*args, **kwargs)
+            except IntegrityError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")

@@ -1,0 +1,180 @@
+"""The main job, locally: intake and dispatch on SQLite, a real Kafka, a scripted day in one community.
+
+Run through `bash scripts/demo.sh` (it starts the broker). Prints each step and each fact as it appears
+on the topics, so the three orders can be watched travelling between the services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+from aiokafka import AIOKafkaConsumer
+
+from sandan_contracts import TOPICS, decode
+from sandan_contracts.rpc import dispatch_pb2 as dpb
+from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc
+from sandan_contracts.rpc import intake_pb2 as ipb
+from sandan_eventbus.devtools import ServiceProcess
+from sandan_eventbus.kafka import bootstrap_servers, create_topics
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / ".local" / "demo"
+START = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"[{time.monotonic() - START:6.2f}s] {text}", flush=True)
+
+
+async def tail(bootstrap: str, stop: asyncio.Event) -> None:
+    """Print every new fact on the event-log topics (not the dead letters)."""
+    topics = [t.name for t in TOPICS.values() if t.dead_letter]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"demo-tail-{uuid.uuid4().hex[:6]}",
+                                auto_offset_reset="latest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        while not consumer.assignment():  # noqa: ASYNC110 - polling the client's state, no event to await
+            await asyncio.sleep(0.1)
+        ready.set()
+        while not stop.is_set():
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    envelope, event = decode(r.value)
+                    fields = event.model_dump(exclude={"order_id", "demand_id", "community_id"}, mode="json")
+                    shown = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, [], ""))
+                    say(f"    {r.topic:20} {envelope.type:20} {shown}  (id {envelope.event_id}, "
+                        f"caused by {envelope.causation_id or 'a gRPC call'})")
+    finally:
+        await consumer.stop()
+
+
+ready = asyncio.Event()
+
+
+async def until(what: str, check, timeout: float = 30):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = await check()
+            if result:
+                return result
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_grpc.DispatchStub) -> None:
+    community, grid = "chengjiang-xinqu", "chengjiang-xinqu-g03"
+    say("澄江镇新区社区 publishes its service menu: 送医送药 (medicine delivery), urgent within 2 h")
+    await intake.PublishMenuItem(ipb.PublishMenuItemRequest(
+        community_id=community, item_id="med-delivery", category="medical", title="送医送药",
+        deadlines=ipb.DeadlineSeconds(urgent=7200, normal=86400, routine=604800)))
+    say("泰和县人民医院 party branch reports to the community (单位报到)")
+    await dispatch.ReportUnit(dpb.ReportUnitRequest(unit_id="taihe-hospital", community_id=community,
+                                                    unit_name="泰和县人民医院"))
+    for member_id, teams in (("m-liu", ["medical"]), ("m-chen", ["medical", "policy"])):
+        say(f"member {member_id} reports in person, joins grid g03 and teams {teams} (党员报到)")
+        await dispatch.ReportMember(dpb.ReportMemberRequest(
+            member_id=member_id, unit_id="taihe-hospital", community_id=community, grid_id=grid, teams=teams,
+            name="(kept in dispatch only)", phone="13900000000"))
+    await dispatch.FormGridGroup(dpb.FormGridGroupRequest(community_id=community, grid_id=grid))
+    await dispatch.AppointGridLeader(dpb.AppointGridLeaderRequest(grid_id=grid, member_id="m-chen"))
+    resident = await intake.RegisterResident(ipb.RegisterResidentRequest(
+        community_id=community, name="(kept in intake only)", phone="13800000000", address="(kept in intake only)"))
+
+    walk = f"demo-{uuid.uuid4().hex[:6]}"
+    meta = (("x-correlation-id", walk),)
+    say(f"① a grid worker posts a demand for an elderly resident living alone (居民点单), correlation {walk}")
+    demand = await intake.PostDemand(ipb.PostDemandRequest(
+        client_request_id=walk, resident_id=resident.resident_id, community_id=community, grid_id=grid,
+        menu_item_id="med-delivery", description="独居老人需要每周送降压药上门", urgency="urgent",
+        care_tags=["elderly_alone"], channel="grid_worker"), metadata=meta)
+    order = await until("the order", lambda: dispatch.FindOrderByDemand(dpb.DemandRef(demand_id=demand.demand_id)))
+    say(f"   dispatch opened order {order.order_id[:8]} from DemandPosted; due {order.due_at}")
+    ranked = await dispatch.SuggestMembers(dpb.SuggestMembersRequest(order_id=order.order_id, limit=2))
+    say("   suggested: " + ", ".join(f"{c.member_id} (score {c.score:g})" for c in ranked.candidates))
+    say("② the branch offers it to the grid's pool (支部下单); two members claim at once")
+    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id), metadata=meta)
+    claims = await asyncio.gather(*(dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id,
+                                                                                member_id=m), metadata=meta)
+                                    for m in ("m-liu", "m-chen")), return_exceptions=True)
+    for m, claim in zip(("m-liu", "m-chen"), claims, strict=True):
+        say(f"   {m}: " + ("accepted (党员接单)" if isinstance(claim, dpb.Order) else f"refused: {claim.details()}"))
+    winner = next(c for c in claims if isinstance(c, dpb.Order)).member_id
+    contact = await until("acceptance at intake", lambda: _contact(intake, demand.demand_id, winner))
+    say(f"   {winner} fetches the resident's contact through intake's authorised call ({len(contact.phone)} digits)")
+    say("③ the member serves and reports 1.5 hours")
+    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=winner, hours=1.5,
+                                                              notes="送药上门, 测量血压"), metadata=meta)
+    await until("served at intake", lambda: _status(intake, demand.demand_id, "served"))
+    say("④ the resident confirms and rates 5 stars")
+    await intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id), metadata=meta)
+    rated = await intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5), metadata=meta)
+    say(f"   demand {rated.demand_id[:8]} is {rated.status}, {rated.stars}★, served by {rated.member_id}")
+    await asyncio.sleep(1.5)  # let the last facts reach the tail
+
+
+async def _contact(intake: intake_pb2_grpc.IntakeStub, demand_id: str, member_id: str):  # type: ignore[no-untyped-def]
+    try:
+        return await intake.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand_id, member_id=member_id))
+    except grpc.aio.AioRpcError as exc:
+        if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
+            return None
+        raise
+
+
+async def _status(intake: intake_pb2_grpc.IntakeStub, demand_id: str, status: str) -> bool:
+    return (await intake.GetDemand(ipb.DemandRef(demand_id=demand_id))).status == status
+
+
+async def main() -> int:
+    bootstrap = bootstrap_servers()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    created = await create_topics(bootstrap)
+    say(f"topics ready on {bootstrap} ({created} created from the registry)")
+    common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
+    run = uuid.uuid4().hex[:6]
+    intake = ServiceProcess("sandan_intake", {**common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{WORK}/intake.db",
+                                              "INTAKE_GRPC_ADDRESS": "127.0.0.1:50051",
+                                              "INTAKE_CONSUMER_GROUP": f"intake-demo-{run}"},
+                            "127.0.0.1:50051", WORK / "intake.log")
+    dispatch = ServiceProcess("sandan_dispatch", {**common,
+                                                  "DISPATCH_EVENTSTORE_URL": f"sqlite:///{WORK}/dispatch.db",
+                                                  "DISPATCH_GRPC_ADDRESS": "127.0.0.1:50052",
+                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}"},
+                              "127.0.0.1:50052", WORK / "dispatch.log")
+    stop = asyncio.Event()
+    try:
+        intake.start()
+        dispatch.start()
+        say("intake (gRPC :50051) and dispatch (gRPC :50052) are SERVING, stores in .local/demo/")
+        tailer = asyncio.create_task(tail(bootstrap, stop))
+        await asyncio.wait_for(ready.wait(), 30)
+        async with grpc.aio.insecure_channel("127.0.0.1:50051") as ic, \
+                grpc.aio.insecure_channel("127.0.0.1:50052") as dc:
+            await scenario(intake_pb2_grpc.IntakeStub(ic), dispatch_pb2_grpc.DispatchStub(dc))
+        stop.set()
+        with contextlib.suppress(Exception):
+            await tailer
+        say("done: the demand travelled the whole loop. Logs: .local/demo/*.log")
+        return 0
+    finally:
+        stop.set()
+        dispatch.stop()
+        intake.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

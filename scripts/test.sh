@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The test command: lint, then every test (unit, SQLite, PostgreSQL, real Kafka).
+# Uses KAFKA_BOOTSTRAP_SERVERS / SANDAN_TEST_POSTGRES_URL when given; otherwise starts the local
+# broker and database from deploy/local/ (and stops what it started). Extra args go to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/bootstrap.sh
+
+started=()
+cleanup() {
+  for what in "${started[@]:-}"; do
+    [ -n "$what" ] && bash "deploy/local/$what.sh" stop >/dev/null 2>&1 || true
+  done
+}
+trap cleanup EXIT
+
+if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  bash deploy/local/kafka.sh start
+  started+=(kafka)
+  export KAFKA_BOOTSTRAP_SERVERS="$(bash deploy/local/kafka.sh bootstrap)"
+fi
+if [ -z "${SANDAN_TEST_POSTGRES_URL:-}" ]; then
+  bash deploy/local/postgres.sh start
+  started+=(postgres)
+  export SANDAN_TEST_POSTGRES_URL="$(bash deploy/local/postgres.sh url)"
+fi
+
+echo "== ruff" >&2
+.venv/bin/ruff check .
+echo "== import boundaries" >&2
+.venv/bin/lint-imports
+echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL)" >&2
+.venv/bin/python -m pytest "$@"

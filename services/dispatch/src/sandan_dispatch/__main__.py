@@ -1,0 +1,63 @@
+"""`python -m sandan_dispatch`: run the dispatch service (gRPC + Kafka consumer + relay + deadline sweeps)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from sandan_dispatch import api
+from sandan_dispatch.application import DispatchApplication
+from sandan_dispatch.contacts import MemberContacts
+from sandan_dispatch.publishing import to_contract
+from sandan_dispatch.settings import Settings
+from sandan_eventbus.inbox import Inbox
+from sandan_eventbus.kafka import make_broker
+from sandan_eventbus.logs import setup
+from sandan_eventbus.relay import Relay
+from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
+
+log = logging.getLogger("sandan_dispatch")
+
+
+def build_runtime(settings: Settings) -> ServiceRuntime:
+    app = DispatchApplication(settings.eventstore_url, contacts=MemberContacts(settings.database_url))
+    broker = make_broker("dispatch", settings.kafka_bootstrap)
+    relay = Relay(app, broker, to_contract)
+    inbox = Inbox(app, broker, settings.consumer_group, {"intake.demands.v1": app.on_demand_event},
+                  on_saved=relay.wake)
+
+    async def sweep_deadlines(stop: asyncio.Event) -> None:
+        """Every few seconds: orders past their deadline become overdue and move up a level."""
+        while not stop.is_set():
+            try:
+                marked = await asyncio.to_thread(app.sweep_deadlines)
+                if marked:
+                    log.info("orders overdue", extra={"fields": {"orders": marked}})
+                    relay.wake()
+            except Exception:
+                log.exception("deadline sweep failed; will retry")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=settings.deadline_sweep_seconds)
+            except TimeoutError:
+                pass
+
+    servicer = api.DispatchServicer(app, on_write=relay.wake)
+    return ServiceRuntime(
+        name="dispatch",
+        broker=broker,
+        relay=relay,
+        inbox=inbox,
+        grpc_address=settings.grpc_address,
+        register_servicers=lambda server: api.register(server, servicer),
+        loops=[sweep_deadlines],
+    )
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    setup("sandan_dispatch", settings.log_level)
+    run_until_signalled(build_runtime(settings))
+
+
+if __name__ == "__main__":
+    main()

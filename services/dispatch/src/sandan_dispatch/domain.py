@@ -1,0 +1,316 @@
+"""The roster and the orders, as pure event-sourced aggregates.
+
+No I/O and no clocks here: times (due dates) come in as arguments from the application.
+Refusals raise `sandan_eventbus.errors` classes; their messages name the state that forbids the command.
+Each private @event method carries the ids a published fact needs (e.g. demand_id on every order
+event), so stored events are self-describing and the relay never has to load an aggregate.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
+
+NS = uuid5(NAMESPACE_URL, "https://sandan.example/dispatch")
+LEVELS = ("community", "town", "county")
+ACTIVE = ("open", "dispatched", "offered", "accepted")
+MAX_HOURS = 72.0
+
+
+def _id(kind: str, key: str) -> UUID:
+    return uuid5(NS, f"{kind}:{key}")
+
+
+# ---- roster ------------------------------------------------------------------------------------
+class Unit(Aggregate):
+    """A work unit's party organisation that reported to a community (单位报到)."""
+
+    @staticmethod
+    def create_id(unit_id: str, **_: Any) -> UUID:
+        return _id("unit", unit_id)
+
+    @event("Reported")
+    def __init__(self, unit_id: str, community_id: str, unit_name: str) -> None:
+        self.unit_id = unit_id
+        self.community_id = community_id
+        self.unit_name = unit_name
+
+
+class Member(Aggregate):
+    """An in-service party member reported to a community (党员报到)."""
+
+    @staticmethod
+    def create_id(member_id: str, **_: Any) -> UUID:
+        return _id("member", member_id)
+
+    @event("Reported")
+    def __init__(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
+                 teams: list[str], skills: list[str]) -> None:
+        self.member_id = member_id
+        self.unit_id = unit_id
+        self.community_id = community_id
+        self.grid_id = grid_id
+        self.teams = list(dict.fromkeys(teams))
+        self.skills = list(dict.fromkeys(skills))
+        self.active = True
+
+    def join_team(self, team: str) -> None:
+        self._require_active()
+        if team not in self.teams:  # joining twice is no new fact
+            self._team_joined(member_id=self.member_id, community_id=self.community_id, team=team)
+
+    @event("TeamJoined")
+    def _team_joined(self, member_id: str, community_id: str, team: str) -> None:
+        self.teams.append(team)
+
+    def leave(self, reason: str) -> None:
+        self._require_active()
+        self._left(member_id=self.member_id, community_id=self.community_id, reason=reason)
+
+    @event("Left")
+    def _left(self, member_id: str, community_id: str, reason: str) -> None:
+        self.active = False
+
+    def _require_active(self) -> None:
+        if not self.active:
+            raise FailedPrecondition(f"member {self.member_id} has left")
+
+
+class GridGroup(Aggregate):
+    """A grid's party group (网格党小组); one leader at a time."""
+
+    @staticmethod
+    def create_id(grid_id: str, **_: Any) -> UUID:
+        return _id("grid", grid_id)
+
+    @event("Formed")
+    def __init__(self, grid_id: str, community_id: str) -> None:
+        self.grid_id = grid_id
+        self.community_id = community_id
+        self.leader_member_id: str | None = None
+
+    def appoint_leader(self, member: Member) -> None:
+        if not member.active:
+            raise FailedPrecondition(f"member {member.member_id} has left")
+        if member.grid_id != self.grid_id:
+            raise FailedPrecondition(f"member {member.member_id} is in grid {member.grid_id}, not {self.grid_id}")
+        if self.leader_member_id != member.member_id:
+            self._leader_appointed(grid_id=self.grid_id, community_id=self.community_id,
+                                   member_id=member.member_id)
+
+    @event("LeaderAppointed")
+    def _leader_appointed(self, grid_id: str, community_id: str, member_id: str) -> None:
+        self.leader_member_id = member_id
+
+
+# ---- orders ------------------------------------------------------------------------------------
+class Order(Aggregate):
+    """One resident's demand on the branch's desk, from opening to service (or cancellation).
+
+    open -> dispatched (to a member) | offered (to the pool) -> accepted -> completed;
+    declined goes back to the pool; a redo reopens a completed order; a withdrawn demand cancels it.
+    Escalation moves it up community -> town -> county; a missed deadline marks it overdue and
+    escalates one level automatically.
+    """
+
+    @staticmethod
+    def create_id(demand_id: str, **_: Any) -> UUID:
+        return _id("order", demand_id)
+
+    @event("Opened")
+    def __init__(self, demand_id: str, community_id: str, grid_id: str, category: str, urgency: str,
+                 care_tags: list[str], due_at: datetime, deadline_seconds: int) -> None:
+        self.demand_id = demand_id
+        self.community_id = community_id
+        self.grid_id = grid_id
+        self.category = category
+        self.urgency = urgency
+        self.care_tags = list(care_tags)
+        self.due_at = due_at
+        self.deadline_seconds = deadline_seconds
+        self.status = "open"
+        self.level = "community"
+        self.member_id: str | None = None
+        self.offered_teams: list[str] = []
+        self.joint_meeting_units: list[str] = []
+        self.redo_count = 0
+        self.hours = 0.0
+        self.overdue_for: datetime | None = None
+
+    @property
+    def order_id(self) -> str:
+        return str(self.id)
+
+    # -- dispatch and offer ---------------------------------------------------------------------
+    def dispatch(self, member: Member, dispatched_by: str) -> None:
+        """The branch (or the grid leader) assigns the order to one member, who must then accept."""
+        if self.status not in ("open", "offered", "dispatched"):
+            raise FailedPrecondition(self._state())
+        self._require_member_of_community(member)
+        if self.status == "dispatched" and self.member_id == member.member_id:
+            return
+        self._dispatched(demand_id=self.demand_id, member_id=member.member_id, dispatched_by=dispatched_by)
+
+    @event("Dispatched")
+    def _dispatched(self, demand_id: str, member_id: str, dispatched_by: str) -> None:
+        self.status = "dispatched"
+        self.member_id = member_id
+
+    def offer(self, teams: list[str]) -> None:
+        """Offer to the pool: members of the order's grid, or of one of `teams`, may claim it."""
+        if self.status not in ("open", "offered", "dispatched"):
+            raise FailedPrecondition(self._state())
+        self._offered(demand_id=self.demand_id, grid_id=self.grid_id,
+                      teams=list(dict.fromkeys(teams or [self.category])))
+
+    @event("Offered")
+    def _offered(self, demand_id: str, grid_id: str, teams: list[str]) -> None:
+        self.status = "offered"
+        self.member_id = None
+        self.offered_teams = teams
+
+    # -- the member's side ----------------------------------------------------------------------
+    def may_be_claimed_by(self, member: Member) -> bool:
+        return member.active and member.community_id == self.community_id and (
+            member.grid_id == self.grid_id or bool(set(member.teams) & set(self.offered_teams))
+        )
+
+    def accept(self, member: Member) -> None:
+        """党员接单: a dispatched member accepts, or a pool member claims (first claim wins)."""
+        if self.status == "accepted":
+            who = "you" if self.member_id == member.member_id else "another member"
+            raise FailedPrecondition(f"order already accepted by {who}")
+        if self.status == "dispatched":
+            if self.member_id != member.member_id:
+                raise FailedPrecondition("order is dispatched to another member")
+            via = "dispatch"
+        elif self.status == "offered":
+            if not self.may_be_claimed_by(member):
+                raise FailedPrecondition(
+                    f"member {member.member_id} is not in grid {self.grid_id} or a team of "
+                    f"{', '.join(self.offered_teams)}")
+            via = "claim"
+        else:
+            raise FailedPrecondition(self._state())
+        self._accepted(demand_id=self.demand_id, member_id=member.member_id, via=via)
+
+    @event("Accepted")
+    def _accepted(self, demand_id: str, member_id: str, via: str) -> None:
+        self.status = "accepted"
+        self.member_id = member_id
+
+    def decline(self, member_id: str, reason: str) -> None:
+        """The dispatched or accepting member gives the order back: it returns to the pool."""
+        if self.status not in ("dispatched", "accepted"):
+            raise FailedPrecondition(self._state())
+        if self.member_id != member_id:
+            raise FailedPrecondition(f"order is held by another member, not {member_id}")
+        self._declined(demand_id=self.demand_id, member_id=member_id, reason=reason,
+                       teams=self.offered_teams or [self.category])
+
+    @event("Declined")
+    def _declined(self, demand_id: str, member_id: str, reason: str, teams: list[str]) -> None:
+        self.status = "offered"
+        self.member_id = None
+        self.offered_teams = teams
+
+    def complete(self, member_id: str, hours: float, notes: str) -> None:
+        if self.status != "accepted":
+            raise FailedPrecondition(self._state())
+        if self.member_id != member_id:
+            raise FailedPrecondition(f"order is accepted by another member, not {member_id}")
+        if not 0 < hours <= MAX_HOURS:
+            raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_HOURS:g}")
+        self._completed(demand_id=self.demand_id, member_id=member_id, hours=hours, notes=notes)
+
+    @event("Completed")
+    def _completed(self, demand_id: str, member_id: str, hours: float, notes: str) -> None:
+        self.status = "completed"
+        self.hours = hours
+
+    # -- the resident's side, as read from intake ------------------------------------------------
+    def cancel(self, reason: str) -> None:
+        if self.status in ("completed", "cancelled"):
+            raise FailedPrecondition(self._state())
+        self._cancelled(demand_id=self.demand_id, reason=reason)
+
+    @event("Cancelled")
+    def _cancelled(self, demand_id: str, reason: str) -> None:
+        self.status = "cancelled"
+
+    def reopen(self, redo_count: int, due_at: datetime) -> None:
+        """The resident was not satisfied: back to the branch for a redo, with a fresh deadline."""
+        if self.status != "completed":
+            raise FailedPrecondition(self._state())
+        self._reopened(demand_id=self.demand_id, redo_count=redo_count,
+                       previous_member_id=self.member_id, due_at=due_at)
+
+    @event("Reopened")
+    def _reopened(self, demand_id: str, redo_count: int, previous_member_id: str | None, due_at: datetime) -> None:
+        self.status = "open"
+        self.member_id = None
+        self.offered_teams = []
+        self.redo_count = redo_count
+        self.due_at = due_at
+        self.hours = 0.0
+
+    # -- escalation and deadlines ---------------------------------------------------------------
+    def escalate(self, reason: str, joint_meeting_units: list[str], due_at: datetime) -> None:
+        """Branch -> town committee -> county office; the county convenes a joint meeting of units."""
+        if self.status not in ACTIVE:
+            raise FailedPrecondition(self._state())
+        if self.level == "county":
+            raise FailedPrecondition("order is already at the county level")
+        if not reason.strip():
+            raise InvalidArgument("reason", "is required")
+        to_level = LEVELS[LEVELS.index(self.level) + 1]
+        if to_level == "county" and not joint_meeting_units:
+            raise InvalidArgument("joint_meeting_units", "required when escalating to the county")
+        self._escalated(demand_id=self.demand_id, from_level=self.level, to_level=to_level, reason=reason,
+                        automatic=False, joint_meeting_units=list(dict.fromkeys(joint_meeting_units)),
+                        due_at=due_at)
+
+    @event("Escalated")
+    def _escalated(self, demand_id: str, from_level: str, to_level: str, reason: str, automatic: bool,
+                   joint_meeting_units: list[str], due_at: datetime) -> None:
+        self.level = to_level
+        self.due_at = due_at
+        if joint_meeting_units:
+            self.joint_meeting_units = joint_meeting_units
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.status in ACTIVE and self.due_at <= now and self.overdue_for != self.due_at
+
+    def mark_overdue(self, now: datetime, next_due_at: datetime) -> None:
+        """A missed deadline is a fact (OrderOverdue) and escalates one level on its own."""
+        if not self.is_overdue(now):
+            raise FailedPrecondition(f"order is not overdue (status {self.status}, due {self.due_at.isoformat()})")
+        held_by = self.member_id if self.status in ("dispatched", "accepted") else None
+        self._overdue(demand_id=self.demand_id, level=self.level, due_at=self.due_at, status=self.status,
+                      member_id=held_by)
+        if self.level != "county":
+            self._escalated(demand_id=self.demand_id, from_level=self.level,
+                            to_level=LEVELS[LEVELS.index(self.level) + 1],
+                            reason=f"deadline missed at {self.level} level", automatic=True,
+                            joint_meeting_units=[], due_at=next_due_at)
+
+    @event("Overdue")
+    def _overdue(self, demand_id: str, level: str, due_at: datetime, status: str, member_id: str | None) -> None:
+        self.overdue_for = due_at
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _require_member_of_community(self, member: Member) -> None:
+        if not member.active:
+            raise FailedPrecondition(f"member {member.member_id} has left")
+        if member.community_id != self.community_id:
+            raise FailedPrecondition(
+                f"member {member.member_id} serves community {member.community_id}, not {self.community_id}")
+
+    def _state(self) -> str:
+        holder = f" by member {self.member_id}" if self.member_id and self.status != "open" else ""
+        return f"order is {self.status}{holder}"

@@ -1,0 +1,278 @@
+"""dispatch's gRPC edge, served in-process on a real socket: status codes and messages a client sees."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import pytest
+from eventsourcing.persistence import Tracking
+
+from sandan_contracts import decode, encode
+from sandan_contracts.events import DemandPosted
+from sandan_contracts.rpc import dispatch_pb2 as pb
+from sandan_contracts.rpc import dispatch_pb2_grpc as pb_grpc
+from sandan_dispatch import api
+from sandan_dispatch.application import DispatchApplication
+from sandan_dispatch.domain import Order
+from sandan_eventbus.trace import TracingMapper
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+Code = grpc.StatusCode
+
+
+@dataclass
+class Client:
+    stub: pb_grpc.DispatchStub
+    app: DispatchApplication
+    writes: list[int] = field(default_factory=list)
+    offset: int = 0
+
+    def open_order(self, demand_id: str, *, grid: str = "g1", category: str = "medical") -> str:
+        """What the inbox does when intake publishes DemandPosted."""
+        self.offset += 1
+        event = DemandPosted(demand_id=demand_id, community_id="c1", grid_id=grid, category=category,
+                             urgency="urgent", care_tags=[], channel="app", due_at=T0 + timedelta(days=1),
+                             deadline_seconds=86_400)
+        envelope, decoded = decode(encode(event, event_id=f"intake:{self.offset}", producer="intake",
+                                          occurred_at=T0, correlation_id="c", causation_id=None))
+        changed = self.app.on_demand_event(envelope, decoded)
+        self.app.save_tracked(*changed, tracking=Tracking("kafka:intake.demands.v1:0", self.offset))
+        return str(Order.create_id(demand_id))
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    app = DispatchApplication("memory://", clock=lambda: T0)
+    writes: list[int] = []
+    server = grpc.aio.server()
+    api.register(server, api.DispatchServicer(app, on_write=lambda: writes.append(1)))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Client(pb_grpc.DispatchStub(channel), app, writes)
+    finally:
+        await server.stop(None)
+        app.close()
+
+
+async def roster(c: Client) -> None:
+    await c.stub.ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c1", unit_name="County Health Bureau"))
+    for member_id, grid, teams in (("m1", "g1", ["medical"]), ("m2", "g2", ["medical"]), ("m3", "g2", [])):
+        await c.stub.ReportMember(pb.ReportMemberRequest(member_id=member_id, unit_id="u1", community_id="c1",
+                                                         grid_id=grid, teams=teams))
+
+
+async def refused(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    return info.value
+
+
+# ---- happy path --------------------------------------------------------------------------------
+async def test_happy_path(client: Client) -> None:
+    stub = client.stub
+    unit = await stub.ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c1", unit_name="Tax Bureau"))
+    assert (unit.unit_id, unit.community_id, unit.unit_name) == ("u1", "c1", "Tax Bureau")
+    member = await stub.ReportMember(pb.ReportMemberRequest(
+        member_id="m1", unit_id="u1", community_id="c1", grid_id="g1", teams=["medical"], skills=["nurse"],
+        name="Li Hua", phone="+86 138 0000 0000"))
+    assert (member.member_id, list(member.teams), list(member.skills), member.active) == (
+        "m1", ["medical"], ["nurse"], True)
+    member = await stub.JoinTeam(pb.JoinTeamRequest(member_id="m1", team="legal_aid"))
+    assert list(member.teams) == ["medical", "legal_aid"]
+    group = await stub.FormGridGroup(pb.FormGridGroupRequest(community_id="c1", grid_id="g1"))
+    assert group.leader_member_id == ""
+    group = await stub.AppointGridLeader(pb.AppointGridLeaderRequest(grid_id="g1", member_id="m1"))
+    assert group.leader_member_id == "m1"
+    assert (await stub.GetMember(pb.MemberRef(member_id="m1"))).grid_id == "g1"
+
+    order_id = client.open_order("d1")
+    found = await stub.FindOrderByDemand(pb.DemandRef(demand_id="d1"))
+    assert (found.order_id, found.status, found.level, found.urgency) == (order_id, "open", "community", "urgent")
+    assert datetime.fromisoformat(found.due_at) == T0 + timedelta(days=1)
+    listed = await stub.ListOrders(pb.ListOrdersRequest(community_id="c1", status="open"))
+    assert [o.order_id for o in listed.orders] == [order_id]
+    suggestions = await stub.SuggestMembers(pb.SuggestMembersRequest(order_id=order_id))
+    assert [(c.member_id, c.same_grid, c.team_matches, c.open_orders) for c in suggestions.candidates] == [
+        ("m1", True, True, 0)]
+
+    dispatched = await stub.DispatchOrder(pb.DispatchOrderRequest(order_id=order_id, member_id="m1",
+                                                                  dispatched_by="grid_leader"))
+    assert (dispatched.status, dispatched.member_id) == ("dispatched", "m1")
+    accepted = await stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m1"),
+                                      metadata=(("x-correlation-id", "call-42"),))
+    assert accepted.status == "accepted"
+    done = await stub.CompleteService(pb.CompleteServiceRequest(order_id=order_id, member_id="m1", hours=1.5,
+                                                                notes="fixed the tap"))
+    assert (done.status, done.hours) == ("completed", 1.5)
+    assert (await stub.GetOrder(pb.OrderRef(order_id=order_id))).status == "completed"
+
+    # the caller's correlation id is stored with the event it caused, for the relay to carry on
+    mapper = client.app.mapper
+    assert isinstance(mapper, TracingMapper)
+    traces = {type(mapper.to_domain_event(n)).__qualname__: mapper.trace_of(n)
+              for n in client.app.recorder.select_notifications(start=1, limit=100)}
+    assert traces["Order.Accepted"].correlation_id == "call-42"
+    # every successful write woke the relay (6 roster writes + dispatch, accept, complete)
+    assert len(client.writes) == 8
+
+
+async def test_offer_claim_decline(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    offered = await client.stub.OfferOrder(pb.OfferOrderRequest(order_id=order_id))
+    assert (offered.status, list(offered.offered_teams)) == ("offered", ["medical"])
+    assert (await client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m2"))).member_id == "m2"
+    declined = await client.stub.DeclineOrder(pb.DeclineOrderRequest(order_id=order_id, member_id="m2"))
+    assert (declined.status, declined.member_id) == ("offered", "")
+
+
+async def test_escalate_to_the_county_with_a_joint_meeting(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    town = await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no plumber"))
+    assert town.level == "town"
+    county = await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no budget",
+                                                                     joint_meeting_units=["u1"]))
+    assert (county.level, list(county.joint_meeting_units)) == ("county", ["u1"])
+
+
+# ---- INVALID_ARGUMENT names the field -----------------------------------------------------------
+async def test_invalid_member_id(client: Client) -> None:
+    await roster(client)
+    error = await refused(client.stub.ReportMember(pb.ReportMemberRequest(
+        member_id="m 1; drop", unit_id="u1", community_id="c1", grid_id="g1")))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details().startswith("member_id: ")
+    error = await refused(client.stub.GetMember(pb.MemberRef(member_id="")))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "member_id")
+
+
+async def test_invalid_team_code(client: Client) -> None:
+    await roster(client)
+    error = await refused(client.stub.JoinTeam(pb.JoinTeamRequest(member_id="m1", team="Legal Aid")))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details() == "team: must be a lowercase code like medical or legal_aid"
+    error = await refused(client.stub.ReportMember(pb.ReportMemberRequest(
+        member_id="m9", unit_id="u1", community_id="c1", grid_id="g1", teams=["MEDICAL"])))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "teams")
+    order_id = client.open_order("d1")
+    error = await refused(client.stub.OfferOrder(pb.OfferOrderRequest(order_id=order_id, teams=["free clinic"])))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "teams")
+
+
+async def test_zero_hours(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    await client.stub.DispatchOrder(pb.DispatchOrderRequest(order_id=order_id, member_id="m1"))
+    await client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m1"))
+    error = await refused(client.stub.CompleteService(pb.CompleteServiceRequest(order_id=order_id, member_id="m1")))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details() == "hours: must be more than 0 and at most 72"
+    assert (await client.stub.GetOrder(pb.OrderRef(order_id=order_id))).status == "accepted"
+
+
+async def test_zero_hours_is_invalid_whatever_the_order_state(client: Client) -> None:
+    """INVALID_ARGUMENT means "wrong whatever the system's state" (gRPC status semantics): a client must
+    not be told FAILED_PRECONDITION ("order is dispatched ...") for a request that could never succeed."""
+    await roster(client)
+    order_id = client.open_order("d1")
+    await client.stub.DispatchOrder(pb.DispatchOrderRequest(order_id=order_id, member_id="m1"))
+    error = await refused(client.stub.CompleteService(pb.CompleteServiceRequest(
+        order_id=order_id, member_id="m1", hours=0)))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "hours")
+
+
+async def test_county_escalation_needs_joint_meeting_units(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no plumber"))
+    error = await refused(client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no budget")))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details() == "joint_meeting_units: required when escalating to the county"
+    error = await refused(client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="")))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "reason")
+
+
+@pytest.mark.parametrize("order_id", ["", "42", "not-a-uuid", "0f8fad5b-d9cb-469f-a165-70867728950"])
+async def test_malformed_order_id(client: Client, order_id: str) -> None:
+    error = await refused(client.stub.GetOrder(pb.OrderRef(order_id=order_id)))
+    assert error.code() == Code.INVALID_ARGUMENT
+    assert error.details() == "order_id: must be a uuid"
+    error = await refused(client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m1")))
+    assert (error.code(), error.details()) == (Code.INVALID_ARGUMENT, "order_id: must be a uuid")
+
+
+async def test_dispatch_needs_a_member_and_a_known_dispatcher(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    error = await refused(client.stub.DispatchOrder(pb.DispatchOrderRequest(order_id=order_id, member_id=" ")))
+    assert (error.code(), error.details()) == (Code.INVALID_ARGUMENT, "member_id: is required")
+    error = await refused(client.stub.DispatchOrder(pb.DispatchOrderRequest(
+        order_id=order_id, member_id="m1", dispatched_by="resident")))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "dispatched_by")
+
+
+# ---- NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS --------------------------------------------
+async def test_unknown_member_and_order(client: Client) -> None:
+    await roster(client)
+    error = await refused(client.stub.GetMember(pb.MemberRef(member_id="m404")))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "member m404 not found")
+    unknown = str(Order.create_id("d404"))
+    error = await refused(client.stub.GetOrder(pb.OrderRef(order_id=unknown)))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, f"order {unknown} not found")
+    error = await refused(client.stub.FindOrderByDemand(pb.DemandRef(demand_id="d404")))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "order for demand d404 not found")
+    order_id = client.open_order("d1")
+    error = await refused(client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m404")))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "member m404 not found")
+    error = await refused(client.stub.ReportMember(pb.ReportMemberRequest(
+        member_id="m9", unit_id="u404", community_id="c1", grid_id="g1")))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "unit u404 has not reported")
+
+
+async def test_second_claim_is_told_the_order_is_taken(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    await client.stub.OfferOrder(pb.OfferOrderRequest(order_id=order_id, teams=["medical"]))
+    writes = len(client.writes)
+    first, second = await asyncio.gather(
+        client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m1")),
+        client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m2")),
+        return_exceptions=True)
+    [won] = [r for r in (first, second) if isinstance(r, pb.Order)]
+    [lost] = [r for r in (first, second) if isinstance(r, grpc.aio.AioRpcError)]
+    assert won.status == "accepted"
+    assert (lost.code(), lost.details()) == (Code.FAILED_PRECONDITION, "order already accepted by another member")
+    assert len(client.writes) == writes + 1  # a refused call wakes no relay
+    error = await refused(client.stub.CompleteService(pb.CompleteServiceRequest(
+        order_id=order_id, member_id="m3", hours=1)))
+    assert error.code() == Code.FAILED_PRECONDITION
+    assert error.details() == "order is accepted by another member, not m3"
+
+
+async def test_state_refusals_name_the_state(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    error = await refused(client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m1")))
+    assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "order is open")
+    await client.stub.MemberLeaves(pb.MemberLeavesRequest(member_id="m3", reason="retired"))
+    error = await refused(client.stub.DispatchOrder(pb.DispatchOrderRequest(order_id=order_id, member_id="m3")))
+    assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "member m3 has left")
+    error = await refused(client.stub.AppointGridLeader(pb.AppointGridLeaderRequest(grid_id="g404", member_id="m1")))
+    assert error.code() == Code.NOT_FOUND
+
+
+async def test_re_reporting_an_active_member(client: Client) -> None:
+    await roster(client)
+    error = await refused(client.stub.ReportMember(pb.ReportMemberRequest(
+        member_id="m1", unit_id="u1", community_id="c1", grid_id="g1")))
+    assert (error.code(), error.details()) == (Code.ALREADY_EXISTS, "member m1 already reported to c1")
+    error = await refused(client.stub.ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c2",
+                                                                      unit_name="County Health Bureau")))
+    assert (error.code(), error.details()) == (Code.ALREADY_EXISTS, "unit u1 already reported to c1")

@@ -1,0 +1,677 @@
+"""dispatch's use cases against each store it runs on: in memory, a SQLite file and PostgreSQL.
+
+PostgreSQL tests get a schema of their own (dropped afterwards), so they can run against a shared server.
+The application is driven the way the edges drive it: commands for gRPC, `on_demand_event` +
+`save_tracked` for the Kafka inbox, `sweep_deadlines` with an injected clock for the timer.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError, Tracking
+
+from sandan_contracts import Event, decode, encode
+from sandan_contracts.events import (
+    CompletionConfirmed,
+    DemandPosted,
+    DemandWithdrawn,
+    RedoRequested,
+    ServiceRated,
+)
+from sandan_dispatch.application import DispatchApplication
+from sandan_dispatch.contacts import MemberContacts
+from sandan_dispatch.domain import Order
+from sandan_dispatch.publishing import to_contract
+from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+HOUR = 3600
+DEMANDS = "kafka:intake.demands.v1:0"
+NAME, PHONE = "Zhang Xiuying", "+86 138 0796 1234"
+
+
+class Clock:
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+# ---- stores ------------------------------------------------------------------------------------
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "memory":
+        yield "memory://"
+    elif request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/dispatch.db"
+    else:
+        base = request.getfixturevalue("postgres_url")
+        schema = f"dispatch_test_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        try:
+            yield f"{base}?schema={schema}"
+        finally:
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def contacts(tmp_path: Path) -> MemberContacts:
+    return MemberContacts(f"sqlite:///{tmp_path}/contacts.db")
+
+
+@pytest.fixture
+def make_app(store_url: str, contacts: MemberContacts, clock: Clock) -> Iterator[Callable[[], DispatchApplication]]:
+    apps: list[DispatchApplication] = []
+
+    def make() -> DispatchApplication:
+        app = DispatchApplication(store_url, contacts=contacts, clock=clock)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def app(make_app: Callable[[], DispatchApplication]) -> DispatchApplication:
+    return make_app()
+
+
+# ---- helpers -----------------------------------------------------------------------------------
+def delivered(event: Event, n: int = 1) -> tuple[Any, Event]:
+    """The (envelope, event) pair the inbox hands to the handler, through the real codec."""
+    return decode(encode(event, event_id=f"intake:{n}", producer="intake", occurred_at=T0,
+                         correlation_id=f"corr-{n}", causation_id=None))
+
+
+def posted(demand_id: str = "d1", *, grid: str = "g1", category: str = "medical",
+           due_at: datetime = T0 + timedelta(hours=24), deadline_seconds: int = 24 * HOUR) -> DemandPosted:
+    return DemandPosted(demand_id=demand_id, community_id="c1", grid_id=grid, category=category, urgency="normal",
+                        care_tags=["elderly_alone"], channel="hotline", due_at=due_at,
+                        deadline_seconds=deadline_seconds)
+
+
+_offsets = iter(range(1, 1_000_000))
+
+
+def consume(app: DispatchApplication, event: Event, offset: int | None = None) -> list[Any]:
+    """What the inbox does with one message: handle it, save the changes with the consumed position."""
+    offset = next(_offsets) if offset is None else offset
+    envelope, decoded = delivered(event, offset)
+    try:
+        changed = app.on_demand_event(envelope, decoded)
+    except DomainError:
+        changed = []
+    app.save_tracked(*changed, tracking=Tracking(DEMANDS, offset))  # offsets only grow, as in a partition
+    return changed
+
+
+def open_order(app: DispatchApplication, demand_id: str = "d1", **kw: Any) -> str:
+    consume(app, posted(demand_id, **kw))
+    return str(Order.create_id(demand_id))
+
+
+def roster(app: DispatchApplication) -> None:
+    """One community: two units, members in grids g1/g2 with various teams."""
+    app.report_unit("u1", "c1", "County Health Bureau")
+    app.report_unit("u2", "c1", "County Justice Bureau")
+    app.report_member("m1", "u1", "c1", "g1", ["medical"], ["nurse"], NAME, PHONE)
+    app.report_member("m2", "u2", "c1", "g1", [], [])
+    app.report_member("m3", "u2", "c1", "g2", ["medical"], [])
+    app.report_member("m4", "u2", "c1", "g2", ["patrol"], [])
+
+
+def notifications(app: DispatchApplication) -> list[Any]:
+    return list(app.recorder.select_notifications(start=1, limit=10_000))
+
+
+def stored_events(app: DispatchApplication) -> list[Any]:
+    return [app.mapper.to_domain_event(n) for n in notifications(app)]
+
+
+def event_names(app: DispatchApplication, aggregate_id: Any) -> list[str]:
+    return [type(e).__qualname__ for e in stored_events(app) if e.originator_id == aggregate_id]
+
+
+# ---- roster ------------------------------------------------------------------------------------
+def test_report_unit_is_idempotent_and_refuses_a_second_community(app: DispatchApplication) -> None:
+    unit = app.report_unit("u1", "c1", "  County Health Bureau ")
+    assert (unit.unit_id, unit.community_id, unit.unit_name) == ("u1", "c1", "County Health Bureau")
+    before = len(notifications(app))
+    again = app.report_unit("u1", "c1", "County Health Bureau")
+    assert again.id == unit.id and len(notifications(app)) == before
+    with pytest.raises(AlreadyExists, match="unit u1 already reported to c1"):
+        app.report_unit("u1", "c2", "County Health Bureau")
+    with pytest.raises(InvalidArgument, match="unit_name"):
+        app.report_unit("u2", "c1", "   ")
+    with pytest.raises(InvalidArgument, match="unit_id"):
+        app.report_unit("u 2", "c1", "x")
+
+
+def test_report_member_needs_a_reported_unit(app: DispatchApplication) -> None:
+    with pytest.raises(NotFound, match="^unit u1 has not reported$"):
+        app.report_member("m1", "u1", "c1", "g1", [], [])
+    app.report_unit("u1", "c1", "County Health Bureau")
+    member = app.report_member("m1", "u1", "c1", "g1", ["medical", "medical"], ["nurse"], NAME, PHONE)
+    assert (member.member_id, member.grid_id, member.teams, member.active) == ("m1", "g1", ["medical"], True)
+    assert app.member("m1").teams == ["medical"]
+
+
+def test_re_reporting_a_member(app: DispatchApplication, contacts: MemberContacts) -> None:
+    app.report_unit("u1", "c1", "County Health Bureau")
+    app.report_member("m1", "u1", "c1", "g1", [], [], NAME, PHONE)
+    before = len(notifications(app))
+    with pytest.raises(AlreadyExists, match="member m1 already reported to c1"):
+        app.report_member("m1", "u1", "c1", "g1", [], [], "Someone Else", "+86 100 0000 0000")
+    assert contacts.get("m1") == (NAME, PHONE)  # a refused report does not overwrite the contact
+    app.member_leaves("m1", "transferred")
+    with pytest.raises(FailedPrecondition, match="member m1 has left; re-reporting needs a new member id"):
+        app.report_member("m1", "u1", "c1", "g1", [], [])
+    assert len(notifications(app)) == before + 1
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"member_id": "m 1"}, "member_id"),
+    ({"member_id": ""}, "member_id"),
+    ({"grid_id": "g/1"}, "grid_id"),
+    ({"teams": ["Medical"]}, "teams"),
+    ({"skills": ["first aid"]}, "skills"),
+    ({"phone": "call me"}, "phone"),
+    ({"name": " " * 3}, "name"),
+])
+def test_report_member_validates_fields(app: DispatchApplication, kwargs: dict[str, Any], field: str) -> None:
+    app.report_unit("u1", "c1", "County Health Bureau")
+    args: dict[str, Any] = {"member_id": "m1", "unit_id": "u1", "community_id": "c1", "grid_id": "g1",
+                            "teams": [], "skills": [], "name": NAME, "phone": PHONE} | kwargs
+    with pytest.raises(InvalidArgument) as info:
+        app.report_member(**args)
+    assert info.value.field == field
+
+
+def test_join_team_leave_and_grid_leader(app: DispatchApplication) -> None:
+    roster(app)
+    before = len(notifications(app))
+    assert app.join_team("m2", "legal_aid").teams == ["legal_aid"]
+    assert app.join_team("m2", "legal_aid").teams == ["legal_aid"]
+    assert len(notifications(app)) == before + 1
+    with pytest.raises(InvalidArgument, match="team"):
+        app.join_team("m2", "Legal Aid")
+    with pytest.raises(NotFound, match="member m9 not found"):
+        app.join_team("m9", "patrol")
+
+    app.form_grid_group("c1", "g1")
+    assert app.form_grid_group("c1", "g1").grid_id == "g1"  # forming again is a retry
+    with pytest.raises(AlreadyExists, match="grid g1 belongs to c1"):
+        app.form_grid_group("c2", "g1")
+    with pytest.raises(NotFound, match="grid g9"):
+        app.appoint_grid_leader("g9", "m1")
+    with pytest.raises(FailedPrecondition, match="member m3 is in grid g2, not g1"):
+        app.appoint_grid_leader("g1", "m3")
+    assert app.appoint_grid_leader("g1", "m1").leader_member_id == "m1"
+
+    app.member_leaves("m2", "retired")
+    assert app.member("m2").active is False
+    with pytest.raises(FailedPrecondition, match="member m2 has left"):
+        app.join_team("m2", "patrol")
+    with pytest.raises(FailedPrecondition, match="member m2 has left"):
+        app.appoint_grid_leader("g1", "m2")
+    with pytest.raises(FailedPrecondition, match="member m2 has left"):
+        app.member_leaves("m2", "retired")
+
+
+def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, contacts: MemberContacts) -> None:
+    roster(app)
+    assert contacts.get("m1") == (NAME, PHONE)
+    assert contacts.get("m2") is None  # reported without contact details
+    for n in notifications(app):
+        state = bytes(n.state)
+        assert NAME.encode() not in state and PHONE.encode() not in state
+        assert b"Zhang" not in state and b"1234" not in state
+
+
+# ---- orders from residents' demands -------------------------------------------------------------
+def test_demand_posted_opens_an_order_with_a_deterministic_id(app: DispatchApplication) -> None:
+    changed = consume(app, posted("d1"))
+    assert [type(a).__name__ for a in changed] == ["Order"]
+    order = app.order_for_demand("d1")
+    assert order.order_id == str(Order.create_id("d1"))
+    assert (order.status, order.level, order.community_id, order.grid_id, order.category, order.care_tags) == (
+        "open", "community", "c1", "g1", "medical", ["elderly_alone"])
+    assert order.due_at == T0 + timedelta(hours=24)
+    assert app.order(order.order_id).demand_id == "d1"
+    # a second delivery at another offset (e.g. re-published) opens nothing new
+    assert consume(app, posted("d1")) == []
+    assert event_names(app, order.id) == ["Order.Opened"]
+    # facts that change nothing for the order
+    assert consume(app, CompletionConfirmed(demand_id="d1")) == []
+    assert consume(app, ServiceRated(demand_id="d1", stars=5)) == []
+
+
+def test_full_lifecycle_with_a_redo(app: DispatchApplication, clock: Clock) -> None:
+    roster(app)
+    order_id = open_order(app, "d1")
+    assert [o.order_id for o in app.orders("c1", "open")] == [order_id]
+
+    app.offer_order(order_id, [])
+    assert app.accept_order(order_id, "m3").member_id == "m3"  # g2, but in the medical team
+    done = app.complete_service(order_id, "m3", 1.5, "took her to the clinic")
+    assert (done.status, done.hours) == ("completed", 1.5)
+
+    clock.advance(hours=30)
+    [reopened] = consume(app, RedoRequested(demand_id="d1", redo_count=1, member_id="m3"))
+    assert (reopened.status, reopened.redo_count, reopened.member_id) == ("open", 1, None)
+    assert app.order(order_id).due_at == clock.now + timedelta(hours=24)
+    # the same redo again (redelivered under a new offset) changes nothing
+    before = len(notifications(app))
+    assert consume(app, RedoRequested(demand_id="d1", redo_count=1, member_id="m3")) == []
+    assert len(notifications(app)) == before
+
+    app.dispatch_order(order_id, "m1", "grid_leader")
+    app.accept_order(order_id, "m1")
+    app.complete_service(order_id, "m1", 2.0)
+    assert app.order(order_id).status == "completed"
+    # withdrawing a completed demand is refused by the domain (the inbox records it with no effect)
+    with pytest.raises(FailedPrecondition, match="order is completed"):
+        app.on_demand_event(*delivered(DemandWithdrawn(demand_id="d1", reason="resolved_elsewhere")))
+    assert event_names(app, Order.create_id("d1")) == [
+        "Order.Opened", "Order.Offered", "Order.Accepted", "Order.Completed", "Order.Reopened",
+        "Order.Dispatched", "Order.Accepted", "Order.Completed"]
+    assert [o.order_id for o in app.orders("c1", "completed")] == [order_id]
+
+
+def test_demand_withdrawn_cancels(app: DispatchApplication) -> None:
+    roster(app)
+    order_id = open_order(app, "d2")
+    app.dispatch_order(order_id, "m1")
+    [cancelled] = consume(app, DemandWithdrawn(demand_id="d2", reason="resolved_elsewhere"))
+    assert cancelled.status == "cancelled"
+    assert app.order(order_id).status == "cancelled"
+    assert app.orders("c1", "cancelled")[0].order_id == order_id
+    with pytest.raises(FailedPrecondition, match="order is cancelled"):
+        app.accept_order(order_id, "m1")
+    # withdrawing an unknown demand: NotFound (a DomainError: the inbox records it with no effect)
+    with pytest.raises(NotFound, match="order for demand d404 not found"):
+        app.on_demand_event(*delivered(DemandWithdrawn(demand_id="d404", reason="x")))
+
+
+def test_consumed_position_is_saved_with_the_changes_exactly_once(app: DispatchApplication) -> None:
+    tracking = Tracking(DEMANDS, 5)
+    assert not app.already_processed(tracking)
+    envelope, event = delivered(posted("d7"))
+    changed = app.on_demand_event(envelope, event)
+    app.save_tracked(*changed, tracking=tracking)
+    assert app.already_processed(tracking)
+    assert app.already_processed(Tracking(DEMANDS, 4))  # positions are per partition and only move on
+    assert not app.already_processed(Tracking(DEMANDS, 6))
+    assert not app.already_processed(Tracking("kafka:intake.demands.v1:1", 5))
+    before = len(notifications(app))
+
+    # A redelivery handled before anyone noticed it was one: the handler finds the order and changes nothing,
+    # and recording the same position again is refused.
+    again = app.on_demand_event(envelope, event)
+    assert again == []
+    with pytest.raises(IntegrityError):
+        app.save_tracked(*again, tracking=tracking)
+    # Two consumers racing on the same message: both built the order, only the first save counts.
+    racer = Order(demand_id="d7", community_id="c1", grid_id="g1", category="medical", urgency="normal",
+                  care_tags=[], due_at=T0, deadline_seconds=HOUR)
+    with pytest.raises(IntegrityError):
+        app.save_tracked(racer, tracking=tracking)
+    assert len(notifications(app)) == before
+    assert event_names(app, Order.create_id("d7")) == ["Order.Opened"]
+
+    # a position with no change (a refused fact, a dead letter) is recorded too
+    app.save_tracked(tracking=Tracking(DEMANDS, 6))
+    assert app.already_processed(Tracking(DEMANDS, 6))
+    assert len(notifications(app)) == before
+
+
+def test_tracking_survives_a_restart(store_url: str, make_app: Callable[[], DispatchApplication]) -> None:
+    if store_url == "memory://":
+        pytest.skip("nothing survives a restart in memory")
+    first = make_app()
+    first.save_tracked(*first.on_demand_event(*delivered(posted("d8"))), tracking=Tracking(DEMANDS, 42))
+    second = make_app()
+    assert second.already_processed(Tracking(DEMANDS, 42))
+    assert second.order_for_demand("d8").status == "open"
+    # and the board is rebuilt from the store
+    assert [o.demand_id for o in second.orders("c1")] == ["d8"]
+
+
+# ---- concurrency -------------------------------------------------------------------------------
+def _race(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls in threads released together; returns each one's result or exception."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def _exactly_one_claim_wins(app: DispatchApplication, order_id: str, results: list[Any]) -> None:
+    winners = [r for r in results if not isinstance(r, Exception)]
+    losers = [r for r in results if isinstance(r, Exception)]
+    assert len(winners) == 1 and len(losers) == 1, results
+    assert isinstance(losers[0], FailedPrecondition), repr(losers[0])
+    assert str(losers[0]) == "order already accepted by another member"
+    order = app.order(order_id)
+    assert (order.status, order.member_id) == ("accepted", winners[0].member_id)
+    assert event_names(app, order.id).count("Order.Accepted") == 1
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_two_members_claim_at_once_first_claim_wins(app: DispatchApplication, round_: int) -> None:
+    roster(app)
+    order_id = open_order(app, f"d-race-{round_}")
+    app.offer_order(order_id, ["medical"])
+    results = _race(lambda: app.accept_order(order_id, "m1"), lambda: app.accept_order(order_id, "m3"))
+    _exactly_one_claim_wins(app, order_id, results)
+
+
+def test_claims_that_both_read_before_either_saves(app: DispatchApplication,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Force the interleaving: both claims load the offered order, then both save. The loser's save
+    conflicts, `retrying` re-reads, and the new state refuses it."""
+    roster(app)
+    order_id = open_order(app, "d-race")
+    app.offer_order(order_id, ["medical"])
+    loaded = threading.Barrier(2, timeout=10)
+    first_load = threading.local()
+    real_order = app.order
+
+    def order_then_wait(oid: str) -> Order:
+        result = real_order(oid)
+        if not getattr(first_load, "done", False):
+            first_load.done = True
+            loaded.wait()
+        return result
+
+    monkeypatch.setattr(app, "order", order_then_wait)
+    results = _race(lambda: app.accept_order(order_id, "m1"), lambda: app.accept_order(order_id, "m3"))
+    monkeypatch.undo()
+    _exactly_one_claim_wins(app, order_id, results)
+
+
+@pytest.mark.parametrize("command", ["report_unit", "form_grid_group"])
+def test_concurrent_retries_of_an_idempotent_report_both_succeed(app: DispatchApplication, command: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A client retrying ReportUnit / FormGridGroup after a timeout may overlap its first call. Both
+    calls read "not there yet" before either saves; the second must still be answered as a retry
+    (the existing aggregate), not with a raw store IntegrityError (gRPC UNKNOWN)."""
+    loaded = threading.Barrier(2, timeout=10)
+    first_look = threading.local()
+    real_maybe = app._maybe
+
+    def maybe_then_wait(cls: type, aggregate_id: Any) -> Any:
+        result = real_maybe(cls, aggregate_id)
+        if not getattr(first_look, "done", False):
+            first_look.done = True
+            loaded.wait()
+        return result
+
+    monkeypatch.setattr(app, "_maybe", maybe_then_wait)
+    call = (lambda: app.report_unit("u1", "c1", "County Health Bureau")) if command == "report_unit" else (
+        lambda: app.form_grid_group("c1", "g1"))
+    results = _race(call, call)
+    monkeypatch.undo()
+    assert not [r for r in results if isinstance(r, Exception)], results
+
+
+# ---- deadlines ---------------------------------------------------------------------------------
+def test_sweep_marks_overdue_and_escalates(app: DispatchApplication, clock: Clock) -> None:
+    roster(app)
+    late = open_order(app, "d-late", due_at=T0 + timedelta(hours=1), deadline_seconds=4 * HOUR)
+    on_time = open_order(app, "d-ok", due_at=T0 + timedelta(days=3), deadline_seconds=4 * HOUR)
+    app.dispatch_order(late, "m1")
+    assert app.sweep_deadlines() == []
+
+    clock.advance(hours=2)  # T0+2h: the community missed its deadline
+    assert app.sweep_deadlines() == [late]
+    order = app.order(late)
+    assert (order.level, order.status, order.member_id) == ("town", "dispatched", "m1")
+    assert order.due_at == clock.now + timedelta(hours=4)
+    assert app.sweep_deadlines() == []  # not twice for the same deadline
+    assert app.order(on_time).level == "community"
+
+    clock.advance(hours=4)  # the town missed its deadline too
+    assert app.sweep_deadlines() == [late]
+    assert app.order(late).level == "county"
+    assert app.order(late).joint_meeting_units == []
+
+    clock.advance(hours=4)  # at the county: overdue only, once
+    assert app.sweep_deadlines() == [late]
+    clock.advance(days=30)
+    assert app.sweep_deadlines() == [on_time]  # only the other order, now late itself
+    events = stored_events(app)
+    late_events = [e for e in events if str(e.originator_id) == late]
+    assert [type(e).__qualname__ for e in late_events] == [
+        "Order.Opened", "Order.Dispatched", "Order.Overdue", "Order.Escalated", "Order.Overdue",
+        "Order.Escalated", "Order.Overdue"]
+    overdue = [e for e in late_events if type(e).__qualname__ == "Order.Overdue"]
+    assert [(e.level, e.member_id, e.status) for e in overdue] == [
+        ("community", "m1", "dispatched"), ("town", "m1", "dispatched"), ("county", "m1", "dispatched")]
+    escalated = [e for e in late_events if type(e).__qualname__ == "Order.Escalated"]
+    assert all(e.automatic for e in escalated)
+
+
+def test_sweep_skips_finished_orders_and_follows_a_redo(app: DispatchApplication, clock: Clock) -> None:
+    roster(app)
+    done = open_order(app, "d-done", due_at=T0 + timedelta(hours=1), deadline_seconds=HOUR)
+    gone = open_order(app, "d-gone", due_at=T0 + timedelta(hours=1), deadline_seconds=HOUR)
+    app.dispatch_order(done, "m1")
+    app.accept_order(done, "m1")
+    app.complete_service(done, "m1", 1.0)
+    consume(app, DemandWithdrawn(demand_id="d-gone", reason="resolved_elsewhere"))
+    clock.advance(hours=5)
+    assert app.sweep_deadlines() == []
+    consume(app, RedoRequested(demand_id="d-done", redo_count=1))
+    assert app.sweep_deadlines() == []
+    clock.advance(hours=1)
+    assert app.sweep_deadlines() == [done]
+    assert app.order(gone).status == "cancelled"
+
+
+def test_manual_escalation_uses_the_clock_and_checks_joint_meeting_units(app: DispatchApplication,
+                                                                        clock: Clock) -> None:
+    roster(app)
+    order_id = open_order(app, "d-esc", deadline_seconds=2 * HOUR)
+    clock.advance(hours=1)
+    order = app.escalate_order(order_id, "  no electrician in the grid ", [])
+    assert (order.level, order.due_at) == ("town", clock.now + timedelta(hours=2))
+    with pytest.raises(InvalidArgument, match="joint_meeting_units: required when escalating to the county"):
+        app.escalate_order(order_id, "town has no budget", [])
+    with pytest.raises(NotFound, match="unit u9 \\(joint_meeting_units\\) has not reported"):
+        app.escalate_order(order_id, "town has no budget", ["u1", "u9"])
+    with pytest.raises(InvalidArgument, match="reason"):
+        app.escalate_order(order_id, " ", ["u1"])
+    order = app.escalate_order(order_id, "town has no budget", ["u1", "u2"])
+    assert (order.level, order.joint_meeting_units) == ("county", ["u1", "u2"])
+    with pytest.raises(FailedPrecondition, match="already at the county level"):
+        app.escalate_order(order_id, "again", ["u1"])
+
+
+# ---- read side ---------------------------------------------------------------------------------
+def test_suggestions_rank_same_grid_matching_team_and_lower_load(app: DispatchApplication) -> None:
+    roster(app)  # m1 g1+medical, m2 g1, m3 g2+medical, m4 g2+patrol
+    app.report_member("m5", "u1", "c1", "g1", ["medical"], [])  # like m1, but busy
+    app.report_member("m6", "u1", "c9", "g1", ["medical"], [])  # another community
+    app.report_member("m7", "u1", "c1", "g1", ["medical"], [])  # left
+    app.member_leaves("m7", "retired")
+    for busy in ("b1", "b2"):
+        app.dispatch_order(open_order(app, busy), "m5")
+    order_id = open_order(app, "d-suggest", grid="g1", category="medical")
+
+    ranked = app.suggest_members(order_id, limit=10)
+    assert [c["member_id"] for c in ranked] == ["m1", "m5", "m2", "m3", "m4"]
+    by_id = {c["member_id"]: c for c in ranked}
+    assert by_id["m1"] == {"member_id": "m1", "score": 3.5, "same_grid": True, "team_matches": True,
+                           "open_orders": 0}
+    assert (by_id["m5"]["open_orders"], by_id["m5"]["score"]) == (2, 2.5)
+    assert (by_id["m3"]["same_grid"], by_id["m3"]["team_matches"]) == (False, True)
+    assert by_id["m4"]["score"] == 0.0
+    assert [c["member_id"] for c in app.suggest_members(order_id, limit=2)] == ["m1", "m5"]
+
+    # the board follows the roster and the orders: m1 takes the two busy orders over, m5 is free
+    for busy in ("b1", "b2"):
+        app.dispatch_order(str(Order.create_id(busy)), "m1")
+    assert [c["member_id"] for c in app.suggest_members(order_id, limit=2)] == ["m5", "m1"]
+    # offered teams count as a team match too
+    app.offer_order(order_id, ["patrol"])
+    m4 = {c["member_id"]: c for c in app.suggest_members(order_id, limit=10)}["m4"]
+    assert (m4["team_matches"], m4["score"]) == (True, 1.5)
+
+
+def test_orders_listing_filters(app: DispatchApplication) -> None:
+    roster(app)
+    a, b = open_order(app, "la"), open_order(app, "lb")
+    app.offer_order(b, [])
+    assert sorted(o.order_id for o in app.orders("c1")) == sorted([a, b])
+    assert [o.order_id for o in app.orders("c1", "offered")] == [b]
+    assert app.orders("c2") == []
+    assert sorted(o.order_id for o in app.orders()) == sorted([a, b])
+
+
+def test_command_refusals_name_the_field_or_the_thing(app: DispatchApplication) -> None:
+    roster(app)
+    order_id = open_order(app, "d-ref")
+    with pytest.raises(InvalidArgument, match="order_id: must be a uuid"):
+        app.order("not-a-uuid")
+    with pytest.raises(NotFound, match=f"order {Order.create_id('nope')} not found"):
+        app.order(str(Order.create_id("nope")))
+    with pytest.raises(NotFound, match="not found"):  # a member's id is no order's id
+        app.order(str(app.member("m1").id))
+    with pytest.raises(NotFound, match="member m9 not found"):
+        app.dispatch_order(order_id, "m9")
+    with pytest.raises(InvalidArgument, match="dispatched_by"):
+        app.dispatch_order(order_id, "m1", "resident")
+    with pytest.raises(InvalidArgument, match="teams"):
+        app.offer_order(order_id, ["Not A Code"])
+    with pytest.raises(InvalidArgument, match="reason"):
+        app.decline_order(order_id, "m1", "I'm busy")
+    with pytest.raises(InvalidArgument, match="notes"):
+        app.complete_service(order_id, "m1", 1.0, "x" * 1001)
+    with pytest.raises(FailedPrecondition, match="order is open"):
+        app.accept_order(order_id, "m1")
+
+
+# ---- what goes out -----------------------------------------------------------------------------
+def _busy_day(app: DispatchApplication, clock: Clock) -> None:
+    """Every kind of stored event at least once."""
+    roster(app)
+    app.join_team("m2", "legal_aid")
+    app.form_grid_group("c1", "g1")
+    app.appoint_grid_leader("g1", "m1")
+    a = open_order(app, "e1", due_at=T0 + timedelta(hours=1), deadline_seconds=HOUR)
+    app.dispatch_order(a, "m1", "grid_leader")
+    app.decline_order(a, "m1", "unavailable")
+    app.accept_order(a, "m3")
+    app.complete_service(a, "m3", 2.0, f"private notes: called {PHONE}")
+    consume(app, RedoRequested(demand_id="e1", redo_count=1, member_id="m3"))
+    b = open_order(app, "e2", due_at=T0 + timedelta(hours=1), deadline_seconds=HOUR)
+    app.offer_order(b, ["patrol"])
+    app.escalate_order(b, "needs the town", [])
+    app.escalate_order(b, "needs the county", ["u1", "u2"])
+    clock.advance(hours=3)
+    app.sweep_deadlines()
+    open_order(app, "e3")
+    consume(app, DemandWithdrawn(demand_id="e3", reason="resolved_elsewhere"))
+    app.member_leaves("m4", "transferred")
+
+
+def test_every_stored_event_maps_to_a_valid_contract_without_personal_data(app: DispatchApplication,
+                                                                          clock: Clock) -> None:
+    _busy_day(app, clock)
+    seen: set[str] = set()
+    for n in notifications(app):
+        domain_event = app.mapper.to_domain_event(n)
+        contract = to_contract(domain_event)
+        assert contract is None or isinstance(contract, Event)
+        if contract is None:
+            continue
+        seen.add(contract.TYPE)
+        # it survives the wire format and validates as its published model
+        wire = encode(contract, event_id=f"dispatch:{n.id}", producer="dispatch", occurred_at=T0,
+                      correlation_id="c", causation_id=None)
+        _, back = decode(wire)
+        assert back == contract
+        text = wire.decode()
+        assert NAME not in text and PHONE not in text and "private notes" not in text
+        assert '"name"' not in text and '"phone"' not in text and '"notes"' not in text
+    assert seen == {
+        "UnitReported", "MemberReported", "TeamJoined", "MemberLeft", "GridGroupFormed", "GridLeaderAppointed",
+        "OrderOpened", "OrderDispatched", "OrderOffered", "OrderAccepted", "OrderDeclined", "ServiceCompleted",
+        "OrderEscalated", "OrderOverdue", "OrderCancelled", "OrderReopened"}
+
+
+def test_completed_service_publishes_has_notes_only(app: DispatchApplication) -> None:
+    roster(app)
+    order_id = open_order(app, "n1")
+    app.dispatch_order(order_id, "m1")
+    app.accept_order(order_id, "m1")
+    app.complete_service(order_id, "m1", 1.0, "she lives alone on the 3rd floor")
+    [completed] = [to_contract(e) for e in stored_events(app) if type(e).__qualname__ == "Order.Completed"]
+    assert completed.model_dump() == {"order_id": order_id, "demand_id": "n1", "member_id": "m1", "hours": 1.0,
+                                      "has_notes": True}
+
+
+@pytest.mark.parametrize(("command", "field"), [
+    ("member_with_11_teams", "teams"),
+    ("member_with_21_skills", "skills"),
+    ("offer_to_11_teams", "teams"),
+    ("county_meeting_of_51_units", "joint_meeting_units"),
+])
+def test_lists_beyond_the_contract_limits_are_refused_not_stored(app: DispatchApplication, command: str,
+                                                                 field: str) -> None:
+    """The contract caps teams (10), skills (20) and joint_meeting_units (50). A command that stores a
+    longer list would make `to_contract` raise for that stored event, and the relay would retry that
+    batch forever: the command must be refused with INVALID_ARGUMENT instead."""
+    roster(app)
+    codes = [f"team_{i}" for i in range(21)]
+    order_id = open_order(app, "lim")
+    with pytest.raises(InvalidArgument) as info:
+        if command == "member_with_11_teams":
+            app.report_member("m9", "u1", "c1", "g1", codes[:11], [])
+        elif command == "member_with_21_skills":
+            app.report_member("m9", "u1", "c1", "g1", [], codes[:21])
+        elif command == "offer_to_11_teams":
+            app.offer_order(order_id, codes[:11])
+        else:
+            units = [f"unit{i}" for i in range(51)]
+            for unit in units:
+                app.report_unit(unit, "c1", unit)
+            app.escalate_order(order_id, "town", [])
+            app.escalate_order(order_id, "county", units)
+    assert info.value.field == field
+    for e in stored_events(app):
+        to_contract(e)  # none of them is a poison pill for the relay

@@ -1,0 +1,183 @@
+"""The gRPC edge (sandan.intake.v1.Intake): validate the request, run the use case, map the answer.
+
+Each command runs in a worker thread through `rpc.call`, which also maps refusals to status codes
+(InvalidArgument -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, FailedPrecondition -> FAILED_PRECONDITION).
+After a write, `wake` nudges the outbox relay so the new events are published at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import grpc
+
+from sandan_contracts.rpc import intake_pb2, intake_pb2_grpc
+from sandan_eventbus import rpc
+from sandan_eventbus.errors import InvalidArgument
+from sandan_intake.application import IntakeApplication
+from sandan_intake.domain import CARE_TAGS, CHANNELS, URGENCIES, Demand, MenuItem, check_choice
+
+R = TypeVar("R")
+SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["Intake"].full_name
+
+
+def rfc3339(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _required(field: str, value: str) -> str:
+    if not value.strip():
+        raise InvalidArgument(field, "is required")
+    return value.strip()
+
+
+def _demand(d: Demand) -> intake_pb2.Demand:
+    return intake_pb2.Demand(
+        demand_id=str(d.id), resident_id=d.resident_id, community_id=d.community_id, grid_id=d.grid_id,
+        category=d.category, menu_item_id=d.menu_item_id or "", urgency=d.urgency, care_tags=d.care_tags,
+        channel=d.channel, status=d.status, due_at=rfc3339(d.due_at), member_id=d.member_id or "",
+        redo_count=d.redo_count, stars=d.stars or 0,
+    )
+
+
+def _menu_item(item: MenuItem) -> intake_pb2.MenuItem:
+    return intake_pb2.MenuItem(
+        community_id=item.community_id, item_id=item.item_id, category=item.category, title=item.title,
+        deadlines=intake_pb2.DeadlineSeconds(**item.deadlines), retired=item.retired,
+    )
+
+
+class IntakeServicer(intake_pb2_grpc.IntakeServicer):
+    def __init__(self, app: IntakeApplication, wake: Callable[[], None] = lambda: None) -> None:
+        self.app = app
+        self.wake = wake
+
+    async def _write(self, context: grpc.aio.ServicerContext, command: Callable[[], R]) -> R:
+        result = await rpc.call(context, command)
+        self.wake()
+        return result
+
+    async def RegisterResident(self, request: intake_pb2.RegisterResidentRequest,
+                               context: grpc.aio.ServicerContext) -> intake_pb2.Resident:
+        def register() -> intake_pb2.Resident:
+            resident = self.app.register_resident(
+                _required("community_id", request.community_id), _required("name", request.name),
+                _required("phone", request.phone), _required("address", request.address))
+            return intake_pb2.Resident(resident_id=resident.resident_id, community_id=resident.community_id)
+
+        return await rpc.call(context, register)
+
+    async def PublishMenuItem(self, request: intake_pb2.PublishMenuItemRequest,
+                              context: grpc.aio.ServicerContext) -> intake_pb2.MenuItem:
+        def publish() -> intake_pb2.MenuItem:
+            deadlines: dict[str, int] = {}
+            if request.HasField("deadlines"):
+                for urgency in URGENCIES:
+                    seconds = getattr(request.deadlines, urgency)
+                    if seconds < 0:
+                        raise InvalidArgument(f"deadlines.{urgency}", "must be positive (0 = the default)")
+                    if seconds:
+                        deadlines[urgency] = seconds
+            item = self.app.publish_menu_item(
+                _required("community_id", request.community_id), _required("item_id", request.item_id),
+                _required("category", request.category), _required("title", request.title), deadlines)
+            return _menu_item(item)
+
+        return await self._write(context, publish)
+
+    async def RetireMenuItem(self, request: intake_pb2.RetireMenuItemRequest,
+                             context: grpc.aio.ServicerContext) -> intake_pb2.MenuItem:
+        def retire() -> intake_pb2.MenuItem:
+            return _menu_item(self.app.retire_menu_item(
+                _required("community_id", request.community_id), _required("item_id", request.item_id)))
+
+        return await self._write(context, retire)
+
+    async def ListMenu(self, request: intake_pb2.ListMenuRequest,
+                       context: grpc.aio.ServicerContext) -> intake_pb2.Menu:
+        def list_menu() -> intake_pb2.Menu:
+            items = self.app.menu(_required("community_id", request.community_id))
+            return intake_pb2.Menu(items=[_menu_item(i) for i in items])
+
+        return await rpc.call(context, list_menu)
+
+    async def PostDemand(self, request: intake_pb2.PostDemandRequest,
+                         context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
+        def post() -> intake_pb2.Demand:
+            for tag in request.care_tags:
+                check_choice("care_tags", tag, CARE_TAGS)
+            if not request.menu_item_id and not request.other_text.strip():
+                raise InvalidArgument("menu_item_id", "give a menu item, or other_text for a demand off the menu")
+            demand = self.app.post_demand(
+                client_request_id=_required("client_request_id", request.client_request_id),
+                resident_id=_required("resident_id", request.resident_id),
+                community_id=_required("community_id", request.community_id),
+                grid_id=_required("grid_id", request.grid_id),
+                description=request.description,
+                urgency=check_choice("urgency", request.urgency, URGENCIES),
+                channel=check_choice("channel", request.channel, CHANNELS),
+                menu_item_id=request.menu_item_id or None,
+                other_text=request.other_text or None,
+                care_tags=list(request.care_tags),
+            )
+            return _demand(demand)
+
+        return await self._write(context, post)
+
+    async def WithdrawDemand(self, request: intake_pb2.WithdrawDemandRequest,
+                             context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
+        def withdraw() -> intake_pb2.Demand:
+            return _demand(self.app.withdraw(_required("demand_id", request.demand_id),
+                                             _required("reason", request.reason)))
+
+        return await self._write(context, withdraw)
+
+    async def ConfirmCompletion(self, request: intake_pb2.DemandRef,
+                                context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
+        def confirm() -> intake_pb2.Demand:
+            return _demand(self.app.confirm_completion(_required("demand_id", request.demand_id)))
+
+        return await self._write(context, confirm)
+
+    async def RateService(self, request: intake_pb2.RateServiceRequest,
+                          context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
+        def rate() -> intake_pb2.Demand:
+            demand_id = _required("demand_id", request.demand_id)
+            if not 1 <= request.stars <= 5:  # checked before the state, so a bad request says so
+                raise InvalidArgument("stars", "must be 1 to 5")
+            return _demand(self.app.rate(demand_id, request.stars, request.comment))
+
+        return await self._write(context, rate)
+
+    async def RequestRedo(self, request: intake_pb2.RequestRedoRequest,
+                          context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
+        def redo() -> intake_pb2.Demand:
+            return _demand(self.app.request_redo(_required("demand_id", request.demand_id),
+                                                 _required("reason", request.reason)))
+
+        return await self._write(context, redo)
+
+    async def GetDemand(self, request: intake_pb2.DemandRef,
+                        context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
+        def get() -> intake_pb2.Demand:
+            return _demand(self.app.get_demand(_required("demand_id", request.demand_id)))
+
+        return await rpc.call(context, get)
+
+    async def GetServiceContact(self, request: intake_pb2.ServiceContactRequest,
+                                context: grpc.aio.ServicerContext) -> intake_pb2.ServiceContact:
+        def contact() -> intake_pb2.ServiceContact:
+            found = self.app.service_contact(_required("demand_id", request.demand_id),
+                                             _required("member_id", request.member_id))
+            return intake_pb2.ServiceContact(demand_id=found.demand_id, name=found.name, phone=found.phone,
+                                             address=found.address, description=found.description)
+
+        return await rpc.call(context, contact)
+
+
+def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None]) -> list[str]:
+    """Register the servicer; returns the service names health should report."""
+    intake_pb2_grpc.add_IntakeServicer_to_server(IntakeServicer(app, wake), server)
+    return [SERVICE_NAME]

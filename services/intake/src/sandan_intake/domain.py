@@ -1,0 +1,342 @@
+"""Intake's aggregates: the community's service menu (服务菜单) and a resident's demand (居民点单).
+
+Pure: no I/O and no clock. Public commands validate and refuse (raising `sandan_eventbus.errors`);
+the private `@event` methods only change state, because they run again on every replay.
+Stored event class names (e.g. `Demand.Posted`) are part of the store's format: never rename them.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from eventsourcing.domain import Aggregate, event
+
+from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
+
+# Fixed namespaces: ids derived from them must stay stable forever.
+MENU_NAMESPACE = uuid.UUID("5b0f3c2e-6a43-4f8e-9a52-2f7d3c1e9b10")
+DEMAND_NAMESPACE = uuid.UUID("9d4e7a61-1c2b-4d3f-8e5a-6b7c8d9e0f21")
+
+URGENCIES = ("urgent", "normal", "routine")
+CHANNELS = ("app", "hotline", "grid_worker", "walk_in")
+CARE_TAGS = ("elderly_alone", "student_hardship", "left_behind_child", "disabled")
+DEFAULT_DEADLINES: dict[str, int] = {"urgent": 2 * 3600, "normal": 24 * 3600, "routine": 7 * 24 * 3600}
+MAX_DEADLINE_SECONDS = 90 * 24 * 3600  # the contract's bound on deadline_seconds
+OTHER = "other"
+MAX_REDOS = 10  # the contract's bound on redo_count
+
+POSTED, ACCEPTED, SERVED, CONFIRMED, WITHDRAWN = "posted", "accepted", "served", "confirmed", "withdrawn"
+
+# The same shapes the published contract accepts, so nothing stored here can fail to publish.
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+# ---- value checks (shared by the aggregates and the application) ------------------------------
+def check_id(field: str, value: str | None) -> str:
+    if not value or not _ID.match(value):
+        raise InvalidArgument(field, "must be an id: 1-64 letters, digits, '_', '.', ':' or '-'")
+    return value
+
+
+def check_code(field: str, value: str | None) -> str:
+    if not value or not _CODE.match(value):
+        raise InvalidArgument(field, "must be a lowercase code: a-z, 0-9 and '_', starting with a letter")
+    return value
+
+
+def check_text(field: str, value: str | None, low: int, high: int) -> str:
+    text = (value or "").strip()
+    if not low <= len(text) <= high:
+        raise InvalidArgument(field, f"must be {low} to {high} characters")
+    return text
+
+
+def check_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise InvalidArgument(field, f"must be one of {', '.join(choices)}")
+    return value
+
+
+def check_deadlines(deadlines: Mapping[str, int] | None) -> dict[str, int]:
+    merged = dict(DEFAULT_DEADLINES)
+    for urgency, seconds in (deadlines or {}).items():
+        check_choice("deadlines", urgency, URGENCIES)
+        if not isinstance(seconds, int) or not 0 < seconds <= MAX_DEADLINE_SECONDS:
+            raise InvalidArgument(f"deadlines.{urgency}", f"must be 1 to {MAX_DEADLINE_SECONDS} seconds")
+        merged[urgency] = seconds
+    return merged
+
+
+def demand_id_for(resident_id: str, client_request_id: str) -> uuid.UUID:
+    """A retried post (same resident, same client request id) names the same demand."""
+    return uuid.uuid5(DEMAND_NAMESPACE, f"{resident_id}:{client_request_id}")
+
+
+def menu_id_for(community_id: str) -> uuid.UUID:
+    return uuid.uuid5(MENU_NAMESPACE, community_id)
+
+
+# ---- the service menu ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class MenuItem:
+    community_id: str
+    item_id: str
+    category: str
+    title: str
+    deadlines: dict[str, int]
+    retired: bool = False
+
+
+class ServiceMenu(Aggregate):
+    """One per community: what residents may order, and how soon each urgency must be served."""
+
+    @staticmethod
+    def create_id(community_id: str) -> uuid.UUID:
+        return menu_id_for(community_id)
+
+    @event("Opened")
+    def __init__(self, community_id: str) -> None:
+        self.community_id = community_id
+        self.items: dict[str, MenuItem] = {}
+
+    @classmethod
+    def open(cls, community_id: str) -> ServiceMenu:
+        return cls(community_id=check_id("community_id", community_id))
+
+    def publish_item(self, item_id: str, category: str, title: str,
+                     deadlines: Mapping[str, int] | None = None) -> MenuItem:
+        """Add an item, or update (and re-publish, if retired) an existing one."""
+        check_id("item_id", item_id)
+        check_code("category", category)
+        if category == OTHER:
+            raise InvalidArgument("category", f"'{OTHER}' is reserved for demands off the menu")
+        self._item_published(item_id=item_id, category=category, title=check_text("title", title, 1, 100),
+                             deadlines=check_deadlines(deadlines))
+        return self.items[item_id]
+
+    @event("ItemPublished")
+    def _item_published(self, item_id: str, category: str, title: str, deadlines: dict[str, int]) -> None:
+        self.items[item_id] = MenuItem(self.community_id, item_id, category, title, dict(deadlines))
+
+    def retire_item(self, item_id: str) -> MenuItem:
+        item = self.item(item_id)
+        if not item.retired:  # retiring twice changes nothing: a retried call succeeds
+            self._item_retired(item_id=item_id)
+        return self.items[item_id]
+
+    @event("ItemRetired")
+    def _item_retired(self, item_id: str) -> None:
+        item = self.items[item_id]
+        self.items[item_id] = MenuItem(item.community_id, item.item_id, item.category, item.title,
+                                       item.deadlines, retired=True)
+
+    def item(self, item_id: str) -> MenuItem:
+        try:
+            return self.items[item_id]
+        except KeyError:
+            raise NotFound(f"menu item {item_id} not found in community {self.community_id}") from None
+
+    def orderable(self, item_id: str) -> MenuItem:
+        item = self.item(item_id)
+        if item.retired:
+            raise FailedPrecondition(f"cannot order: menu item {item_id} is retired")
+        return item
+
+
+# ---- a resident's demand ---------------------------------------------------------------------
+class Demand(Aggregate):
+    """posted -> accepted -> served -> confirmed; withdrawn before service; a redo goes back to posted.
+
+    The description and the rating comment stay in intake's store: they are never published.
+    """
+
+    @staticmethod
+    def create_id(resident_id: str, client_request_id: str) -> uuid.UUID:
+        return demand_id_for(resident_id, client_request_id)
+
+    @event("Posted")
+    def __init__(self, *, client_request_id: str, resident_id: str, community_id: str, grid_id: str,
+                 category: str, other_text: str | None, menu_item_id: str | None, description: str,
+                 urgency: str, care_tags: list[str], channel: str, due_at: datetime,
+                 deadline_seconds: int) -> None:
+        self.client_request_id = client_request_id
+        self.resident_id = resident_id
+        self.community_id = community_id
+        self.grid_id = grid_id
+        self.category = category
+        self.other_text = other_text
+        self.menu_item_id = menu_item_id
+        self.description = description
+        self.urgency = urgency
+        self.care_tags = list(care_tags)
+        self.channel = channel
+        self.due_at = due_at
+        self.deadline_seconds = deadline_seconds
+        self.status = POSTED
+        self.member_id: str | None = None
+        self.served_hours: float | None = None
+        self.redo_count = 0
+        self.stars: int | None = None
+        self.comment: str | None = None
+        self.withdraw_reason: str | None = None
+
+    @classmethod
+    def post(cls, *, client_request_id: str, resident_id: str, community_id: str, grid_id: str,
+             description: str, urgency: str, channel: str, due_at: datetime, deadline_seconds: int,
+             menu_item: MenuItem | None = None, other_text: str | None = None,
+             care_tags: Iterable[str] = ()) -> Demand:
+        """Place an order from a menu item, or as "other" with a short text (not both)."""
+        check_text("client_request_id", client_request_id, 1, 100)
+        check_id("resident_id", resident_id)
+        check_id("community_id", community_id)
+        check_id("grid_id", grid_id)
+        if menu_item is not None and other_text:
+            raise InvalidArgument("other_text", "give either a menu item or other_text, not both")
+        if menu_item is None:
+            other_text = check_text("other_text", other_text, 1, 100)
+            category, menu_item_id = OTHER, None
+        else:
+            if menu_item.community_id != community_id:
+                raise InvalidArgument("menu_item_id", "is not on this community's menu")
+            if menu_item.retired:
+                raise FailedPrecondition(f"cannot order: menu item {menu_item.item_id} is retired")
+            category, menu_item_id, other_text = menu_item.category, menu_item.item_id, None
+        tags = list(dict.fromkeys(care_tags))  # de-duplicated, order kept
+        for tag in tags:
+            check_choice("care_tags", tag, CARE_TAGS)
+        if due_at.utcoffset() != timedelta(0):
+            raise InvalidArgument("due_at", "must be a UTC datetime")
+        if not 0 < deadline_seconds <= MAX_DEADLINE_SECONDS:
+            raise InvalidArgument("deadline_seconds", f"must be 1 to {MAX_DEADLINE_SECONDS}")
+        return cls(
+            client_request_id=client_request_id,
+            resident_id=resident_id,
+            community_id=community_id,
+            grid_id=grid_id,
+            category=category,
+            other_text=other_text,
+            menu_item_id=menu_item_id,
+            description=check_text("description", description, 5, 500),
+            urgency=check_choice("urgency", urgency, URGENCIES),
+            care_tags=tags,
+            channel=check_choice("channel", channel, CHANNELS),
+            due_at=due_at,
+            deadline_seconds=deadline_seconds,
+        )
+
+    # -- the resident's commands --
+    def withdraw(self, reason: str) -> None:
+        check_code("reason", reason)
+        self._require({POSTED, ACCEPTED}, "withdraw")
+        self._withdrawn(reason=reason)
+
+    @event("Withdrawn")
+    def _withdrawn(self, reason: str) -> None:
+        self.status = WITHDRAWN
+        self.withdraw_reason = reason
+
+    def confirm_completion(self) -> None:
+        self._require({SERVED}, "confirm completion")
+        self._completion_confirmed(member_id=self.member_id)
+
+    @event("CompletionConfirmed")
+    def _completion_confirmed(self, member_id: str | None) -> None:
+        self.status = CONFIRMED
+
+    def rate(self, stars: int, comment: str = "") -> None:
+        if not isinstance(stars, int) or not 1 <= stars <= 5:
+            raise InvalidArgument("stars", "must be 1 to 5")
+        comment = (comment or "").strip()
+        if len(comment) > 300:
+            raise InvalidArgument("comment", "must be at most 300 characters")
+        self._require({SERVED, CONFIRMED}, "rate")
+        if self.stars is not None:
+            raise FailedPrecondition("cannot rate: demand is already rated")
+        self._rated(stars=stars, comment=comment or None, member_id=self.member_id)
+
+    @event("Rated")
+    def _rated(self, stars: int, comment: str | None, member_id: str | None) -> None:
+        self.stars = stars
+        self.comment = comment
+
+    def request_redo(self, reason: str, due_at: datetime) -> None:
+        """Not satisfied: the demand goes back to posted, to be served again (返工)."""
+        check_code("reason", reason)
+        if due_at.utcoffset() != timedelta(0):
+            raise InvalidArgument("due_at", "must be a UTC datetime")
+        self._require({SERVED}, "request a redo")
+        if self.stars is not None:
+            raise FailedPrecondition("cannot request a redo: demand is already rated")
+        if self.redo_count >= MAX_REDOS:
+            raise FailedPrecondition(f"cannot request a redo: demand was redone {MAX_REDOS} times")
+        self._redo_requested(reason=reason, due_at=due_at, redo_count=self.redo_count + 1,
+                             previous_member_id=self.member_id)
+
+    @event("RedoRequested")
+    def _redo_requested(self, reason: str, due_at: datetime, redo_count: int,
+                        previous_member_id: str | None) -> None:
+        self.status = POSTED
+        self.due_at = due_at
+        self.redo_count = redo_count
+        self.member_id = None
+        self.served_hours = None
+
+    # -- facts from dispatch (applied by the consumer policy) --
+    def record_acceptance(self, member_id: str) -> None:
+        check_id("member_id", member_id)
+        if self.status == ACCEPTED and self.member_id == member_id:
+            return  # the same fact delivered again
+        self._require({POSTED}, "record an acceptance")
+        self._acceptance_recorded(member_id=member_id)
+
+    @event("AcceptanceRecorded")
+    def _acceptance_recorded(self, member_id: str) -> None:
+        self.status = ACCEPTED
+        self.member_id = member_id
+
+    def clear_acceptance(self, member_id: str) -> None:
+        check_id("member_id", member_id)
+        if self.status == POSTED and self.member_id is None:
+            return  # already back in the pool
+        self._require({ACCEPTED}, "clear an acceptance")
+        if self.member_id != member_id:
+            raise FailedPrecondition("cannot clear an acceptance: demand is held by another member")
+        self._acceptance_cleared(member_id=member_id)
+
+    @event("AcceptanceCleared")
+    def _acceptance_cleared(self, member_id: str) -> None:
+        self.status = POSTED
+        self.member_id = None
+
+    def record_service(self, member_id: str, hours: float) -> None:
+        check_id("member_id", member_id)
+        if not 0 < hours <= 72:
+            raise InvalidArgument("hours", "must be more than 0 and at most 72")
+        if self.status == SERVED and self.member_id == member_id:
+            return  # the same fact delivered again
+        self._require({ACCEPTED}, "record a service")
+        if self.member_id != member_id:
+            raise FailedPrecondition("cannot record a service: demand is held by another member")
+        self._service_recorded(member_id=member_id, hours=float(hours))
+
+    @event("ServiceRecorded")
+    def _service_recorded(self, member_id: str, hours: float) -> None:
+        self.status = SERVED
+        self.served_hours = hours
+
+    # -- authorisation --
+    def ensure_held_by(self, member_id: str) -> None:
+        """Only the member who currently holds the demand may see the resident's contact."""
+        if self.status not in (ACCEPTED, SERVED):
+            raise FailedPrecondition(f"no contact: demand is {self.status}")
+        if not member_id or member_id != self.member_id:
+            raise FailedPrecondition(f"no contact: member {member_id} does not hold this demand")
+
+    def _require(self, allowed: set[str], action: str) -> None:
+        if self.status not in allowed:
+            raise FailedPrecondition(f"cannot {action}: demand is {self.status}")

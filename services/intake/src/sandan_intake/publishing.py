@@ -1,0 +1,48 @@
+"""Stored domain events -> published contract events on intake.demands.v1 (used by the outbox relay).
+
+Only what receivers need, by opaque id: never the description, the rating comment, or anything from
+the residents' table. The menu and the records of dispatch's own facts stay internal (None).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from typing import Any
+
+from sandan_contracts import Event
+from sandan_contracts.events import (
+    CompletionConfirmed,
+    DemandPosted,
+    DemandWithdrawn,
+    RedoRequested,
+    ServiceRated,
+)
+from sandan_intake.domain import Demand
+
+
+def to_contract(domain_event: Any) -> Event | None:
+    demand_id = str(domain_event.originator_id)
+    if isinstance(domain_event, Demand.Posted):
+        return DemandPosted(
+            demand_id=demand_id,
+            community_id=domain_event.community_id,
+            grid_id=domain_event.grid_id,
+            category=domain_event.category,
+            menu_item_id=domain_event.menu_item_id,
+            urgency=domain_event.urgency,
+            care_tags=list(domain_event.care_tags),
+            channel=domain_event.channel,
+            due_at=domain_event.due_at.astimezone(UTC),
+            deadline_seconds=domain_event.deadline_seconds,
+        )
+    if isinstance(domain_event, Demand.Withdrawn):
+        return DemandWithdrawn(demand_id=demand_id, reason=domain_event.reason)
+    if isinstance(domain_event, Demand.RedoRequested):
+        return RedoRequested(demand_id=demand_id, redo_count=domain_event.redo_count,
+                             member_id=domain_event.previous_member_id)
+    if isinstance(domain_event, Demand.CompletionConfirmed):
+        return CompletionConfirmed(demand_id=demand_id, member_id=domain_event.member_id)
+    if isinstance(domain_event, Demand.Rated):
+        return ServiceRated(demand_id=demand_id, member_id=domain_event.member_id, stars=domain_event.stars,
+                            has_comment=bool(domain_event.comment))
+    return None

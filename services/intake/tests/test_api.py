@@ -1,0 +1,185 @@
+"""The gRPC edge on an in-process grpc.aio server with an in-memory app: status codes and the happy path."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from eventsourcing.persistence import Tracking
+
+from sandan_contracts import Envelope, Event
+from sandan_contracts.events import OrderAccepted, ServiceCompleted
+from sandan_contracts.rpc import intake_pb2 as pb
+from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
+from sandan_intake.api import add_to_server
+from sandan_intake.application import IntakeApplication
+from sandan_intake.residents import ResidentStore
+
+
+@dataclass
+class Harness:
+    stub: IntakeStub
+    app: IntakeApplication
+    wakes: list[int] = field(default_factory=list)
+    offset: int = 0
+
+    def apply(self, event: Event) -> None:
+        """Stand-in for the Inbox: the consumer policy saved with a tracking record."""
+        self.offset += 1
+        envelope = Envelope(event_id=f"dispatch:{self.offset}", type=event.TYPE, schema_version=1,
+                            occurred_at="2025-03-01T08:00:00Z", producer="dispatch", key=event.key(),
+                            correlation_id="c", data=event.model_dump(mode="json"))
+        changed = self.app.on_order_event(envelope, event)
+        self.app.save_tracked(*changed, tracking=Tracking("kafka:dispatch.orders.v1:0", self.offset))
+
+
+@pytest.fixture
+async def h() -> AsyncIterator[Harness]:
+    app = IntakeApplication(ResidentStore("memory://"), "memory://")
+    server = grpc.aio.server()
+    wakes: list[int] = []
+    add_to_server(server, app, lambda: wakes.append(1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Harness(IntakeStub(channel), app, wakes)
+    finally:
+        await server.stop(None)
+        app.close()
+
+
+async def register(h: Harness) -> pb.Resident:
+    return await h.stub.RegisterResident(pb.RegisterResidentRequest(
+        community_id="c-1", name="Liu Yang", phone="13900001111", address="12 Well Street"))
+
+
+def demand_request(resident: pb.Resident, **overrides: object) -> pb.PostDemandRequest:
+    fields: dict[str, object] = {
+        "client_request_id": "req-1", "resident_id": resident.resident_id, "community_id": "c-1",
+        "grid_id": "g-1", "menu_item_id": "", "other_text": "errand", "description": "Please fetch my medicine",
+        "urgency": "normal", "care_tags": ["elderly_alone"], "channel": "hotline",
+    }
+    fields.update(overrides)
+    return pb.PostDemandRequest(**fields)
+
+
+async def status_of(call: object) -> grpc.aio.AioRpcError:
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await call  # type: ignore[misc]
+    return info.value
+
+
+@pytest.mark.parametrize(("overrides", "field", "message"), [
+    ({"urgency": "asap"}, "urgency", "urgency: must be one of urgent, normal, routine"),
+    ({"urgency": ""}, "urgency", "urgency: must be one of urgent, normal, routine"),
+    ({"channel": "fax"}, "channel", "channel: must be one of app, hotline, grid_worker, walk_in"),
+    ({"description": "hi"}, "description", "description: must be 5 to 500 characters"),
+    ({"care_tags": ["vip"]}, "care_tags", "care_tags: must be one of"),
+    ({"client_request_id": ""}, "client_request_id", "client_request_id: is required"),
+    ({"grid_id": ""}, "grid_id", "grid_id: is required"),
+    ({"other_text": ""}, "menu_item_id", "menu_item_id: give a menu item"),
+])
+async def test_post_invalid_arguments(h: Harness, overrides: dict[str, object], field: str, message: str) -> None:
+    resident = await register(h)
+    error = await status_of(h.stub.PostDemand(demand_request(resident, **overrides)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith(message)
+    assert h.wakes == []
+
+
+async def test_register_needs_fields(h: Harness) -> None:
+    error = await status_of(h.stub.RegisterResident(pb.RegisterResidentRequest(community_id="c-1", name="X")))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details().startswith("phone:")
+
+
+async def test_unknown_demand_is_not_found(h: Harness) -> None:
+    error = await status_of(h.stub.GetDemand(pb.DemandRef(demand_id="6b1a3c4e-0000-4000-8000-000000000000")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    error = await status_of(h.stub.ConfirmCompletion(pb.DemandRef(demand_id="6b1a3c4e-0000-4000-8000-000000000000")))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+    error = await status_of(h.stub.GetDemand(pb.DemandRef(demand_id="nope")))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_unknown_resident_is_not_found(h: Harness) -> None:
+    request = demand_request(pb.Resident(resident_id="6b1a3c4e-0000-4000-8000-000000000000", community_id="c-1"))
+    error = await status_of(h.stub.PostDemand(request))
+    assert error.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_rating_an_unserved_demand(h: Harness) -> None:
+    demand = await h.stub.PostDemand(demand_request(await register(h)))
+    error = await status_of(h.stub.RateService(pb.RateServiceRequest(demand_id=demand.demand_id, stars=5)))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "demand is posted" in error.details()
+    error = await status_of(h.stub.RateService(pb.RateServiceRequest(demand_id=demand.demand_id, stars=6)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.details() == "stars: must be 1 to 5"
+
+
+async def test_menu_calls(h: Harness) -> None:
+    item = await h.stub.PublishMenuItem(pb.PublishMenuItemRequest(
+        community_id="c-1", item_id="meds", category="medicine_delivery", title="Medicine delivery",
+        deadlines=pb.DeadlineSeconds(urgent=3600)))
+    assert (item.deadlines.urgent, item.deadlines.normal, item.deadlines.routine) == (3600, 86400, 604800)
+    bad = await status_of(h.stub.PublishMenuItem(pb.PublishMenuItemRequest(
+        community_id="c-1", item_id="x", category="Bad Code", title="t")))
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT and bad.details().startswith("category:")
+    retired = await h.stub.RetireMenuItem(pb.RetireMenuItemRequest(community_id="c-1", item_id="meds"))
+    assert retired.retired
+    menu = await h.stub.ListMenu(pb.ListMenuRequest(community_id="c-1"))
+    assert [(i.item_id, i.retired) for i in menu.items] == [("meds", True)]
+    missing = await status_of(h.stub.RetireMenuItem(pb.RetireMenuItemRequest(community_id="c-1", item_id="no")))
+    assert missing.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_happy_path(h: Harness) -> None:
+    resident = await register(h)
+    await h.stub.PublishMenuItem(pb.PublishMenuItemRequest(
+        community_id="c-1", item_id="meds", category="medicine_delivery", title="Medicine delivery"))
+    request = demand_request(resident, menu_item_id="meds", other_text="", urgency="urgent")
+    demand = await h.stub.PostDemand(request)
+    assert (demand.status, demand.category, demand.menu_item_id) == ("posted", "medicine_delivery", "meds")
+    assert demand.due_at.endswith("Z") and demand.stars == 0 and demand.member_id == ""
+    again = await h.stub.PostDemand(request)  # a retried post
+    assert again.demand_id == demand.demand_id
+
+    denied = await status_of(h.stub.GetServiceContact(
+        pb.ServiceContactRequest(demand_id=demand.demand_id, member_id="m-1")))
+    assert denied.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    h.apply(OrderAccepted(order_id="o-1", demand_id=demand.demand_id, member_id="m-1", via="dispatch"))
+    contact = await h.stub.GetServiceContact(pb.ServiceContactRequest(demand_id=demand.demand_id, member_id="m-1"))
+    assert (contact.name, contact.phone, contact.address, contact.description) == (
+        "Liu Yang", "13900001111", "12 Well Street", "Please fetch my medicine")
+    h.apply(ServiceCompleted(order_id="o-1", demand_id=demand.demand_id, member_id="m-1", hours=1.0))
+
+    confirmed = await h.stub.ConfirmCompletion(pb.DemandRef(demand_id=demand.demand_id))
+    assert (confirmed.status, confirmed.member_id) == ("confirmed", "m-1")
+    rated = await h.stub.RateService(pb.RateServiceRequest(demand_id=demand.demand_id, stars=5, comment="Thanks"))
+    assert rated.stars == 5
+    fetched = await h.stub.GetDemand(pb.DemandRef(demand_id=demand.demand_id))
+    assert (fetched.status, fetched.stars, list(fetched.care_tags)) == ("confirmed", 5, ["elderly_alone"])
+    assert len(h.wakes) == 5  # publish, two posts, confirm, rate: each nudged the relay
+
+
+async def test_redo_and_withdraw(h: Harness) -> None:
+    resident = await register(h)
+    demand = await h.stub.PostDemand(demand_request(resident))
+    h.apply(OrderAccepted(order_id="o-1", demand_id=demand.demand_id, member_id="m-1", via="claim"))
+    h.apply(ServiceCompleted(order_id="o-1", demand_id=demand.demand_id, member_id="m-1", hours=1.0))
+    redo = await h.stub.RequestRedo(pb.RequestRedoRequest(demand_id=demand.demand_id, reason="wrong_medicine"))
+    assert (redo.status, redo.redo_count, redo.member_id) == ("posted", 1, "")
+    withdrawn = await h.stub.WithdrawDemand(pb.WithdrawDemandRequest(demand_id=demand.demand_id,
+                                                                     reason="solved_myself"))
+    assert withdrawn.status == "withdrawn"
+    error = await status_of(h.stub.WithdrawDemand(pb.WithdrawDemandRequest(demand_id=demand.demand_id,
+                                                                           reason="solved_myself")))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "demand is withdrawn" in error.details()
+    error = await status_of(h.stub.WithdrawDemand(pb.WithdrawDemandRequest(demand_id=demand.demand_id)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details() == "reason: is required"

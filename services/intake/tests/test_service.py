@@ -1,0 +1,123 @@
+"""The whole service on a real broker: gRPC in, DemandPosted out, a dispatch fact back in.
+
+Given a running intake (SQLite store, fresh consumer group)
+when a resident posts a demand, then DemandPosted appears on intake.demands.v1 without personal data;
+when dispatch publishes OrderAccepted, then the demand becomes accepted and the member gets the contact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from sandan_contracts import TOPICS, decode, encode
+from sandan_contracts.events import OrderAccepted
+from sandan_contracts.rpc import intake_pb2 as pb
+from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
+from sandan_eventbus.kafka import create_topics
+from sandan_intake.__main__ import build_runtime
+from sandan_intake.healthcheck import check
+from sandan_intake.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+DEMANDS, ORDERS = "intake.demands.v1", "dispatch.orders.v1"
+
+
+class TopicReader:
+    """Reads a topic from its current end: only what this test causes."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.topic = topic
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        parts = [TopicPartition(self.topic, p) for p in range(TOPICS[self.topic].partitions)]
+        self.consumer.assign(parts)
+        await self.consumer.seek_to_end(*parts)
+        for tp in parts:
+            await self.consumer.position(tp)  # resolve the end now, before the test writes
+
+    async def read_until(self, match: Any, timeout: float = 20) -> tuple[Any, Any, bytes]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            for records in (await self.consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    envelope, event = decode(record.value)
+                    if match(event):
+                        return envelope, event, record.value
+        raise AssertionError(f"nothing matching on {self.topic} within {timeout}s")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):  # aiokafka 0.14 may cancel its own close
+            await self.consumer.stop()
+
+
+async def test_service_end_to_end(kafka_bootstrap: str, tmp_path: Any) -> None:
+    await create_topics(kafka_bootstrap)
+    settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, eventstore_url=f"sqlite:///{tmp_path}/e.db",
+                        database_url=f"sqlite:///{tmp_path}/r.db", grpc_address="127.0.0.1:0",
+                        consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}", log_level="INFO")
+    runtime = build_runtime(settings)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        await asyncio.wait_for(runtime.ready.wait(), 30)
+        address = f"127.0.0.1:{runtime.bound_port}"
+        assert await asyncio.to_thread(check, address)
+        reader = TopicReader(kafka_bootstrap, DEMANDS)
+        try:
+            await reader.start()
+        except BaseException:
+            await reader.stop()
+            raise
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = IntakeStub(channel)
+            resident = await stub.RegisterResident(pb.RegisterResidentRequest(
+                community_id="c-e2e", name="Zhao Lei", phone="13700002222", address="8 River Road"))
+            demand = await stub.PostDemand(pb.PostDemandRequest(
+                client_request_id="e2e-1", resident_id=resident.resident_id, community_id="c-e2e", grid_id="g-1",
+                other_text="errand", description="Carry groceries upstairs", urgency="urgent", channel="app"))
+
+            try:
+                envelope, posted, raw = await reader.read_until(
+                    lambda e: getattr(e, "demand_id", None) == demand.demand_id)
+            finally:
+                await reader.stop()
+            assert posted.TYPE == "DemandPosted" and envelope.producer == "intake"
+            for secret in (b"Zhao Lei", b"13700002222", b"8 River Road", b"Carry groceries", b"errand"):
+                assert secret not in raw
+
+            producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+            await producer.start()
+            try:
+                accepted = OrderAccepted(order_id=f"o-{uuid.uuid4().hex[:8]}", demand_id=demand.demand_id,
+                                         member_id="m-e2e", via="claim")
+                body = encode(accepted, event_id=f"dispatch-test:{uuid.uuid4().hex}", producer="dispatch",
+                              occurred_at=datetime.now(UTC), correlation_id="e2e", causation_id=None)
+                await producer.send_and_wait(ORDERS, body, key=accepted.key().encode())
+            finally:
+                await producer.stop()
+
+            for _ in range(100):
+                current = await stub.GetDemand(pb.DemandRef(demand_id=demand.demand_id))
+                if current.status == "accepted":
+                    break
+                await asyncio.sleep(0.2)
+            assert (current.status, current.member_id) == ("accepted", "m-e2e")
+            contact = await stub.GetServiceContact(pb.ServiceContactRequest(demand_id=demand.demand_id,
+                                                                            member_id="m-e2e"))
+            assert contact.phone == "13700002222"
+    finally:
+        stop.set()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
