@@ -29,6 +29,6 @@ fi
 echo "== ruff" >&2
 .venv/bin/ruff check .
 echo "== import boundaries" >&2
-.venv/bin/lint-imports
+.venv/bin/lint-imports --no-cache
 echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL)" >&2
 .venv/bin/python -m pytest "$@"

@@ -45,6 +45,8 @@ def encode(
     correlation_id: str,
     causation_id: str | None,
 ) -> bytes:
+    if occurred_at.tzinfo is None:
+        raise ValueError("occurred_at must be timezone-aware")
     envelope = Envelope(
         event_id=event_id,
         type=event.TYPE,

@@ -135,9 +135,10 @@ async def test_offer_claim_decline(client: Client) -> None:
 async def test_escalate_to_the_county_with_a_joint_meeting(client: Client) -> None:
     await roster(client)
     order_id = client.open_order("d1")
-    town = await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no plumber"))
+    town = await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no_capacity",
+                                                                   note="no plumber in the grid"))
     assert town.level == "town"
-    county = await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no budget",
+    county = await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="needs_resources",
                                                                      joint_meeting_units=["u1"]))
     assert (county.level, list(county.joint_meeting_units)) == ("county", ["u1"])
 
@@ -191,12 +192,15 @@ async def test_zero_hours_is_invalid_whatever_the_order_state(client: Client) ->
 async def test_county_escalation_needs_joint_meeting_units(client: Client) -> None:
     await roster(client)
     order_id = client.open_order("d1")
-    await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no plumber"))
-    error = await refused(client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no budget")))
+    await client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no_capacity"))
+    error = await refused(client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id,
+                                                                            reason="needs_resources")))
     assert error.code() == Code.INVALID_ARGUMENT
     assert error.details() == "joint_meeting_units: required when escalating to the county"
-    error = await refused(client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="")))
-    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "reason")
+    for reason in ("", "the town has no budget"):  # a published code, not free text (that goes in `note`)
+        error = await refused(client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason=reason,
+                                                                                joint_meeting_units=["u1"])))
+        assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "reason")
 
 
 @pytest.mark.parametrize("order_id", ["", "42", "not-a-uuid", "0f8fad5b-d9cb-469f-a165-70867728950"])

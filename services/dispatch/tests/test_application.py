@@ -169,7 +169,7 @@ def test_report_unit_is_idempotent_and_refuses_a_second_community(app: DispatchA
 
 
 def test_report_member_needs_a_reported_unit(app: DispatchApplication) -> None:
-    with pytest.raises(NotFound, match="^unit u1 has not reported$"):
+    with pytest.raises(NotFound, match=r"^unit u1 has not reported$"):
         app.report_member("m1", "u1", "c1", "g1", [], [])
     app.report_unit("u1", "c1", "County Health Bureau")
     member = app.report_member("m1", "u1", "c1", "g1", ["medical", "medical"], ["nurse"], NAME, PHONE)
@@ -247,6 +247,48 @@ def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, c
         state = bytes(n.state)
         assert NAME.encode() not in state and PHONE.encode() not in state
         assert b"Zhang" not in state and b"1234" not in state
+
+
+def test_in_memory_contacts_are_shared_by_worker_threads() -> None:
+    """gRPC calls run commands in worker threads (asyncio.to_thread). With DISPATCH_DATABASE_URL=memory://
+    (the default when the store is memory://) every thread must see the same table."""
+    contacts = MemberContacts("memory://")
+    errors: list[Exception] = []
+
+    def put() -> None:
+        try:
+            contacts.put("m1", NAME, PHONE)
+        except Exception as exc:
+            errors.append(exc)
+
+    worker = threading.Thread(target=put)
+    worker.start()
+    worker.join()
+    assert errors == []
+    assert contacts.get("m1") == (NAME, PHONE)
+
+
+@pytest.mark.postgres
+def test_contacts_table_lives_in_the_schema_of_the_url(postgres_url: str) -> None:
+    """DISPATCH_DATABASE_URL defaults to the store URL, whose `?schema=` puts the events in that schema;
+    the personal-data table must follow it (intake's residents table does), not land in `public`."""
+    schema = f"dispatch_contacts_{uuid.uuid4().hex[:12]}"
+    member_id = f"m-{schema}"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        contacts = MemberContacts(f"{postgres_url}?schema={schema}")
+        contacts.put(member_id, NAME, PHONE)
+        contacts.engine.dispose()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.dispatch_member_contacts",)).fetchone()
+        assert row is not None and row[0] is not None
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+            if conn.execute("SELECT to_regclass('public.dispatch_member_contacts')").fetchone()[0]:
+                # the row landed in the shared public table: remove it
+                conn.execute("DELETE FROM public.dispatch_member_contacts WHERE member_id = %s", (member_id,))
 
 
 # ---- orders from residents' demands -------------------------------------------------------------
@@ -346,9 +388,9 @@ def test_consumed_position_is_saved_with_the_changes_exactly_once(app: DispatchA
     assert len(notifications(app)) == before
 
 
+@pytest.mark.parametrize("store_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)
 def test_tracking_survives_a_restart(store_url: str, make_app: Callable[[], DispatchApplication]) -> None:
-    if store_url == "memory://":
-        pytest.skip("nothing survives a restart in memory")
     first = make_app()
     first.save_tracked(*first.on_demand_event(*delivered(posted("d8"))), tracking=Tracking(DEMANDS, 42))
     second = make_app()
@@ -507,18 +549,21 @@ def test_manual_escalation_uses_the_clock_and_checks_joint_meeting_units(app: Di
     roster(app)
     order_id = open_order(app, "d-esc", deadline_seconds=2 * HOUR)
     clock.advance(hours=1)
-    order = app.escalate_order(order_id, "  no electrician in the grid ", [])
+    order = app.escalate_order(order_id, "no_capacity", [], "  no electrician in the grid ")
     assert (order.level, order.due_at) == ("town", clock.now + timedelta(hours=2))
     with pytest.raises(InvalidArgument, match="joint_meeting_units: required when escalating to the county"):
-        app.escalate_order(order_id, "town has no budget", [])
+        app.escalate_order(order_id, "needs_resources", [])
     with pytest.raises(NotFound, match="unit u9 \\(joint_meeting_units\\) has not reported"):
-        app.escalate_order(order_id, "town has no budget", ["u1", "u9"])
-    with pytest.raises(InvalidArgument, match="reason"):
-        app.escalate_order(order_id, " ", ["u1"])
-    order = app.escalate_order(order_id, "town has no budget", ["u1", "u2"])
+        app.escalate_order(order_id, "needs_resources", ["u1", "u9"])
+    for bad_reason in ("", " ", "town has no budget"):  # a published code, not free text
+        with pytest.raises(InvalidArgument, match=r"^reason: "):
+            app.escalate_order(order_id, bad_reason, ["u1"])
+    with pytest.raises(InvalidArgument, match=r"^note: "):
+        app.escalate_order(order_id, "needs_resources", ["u1"], "x" * 501)
+    order = app.escalate_order(order_id, "needs_resources", ["u1", "u2"], "the town has no budget")
     assert (order.level, order.joint_meeting_units) == ("county", ["u1", "u2"])
     with pytest.raises(FailedPrecondition, match="already at the county level"):
-        app.escalate_order(order_id, "again", ["u1"])
+        app.escalate_order(order_id, "no_capacity", ["u1"])
 
 
 # ---- read side ---------------------------------------------------------------------------------
@@ -600,8 +645,8 @@ def _busy_day(app: DispatchApplication, clock: Clock) -> None:
     consume(app, RedoRequested(demand_id="e1", redo_count=1, member_id="m3"))
     b = open_order(app, "e2", due_at=T0 + timedelta(hours=1), deadline_seconds=HOUR)
     app.offer_order(b, ["patrol"])
-    app.escalate_order(b, "needs the town", [])
-    app.escalate_order(b, "needs the county", ["u1", "u2"])
+    app.escalate_order(b, "no_capacity", [], "private notes: the town should call Zhang")
+    app.escalate_order(b, "needs_resources", ["u1", "u2"])
     clock.advance(hours=3)
     app.sweep_deadlines()
     open_order(app, "e3")
@@ -627,7 +672,8 @@ def test_every_stored_event_maps_to_a_valid_contract_without_personal_data(app: 
         assert back == contract
         text = wire.decode()
         assert NAME not in text and PHONE not in text and "private notes" not in text
-        assert '"name"' not in text and '"phone"' not in text and '"notes"' not in text
+        assert "Zhang" not in text
+        assert '"name"' not in text and '"phone"' not in text and '"notes"' not in text and '"note"' not in text
     assert seen == {
         "UnitReported", "MemberReported", "TeamJoined", "MemberLeft", "GridGroupFormed", "GridLeaderAppointed",
         "OrderOpened", "OrderDispatched", "OrderOffered", "OrderAccepted", "OrderDeclined", "ServiceCompleted",
@@ -670,8 +716,8 @@ def test_lists_beyond_the_contract_limits_are_refused_not_stored(app: DispatchAp
             units = [f"unit{i}" for i in range(51)]
             for unit in units:
                 app.report_unit(unit, "c1", unit)
-            app.escalate_order(order_id, "town", [])
-            app.escalate_order(order_id, "county", units)
+            app.escalate_order(order_id, "no_capacity", [])
+            app.escalate_order(order_id, "needs_resources", units)
     assert info.value.field == field
     for e in stored_events(app):
         to_contract(e)  # none of them is a poison pill for the relay

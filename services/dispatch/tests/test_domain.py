@@ -104,6 +104,18 @@ def test_only_the_dispatched_member_may_accept() -> None:
     assert names(o) == [] and o.status == "dispatched"
 
 
+def test_a_dispatched_member_who_has_left_cannot_accept() -> None:
+    """Leaving ends a member's service: the claim path refuses a member who left (may_be_claimed_by),
+    and the dispatch path must too, or a departed member ends up holding the order."""
+    o, m = order(), member()
+    o.dispatch(m, "branch")
+    names(o)
+    m.leave("transferred")
+    with refused(FailedPrecondition, "^member m1 has left$"):
+        o.accept(m)
+    assert names(o) == [] and o.status == "dispatched"
+
+
 def test_dispatch_refused_for_a_member_who_left_or_of_another_community() -> None:
     o, gone = order(), member("m9")
     gone.leave("moved_away")
@@ -368,39 +380,40 @@ def test_reopen_only_when_completed(state: str) -> None:
 def test_escalate_community_to_town_to_county() -> None:
     o = order()
     due1, due2 = T0 + timedelta(days=2), T0 + timedelta(days=3)
-    o.escalate("no plumber in the grid", [], due1)
+    o.escalate("no_capacity", [], due1, "no plumber in the grid")
     [e] = pending(o)
     assert type(e).__qualname__ == "Order.Escalated"
-    assert (e.from_level, e.to_level, e.automatic, e.joint_meeting_units, e.due_at) == (
-        "community", "town", False, [], due1)
+    assert (e.from_level, e.to_level, e.reason, e.automatic, e.joint_meeting_units, e.due_at) == (
+        "community", "town", "no_capacity", False, [], due1)
+    assert e.note == "no plumber in the grid"  # kept in the store; publishing leaves it out
     assert (o.level, o.due_at) == ("town", due1)
 
     with pytest.raises(InvalidArgument, match="joint_meeting_units: required when escalating to the county") as info:
-        o.escalate("town cannot", [], due2)
+        o.escalate("needs_resources", [], due2)
     assert info.value.field == "joint_meeting_units"
     assert names(o) == [] and o.level == "town"
 
-    o.escalate("town cannot", ["u1", "u2", "u1"], due2)
+    o.escalate("needs_resources", ["u1", "u2", "u1"], due2)
     [e] = pending(o)
     assert (e.from_level, e.to_level, e.joint_meeting_units) == ("town", "county", ["u1", "u2"])
     assert (o.level, o.joint_meeting_units, o.due_at) == ("county", ["u1", "u2"], due2)
 
     with refused(FailedPrecondition, "order is already at the county level"):
-        o.escalate("again", ["u3"], due2)
+        o.escalate("needs_resources", ["u3"], due2)
     assert names(o) == []
 
 
 def test_escalate_keeps_the_status_and_holder() -> None:
     o, m = order(), member()
     _drive(o, m, "accepted")
-    o.escalate("needs a lift truck", [], T0)
+    o.escalate("needs_resources", [], T0)
     assert (o.status, o.member_id, o.level) == ("accepted", "m1", "town")
 
 
 def test_escalate_requires_a_reason() -> None:
     o = order()
     with pytest.raises(InvalidArgument, match="reason") as info:
-        o.escalate("   ", [], T0)
+        o.escalate("", [], T0)
     assert info.value.field == "reason"
 
 
@@ -409,7 +422,7 @@ def test_escalate_refused_when_finished(state: str) -> None:
     o, m = order(), member()
     _drive(o, m, state)
     with refused(FailedPrecondition, f"^order is {state}"):
-        o.escalate("late", ["u1"], T0)
+        o.escalate("no_capacity", ["u1"], T0)
 
 
 # ---- deadlines ---------------------------------------------------------------------------------
@@ -429,7 +442,7 @@ def test_mark_overdue_emits_overdue_and_an_automatic_escalation() -> None:
     assert type(escalated).__qualname__ == "Order.Escalated"
     assert (escalated.from_level, escalated.to_level, escalated.automatic, escalated.due_at) == (
         "community", "town", True, next_due)
-    assert escalated.reason == "deadline missed at community level"
+    assert escalated.reason == "deadline_missed"
     assert (o.level, o.due_at, o.overdue_for, o.status) == ("town", next_due, due, "dispatched")
 
 
@@ -453,8 +466,8 @@ def test_mark_overdue_not_twice_for_the_same_due_date_then_again_for_the_next() 
 def test_at_county_a_missed_deadline_is_only_overdue_and_only_once() -> None:
     due = T0
     o = order(due_at=due)
-    o.escalate("a", [], due)
-    o.escalate("b", ["u1"], due)
+    o.escalate("no_capacity", [], due)
+    o.escalate("needs_resources", ["u1"], due)
     names(o)
     later = due + timedelta(days=1)
     o.mark_overdue(later, later + timedelta(days=1))

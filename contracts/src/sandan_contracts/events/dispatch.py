@@ -127,7 +127,7 @@ class OrderEscalated(_OrderEvent):
     TYPE: ClassVar[str] = "OrderEscalated"
     from_level: Level
     to_level: Level
-    reason: str = Field(min_length=1, max_length=200)
+    reason: Code  # e.g. no_capacity, needs_resources, deadline_missed; free-text notes stay in dispatch
     automatic: bool = False
     joint_meeting_units: list[Id] = Field(default_factory=list, max_length=50)
     due_at: UtcDatetime

@@ -219,14 +219,16 @@ class CompleteServiceRequest(_message.Message):
     def __init__(self, order_id: _Optional[str] = ..., member_id: _Optional[str] = ..., hours: _Optional[float] = ..., notes: _Optional[str] = ...) -> None: ...
 
 class EscalateOrderRequest(_message.Message):
-    __slots__ = ("order_id", "reason", "joint_meeting_units")
+    __slots__ = ("order_id", "reason", "joint_meeting_units", "note")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     JOINT_MEETING_UNITS_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     reason: str
     joint_meeting_units: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, order_id: _Optional[str] = ..., reason: _Optional[str] = ..., joint_meeting_units: _Optional[_Iterable[str]] = ...) -> None: ...
+    note: str
+    def __init__(self, order_id: _Optional[str] = ..., reason: _Optional[str] = ..., joint_meeting_units: _Optional[_Iterable[str]] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SuggestMembersRequest(_message.Message):
     __slots__ = ("order_id", "limit")

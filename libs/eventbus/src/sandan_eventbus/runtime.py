@@ -41,7 +41,7 @@ class ServiceRuntime:
         if self.inbox is not None:
             self.inbox.subscribe()
         await self._start_broker(stop)
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=100)
         names = self.register_servicers(server)
         health = add_health(server, names)
         self.bound_port = server.add_insecure_port(self.grpc_address)

@@ -117,7 +117,7 @@ class DispatchServicer(pb_grpc.DispatchServicer):
 
     async def EscalateOrder(self, request: pb.EscalateOrderRequest, context: grpc.aio.ServicerContext) -> pb.Order:
         return order_pb(await self._write(context, self.app.escalate_order, request.order_id, request.reason,
-                                          list(request.joint_meeting_units)))
+                                          list(request.joint_meeting_units), request.note))
 
     async def SuggestMembers(self, request: pb.SuggestMembersRequest,
                              context: grpc.aio.ServicerContext) -> pb.Suggestions:

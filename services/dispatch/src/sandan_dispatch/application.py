@@ -16,7 +16,7 @@ from sandan_contracts import Envelope, Event
 from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested
 from sandan_dispatch.board import Board
 from sandan_dispatch.contacts import MemberContacts
-from sandan_dispatch.domain import GridGroup, Member, Order, Unit
+from sandan_dispatch.domain import MAX_HOURS, GridGroup, Member, Order, Unit
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.store import ServiceApplication
 
@@ -24,6 +24,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,30}$")
 DISPATCHERS = ("branch", "grid_leader")
+STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
 
 
 def utcnow() -> datetime:
@@ -34,6 +35,13 @@ def check_id(field: str, value: str) -> str:
     if not _ID.match(value or ""):
         raise InvalidArgument(field, "must be 1-64 letters, digits or _.:- (an opaque id)")
     return value
+
+
+def check_many(field: str, values: list[str], limit: int, check: Callable[[str, str], str]) -> list[str]:
+    """Validate a list against the contract's limit (a stored fact the relay could not publish would stall it)."""
+    if len(values) > limit:
+        raise InvalidArgument(field, f"at most {limit} entries")
+    return [check(field, v) for v in values]
 
 
 def check_code(field: str, value: str) -> str:
@@ -58,6 +66,9 @@ class DispatchApplication(ServiceApplication):
         check_id("community_id", community_id)
         if not 1 <= len(unit_name.strip()) <= 100:
             raise InvalidArgument("unit_name", "must be 1-100 characters")
+        return self.retrying(self._report_unit, unit_id, community_id, unit_name)
+
+    def _report_unit(self, unit_id: str, community_id: str, unit_name: str) -> Unit:
         existing = self._maybe(Unit, Unit.create_id(unit_id))
         if existing is not None:
             if existing.community_id != community_id:
@@ -73,22 +84,25 @@ class DispatchApplication(ServiceApplication):
         check_id("unit_id", unit_id)
         check_id("community_id", community_id)
         check_id("grid_id", grid_id)
-        for team in teams:
-            check_code("teams", team)
-        for skill in skills:
-            check_code("skills", skill)
+        check_many("teams", teams, 10, check_code)
+        check_many("skills", skills, 20, check_code)
         if name and not 1 <= len(name.strip()) <= 100:
             raise InvalidArgument("name", "must be 1-100 characters")
         if phone and not _PHONE.match(phone):
             raise InvalidArgument("phone", "must be a phone number")
         self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
+        return self.retrying(self._report_member, member_id, unit_id, community_id, grid_id, teams, skills,
+                             name.strip(), phone)
+
+    def _report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
+                       teams: list[str], skills: list[str], name: str, phone: str) -> Member:
         existing = self._maybe(Member, Member.create_id(member_id))
         if existing is not None and existing.active:
             raise AlreadyExists(f"member {member_id} already reported to {existing.community_id}")
         if existing is not None:
             raise FailedPrecondition(f"member {member_id} has left; re-reporting needs a new member id")
         if self.contacts is not None and name and phone:
-            self.contacts.put(member_id, name.strip(), phone)  # personal data first, then the fact
+            self.contacts.put(member_id, name, phone)  # personal data first, then the fact
         member = Member(member_id=member_id, unit_id=unit_id, community_id=community_id, grid_id=grid_id,
                         teams=teams, skills=skills)
         self.save(member)
@@ -106,6 +120,7 @@ class DispatchApplication(ServiceApplication):
         return self.retrying(command)
 
     def member_leaves(self, member_id: str, reason: str) -> Member:
+        """The member leaves the community; orders they still hold go back to the pool."""
         check_code("reason", reason)
 
         def command() -> Member:
@@ -114,11 +129,19 @@ class DispatchApplication(ServiceApplication):
             self.save(member)
             return member
 
-        return self.retrying(command)
+        member = self.retrying(command)
+        self.board.catch_up(self)
+        for order_id in self.board.held_by(member_id):
+            self._on_order(order_id, lambda o: o.decline(member_id, "member_left") if o.member_id == member_id
+                           else None)
+        return member
 
     def form_grid_group(self, community_id: str, grid_id: str) -> GridGroup:
         check_id("community_id", community_id)
         check_id("grid_id", grid_id)
+        return self.retrying(self._form_grid_group, community_id, grid_id)
+
+    def _form_grid_group(self, community_id: str, grid_id: str) -> GridGroup:
         existing = self._maybe(GridGroup, GridGroup.create_id(grid_id))
         if existing is not None:
             if existing.community_id != community_id:
@@ -154,6 +177,8 @@ class DispatchApplication(ServiceApplication):
         return self._get(Order, Order.create_id(demand_id), f"order for demand {demand_id}")
 
     def orders(self, community_id: str = "", status: str = "") -> list[Order]:
+        if status and status not in STATUSES:
+            raise InvalidArgument("status", f"must be one of {', '.join(STATUSES)} (or empty for all)")
         self.board.catch_up(self)
         return [self.order(oid) for oid in self.board.orders_of(community_id, status)]
 
@@ -163,8 +188,7 @@ class DispatchApplication(ServiceApplication):
         return self._on_order(order_id, lambda o: o.dispatch(self.member(member_id), dispatched_by))
 
     def offer_order(self, order_id: str, teams: list[str]) -> Order:
-        for team in teams:
-            check_code("teams", team)
+        check_many("teams", teams, 10, check_code)
         return self._on_order(order_id, lambda o: o.offer(teams))
 
     def accept_order(self, order_id: str, member_id: str) -> Order:
@@ -179,18 +203,21 @@ class DispatchApplication(ServiceApplication):
         check_id("member_id", member_id)
         if len(notes) > 1000:
             raise InvalidArgument("notes", "must be at most 1000 characters")
+        if not 0 < hours <= MAX_HOURS:  # checked before the state: such a request could never succeed
+            raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_HOURS:g}")
         return self._on_order(order_id, lambda o: o.complete(member_id, hours, notes))
 
-    def escalate_order(self, order_id: str, reason: str, joint_meeting_units: list[str]) -> Order:
-        if not 1 <= len(reason.strip()) <= 200:
-            raise InvalidArgument("reason", "must be 1-200 characters")
+    def escalate_order(self, order_id: str, reason: str, joint_meeting_units: list[str], note: str = "") -> Order:
+        check_code("reason", reason)
+        if len(note) > 500:
+            raise InvalidArgument("note", "must be at most 500 characters")
+        check_many("joint_meeting_units", joint_meeting_units, 50, check_id)
         for unit in joint_meeting_units:
-            check_id("joint_meeting_units", unit)
             self._get(Unit, Unit.create_id(unit), f"unit {unit} (joint_meeting_units) has not reported")
 
         def escalate(order: Order) -> None:
             next_due = self.clock() + timedelta(seconds=order.deadline_seconds)
-            order.escalate(reason.strip(), joint_meeting_units, next_due)
+            order.escalate(reason, joint_meeting_units, next_due, note.strip())
 
         return self._on_order(order_id, escalate)
 

@@ -92,6 +92,10 @@ class Board:
         held = ("dispatched", "accepted")
         return sum(1 for o in self.orders.values() if o.member_id == member_id and o.status in held)
 
+    def held_by(self, member_id: str) -> list[str]:
+        return [o.order_id for o in self.orders.values()
+                if o.member_id == member_id and o.status in ("dispatched", "accepted")]
+
     def orders_of(self, community_id: str, status: str = "") -> list[str]:
         return [o.order_id for o in self.orders.values()
                 if (not community_id or o.community_id == community_id) and (not status or o.status == status)]

@@ -5,11 +5,11 @@ Kept out of the event store on purpose, so it can be corrected or erased when a 
 
 from __future__ import annotations
 
-from sqlalchemy import Column, MetaData, String, Table, create_engine, select
+from sqlalchemy import Column, MetaData, String, Table, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from sandan_eventbus.config import sqlalchemy_url
+from sandan_eventbus.sql import engine_for
 
 metadata = MetaData()
 member_contacts = Table(
@@ -23,7 +23,7 @@ member_contacts = Table(
 
 class MemberContacts:
     def __init__(self, url: str) -> None:
-        self.engine = create_engine(sqlalchemy_url(url), pool_pre_ping=True)
+        self.engine = engine_for(url)
         metadata.create_all(self.engine)
 
     def put(self, member_id: str, name: str, phone: str) -> None:

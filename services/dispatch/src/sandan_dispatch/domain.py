@@ -182,6 +182,8 @@ class Order(Aggregate):
 
     def accept(self, member: Member) -> None:
         """党员接单: a dispatched member accepts, or a pool member claims (first claim wins)."""
+        if not member.active:
+            raise FailedPrecondition(f"member {member.member_id} has left")
         if self.status == "accepted":
             who = "you" if self.member_id == member.member_id else "another member"
             raise FailedPrecondition(f"order already accepted by {who}")
@@ -260,24 +262,26 @@ class Order(Aggregate):
         self.hours = 0.0
 
     # -- escalation and deadlines ---------------------------------------------------------------
-    def escalate(self, reason: str, joint_meeting_units: list[str], due_at: datetime) -> None:
-        """Branch -> town committee -> county office; the county convenes a joint meeting of units."""
+    def escalate(self, reason: str, joint_meeting_units: list[str], due_at: datetime, note: str = "") -> None:
+        """Branch -> town committee -> county office; the county convenes a joint meeting of units.
+
+        `reason` is a published code; `note` is the branch's free text, kept in dispatch."""
         if self.status not in ACTIVE:
             raise FailedPrecondition(self._state())
         if self.level == "county":
             raise FailedPrecondition("order is already at the county level")
-        if not reason.strip():
+        if not reason:
             raise InvalidArgument("reason", "is required")
         to_level = LEVELS[LEVELS.index(self.level) + 1]
         if to_level == "county" and not joint_meeting_units:
             raise InvalidArgument("joint_meeting_units", "required when escalating to the county")
         self._escalated(demand_id=self.demand_id, from_level=self.level, to_level=to_level, reason=reason,
                         automatic=False, joint_meeting_units=list(dict.fromkeys(joint_meeting_units)),
-                        due_at=due_at)
+                        due_at=due_at, note=note)
 
     @event("Escalated")
     def _escalated(self, demand_id: str, from_level: str, to_level: str, reason: str, automatic: bool,
-                   joint_meeting_units: list[str], due_at: datetime) -> None:
+                   joint_meeting_units: list[str], due_at: datetime, note: str = "") -> None:
         self.level = to_level
         self.due_at = due_at
         if joint_meeting_units:
@@ -296,7 +300,7 @@ class Order(Aggregate):
         if self.level != "county":
             self._escalated(demand_id=self.demand_id, from_level=self.level,
                             to_level=LEVELS[LEVELS.index(self.level) + 1],
-                            reason=f"deadline missed at {self.level} level", automatic=True,
+                            reason="deadline_missed", automatic=True,
                             joint_meeting_units=[], due_at=next_due_at)
 
     @event("Overdue")

@@ -10,14 +10,11 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, create_engine, insert, select
-from sqlalchemy.engine import Engine
-from sqlalchemy.pool import StaticPool
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
 
-from sandan_eventbus.config import sqlalchemy_url
 from sandan_eventbus.errors import InvalidArgument, NotFound
+from sandan_eventbus.sql import engine_for
 from sandan_intake.domain import check_id, check_text
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,29}$")
@@ -44,22 +41,9 @@ class Resident:
     address: str
 
 
-def _engine(url: str) -> Engine:
-    """memory://, sqlite:///path, or postgresql://...[?schema=name] (the schema becomes the search path)."""
-    target = sqlalchemy_url(url)
-    if target == "sqlite://":
-        # One shared connection, or every thread would see its own empty in-memory database.
-        return create_engine(target, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    if target.startswith("sqlite:"):
-        return create_engine(target, connect_args={"check_same_thread": False})
-    schema = parse_qs(urlparse(url).query).get("schema", [""])[0]
-    connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(target, pool_pre_ping=True, connect_args=connect_args)
-
-
 class ResidentStore:
     def __init__(self, url: str = "memory://") -> None:
-        self.engine = _engine(url)
+        self.engine = engine_for(url)
         metadata.create_all(self.engine)
 
     def register(self, community_id: str, name: str, phone: str, address: str) -> Resident:
