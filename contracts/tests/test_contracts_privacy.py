@@ -24,10 +24,7 @@ ALLOWED_NAMES = {
 # String fields without a pattern/enum/format can carry anything a person types.
 ALLOWED_FREE_TEXT = {
     ("UnitReported", "unit_name"): "an organisation's public name, max 100 chars",
-    # REVIEW: every other `reason` is a Code; this one is free text up to 200 chars that staff type when
-    # escalating, so a resident's name or address can slip in. Reported to the lead; make it a Code (or
-    # keep the text behind gRPC) when the model is next changed (a breaking change -> v2 topic).
-    ("OrderEscalated", "reason"): "free text written by staff; see the REVIEW note",
+    ("ActivityScheduled", "title"): "the organising unit's public title of an activity, max 100 chars",
 }
 
 

@@ -55,6 +55,10 @@ TOPICS: dict[str, Topic] = {
         *_log("intake.demands.v1", "intake", "demand_id", 6, "residents' demands and their outcome"),
         *_log("dispatch.roster.v1", "dispatch", "unit_id | member_id | grid_id", 3, "units, members, grids, teams"),
         *_log("dispatch.orders.v1", "dispatch", "order_id", 6, "orders: dispatch, claim, service, escalation"),
+        *_log("dispatch.activities.v1", "dispatch", "activity_id", 3, "themed party days: schedule, sign-up, check-in"),
+        *_log("scoring.points.v1", "scoring", "member_id", 6, "points ledger entries and star ratings"),
+        *_log("scoring.notices.v1", "scoring", "notice_id", 1, "quarterly notices per community and unit"),
+        *_log("notify.deliveries.v1", "notify", "notification_id", 3, "what was sent to whom, or failed"),
     )
 }
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from sandan_contracts.events import dispatch, intake
+from sandan_contracts.events import dispatch, intake, notify, scoring
 from sandan_contracts.events.base import Event
 from sandan_contracts.events.dispatch import (
+    ActivityCompleted,
+    ActivityScheduled,
     GridGroupFormed,
     GridLeaderAppointed,
+    MemberCheckedIn,
     MemberLeft,
     MemberReported,
     OrderAccepted,
@@ -18,6 +21,7 @@ from sandan_contracts.events.dispatch import (
     OrderOpened,
     OrderOverdue,
     OrderReopened,
+    ResidentSignedUp,
     ServiceCompleted,
     TeamJoined,
     UnitReported,
@@ -29,11 +33,20 @@ from sandan_contracts.events.intake import (
     RedoRequested,
     ServiceRated,
 )
+from sandan_contracts.events.notify import NotificationFailed, NotificationSent
+from sandan_contracts.events.scoring import (
+    NoticeSummary,
+    PointsAwarded,
+    PointsRevoked,
+    QuarterlyNoticePublished,
+    RankedMember,
+    StarRatingChanged,
+)
 
 
 def _collect() -> dict[tuple[str, int], type[Event]]:
     found: dict[tuple[str, int], type[Event]] = {}
-    for module in (intake, dispatch):
+    for module in (intake, dispatch, scoring, notify):
         for obj in vars(module).values():
             if isinstance(obj, type) and issubclass(obj, Event) and "TYPE" in obj.__dict__:
                 found[(obj.TYPE, obj.VERSION)] = obj
@@ -50,14 +63,20 @@ def event_class(type_name: str, version: int) -> type[Event]:
 
 __all__ = [
     "EVENT_TYPES",
+    "ActivityCompleted",
+    "ActivityScheduled",
     "CompletionConfirmed",
     "DemandPosted",
     "DemandWithdrawn",
     "Event",
     "GridGroupFormed",
     "GridLeaderAppointed",
+    "MemberCheckedIn",
     "MemberLeft",
     "MemberReported",
+    "NoticeSummary",
+    "NotificationFailed",
+    "NotificationSent",
     "OrderAccepted",
     "OrderCancelled",
     "OrderDeclined",
@@ -67,9 +86,15 @@ __all__ = [
     "OrderOpened",
     "OrderOverdue",
     "OrderReopened",
+    "PointsAwarded",
+    "PointsRevoked",
+    "QuarterlyNoticePublished",
+    "RankedMember",
     "RedoRequested",
+    "ResidentSignedUp",
     "ServiceCompleted",
     "ServiceRated",
+    "StarRatingChanged",
     "TeamJoined",
     "UnitReported",
     "event_class",

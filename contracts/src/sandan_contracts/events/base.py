@@ -9,6 +9,10 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Strin
 
 # Opaque identifiers: uuids or administrative codes, never names.
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# An event id or an id derived from event ids, e.g. "intake:12" (longer than an Id).
+Ref = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# A version label of data such as a rule set, e.g. "2026.1".
+Version = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 # A machine word: category, team, reason code.
 Code = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
 

@@ -153,3 +153,45 @@ class OrderReopened(_OrderEvent):
     redo_count: int = Field(ge=1, le=10)
     previous_member_id: Id | None = None
     due_at: UtcDatetime
+
+
+# ---- themed party days: 主题党日 (on dispatch.activities.v1, keyed by activity_id) ---------------
+ACTIVITIES = "dispatch.activities.v1"
+
+
+class _ActivityEvent(Event):
+    TOPIC: ClassVar[str] = ACTIVITIES
+    KEY: ClassVar[str] = "activity_id"
+    activity_id: Id
+    community_id: Id
+
+
+class ActivityScheduled(_ActivityEvent):
+    """A unit brings a themed activity to a community (e.g. free health checks, festival visits)."""
+
+    TYPE: ClassVar[str] = "ActivityScheduled"
+    unit_id: Id
+    theme: Code
+    title: str = Field(min_length=1, max_length=100)  # the organiser's public title
+    starts_at: UtcDatetime
+    ends_at: UtcDatetime
+    capacity: int = Field(ge=1, le=10_000)
+
+
+class ResidentSignedUp(_ActivityEvent):
+    TYPE: ClassVar[str] = "ResidentSignedUp"
+    resident_id: Id  # opaque; intake holds who it is
+
+
+class MemberCheckedIn(_ActivityEvent):
+    TYPE: ClassVar[str] = "MemberCheckedIn"
+    member_id: Id
+    unit_id: Id
+
+
+class ActivityCompleted(_ActivityEvent):
+    TYPE: ClassVar[str] = "ActivityCompleted"
+    unit_id: Id
+    hours: float = Field(gt=0, le=24)
+    members_checked_in: int = Field(ge=0)
+    residents_signed_up: int = Field(ge=0)

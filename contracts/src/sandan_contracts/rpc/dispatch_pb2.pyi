@@ -7,14 +7,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReportUnitRequest(_message.Message):
-    __slots__ = ("unit_id", "community_id", "unit_name")
+    __slots__ = ("unit_id", "community_id", "unit_name", "contact_email", "webhook_url")
     UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
     UNIT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
     unit_id: str
     community_id: str
     unit_name: str
-    def __init__(self, unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., unit_name: _Optional[str] = ...) -> None: ...
+    contact_email: str
+    webhook_url: str
+    def __init__(self, unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., unit_name: _Optional[str] = ..., contact_email: _Optional[str] = ..., webhook_url: _Optional[str] = ...) -> None: ...
 
 class Unit(_message.Message):
     __slots__ = ("unit_id", "community_id", "unit_name")
@@ -27,7 +31,7 @@ class Unit(_message.Message):
     def __init__(self, unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., unit_name: _Optional[str] = ...) -> None: ...
 
 class ReportMemberRequest(_message.Message):
-    __slots__ = ("member_id", "unit_id", "community_id", "grid_id", "teams", "skills", "name", "phone")
+    __slots__ = ("member_id", "unit_id", "community_id", "grid_id", "teams", "skills", "name", "phone", "email", "wechat_openid")
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     UNIT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +40,8 @@ class ReportMemberRequest(_message.Message):
     SKILLS_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
     member_id: str
     unit_id: str
     community_id: str
@@ -44,7 +50,9 @@ class ReportMemberRequest(_message.Message):
     skills: _containers.RepeatedScalarFieldContainer[str]
     name: str
     phone: str
-    def __init__(self, member_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., teams: _Optional[_Iterable[str]] = ..., skills: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ...) -> None: ...
+    email: str
+    wechat_openid: str
+    def __init__(self, member_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., teams: _Optional[_Iterable[str]] = ..., skills: _Optional[_Iterable[str]] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
 
 class JoinTeamRequest(_message.Message):
     __slots__ = ("member_id", "team")
@@ -257,3 +265,119 @@ class Suggestions(_message.Message):
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[Candidate]
     def __init__(self, candidates: _Optional[_Iterable[_Union[Candidate, _Mapping]]] = ...) -> None: ...
+
+class UnitRef(_message.Message):
+    __slots__ = ("unit_id",)
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    def __init__(self, unit_id: _Optional[str] = ...) -> None: ...
+
+class MemberContact(_message.Message):
+    __slots__ = ("member_id", "community_id", "unit_id", "name", "phone", "email", "wechat_openid")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    community_id: str
+    unit_id: str
+    name: str
+    phone: str
+    email: str
+    wechat_openid: str
+    def __init__(self, member_id: _Optional[str] = ..., community_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
+
+class UnitContact(_message.Message):
+    __slots__ = ("unit_id", "community_id", "unit_name", "contact_email", "webhook_url")
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_NAME_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WEBHOOK_URL_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    community_id: str
+    unit_name: str
+    contact_email: str
+    webhook_url: str
+    def __init__(self, unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., unit_name: _Optional[str] = ..., contact_email: _Optional[str] = ..., webhook_url: _Optional[str] = ...) -> None: ...
+
+class ScheduleActivityRequest(_message.Message):
+    __slots__ = ("activity_id", "unit_id", "community_id", "theme", "title", "starts_at", "ends_at", "capacity")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    THEME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    unit_id: str
+    community_id: str
+    theme: str
+    title: str
+    starts_at: str
+    ends_at: str
+    capacity: int
+    def __init__(self, activity_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., theme: _Optional[str] = ..., title: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., capacity: _Optional[int] = ...) -> None: ...
+
+class SignUpResidentRequest(_message.Message):
+    __slots__ = ("activity_id", "resident_id")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    resident_id: str
+    def __init__(self, activity_id: _Optional[str] = ..., resident_id: _Optional[str] = ...) -> None: ...
+
+class CheckInMemberRequest(_message.Message):
+    __slots__ = ("activity_id", "member_id")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    member_id: str
+    def __init__(self, activity_id: _Optional[str] = ..., member_id: _Optional[str] = ...) -> None: ...
+
+class CompleteActivityRequest(_message.Message):
+    __slots__ = ("activity_id", "hours")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    HOURS_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    hours: float
+    def __init__(self, activity_id: _Optional[str] = ..., hours: _Optional[float] = ...) -> None: ...
+
+class ActivityRef(_message.Message):
+    __slots__ = ("activity_id",)
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    def __init__(self, activity_id: _Optional[str] = ...) -> None: ...
+
+class Activity(_message.Message):
+    __slots__ = ("activity_id", "unit_id", "community_id", "theme", "title", "starts_at", "ends_at", "capacity", "status", "residents_signed_up", "members_checked_in", "hours")
+    ACTIVITY_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    THEME_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    ENDS_AT_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    RESIDENTS_SIGNED_UP_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_CHECKED_IN_FIELD_NUMBER: _ClassVar[int]
+    HOURS_FIELD_NUMBER: _ClassVar[int]
+    activity_id: str
+    unit_id: str
+    community_id: str
+    theme: str
+    title: str
+    starts_at: str
+    ends_at: str
+    capacity: int
+    status: str
+    residents_signed_up: _containers.RepeatedScalarFieldContainer[str]
+    members_checked_in: _containers.RepeatedScalarFieldContainer[str]
+    hours: float
+    def __init__(self, activity_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., theme: _Optional[str] = ..., title: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., capacity: _Optional[int] = ..., status: _Optional[str] = ..., residents_signed_up: _Optional[_Iterable[str]] = ..., members_checked_in: _Optional[_Iterable[str]] = ..., hours: _Optional[float] = ...) -> None: ...

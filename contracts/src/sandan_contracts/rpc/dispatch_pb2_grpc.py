@@ -69,6 +69,41 @@ class DispatchStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Member.FromString,
                 _registered_method=True)
+        self.GetMemberContact = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/GetMemberContact',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberContact.FromString,
+                _registered_method=True)
+        self.GetUnitContact = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/GetUnitContact',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitContact.FromString,
+                _registered_method=True)
+        self.ScheduleActivity = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/ScheduleActivity',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ScheduleActivityRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+                _registered_method=True)
+        self.SignUpResident = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/SignUpResident',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.SignUpResidentRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+                _registered_method=True)
+        self.CheckInMember = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/CheckInMember',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.CheckInMemberRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+                _registered_method=True)
+        self.CompleteActivity = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/CompleteActivity',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.CompleteActivityRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+                _registered_method=True)
+        self.GetActivity = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/GetActivity',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ActivityRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+                _registered_method=True)
         self.GetOrder = channel.unary_unary(
                 '/sandan.dispatch.v1.Dispatch/GetOrder',
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.OrderRef.SerializeToString,
@@ -162,6 +197,50 @@ class DispatchServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMemberContact(self, request, context):
+        """Authorised calls for notify (metadata "authorization: Bearer <token>"): how to reach a member or a unit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUnitContact(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ScheduleActivity(self, request, context):
+        """Themed party days (主题党日): a unit brings an activity; residents sign up; members check in.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignUpResident(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CheckInMember(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteActivity(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetActivity(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -265,6 +344,41 @@ def add_DispatchServicer_to_server(servicer, server):
                     servicer.GetMember,
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Member.SerializeToString,
+            ),
+            'GetMemberContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemberContact,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberContact.SerializeToString,
+            ),
+            'GetUnitContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUnitContact,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitContact.SerializeToString,
+            ),
+            'ScheduleActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.ScheduleActivity,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ScheduleActivityRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.SerializeToString,
+            ),
+            'SignUpResident': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignUpResident,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.SignUpResidentRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.SerializeToString,
+            ),
+            'CheckInMember': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckInMember,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.CheckInMemberRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.SerializeToString,
+            ),
+            'CompleteActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteActivity,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.CompleteActivityRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.SerializeToString,
+            ),
+            'GetActivity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetActivity,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ActivityRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.SerializeToString,
             ),
             'GetOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOrder,
@@ -506,6 +620,195 @@ class Dispatch:
             '/sandan.dispatch.v1.Dispatch/GetMember',
             sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_dispatch__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemberContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/GetMemberContact',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberContact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUnitContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/GetUnitContact',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitContact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ScheduleActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/ScheduleActivity',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.ScheduleActivityRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignUpResident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/SignUpResident',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.SignUpResidentRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckInMember(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/CheckInMember',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.CheckInMemberRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/CompleteActivity',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.CompleteActivityRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetActivity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/GetActivity',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.ActivityRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
             options,
             channel_credentials,
             insecure,

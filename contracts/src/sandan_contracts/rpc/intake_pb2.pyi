@@ -7,16 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RegisterResidentRequest(_message.Message):
-    __slots__ = ("community_id", "name", "phone", "address")
+    __slots__ = ("community_id", "name", "phone", "address", "email", "wechat_openid")
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
     community_id: str
     name: str
     phone: str
     address: str
-    def __init__(self, community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+    email: str
+    wechat_openid: str
+    def __init__(self, community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
 
 class Resident(_message.Message):
     __slots__ = ("resident_id", "community_id")
@@ -195,3 +199,21 @@ class ServiceContact(_message.Message):
     address: str
     description: str
     def __init__(self, demand_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ResidentContact(_message.Message):
+    __slots__ = ("demand_id", "resident_id", "community_id", "name", "phone", "email", "wechat_openid")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    resident_id: str
+    community_id: str
+    name: str
+    phone: str
+    email: str
+    wechat_openid: str
+    def __init__(self, demand_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...

@@ -89,6 +89,11 @@ class IntakeStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContactRequest.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContact.FromString,
                 _registered_method=True)
+        self.GetDemandContact = channel.unary_unary(
+                '/sandan.intake.v1.Intake/GetDemandContact',
+                request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentContact.FromString,
+                _registered_method=True)
 
 
 class IntakeServicer:
@@ -164,6 +169,13 @@ class IntakeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDemandContact(self, request, context):
+        """Authorised call for notify (metadata "authorization: Bearer <token>"): how to reach a demand's resident.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -221,6 +233,11 @@ def add_IntakeServicer_to_server(servicer, server):
                     servicer.GetServiceContact,
                     request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContactRequest.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContact.SerializeToString,
+            ),
+            'GetDemandContact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDemandContact,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentContact.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -520,6 +537,33 @@ class Intake:
             '/sandan.intake.v1.Intake/GetServiceContact',
             sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContactRequest.SerializeToString,
             sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDemandContact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.intake.v1.Intake/GetDemandContact',
+            sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_intake__pb2.ResidentContact.FromString,
             options,
             channel_credentials,
             insecure,
