@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -76,3 +77,28 @@ async def set_serving(servicer: health.aio.HealthServicer, service_names: list[s
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ["", *service_names]:
         await servicer.set(name, status)
+
+
+def bearer_token(context: grpc.aio.ServicerContext) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str) and value.startswith("Bearer "):
+            return value[len("Bearer "):].strip() or None
+    return None
+
+
+async def require_token(context: grpc.aio.ServicerContext, allowed: frozenset[str]) -> None:
+    """Guard for calls that hand out personal data (contacts): only holders of a configured token.
+
+    A shared-secret bearer token per calling service (e.g. notify), set by env; none configured means the
+    call is refused to everyone. Production would put mTLS in front of this (see the README).
+    """
+    token = bearer_token(context)
+    if token is None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: Bearer <token> is required")
+    if not allowed or not any(hmac.compare_digest(token, t) for t in allowed):
+        await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this token may not read contacts")
+
+
+def tokens_from(raw: str) -> frozenset[str]:
+    """Parse a comma-separated token list from the environment."""
+    return frozenset(t.strip() for t in raw.split(",") if t.strip())
