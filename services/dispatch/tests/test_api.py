@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -16,12 +17,16 @@ from sandan_contracts.events import DemandPosted
 from sandan_contracts.rpc import dispatch_pb2 as pb
 from sandan_contracts.rpc import dispatch_pb2_grpc as pb_grpc
 from sandan_dispatch import api
+from sandan_dispatch.__main__ import build_runtime
 from sandan_dispatch.application import DispatchApplication
+from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.domain import Order
+from sandan_dispatch.settings import Settings
 from sandan_eventbus.trace import TracingMapper
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 Code = grpc.StatusCode
+NOTIFY_TOKEN, AUDIT_TOKEN = "notify-5f2c9e", "audit-81d0aa"
 
 
 @dataclass
@@ -44,12 +49,13 @@ class Client:
         return str(Order.create_id(demand_id))
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    app = DispatchApplication("memory://", clock=lambda: T0)
+@contextlib.asynccontextmanager
+async def serving(**servicer_kwargs: object) -> AsyncIterator[Client]:
+    app = DispatchApplication("memory://", contacts=Contacts("memory://"), clock=lambda: T0)
     writes: list[int] = []
     server = grpc.aio.server()
-    api.register(server, api.DispatchServicer(app, on_write=lambda: writes.append(1)))
+    api.register(server, api.DispatchServicer(app, on_write=lambda: writes.append(1),
+                                              **servicer_kwargs))  # type: ignore[arg-type]
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     try:
@@ -58,6 +64,12 @@ async def client() -> AsyncIterator[Client]:
     finally:
         await server.stop(None)
         app.close()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with serving(contact_tokens=frozenset({NOTIFY_TOKEN, AUDIT_TOKEN})) as c:
+        yield c
 
 
 async def roster(c: Client) -> None:
@@ -280,3 +292,203 @@ async def test_re_reporting_an_active_member(client: Client) -> None:
     error = await refused(client.stub.ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c2",
                                                                       unit_name="County Health Bureau")))
     assert (error.code(), error.details()) == (Code.ALREADY_EXISTS, "unit u1 already reported to c1")
+
+
+# ---- contacts for notify: bearer token required ------------------------------------------------
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+async def contact_roster(c: Client) -> None:
+    await c.stub.ReportUnit(pb.ReportUnitRequest(
+        unit_id="u1", community_id="c1", unit_name="County Health Bureau", contact_email="dangban@health.example.cn",
+        webhook_url="https://oa.health.example.cn/hooks/sandan"))
+    await c.stub.ReportMember(pb.ReportMemberRequest(
+        member_id="m1", unit_id="u1", community_id="c1", grid_id="g1", name="Li Hua", phone="+86 138 0000 0000",
+        email="li.hua@example.cn", wechat_openid="oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"))
+
+
+async def test_contacts_for_a_holder_of_a_configured_token(client: Client) -> None:
+    await contact_roster(client)
+    member = await client.stub.GetMemberContact(pb.MemberRef(member_id="m1"), metadata=bearer(NOTIFY_TOKEN))
+    assert (member.member_id, member.community_id, member.unit_id, member.name, member.phone, member.email,
+            member.wechat_openid) == ("m1", "c1", "u1", "Li Hua", "+86 138 0000 0000", "li.hua@example.cn",
+                                      "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o")
+    unit = await client.stub.GetUnitContact(pb.UnitRef(unit_id="u1"), metadata=bearer(AUDIT_TOKEN))
+    assert (unit.unit_id, unit.community_id, unit.unit_name, unit.contact_email, unit.webhook_url) == (
+        "u1", "c1", "County Health Bureau", "dangban@health.example.cn", "https://oa.health.example.cn/hooks/sandan")
+    # the public views carry none of it
+    public = await client.stub.GetMember(pb.MemberRef(member_id="m1"))
+    assert "Li Hua" not in str(public) and "example.cn" not in str(public)
+
+
+@pytest.mark.parametrize("rpc", ["GetMemberContact", "GetUnitContact"])
+async def test_contacts_without_a_token_are_unauthenticated(client: Client, rpc: str) -> None:
+    await contact_roster(client)
+    request = pb.MemberRef(member_id="m1") if rpc == "GetMemberContact" else pb.UnitRef(unit_id="u1")
+    for metadata in ((), (("authorization", "Basic bm90aWZ5OnNlY3JldA=="),), (("authorization", "Bearer "),)):
+        error = await refused(getattr(client.stub, rpc)(request, metadata=metadata))
+        assert error.code() == Code.UNAUTHENTICATED
+        assert error.details() == "authorization: Bearer <token> is required"
+    error = await refused(getattr(client.stub, rpc)(request, metadata=bearer("notify-5f2c9")))
+    assert (error.code(), error.details()) == (Code.PERMISSION_DENIED, "this token may not read contacts")
+
+
+async def test_contacts_are_refused_to_everyone_when_no_token_is_configured() -> None:
+    async with serving() as c:  # the default: DISPATCH_CONTACT_TOKENS unset
+        await contact_roster(c)
+        for token in (NOTIFY_TOKEN, ""):
+            error = await refused(c.stub.GetMemberContact(pb.MemberRef(member_id="m1"), metadata=bearer(token)))
+            assert error.code() == (Code.PERMISSION_DENIED if token else Code.UNAUTHENTICATED)
+        error = await refused(c.stub.GetUnitContact(pb.UnitRef(unit_id="u1"), metadata=bearer(NOTIFY_TOKEN)))
+        assert error.code() == Code.PERMISSION_DENIED
+
+
+async def test_contacts_of_unknown_ids_and_the_token_comes_first(client: Client) -> None:
+    await contact_roster(client)
+    error = await refused(client.stub.GetMemberContact(pb.MemberRef(member_id="m404"), metadata=bearer(NOTIFY_TOKEN)))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "member m404 not found")
+    error = await refused(client.stub.GetUnitContact(pb.UnitRef(unit_id="u404"), metadata=bearer(NOTIFY_TOKEN)))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "unit u404 not found")
+    error = await refused(client.stub.GetUnitContact(pb.UnitRef(unit_id=""), metadata=bearer(NOTIFY_TOKEN)))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "unit_id")
+    # without a token nobody learns whether an id exists
+    error = await refused(client.stub.GetMemberContact(pb.MemberRef(member_id="m404")))
+    assert error.code() == Code.UNAUTHENTICATED
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (pb.ReportUnitRequest(unit_id="u9", community_id="c1", unit_name="X", contact_email="dangban"), "contact_email"),
+    (pb.ReportUnitRequest(unit_id="u9", community_id="c1", unit_name="X", webhook_url="file:///etc/passwd"),
+     "webhook_url"),
+    (pb.ReportUnitRequest(unit_id="u9", community_id="c1", unit_name="X", webhook_url="oa.example.cn/hook"),
+     "webhook_url"),
+    (pb.ReportMemberRequest(member_id="m9", unit_id="u1", community_id="c1", grid_id="g1", email="li@"), "email"),
+    (pb.ReportMemberRequest(member_id="m9", unit_id="u1", community_id="c1", grid_id="g1", wechat_openid="o x"),
+     "wechat_openid"),
+])
+async def test_contact_fields_are_validated(client: Client, request_: object, field: str) -> None:
+    await roster(client)
+    call = client.stub.ReportUnit if isinstance(request_, pb.ReportUnitRequest) else client.stub.ReportMember
+    error = await refused(call(request_))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, field)
+
+
+# ---- themed party days -------------------------------------------------------------------------
+def schedule_request(**kw: object) -> pb.ScheduleActivityRequest:
+    fields: dict[str, object] = {"activity_id": "a1", "unit_id": "u1", "community_id": "c1",
+                                 "theme": "free_health_check", "title": "三八节免费义诊",
+                                 "starts_at": "2025-03-14T09:00:00+08:00", "ends_at": "2025-03-14T12:00:00+08:00",
+                                 "capacity": 2} | kw
+    return pb.ScheduleActivityRequest(**fields)  # type: ignore[arg-type]
+
+
+async def test_activity_happy_path(client: Client) -> None:
+    await roster(client)
+    stub = client.stub
+    scheduled = await stub.ScheduleActivity(schedule_request())
+    assert (scheduled.activity_id, scheduled.unit_id, scheduled.community_id, scheduled.theme, scheduled.title,
+            scheduled.capacity, scheduled.status) == (
+        "a1", "u1", "c1", "free_health_check", "三八节免费义诊", 2, "scheduled")
+    assert datetime.fromisoformat(scheduled.starts_at) == datetime(2025, 3, 14, 1, tzinfo=UTC)
+    assert scheduled.starts_at == "2025-03-14T01:00:00+00:00" and scheduled.ends_at == "2025-03-14T04:00:00+00:00"
+    assert (await stub.ScheduleActivity(schedule_request(starts_at="2025-03-14T01:00:00Z",
+                                                         ends_at="2025-03-14T04:00:00Z"))).status == "scheduled"
+    await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r1"))
+    await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r1"))
+    signed = await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r2"))
+    assert list(signed.residents_signed_up) == ["r1", "r2"]
+    checked = await stub.CheckInMember(pb.CheckInMemberRequest(activity_id="a1", member_id="m2"))
+    assert list(checked.members_checked_in) == ["m2"]
+    done = await stub.CompleteActivity(pb.CompleteActivityRequest(activity_id="a1", hours=3))
+    assert (done.status, done.hours) == ("completed", 3.0)
+    got = await stub.GetActivity(pb.ActivityRef(activity_id="a1"))
+    assert (got.status, list(got.residents_signed_up), list(got.members_checked_in)) == (
+        "completed", ["r1", "r2"], ["m2"])
+
+
+async def test_activity_refusals(client: Client) -> None:
+    await roster(client)
+    error = await refused(client.stub.ScheduleActivity(schedule_request(unit_id="u404")))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "unit u404 has not reported")
+    error = await refused(client.stub.ScheduleActivity(schedule_request(community_id="c2")))
+    assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "unit u1 reported to c1, not c2")
+    await client.stub.ScheduleActivity(schedule_request(capacity=1))
+    error = await refused(client.stub.ScheduleActivity(schedule_request(capacity=5)))
+    assert (error.code(), error.details()) == (Code.ALREADY_EXISTS, "activity a1 is already scheduled with other terms")
+    await client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r1"))
+    writes = len(client.writes)
+    error = await refused(client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r2")))
+    assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "activity a1 is full (1 residents signed up)")
+    assert len(client.writes) == writes  # a refused call wakes no relay
+    await client.stub.ReportUnit(pb.ReportUnitRequest(unit_id="u2", community_id="c2", unit_name="Town Office"))
+    await client.stub.ReportMember(pb.ReportMemberRequest(member_id="m9", unit_id="u2", community_id="c2",
+                                                          grid_id="g9"))
+    error = await refused(client.stub.CheckInMember(pb.CheckInMemberRequest(activity_id="a1", member_id="m9")))
+    assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "member m9 serves community c2, not c1")
+    error = await refused(client.stub.GetActivity(pb.ActivityRef(activity_id="a404")))
+    assert (error.code(), error.details()) == (Code.NOT_FOUND, "activity a404 not found")
+    await client.stub.CompleteActivity(pb.CompleteActivityRequest(activity_id="a1", hours=2))
+    error = await refused(client.stub.CompleteActivity(pb.CompleteActivityRequest(activity_id="a1", hours=2)))
+    assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "activity a1 is completed")
+
+
+@pytest.mark.parametrize(("fields", "field", "details"), [
+    ({"starts_at": ""}, "starts_at", "starts_at: is required"),
+    ({"starts_at": "2025-03-14T09:00:00"}, "starts_at", "starts_at: must include a UTC offset (e.g. Z or +08:00)"),
+    ({"ends_at": "next tuesday"}, "ends_at",
+     "ends_at: must be an RFC 3339 timestamp like 2025-03-14T09:00:00+08:00"),
+    ({"ends_at": "2025-03-14T25:00:00Z"}, "ends_at",
+     "ends_at: must be an RFC 3339 timestamp like 2025-03-14T09:00:00+08:00"),
+    ({"ends_at": "2025-03-14T08:00:00+08:00"}, "ends_at", "ends_at: must be after starts_at"),
+    ({"capacity": 0}, "capacity", "capacity: must be 1-10000"),
+    ({"title": ""}, "title", "title: must be 1-100 characters"),
+    ({"theme": "Free Clinic"}, "theme", "theme: must be a lowercase code like medical or legal_aid"),
+    ({"activity_id": ""}, "activity_id", None),
+])
+async def test_schedule_activity_invalid_arguments(client: Client, fields: dict[str, object], field: str,
+                                                   details: str | None) -> None:
+    await roster(client)
+    error = await refused(client.stub.ScheduleActivity(schedule_request(**fields)))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, field)
+    if details is not None:
+        assert error.details() == details
+
+
+async def test_activity_commands_invalid_arguments(client: Client) -> None:
+    await roster(client)
+    await client.stub.ScheduleActivity(schedule_request())
+    error = await refused(client.stub.CompleteActivity(pb.CompleteActivityRequest(activity_id="a1")))
+    assert (error.code(), error.details()) == (Code.INVALID_ARGUMENT, "hours: must be more than 0 and at most 24")
+    error = await refused(client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1")))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "resident_id")
+    error = await refused(client.stub.CheckInMember(pb.CheckInMemberRequest(activity_id="a 1", member_id="m1")))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "activity_id")
+
+
+async def test_wiring_passes_the_contact_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never contacted: only gRPC is started
+    monkeypatch.setenv("DISPATCH_EVENTSTORE_URL", "memory://")
+    monkeypatch.setenv("DISPATCH_CONTACT_TOKENS", f" {NOTIFY_TOKEN} , ,{AUDIT_TOKEN},")
+    settings = Settings.from_env()
+    assert settings.contact_tokens == frozenset({NOTIFY_TOKEN, AUDIT_TOKEN})
+    monkeypatch.delenv("DISPATCH_CONTACT_TOKENS")
+    assert Settings.from_env().contact_tokens == frozenset()
+
+    runtime = build_runtime(settings)
+    server = grpc.aio.server()
+    runtime.register_servicers(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.DispatchStub(channel)
+            await stub.ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c1", unit_name="Tax Bureau",
+                                                       contact_email="dangban@tax.example.cn"))
+            unit = await stub.GetUnitContact(pb.UnitRef(unit_id="u1"), metadata=bearer(AUDIT_TOKEN))
+            assert unit.contact_email == "dangban@tax.example.cn"  # the contacts table is wired too
+            error = await refused(stub.GetUnitContact(pb.UnitRef(unit_id="u1"), metadata=bearer("guess")))
+            assert error.code() == Code.PERMISSION_DENIED
+    finally:
+        await server.stop(None)
+        runtime.relay.app.close()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
+from sqlalchemy import Column, MetaData, String, Table, text
 
 from sandan_contracts import Event, decode, encode
 from sandan_contracts.events import (
@@ -26,11 +27,12 @@ from sandan_contracts.events import (
     RedoRequested,
     ServiceRated,
 )
-from sandan_dispatch.application import DispatchApplication
-from sandan_dispatch.contacts import MemberContacts
+from sandan_dispatch.application import DispatchApplication, MemberContactCard, UnitContactCard
+from sandan_dispatch.contacts import Contacts, MemberContact, UnitContact
 from sandan_dispatch.domain import Order
 from sandan_dispatch.publishing import to_contract
 from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+from sandan_eventbus.sql import engine_for
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 HOUR = 3600
@@ -74,12 +76,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def contacts(tmp_path: Path) -> MemberContacts:
-    return MemberContacts(f"sqlite:///{tmp_path}/contacts.db")
+def contacts(store_url: str) -> Iterator[Contacts]:
+    """The contact tables on the store's own database (DISPATCH_DATABASE_URL defaults to the store URL)."""
+    contacts = Contacts(store_url)
+    yield contacts
+    contacts.engine.dispose()
 
 
 @pytest.fixture
-def make_app(store_url: str, contacts: MemberContacts, clock: Clock) -> Iterator[Callable[[], DispatchApplication]]:
+def make_app(store_url: str, contacts: Contacts, clock: Clock) -> Iterator[Callable[[], DispatchApplication]]:
     apps: list[DispatchApplication] = []
 
     def make() -> DispatchApplication:
@@ -177,13 +182,13 @@ def test_report_member_needs_a_reported_unit(app: DispatchApplication) -> None:
     assert app.member("m1").teams == ["medical"]
 
 
-def test_re_reporting_a_member(app: DispatchApplication, contacts: MemberContacts) -> None:
+def test_re_reporting_a_member(app: DispatchApplication, contacts: Contacts) -> None:
     app.report_unit("u1", "c1", "County Health Bureau")
     app.report_member("m1", "u1", "c1", "g1", [], [], NAME, PHONE)
     before = len(notifications(app))
     with pytest.raises(AlreadyExists, match="member m1 already reported to c1"):
         app.report_member("m1", "u1", "c1", "g1", [], [], "Someone Else", "+86 100 0000 0000")
-    assert contacts.get("m1") == (NAME, PHONE)  # a refused report does not overwrite the contact
+    assert contacts.member("m1") == MemberContact(NAME, PHONE)  # a refused report does not overwrite the contact
     app.member_leaves("m1", "transferred")
     with pytest.raises(FailedPrecondition, match="member m1 has left; re-reporting needs a new member id"):
         app.report_member("m1", "u1", "c1", "g1", [], [])
@@ -239,10 +244,10 @@ def test_join_team_leave_and_grid_leader(app: DispatchApplication) -> None:
         app.member_leaves("m2", "retired")
 
 
-def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, contacts: MemberContacts) -> None:
+def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, contacts: Contacts) -> None:
     roster(app)
-    assert contacts.get("m1") == (NAME, PHONE)
-    assert contacts.get("m2") is None  # reported without contact details
+    assert contacts.member("m1") == MemberContact(NAME, PHONE)
+    assert contacts.member("m2") is None  # reported without contact details
     for n in notifications(app):
         state = bytes(n.state)
         assert NAME.encode() not in state and PHONE.encode() not in state
@@ -252,12 +257,12 @@ def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, c
 def test_in_memory_contacts_are_shared_by_worker_threads() -> None:
     """gRPC calls run commands in worker threads (asyncio.to_thread). With DISPATCH_DATABASE_URL=memory://
     (the default when the store is memory://) every thread must see the same table."""
-    contacts = MemberContacts("memory://")
+    contacts = Contacts("memory://")
     errors: list[Exception] = []
 
     def put() -> None:
         try:
-            contacts.put("m1", NAME, PHONE)
+            contacts.put_member("m1", NAME, PHONE)
         except Exception as exc:
             errors.append(exc)
 
@@ -265,7 +270,7 @@ def test_in_memory_contacts_are_shared_by_worker_threads() -> None:
     worker.start()
     worker.join()
     assert errors == []
-    assert contacts.get("m1") == (NAME, PHONE)
+    assert contacts.member("m1") == MemberContact(NAME, PHONE)
 
 
 @pytest.mark.postgres
@@ -277,8 +282,8 @@ def test_contacts_table_lives_in_the_schema_of_the_url(postgres_url: str) -> Non
     with psycopg.connect(postgres_url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     try:
-        contacts = MemberContacts(f"{postgres_url}?schema={schema}")
-        contacts.put(member_id, NAME, PHONE)
+        contacts = Contacts(f"{postgres_url}?schema={schema}")
+        contacts.put_member(member_id, NAME, PHONE)
         contacts.engine.dispose()
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             row = conn.execute("SELECT to_regclass(%s)", (f"{schema}.dispatch_member_contacts",)).fetchone()
@@ -630,6 +635,254 @@ def test_command_refusals_name_the_field_or_the_thing(app: DispatchApplication) 
         app.accept_order(order_id, "m1")
 
 
+# ---- themed party days (主题党日) ---------------------------------------------------------------
+START, END = T0 + timedelta(days=13), T0 + timedelta(days=13, hours=3)
+CST = timezone(timedelta(hours=8))
+
+
+def schedule(app: DispatchApplication, activity_id: str = "a1", capacity: int = 3, **kw: Any) -> Any:
+    args: dict[str, Any] = {"activity_id": activity_id, "unit_id": "u1", "community_id": "c1",
+                            "theme": "free_health_check", "title": "Free health checks", "starts_at": START,
+                            "ends_at": END, "capacity": capacity} | kw
+    return app.schedule_activity(**args)
+
+
+def test_schedule_activity_is_a_retry_with_the_same_terms(app: DispatchApplication) -> None:
+    roster(app)
+    activity = schedule(app, starts_at=START.astimezone(CST), ends_at=END.astimezone(CST))
+    assert (activity.activity_id, activity.unit_id, activity.community_id, activity.status) == (
+        "a1", "u1", "c1", "scheduled")
+    assert activity.starts_at == START and activity.starts_at.utcoffset() == timedelta(0)  # stored in UTC
+    before = len(notifications(app))
+    assert schedule(app).id == activity.id  # same terms (+08:00 or Z): a retry, no new fact
+    assert len(notifications(app)) == before
+    with pytest.raises(AlreadyExists, match=r"^activity a1 is already scheduled with other terms$"):
+        schedule(app, capacity=4)
+    assert app.activity("a1").capacity == 3
+
+
+def test_schedule_activity_needs_the_unit_reported_to_that_community(app: DispatchApplication) -> None:
+    with pytest.raises(NotFound, match=r"^unit u1 has not reported$"):
+        schedule(app)
+    roster(app)
+    with pytest.raises(FailedPrecondition, match=r"^unit u1 reported to c1, not c2$"):
+        schedule(app, community_id="c2")
+    with pytest.raises(NotFound, match=r"^activity a1 not found$"):
+        app.activity("a1")
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"activity_id": "a 1"}, "activity_id"),
+    ({"unit_id": ""}, "unit_id"),
+    ({"community_id": "c/1"}, "community_id"),
+    ({"theme": "Free Health Check"}, "theme"),
+    ({"title": ""}, "title"),
+    ({"title": "x" * 101}, "title"),
+    ({"starts_at": START.replace(tzinfo=None)}, "starts_at"),
+    ({"ends_at": END.replace(tzinfo=None)}, "ends_at"),
+    ({"ends_at": START}, "ends_at"),
+    ({"capacity": 0}, "capacity"),
+    ({"capacity": 10_001}, "capacity"),
+    ({"unit_id": "u404", "capacity": 0}, "capacity"),  # a malformed request is refused before the lookups
+])
+def test_schedule_activity_validates_fields(app: DispatchApplication, kwargs: dict[str, Any], field: str) -> None:
+    roster(app)
+    with pytest.raises(InvalidArgument) as info:
+        schedule(app, **kwargs)
+    assert info.value.field == field
+
+
+def test_activity_lifecycle(app: DispatchApplication, make_app: Callable[[], DispatchApplication]) -> None:
+    roster(app)
+    activity_id = schedule(app, capacity=2).id
+    app.sign_up_resident("a1", "r1")
+    before = len(notifications(app))
+    assert app.sign_up_resident("a1", "r1").residents == ["r1"]  # again: no new fact
+    assert len(notifications(app)) == before
+    assert app.sign_up_resident("a1", "r2").residents == ["r1", "r2"]
+    with pytest.raises(FailedPrecondition, match=r"^activity a1 is full \(2 residents signed up\)$"):
+        app.sign_up_resident("a1", "r3")
+    app.check_in_member("a1", "m1")
+    assert app.check_in_member("a1", "m1").members == ["m1"]
+    assert app.check_in_member("a1", "m3").members == ["m1", "m3"]
+    app.member_leaves("m4", "transferred")
+    with pytest.raises(FailedPrecondition, match=r"^member m4 has left$"):
+        app.check_in_member("a1", "m4")
+    with pytest.raises(NotFound, match=r"^member m9 not found$"):
+        app.check_in_member("a1", "m9")
+    done = app.complete_activity("a1", 3.0)
+    assert (done.status, done.hours) == ("completed", 3.0)
+    for refused_call in (lambda: app.complete_activity("a1", 1.0), lambda: app.sign_up_resident("a1", "r4"),
+                         lambda: app.check_in_member("a1", "m2")):
+        with pytest.raises(FailedPrecondition, match=r"^activity a1 is completed$"):
+            refused_call()
+    assert event_names(app, activity_id) == [
+        "Activity.Scheduled", "Activity.ResidentSignedUp", "Activity.ResidentSignedUp",
+        "Activity.MemberCheckedIn", "Activity.MemberCheckedIn", "Activity.Completed"]
+    # another process on the same store sees the same activity (memory:// is per process: skip the check)
+    if notifications(make_app()):
+        again = make_app().activity("a1")
+        assert (again.status, again.residents, again.members, again.hours, again.starts_at) == (
+            "completed", ["r1", "r2"], ["m1", "m3"], 3.0, START)
+
+
+def test_check_in_needs_a_member_of_the_activity_community(app: DispatchApplication) -> None:
+    roster(app)
+    app.report_unit("u9", "c2", "Town Tax Office")
+    app.report_member("m9", "u9", "c2", "g9", [], [])
+    schedule(app)
+    with pytest.raises(FailedPrecondition, match=r"^member m9 serves community c2, not c1$"):
+        app.check_in_member("a1", "m9")
+
+
+def test_activity_command_refusals_name_the_field(app: DispatchApplication) -> None:
+    roster(app)
+    schedule(app)
+    for hours in (0, -1, 24.5):
+        with pytest.raises(InvalidArgument, match=r"^hours: must be more than 0 and at most 24$"):
+            app.complete_activity("a1", hours)
+    with pytest.raises(InvalidArgument, match=r"^hours: "):
+        app.complete_activity("a404", 0)  # invalid whatever the state, even of an unknown activity
+    with pytest.raises(NotFound, match=r"^activity a404 not found$"):
+        app.complete_activity("a404", 1)
+    with pytest.raises(InvalidArgument) as info:
+        app.sign_up_resident("a1", "r 1")
+    assert info.value.field == "resident_id"
+    with pytest.raises(InvalidArgument) as info:
+        app.check_in_member("a1", "")
+    assert info.value.field == "member_id"
+    with pytest.raises(InvalidArgument) as info:
+        app.sign_up_resident("", "r1")
+    assert info.value.field == "activity_id"
+
+
+@pytest.mark.parametrize("round_", range(2))
+def test_concurrent_sign_ups_never_exceed_the_capacity(app: DispatchApplication, round_: int) -> None:
+    roster(app)
+    schedule(app, capacity=1)
+    results = _race(lambda: app.sign_up_resident("a1", "r1"), lambda: app.sign_up_resident("a1", "r2"))
+    losers = [r for r in results if isinstance(r, Exception)]
+    assert len(losers) == 1 and isinstance(losers[0], FailedPrecondition), results
+    assert str(losers[0]) == "activity a1 is full (1 residents signed up)"
+    assert len(app.activity("a1").residents) == 1
+
+
+def test_concurrent_retries_of_schedule_activity_both_succeed(app: DispatchApplication) -> None:
+    roster(app)
+    results = _race(lambda: schedule(app), lambda: schedule(app))
+    assert not [r for r in results if isinstance(r, Exception)], results
+    assert event_names(app, results[0].id) == ["Activity.Scheduled"]
+
+
+# ---- contacts for notify ------------------------------------------------------------------------
+EMAIL, OPENID = "zhang.xiuying@example.cn", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+UNIT_EMAIL, WEBHOOK = "dangban@health.example.gov.cn", "https://oa.health.example.gov.cn/hooks/sandan"
+
+
+def test_member_contact_with_email_and_wechat(app: DispatchApplication, contacts: Contacts) -> None:
+    app.report_unit("u1", "c1", "County Health Bureau")
+    app.report_member("m1", "u1", "c1", "g1", [], [], NAME, PHONE, f" {EMAIL} ", OPENID)
+    app.report_member("m2", "u1", "c1", "g1", [], [], email=EMAIL)  # any one contact is kept
+    app.report_member("m3", "u1", "c1", "g2", [], [])
+    assert contacts.member("m1") == MemberContact(NAME, PHONE, EMAIL, OPENID)
+    assert contacts.member("m2") == MemberContact("", "", EMAIL, None)
+    assert app.member_contact("m1") == MemberContactCard("m1", "c1", "u1", NAME, PHONE, EMAIL, OPENID)
+    assert app.member_contact("m2") == MemberContactCard("m2", "c1", "u1", "", "", EMAIL, "")
+    assert app.member_contact("m3") == MemberContactCard("m3", "c1", "u1")  # known, but no way to reach them
+    with pytest.raises(NotFound, match=r"^member m404 not found$"):
+        app.member_contact("m404")
+    with pytest.raises(InvalidArgument, match=r"^member_id: "):
+        app.member_contact("")
+    for n in notifications(app):
+        state = bytes(n.state)
+        assert EMAIL.encode() not in state and OPENID.encode() not in state
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"email": "zhang"}, "email"),
+    ({"email": "zhang@example"}, "email"),
+    ({"email": "zhang xiuying@example.cn"}, "email"),
+    ({"email": "a@b@example.cn"}, "email"),
+    ({"email": "z" * 250 + "@example.cn"}, "email"),
+    ({"wechat_openid": "o/../x"}, "wechat_openid"),
+    ({"wechat_openid": "o" * 65}, "wechat_openid"),
+])
+def test_member_contact_fields_are_validated(app: DispatchApplication, contacts: Contacts,
+                                            kwargs: dict[str, Any], field: str) -> None:
+    app.report_unit("u1", "c1", "County Health Bureau")
+    with pytest.raises(InvalidArgument) as info:
+        app.report_member("m1", "u1", "c1", "g1", [], [], **kwargs)
+    assert info.value.field == field
+    assert contacts.member("m1") is None and not [e for e in stored_events(app) if "Member" in type(e).__qualname__]
+
+
+def test_unit_contact(app: DispatchApplication, contacts: Contacts) -> None:
+    app.report_unit("u1", "c1", "County Health Bureau", UNIT_EMAIL, WEBHOOK)
+    app.report_unit("u2", "c1", "County Justice Bureau")
+    assert contacts.unit("u1") == UnitContact(UNIT_EMAIL, WEBHOOK)
+    assert contacts.unit("u2") is None
+    assert app.unit_contact("u1") == UnitContactCard("u1", "c1", "County Health Bureau", UNIT_EMAIL, WEBHOOK)
+    assert app.unit_contact("u2") == UnitContactCard("u2", "c1", "County Justice Bureau")
+    with pytest.raises(NotFound, match=r"^unit u404 not found$"):
+        app.unit_contact("u404")
+
+    # reporting again is a retry of the fact; addresses given then replace the stored ones
+    before = len(notifications(app))
+    app.report_unit("u1", "c1", "County Health Bureau", webhook_url="http://10.0.0.5:8080/hook")
+    app.report_unit("u2", "c1", "County Justice Bureau", contact_email="sfj@example.gov.cn")
+    assert len(notifications(app)) == before
+    assert contacts.unit("u1") == UnitContact(UNIT_EMAIL, "http://10.0.0.5:8080/hook")
+    assert app.unit_contact("u2").contact_email == "sfj@example.gov.cn"
+    # a refused report writes no address
+    with pytest.raises(AlreadyExists):
+        app.report_unit("u1", "c2", "County Health Bureau", contact_email="other@example.org")
+    assert contacts.unit("u1").contact_email == UNIT_EMAIL
+    for n in notifications(app):
+        state = bytes(n.state)
+        assert UNIT_EMAIL.encode() not in state and b"hook" not in state and b"sfj@" not in state
+
+
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"contact_email": "dangban"}, "contact_email"),
+    ({"webhook_url": "ftp://example.org/hook"}, "webhook_url"),
+    ({"webhook_url": "example.org/hook"}, "webhook_url"),
+    ({"webhook_url": "https://"}, "webhook_url"),
+    ({"webhook_url": "https://user:secret@example.org/hook"}, "webhook_url"),
+    ({"webhook_url": "https://example.org/a hook"}, "webhook_url"),
+    ({"webhook_url": "https://example.org:99999/hook"}, "webhook_url"),
+    ({"webhook_url": "https://[::1/hook"}, "webhook_url"),
+    ({"webhook_url": "https://example.org/" + "x" * 500}, "webhook_url"),
+])
+def test_unit_contact_fields_are_validated(app: DispatchApplication, contacts: Contacts,
+                                          kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        app.report_unit("u1", "c1", "County Health Bureau", **kwargs)
+    assert info.value.field == field
+    assert contacts.unit("u1") is None and notifications(app) == []
+
+
+def test_contacts_tables_of_an_older_version_get_the_new_columns(store_url: str) -> None:
+    """Before email/wechat_openid, the member table had name and phone only: start-up adds the columns."""
+    if store_url == "memory://":
+        pytest.skip("an in-memory database does not outlive its engine")
+    engine = engine_for(store_url)
+    old = MetaData()
+    Table("dispatch_member_contacts", old, Column("member_id", String(64), primary_key=True),
+          Column("name", String(100), nullable=False), Column("phone", String(32), nullable=False))
+    old.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO dispatch_member_contacts VALUES ('m1', :n, :p)"), {"n": NAME, "p": PHONE})
+    engine.dispose()
+    contacts = Contacts(store_url)
+    try:
+        assert contacts.member("m1") == MemberContact(NAME, PHONE)
+        contacts.put_member("m1", NAME, PHONE, EMAIL, OPENID)
+        assert contacts.member("m1") == MemberContact(NAME, PHONE, EMAIL, OPENID)
+        Contacts(store_url).engine.dispose()  # a second start changes nothing
+    finally:
+        contacts.engine.dispose()
+
+
 # ---- what goes out -----------------------------------------------------------------------------
 def _busy_day(app: DispatchApplication, clock: Clock) -> None:
     """Every kind of stored event at least once."""
@@ -652,6 +905,13 @@ def _busy_day(app: DispatchApplication, clock: Clock) -> None:
     open_order(app, "e3")
     consume(app, DemandWithdrawn(demand_id="e3", reason="resolved_elsewhere"))
     app.member_leaves("m4", "transferred")
+    app.report_unit("u1", "c1", "County Health Bureau", UNIT_EMAIL, WEBHOOK)
+    app.report_member("m5", "u2", "c1", "g1", [], [], NAME, PHONE, EMAIL, OPENID)
+    schedule(app, starts_at=START.astimezone(CST), ends_at=END.astimezone(CST))
+    app.sign_up_resident("a1", "r1")
+    app.sign_up_resident("a1", "r2")
+    app.check_in_member("a1", "m5")
+    app.complete_activity("a1", 2.5)
 
 
 def test_every_stored_event_maps_to_a_valid_contract_without_personal_data(app: DispatchApplication,
@@ -672,12 +932,34 @@ def test_every_stored_event_maps_to_a_valid_contract_without_personal_data(app: 
         assert back == contract
         text = wire.decode()
         assert NAME not in text and PHONE not in text and "private notes" not in text
-        assert "Zhang" not in text
+        assert "Zhang" not in text and "zhang" not in text
+        assert EMAIL not in text and OPENID not in text and UNIT_EMAIL not in text and WEBHOOK not in text
+        assert "@" not in text and "http" not in text
         assert '"name"' not in text and '"phone"' not in text and '"notes"' not in text and '"note"' not in text
     assert seen == {
         "UnitReported", "MemberReported", "TeamJoined", "MemberLeft", "GridGroupFormed", "GridLeaderAppointed",
         "OrderOpened", "OrderDispatched", "OrderOffered", "OrderAccepted", "OrderDeclined", "ServiceCompleted",
-        "OrderEscalated", "OrderOverdue", "OrderCancelled", "OrderReopened"}
+        "OrderEscalated", "OrderOverdue", "OrderCancelled", "OrderReopened",
+        "ActivityScheduled", "ResidentSignedUp", "MemberCheckedIn", "ActivityCompleted"}
+
+
+def test_activity_events_publish_utc_times_and_counts(app: DispatchApplication) -> None:
+    roster(app)
+    schedule(app, starts_at=START.astimezone(CST), ends_at=END.astimezone(CST))
+    app.sign_up_resident("a1", "r1")
+    app.check_in_member("a1", "m3")
+    app.complete_activity("a1", 3)
+    published = [to_contract(e) for e in stored_events(app) if type(e).__qualname__.startswith("Activity.")]
+    assert [c.model_dump() for c in published] == [
+        {"activity_id": "a1", "community_id": "c1", "unit_id": "u1", "theme": "free_health_check",
+         "title": "Free health checks", "starts_at": START, "ends_at": END, "capacity": 3},
+        {"activity_id": "a1", "community_id": "c1", "resident_id": "r1"},
+        {"activity_id": "a1", "community_id": "c1", "member_id": "m3", "unit_id": "u2"},  # the member's unit
+        {"activity_id": "a1", "community_id": "c1", "unit_id": "u1", "hours": 3.0, "members_checked_in": 1,
+         "residents_signed_up": 1},
+    ]
+    assert all(c.key() == "a1" and c.TOPIC == "dispatch.activities.v1" for c in published)
+    assert published[0].starts_at.utcoffset() == timedelta(0)
 
 
 def test_completed_service_publishes_has_notes_only(app: DispatchApplication) -> None:

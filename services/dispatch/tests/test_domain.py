@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sandan_dispatch.domain import GridGroup, Member, Order, Unit
+from sandan_dispatch.domain import Activity, GridGroup, Member, Order, Unit
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -568,3 +568,144 @@ def test_grid_leader_must_be_an_active_member_of_that_grid() -> None:
     assert names(group) == []
     group.appoint_leader(member("m3", grid="g1"))  # one leader at a time: replaced
     assert names(group) == ["GridGroup.LeaderAppointed"] and group.leader_member_id == "m3"
+
+
+# ---- themed party days (主题党日) ---------------------------------------------------------------
+def unit(unit_id: str = "u1", community: str = "c1") -> Unit:
+    u = Unit(unit_id=unit_id, community_id=community, unit_name="County Health Bureau")
+    u.collect_events()
+    return u
+
+
+def activity(capacity: int = 2, *, community: str = "c1") -> Activity:
+    a = Activity.schedule("a1", unit(community=community), community, "free_health_check", "Free health checks",
+                          T0, T0 + timedelta(hours=3), capacity)
+    a.collect_events()
+    return a
+
+
+def test_schedule_records_the_terms_with_a_deterministic_id() -> None:
+    a = Activity.schedule("a1", unit(), "c1", "free_health_check", "  Free health checks ", T0,
+                          T0 + timedelta(hours=3), 120)
+    [e] = pending(a)
+    assert type(e).__qualname__ == "Activity.Scheduled"
+    assert (e.activity_id, e.unit_id, e.community_id, e.theme, e.title, e.starts_at, e.ends_at, e.capacity) == (
+        "a1", "u1", "c1", "free_health_check", "Free health checks", T0, T0 + timedelta(hours=3), 120)
+    assert a.id == Activity.create_id("a1") == Activity.create_id("a1")
+    assert Activity.create_id("x") not in {Order.create_id("x"), Member.create_id("x"), Unit.create_id("x")}
+    assert (a.status, a.residents, a.members, a.hours) == ("scheduled", [], [], 0.0)
+    assert a.same_terms("u1", "c1", "free_health_check", "Free health checks", T0, T0 + timedelta(hours=3), 120)
+    assert not a.same_terms("u1", "c1", "free_health_check", "Free health checks", T0, T0 + timedelta(hours=3), 99)
+
+
+def test_schedule_needs_the_unit_of_that_community() -> None:
+    with refused(FailedPrecondition, "^unit u1 reported to c1, not c2$"):
+        Activity.schedule("a1", unit(), "c2", "festival_visit", "Visits", T0, T0 + timedelta(hours=1), 10)
+
+
+@pytest.mark.parametrize(("terms", "field"), [
+    ({"title": ""}, "title"),
+    ({"title": "   "}, "title"),
+    ({"title": "x" * 101}, "title"),
+    ({"starts_at": T0.replace(tzinfo=None)}, "starts_at"),
+    ({"ends_at": (T0 + timedelta(hours=1)).replace(tzinfo=None)}, "ends_at"),
+    ({"ends_at": T0}, "ends_at"),
+    ({"ends_at": T0 - timedelta(minutes=1)}, "ends_at"),
+    ({"capacity": 0}, "capacity"),
+    ({"capacity": 10_001}, "capacity"),
+])
+def test_schedule_refuses_bad_terms_naming_the_field(terms: dict[str, Any], field: str) -> None:
+    args: dict[str, Any] = {"title": "Visits", "starts_at": T0, "ends_at": T0 + timedelta(hours=1),
+                            "capacity": 10} | terms
+    with pytest.raises(InvalidArgument) as info:
+        Activity.schedule("a1", unit(), "c1", "festival_visit", **args)
+    assert info.value.field == field
+
+
+def test_schedule_accepts_the_bounds() -> None:
+    Activity.schedule("a1", unit(), "c1", "t", "x" * 100, T0, T0 + timedelta(seconds=1), 10_000)
+    Activity.schedule("a2", unit(), "c1", "t", "x", T0, T0 + timedelta(seconds=1), 1)
+
+
+def test_sign_up_once_per_resident_until_full() -> None:
+    a = activity(capacity=2)
+    a.sign_up("r1")
+    [e] = pending(a)
+    assert type(e).__qualname__ == "Activity.ResidentSignedUp"
+    assert (e.activity_id, e.community_id, e.resident_id) == ("a1", "c1", "r1")
+    a.sign_up("r1")  # again: no new fact
+    assert names(a) == []
+    a.sign_up("r2")
+    assert names(a) == ["Activity.ResidentSignedUp"]
+    with refused(FailedPrecondition, r"^activity a1 is full \(2 residents signed up\)$"):
+        a.sign_up("r3")
+    a.sign_up("r2")  # a resident already signed up is still fine when full
+    assert names(a) == [] and a.residents == ["r1", "r2"]
+
+
+def test_check_in_once_per_member_of_the_community() -> None:
+    a = activity()
+    m = Member(member_id="m1", unit_id="u7", community_id="c1", grid_id="g1", teams=[], skills=[])
+    a.check_in(m)
+    [e] = pending(a)
+    assert type(e).__qualname__ == "Activity.MemberCheckedIn"
+    assert (e.activity_id, e.community_id, e.member_id, e.unit_id) == ("a1", "c1", "m1", "u7")  # the member's unit
+    a.check_in(m)
+    assert names(a) == [] and a.members == ["m1"]
+
+
+def test_check_in_is_not_limited_by_the_residents_capacity() -> None:
+    a = activity(capacity=1)
+    a.sign_up("r1")
+    a.check_in(member("m1"))
+    a.check_in(member("m2"))
+    assert a.members == ["m1", "m2"]
+
+
+def test_check_in_refused_for_a_member_who_left_or_of_another_community() -> None:
+    a, gone = activity(), member("m9")
+    gone.leave("retired")
+    with refused(FailedPrecondition, "^member m9 has left$"):
+        a.check_in(gone)
+    with refused(FailedPrecondition, "^member m2 serves community c2, not c1$"):
+        a.check_in(member("m2", community="c2"))
+    assert names(a) == [] and a.members == []
+
+
+def test_complete_counts_members_and_residents() -> None:
+    a = activity(capacity=5)
+    for r in ("r1", "r2", "r3"):
+        a.sign_up(r)
+    a.check_in(member("m1"))
+    names(a)
+    a.complete(2.5)
+    [e] = pending(a)
+    assert type(e).__qualname__ == "Activity.Completed"
+    assert (e.activity_id, e.community_id, e.unit_id, e.hours, e.members_checked_in, e.residents_signed_up) == (
+        "a1", "c1", "u1", 2.5, 1, 3)
+    assert (a.status, a.hours) == ("completed", 2.5)
+
+
+@pytest.mark.parametrize("hours", [0, -1, 24.01, 72, float("nan"), float("inf")])
+def test_activity_complete_refuses_hours_out_of_range(hours: float) -> None:
+    a = activity()
+    with refused(InvalidArgument, "^hours: must be more than 0 and at most 24$"):
+        a.complete(hours)
+    assert names(a) == [] and a.status == "scheduled"
+    a.complete(24)
+    assert a.status == "completed"
+
+
+def test_a_completed_activity_refuses_everything() -> None:
+    a = activity()
+    a.complete(1)
+    names(a)
+    with refused(FailedPrecondition, "^activity a1 is completed$"):
+        a.complete(1)
+    with refused(FailedPrecondition, "^activity a1 is completed$"):
+        a.sign_up("r1")
+    with refused(FailedPrecondition, "^activity a1 is completed$"):
+        a.check_in(member())
+    with refused(FailedPrecondition, "^activity a1 is completed$"):
+        a.complete(0)  # the state comes first in the aggregate; the application checks hours before it
+    assert names(a) == []

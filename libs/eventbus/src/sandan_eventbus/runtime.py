@@ -29,11 +29,13 @@ Loop = Callable[[asyncio.Event], Awaitable[None]]
 class ServiceRuntime:
     name: str
     broker: KafkaBroker
-    relay: Relay
+    relay: Relay | None
     inbox: Inbox | None
     grpc_address: str
     register_servicers: Callable[[grpc.aio.Server], list[str]]
     loops: list[Loop] = field(default_factory=list)
+    # Runs after the broker connected and before gRPC serves (e.g. restoring state from the log).
+    on_start: Callable[[], Awaitable[None]] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     bound_port: int = 0
 
@@ -41,6 +43,8 @@ class ServiceRuntime:
         if self.inbox is not None:
             self.inbox.subscribe()
         await self._start_broker(stop)
+        if self.on_start is not None:
+            await self.on_start()
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=100)
         names = self.register_servicers(server)
         health = add_health(server, names)
@@ -49,7 +53,7 @@ class ServiceRuntime:
             raise RuntimeError(f"cannot bind gRPC to {self.grpc_address}")
         await server.start()
         await set_serving(health, names, True)
-        tasks = [asyncio.create_task(self.relay.run(stop), name="relay")]
+        tasks = [asyncio.create_task(self.relay.run(stop), name="relay")] if self.relay else []
         tasks += [asyncio.create_task(loop(stop), name=getattr(loop, "__name__", "loop")) for loop in self.loops]
         log.info("service ready", extra={"fields": {"service": self.name, "grpc_port": self.bound_port}})
         self.ready.set()

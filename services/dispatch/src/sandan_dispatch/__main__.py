@@ -7,7 +7,7 @@ import logging
 
 from sandan_dispatch import api
 from sandan_dispatch.application import DispatchApplication
-from sandan_dispatch.contacts import MemberContacts
+from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.publishing import to_contract
 from sandan_dispatch.settings import Settings
 from sandan_eventbus.inbox import Inbox
@@ -20,7 +20,7 @@ log = logging.getLogger("sandan_dispatch")
 
 
 def build_runtime(settings: Settings) -> ServiceRuntime:
-    app = DispatchApplication(settings.eventstore_url, contacts=MemberContacts(settings.database_url))
+    app = DispatchApplication(settings.eventstore_url, contacts=Contacts(settings.database_url))
     broker = make_broker("dispatch", settings.kafka_bootstrap)
     relay = Relay(app, broker, to_contract)
     inbox = Inbox(app, broker, settings.consumer_group, {"intake.demands.v1": app.on_demand_event},
@@ -41,7 +41,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
             except TimeoutError:
                 pass
 
-    servicer = api.DispatchServicer(app, on_write=relay.wake)
+    servicer = api.DispatchServicer(app, on_write=relay.wake, contact_tokens=settings.contact_tokens)
     return ServiceRuntime(
         name="dispatch",
         broker=broker,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -10,9 +12,9 @@ import grpc
 from sandan_contracts.rpc import dispatch_pb2 as pb
 from sandan_contracts.rpc import dispatch_pb2_grpc as pb_grpc
 from sandan_dispatch.application import DispatchApplication
-from sandan_dispatch.domain import GridGroup, Member, Order, Unit
+from sandan_dispatch.domain import Activity, GridGroup, Member, Order, Unit
 from sandan_eventbus.errors import InvalidArgument
-from sandan_eventbus.rpc import call
+from sandan_eventbus.rpc import call, require_token
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Dispatch"].full_name
 
@@ -39,6 +41,27 @@ def order_pb(o: Order) -> pb.Order:
     )
 
 
+def activity_pb(a: Activity) -> pb.Activity:
+    return pb.Activity(
+        activity_id=a.activity_id, unit_id=a.unit_id, community_id=a.community_id, theme=a.theme, title=a.title,
+        starts_at=a.starts_at.isoformat(), ends_at=a.ends_at.isoformat(), capacity=a.capacity, status=a.status,
+        residents_signed_up=a.residents, members_checked_in=a.members, hours=a.hours,
+    )
+
+
+def timestamp(field: str, value: str) -> datetime:
+    """An RFC 3339 timestamp with its UTC offset (a naive time is ambiguous across time zones)."""
+    if not value.strip():
+        raise InvalidArgument(field, "is required")
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidArgument(field, "must be an RFC 3339 timestamp like 2025-03-14T09:00:00+08:00") from None
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise InvalidArgument(field, "must include a UTC offset (e.g. Z or +08:00)")
+    return parsed
+
+
 def _required(field: str, value: str) -> str:
     if not value.strip():
         raise InvalidArgument(field, "is required")
@@ -46,9 +69,11 @@ def _required(field: str, value: str) -> str:
 
 
 class DispatchServicer(pb_grpc.DispatchServicer):
-    def __init__(self, app: DispatchApplication, on_write: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, app: DispatchApplication, on_write: Callable[[], None] = lambda: None,
+                 contact_tokens: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.on_write = on_write  # wakes the relay so the new facts go out at once
+        self.contact_tokens = contact_tokens  # who may read contacts; empty: nobody
 
     async def _write(self, context: grpc.aio.ServicerContext, command: Callable[..., Any], *args: Any) -> Any:
         result = await call(context, command, *args)
@@ -58,12 +83,13 @@ class DispatchServicer(pb_grpc.DispatchServicer):
     # ---- roster ----------------------------------------------------------------------------------
     async def ReportUnit(self, request: pb.ReportUnitRequest, context: grpc.aio.ServicerContext) -> pb.Unit:
         return unit_pb(await self._write(context, self.app.report_unit, request.unit_id, request.community_id,
-                                         request.unit_name))
+                                         request.unit_name, request.contact_email, request.webhook_url))
 
     async def ReportMember(self, request: pb.ReportMemberRequest, context: grpc.aio.ServicerContext) -> pb.Member:
         return member_pb(await self._write(
             context, self.app.report_member, request.member_id, request.unit_id, request.community_id,
-            request.grid_id, list(request.teams), list(request.skills), request.name, request.phone))
+            request.grid_id, list(request.teams), list(request.skills), request.name, request.phone,
+            request.email, request.wechat_openid))
 
     async def JoinTeam(self, request: pb.JoinTeamRequest, context: grpc.aio.ServicerContext) -> pb.Member:
         return member_pb(await self._write(context, self.app.join_team, request.member_id, request.team))
@@ -81,6 +107,42 @@ class DispatchServicer(pb_grpc.DispatchServicer):
 
     async def GetMember(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> pb.Member:
         return member_pb(await call(context, self.app.member, request.member_id))
+
+    # ---- contacts (authorised callers only) -------------------------------------------------------
+    async def GetMemberContact(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> pb.MemberContact:
+        await require_token(context, self.contact_tokens)
+        return pb.MemberContact(**asdict(await call(context, self.app.member_contact, request.member_id)))
+
+    async def GetUnitContact(self, request: pb.UnitRef, context: grpc.aio.ServicerContext) -> pb.UnitContact:
+        await require_token(context, self.contact_tokens)
+        return pb.UnitContact(**asdict(await call(context, self.app.unit_contact, request.unit_id)))
+
+    # ---- themed party days -----------------------------------------------------------------------
+    async def ScheduleActivity(self, request: pb.ScheduleActivityRequest,
+                               context: grpc.aio.ServicerContext) -> pb.Activity:
+        return activity_pb(await self._write(context, self._schedule, request))
+
+    def _schedule(self, request: pb.ScheduleActivityRequest) -> Activity:
+        return self.app.schedule_activity(
+            request.activity_id, request.unit_id, request.community_id, request.theme, request.title,
+            timestamp("starts_at", request.starts_at), timestamp("ends_at", request.ends_at), request.capacity)
+
+    async def SignUpResident(self, request: pb.SignUpResidentRequest,
+                             context: grpc.aio.ServicerContext) -> pb.Activity:
+        return activity_pb(await self._write(context, self.app.sign_up_resident, request.activity_id,
+                                             request.resident_id))
+
+    async def CheckInMember(self, request: pb.CheckInMemberRequest, context: grpc.aio.ServicerContext) -> pb.Activity:
+        return activity_pb(await self._write(context, self.app.check_in_member, request.activity_id,
+                                             request.member_id))
+
+    async def CompleteActivity(self, request: pb.CompleteActivityRequest,
+                               context: grpc.aio.ServicerContext) -> pb.Activity:
+        return activity_pb(await self._write(context, self.app.complete_activity, request.activity_id,
+                                             request.hours))
+
+    async def GetActivity(self, request: pb.ActivityRef, context: grpc.aio.ServicerContext) -> pb.Activity:
+        return activity_pb(await call(context, self.app.activity, request.activity_id))
 
     # ---- orders ----------------------------------------------------------------------------------
     async def GetOrder(self, request: pb.OrderRef, context: grpc.aio.ServicerContext) -> pb.Order:

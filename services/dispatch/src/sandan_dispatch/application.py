@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -15,14 +17,16 @@ from eventsourcing.application import AggregateNotFoundError
 from sandan_contracts import Envelope, Event
 from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested
 from sandan_dispatch.board import Board
-from sandan_dispatch.contacts import MemberContacts
-from sandan_dispatch.domain import MAX_HOURS, GridGroup, Member, Order, Unit
+from sandan_dispatch.contacts import Contacts
+from sandan_dispatch.domain import MAX_ACTIVITY_HOURS, MAX_HOURS, Activity, GridGroup, Member, Order, Unit
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.store import ServiceApplication
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,30}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DISPATCHERS = ("branch", "grid_leader")
 STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
 
@@ -50,10 +54,60 @@ def check_code(field: str, value: str) -> str:
     return value
 
 
+def check_email(field: str, value: str) -> str:
+    if len(value) > 254 or not _EMAIL.match(value):
+        raise InvalidArgument(field, "must be an email address like name@example.org")
+    return value
+
+
+def check_webhook_url(field: str, value: str) -> str:
+    try:
+        parts = urlsplit(value)
+        ok = (len(value) <= 500 and not any(ch.isspace() for ch in value) and parts.scheme in ("http", "https")
+              and bool(parts.hostname) and parts.username is None and parts.password is None)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise InvalidArgument(field, "must be an http or https URL without credentials, at most 500 characters")
+    return value
+
+
+def check_utc(field: str, value: datetime) -> datetime:
+    """An aware timestamp, normalised to UTC (the contract publishes UTC only)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidArgument(field, "must include a UTC offset (e.g. Z or +08:00)")
+    return value.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class MemberContactCard:
+    """What notify may learn about a member (the authorised GetMemberContact call)."""
+
+    member_id: str
+    community_id: str
+    unit_id: str
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    wechat_openid: str = ""
+
+
+@dataclass(frozen=True)
+class UnitContactCard:
+    """Where a unit organisation's notices go (the authorised GetUnitContact call)."""
+
+    unit_id: str
+    community_id: str
+    unit_name: str
+    contact_email: str = ""
+    webhook_url: str = ""
+
+
 class DispatchApplication(ServiceApplication):
     name = "dispatch"
 
-    def __init__(self, store_url: str = "memory://", contacts: MemberContacts | None = None,
+    def __init__(self, store_url: str = "memory://", contacts: Contacts | None = None,
                  clock: Callable[[], datetime] = utcnow, env: dict[str, str] | None = None) -> None:
         super().__init__(store_url, env)
         self.contacts = contacts
@@ -61,25 +115,41 @@ class DispatchApplication(ServiceApplication):
         self.board = Board()
 
     # ---- roster (双报到) ----------------------------------------------------------------------
-    def report_unit(self, unit_id: str, community_id: str, unit_name: str) -> Unit:
+    def report_unit(self, unit_id: str, community_id: str, unit_name: str, contact_email: str = "",
+                    webhook_url: str = "") -> Unit:
+        """A unit reports; its addresses (optional) go to the contacts table, never into an event.
+        Reporting again to the same community is a retry; addresses given then replace the stored ones."""
         check_id("unit_id", unit_id)
         check_id("community_id", community_id)
         if not 1 <= len(unit_name.strip()) <= 100:
             raise InvalidArgument("unit_name", "must be 1-100 characters")
-        return self.retrying(self._report_unit, unit_id, community_id, unit_name)
+        contact_email, webhook_url = contact_email.strip(), webhook_url.strip()
+        if contact_email:
+            check_email("contact_email", contact_email)
+        if webhook_url:
+            check_webhook_url("webhook_url", webhook_url)
+        return self.retrying(self._report_unit, unit_id, community_id, unit_name, contact_email, webhook_url)
 
-    def _report_unit(self, unit_id: str, community_id: str, unit_name: str) -> Unit:
+    def _report_unit(self, unit_id: str, community_id: str, unit_name: str, contact_email: str,
+                     webhook_url: str) -> Unit:
         existing = self._maybe(Unit, Unit.create_id(unit_id))
+        if existing is not None and existing.community_id != community_id:
+            raise AlreadyExists(f"unit {unit_id} already reported to {existing.community_id}")
+        if self.contacts is not None and (contact_email or webhook_url):
+            self.contacts.put_unit(unit_id, contact_email, webhook_url)  # the addresses first, then the fact
         if existing is not None:
-            if existing.community_id != community_id:
-                raise AlreadyExists(f"unit {unit_id} already reported to {existing.community_id}")
             return existing  # reporting again is a retry, not a new fact
         unit = Unit(unit_id=unit_id, community_id=community_id, unit_name=unit_name.strip())
         self.save(unit)
         return unit
 
+    def unit(self, unit_id: str) -> Unit:
+        check_id("unit_id", unit_id)
+        return self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id}")
+
     def report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
-                      teams: list[str], skills: list[str], name: str = "", phone: str = "") -> Member:
+                      teams: list[str], skills: list[str], name: str = "", phone: str = "", email: str = "",
+                      wechat_openid: str = "") -> Member:
         check_id("member_id", member_id)
         check_id("unit_id", unit_id)
         check_id("community_id", community_id)
@@ -90,19 +160,24 @@ class DispatchApplication(ServiceApplication):
             raise InvalidArgument("name", "must be 1-100 characters")
         if phone and not _PHONE.match(phone):
             raise InvalidArgument("phone", "must be a phone number")
+        email, wechat_openid = email.strip(), wechat_openid.strip()
+        if email:
+            check_email("email", email)
+        if wechat_openid and not _OPENID.match(wechat_openid):
+            raise InvalidArgument("wechat_openid", "must be 1-64 letters, digits, _ or -")
         self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
-        return self.retrying(self._report_member, member_id, unit_id, community_id, grid_id, teams, skills,
-                             name.strip(), phone)
+        contact = (name.strip(), phone, email, wechat_openid)
+        return self.retrying(self._report_member, member_id, unit_id, community_id, grid_id, teams, skills, contact)
 
     def _report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
-                       teams: list[str], skills: list[str], name: str, phone: str) -> Member:
+                       teams: list[str], skills: list[str], contact: tuple[str, str, str, str]) -> Member:
         existing = self._maybe(Member, Member.create_id(member_id))
         if existing is not None and existing.active:
             raise AlreadyExists(f"member {member_id} already reported to {existing.community_id}")
         if existing is not None:
             raise FailedPrecondition(f"member {member_id} has left; re-reporting needs a new member id")
-        if self.contacts is not None and name and phone:
-            self.contacts.put(member_id, name, phone)  # personal data first, then the fact
+        if self.contacts is not None and any(contact):
+            self.contacts.put_member(member_id, *contact)  # personal data first, then the fact
         member = Member(member_id=member_id, unit_id=unit_id, community_id=community_id, grid_id=grid_id,
                         teams=teams, skills=skills)
         self.save(member)
@@ -163,6 +238,68 @@ class DispatchApplication(ServiceApplication):
     def member(self, member_id: str) -> Member:
         check_id("member_id", member_id)
         return self._get(Member, Member.create_id(member_id), f"member {member_id}")
+
+    # ---- contacts for notify (served only through the token-guarded calls) ----------------------
+    def member_contact(self, member_id: str) -> MemberContactCard:
+        """How to reach a member; empty fields when the member gave none."""
+        member = self.member(member_id)
+        found = self.contacts.member(member_id) if self.contacts is not None else None
+        if found is None:
+            return MemberContactCard(member.member_id, member.community_id, member.unit_id)
+        return MemberContactCard(member.member_id, member.community_id, member.unit_id, found.name, found.phone,
+                                 found.email or "", found.wechat_openid or "")
+
+    def unit_contact(self, unit_id: str) -> UnitContactCard:
+        """Where a unit's notices go; empty addresses when the unit gave none."""
+        unit = self.unit(unit_id)
+        found = self.contacts.unit(unit_id) if self.contacts is not None else None
+        return UnitContactCard(unit.unit_id, unit.community_id, unit.unit_name,
+                               (found.contact_email or "") if found else "", (found.webhook_url or "") if found else "")
+
+    # ---- themed party days (主题党日) -------------------------------------------------------------
+    def schedule_activity(self, activity_id: str, unit_id: str, community_id: str, theme: str, title: str,
+                          starts_at: datetime, ends_at: datetime, capacity: int) -> Activity:
+        """A unit schedules an activity in the community it reported to. Scheduling the same activity id
+        again with the same terms is a retry; with other terms it is refused."""
+        check_id("activity_id", activity_id)
+        check_id("unit_id", unit_id)
+        check_id("community_id", community_id)
+        check_code("theme", theme)
+        starts_at, ends_at = check_utc("starts_at", starts_at), check_utc("ends_at", ends_at)
+        Activity.check_terms(title, starts_at, ends_at, capacity)
+        unit = self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
+
+        def command() -> Activity:
+            existing = self._maybe(Activity, Activity.create_id(activity_id))
+            if existing is not None:
+                if not existing.same_terms(unit_id, community_id, theme, title, starts_at, ends_at, capacity):
+                    raise AlreadyExists(f"activity {activity_id} is already scheduled with other terms")
+                return existing
+            activity = Activity.schedule(activity_id, unit, community_id, theme, title, starts_at, ends_at,
+                                         capacity)
+            self.save(activity)
+            return activity
+
+        return self.retrying(command)
+
+    def activity(self, activity_id: str) -> Activity:
+        check_id("activity_id", activity_id)
+        return self._get(Activity, Activity.create_id(activity_id), f"activity {activity_id}")
+
+    def sign_up_resident(self, activity_id: str, resident_id: str) -> Activity:
+        """A resident (an opaque id from intake) signs up; signing up again changes nothing."""
+        check_id("resident_id", resident_id)
+        return self._on_activity(activity_id, lambda a: a.sign_up(resident_id))
+
+    def check_in_member(self, activity_id: str, member_id: str) -> Activity:
+        """A member of the activity's community checks in; checking in again changes nothing."""
+        check_id("member_id", member_id)
+        return self._on_activity(activity_id, lambda a: a.check_in(self.member(member_id)))
+
+    def complete_activity(self, activity_id: str, hours: float) -> Activity:
+        if not 0 < hours <= MAX_ACTIVITY_HOURS:  # before the state: such a request could never succeed
+            raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_ACTIVITY_HOURS:g}")
+        return self._on_activity(activity_id, lambda a: a.complete(hours))
 
     # ---- orders: what the branch and members do ---------------------------------------------
     def order(self, order_id: str) -> Order:
@@ -284,6 +421,15 @@ class DispatchApplication(ServiceApplication):
             change(order)
             self.save(order)
             return order
+
+        return self.retrying(command)
+
+    def _on_activity(self, activity_id: str, change: Callable[[Activity], None]) -> Activity:
+        def command() -> Activity:
+            activity = self.activity(activity_id)
+            change(activity)
+            self.save(activity)  # saving no new events (a repeated sign-up) writes nothing
+            return activity
 
         return self.retrying(command)
 

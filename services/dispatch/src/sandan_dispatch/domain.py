@@ -318,3 +318,113 @@ class Order(Aggregate):
     def _state(self) -> str:
         holder = f" by member {self.member_id}" if self.member_id and self.status != "open" else ""
         return f"order is {self.status}{holder}"
+
+
+# ---- themed party days (主题党日) ---------------------------------------------------------------
+MAX_ACTIVITY_HOURS = 24.0
+MAX_CAPACITY = 10_000
+
+
+class Activity(Aggregate):
+    """A themed party day: a unit brings an activity to the community it reported to.
+
+    scheduled -> completed. While scheduled, residents sign up (once each, up to the capacity) and
+    members of the community check in (once each); completion records the hours once.
+    """
+
+    @staticmethod
+    def create_id(activity_id: str, **_: Any) -> UUID:
+        return _id("activity", activity_id)
+
+    @staticmethod
+    def check_terms(title: str, starts_at: datetime, ends_at: datetime, capacity: int) -> None:
+        """The schedule's own invariants (no state needed): InvalidArgument naming the field."""
+        if not 1 <= len(title.strip()) <= 100:
+            raise InvalidArgument("title", "must be 1-100 characters")
+        for field, value in (("starts_at", starts_at), ("ends_at", ends_at)):
+            if value.tzinfo is None or value.utcoffset() is None:
+                raise InvalidArgument(field, "must include a UTC offset")
+        if not starts_at < ends_at:
+            raise InvalidArgument("ends_at", "must be after starts_at")
+        if not 1 <= capacity <= MAX_CAPACITY:
+            raise InvalidArgument("capacity", f"must be 1-{MAX_CAPACITY}")
+
+    @classmethod
+    def schedule(cls, activity_id: str, unit: Unit, community_id: str, theme: str, title: str,
+                 starts_at: datetime, ends_at: datetime, capacity: int) -> Activity:
+        """The unit brings the activity to the community it reported to (共驻共建), not to another one."""
+        cls.check_terms(title, starts_at, ends_at, capacity)
+        if unit.community_id != community_id:
+            raise FailedPrecondition(f"unit {unit.unit_id} reported to {unit.community_id}, not {community_id}")
+        return cls(activity_id=activity_id, unit_id=unit.unit_id, community_id=community_id, theme=theme,
+                   title=title.strip(), starts_at=starts_at, ends_at=ends_at, capacity=capacity)
+
+    @event("Scheduled")
+    def __init__(self, activity_id: str, unit_id: str, community_id: str, theme: str, title: str,
+                 starts_at: datetime, ends_at: datetime, capacity: int) -> None:
+        self.activity_id = activity_id
+        self.unit_id = unit_id
+        self.community_id = community_id
+        self.theme = theme
+        self.title = title
+        self.starts_at = starts_at
+        self.ends_at = ends_at
+        self.capacity = capacity
+        self.status = "scheduled"
+        self.residents: list[str] = []
+        self.members: list[str] = []
+        self.hours = 0.0
+
+    def same_terms(self, unit_id: str, community_id: str, theme: str, title: str, starts_at: datetime,
+                   ends_at: datetime, capacity: int) -> bool:
+        """Whether scheduling again with these terms is a retry of this activity."""
+        return (self.unit_id, self.community_id, self.theme, self.title, self.starts_at, self.ends_at,
+                self.capacity) == (unit_id, community_id, theme, title.strip(), starts_at, ends_at, capacity)
+
+    def sign_up(self, resident_id: str) -> None:
+        self._require_scheduled()
+        if resident_id in self.residents:  # signing up twice is no new fact
+            return
+        if len(self.residents) >= self.capacity:
+            raise FailedPrecondition(f"activity {self.activity_id} is full ({self.capacity} residents signed up)")
+        self._resident_signed_up(activity_id=self.activity_id, community_id=self.community_id,
+                                 resident_id=resident_id)
+
+    @event("ResidentSignedUp")
+    def _resident_signed_up(self, activity_id: str, community_id: str, resident_id: str) -> None:
+        self.residents.append(resident_id)
+
+    def check_in(self, member: Member) -> None:
+        """A member of the community checks in; the published fact names the member's own unit."""
+        self._require_scheduled()
+        if not member.active:
+            raise FailedPrecondition(f"member {member.member_id} has left")
+        if member.community_id != self.community_id:
+            raise FailedPrecondition(
+                f"member {member.member_id} serves community {member.community_id}, not {self.community_id}")
+        if member.member_id in self.members:  # checking in twice is no new fact
+            return
+        self._member_checked_in(activity_id=self.activity_id, community_id=self.community_id,
+                                member_id=member.member_id, unit_id=member.unit_id)
+
+    @event("MemberCheckedIn")
+    def _member_checked_in(self, activity_id: str, community_id: str, member_id: str, unit_id: str) -> None:
+        self.members.append(member_id)
+
+    def complete(self, hours: float) -> None:
+        self._require_scheduled()
+        if not 0 < hours <= MAX_ACTIVITY_HOURS:
+            raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_ACTIVITY_HOURS:g}")
+        self._completed(activity_id=self.activity_id, community_id=self.community_id, unit_id=self.unit_id,
+                        hours=hours, members_checked_in=len(self.members),
+                        residents_signed_up=len(self.residents))
+
+    @event("Completed")
+    def _completed(self, activity_id: str, community_id: str, unit_id: str, hours: float,
+                   members_checked_in: int, residents_signed_up: int) -> None:
+        self.status = "completed"
+        self.hours = hours
+
+    def _require_scheduled(self) -> None:
+        if self.status != "scheduled":
+            raise FailedPrecondition(f"activity {self.activity_id} is {self.status}")

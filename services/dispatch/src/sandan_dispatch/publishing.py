@@ -1,7 +1,8 @@
 """Stored domain events -> public contract events (what the relay publishes).
 
 Stored events are private (their type is a Python path); this is the one place that decides what the
-outside world sees. A member's service notes stay inside (only `has_notes` goes out).
+outside world sees. A member's service notes stay inside (only `has_notes` goes out); contacts never
+enter the event store at all (see contacts.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ def _utc(value: datetime) -> datetime:
 
 def _order(e: Any) -> dict[str, Any]:
     return {"order_id": str(e.originator_id), "demand_id": e.demand_id}
+
+
+def _activity(e: Any) -> dict[str, Any]:
+    return {"activity_id": e.activity_id, "community_id": e.community_id}
 
 
 # Keyed by the stored event's qualified name: "<Aggregate>.<name given to @event>".
@@ -50,6 +55,15 @@ _MAPPING: dict[str, Callable[[Any], c.Event]] = {
     "Order.Cancelled": lambda e: c.OrderCancelled(**_order(e), reason=e.reason),
     "Order.Reopened": lambda e: c.OrderReopened(**_order(e), redo_count=e.redo_count,
                                                 previous_member_id=e.previous_member_id, due_at=_utc(e.due_at)),
+    "Activity.Scheduled": lambda e: c.ActivityScheduled(
+        **_activity(e), unit_id=e.unit_id, theme=e.theme, title=e.title, starts_at=_utc(e.starts_at),
+        ends_at=_utc(e.ends_at), capacity=e.capacity),
+    "Activity.ResidentSignedUp": lambda e: c.ResidentSignedUp(**_activity(e), resident_id=e.resident_id),
+    "Activity.MemberCheckedIn": lambda e: c.MemberCheckedIn(**_activity(e), member_id=e.member_id,
+                                                            unit_id=e.unit_id),
+    "Activity.Completed": lambda e: c.ActivityCompleted(
+        **_activity(e), unit_id=e.unit_id, hours=e.hours, members_checked_in=e.members_checked_in,
+        residents_signed_up=e.residents_signed_up),
 }
 
 

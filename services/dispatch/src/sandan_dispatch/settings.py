@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandan_eventbus.config import number, optional, required
+from sandan_eventbus.rpc import tokens_from
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,8 @@ class Settings:
     consumer_group: str
     deadline_sweep_seconds: float
     log_level: str
+    # Bearer tokens that may call GetMemberContact / GetUnitContact (one per calling service, e.g. notify).
+    contact_tokens: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -28,4 +31,5 @@ class Settings:
             consumer_group=optional("DISPATCH_CONSUMER_GROUP", "dispatch"),
             deadline_sweep_seconds=number("DISPATCH_DEADLINE_SWEEP_SECONDS", 30.0),
             log_level=optional("LOG_LEVEL", "INFO"),
+            contact_tokens=tokens_from(optional("DISPATCH_CONTACT_TOKENS", "")),
         )

@@ -27,7 +27,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
     inbox = Inbox(app, broker, settings.consumer_group, {ORDERS: app.on_order_event}, on_saved=relay.wake)
 
     def register(server: grpc.aio.Server) -> list[str]:
-        return api.add_to_server(server, app, relay.wake)
+        return api.add_to_server(server, app, relay.wake, settings.contact_tokens)
 
     return ServiceRuntime(name="intake", broker=broker, relay=relay, inbox=inbox,
                           grpc_address=settings.grpc_address, register_servicers=register)

@@ -50,9 +50,11 @@ def _menu_item(item: MenuItem) -> intake_pb2.MenuItem:
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServicer):
-    def __init__(self, app: IntakeApplication, wake: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, app: IntakeApplication, wake: Callable[[], None] = lambda: None,
+                 contact_tokens: frozenset[str] = frozenset()) -> None:
         self.app = app
         self.wake = wake
+        self.contact_tokens = contact_tokens  # bearer tokens allowed to read residents' contacts (notify)
 
     async def _write(self, context: grpc.aio.ServicerContext, command: Callable[[], R]) -> R:
         result = await rpc.call(context, command)
@@ -64,7 +66,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
         def register() -> intake_pb2.Resident:
             resident = self.app.register_resident(
                 _required("community_id", request.community_id), _required("name", request.name),
-                _required("phone", request.phone), _required("address", request.address))
+                _required("phone", request.phone), _required("address", request.address),
+                email=request.email or None, wechat_openid=request.wechat_openid or None)
             return intake_pb2.Resident(resident_id=resident.resident_id, community_id=resident.community_id)
 
         return await rpc.call(context, register)
@@ -176,8 +179,22 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
 
         return await rpc.call(context, contact)
 
+    async def GetDemandContact(self, request: intake_pb2.DemandRef,
+                               context: grpc.aio.ServicerContext) -> intake_pb2.ResidentContact:
+        await rpc.require_token(context, self.contact_tokens)
 
-def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None]) -> list[str]:
+        def contact() -> intake_pb2.ResidentContact:
+            demand, resident = self.app.demand_contact(_required("demand_id", request.demand_id))
+            return intake_pb2.ResidentContact(
+                demand_id=str(demand.id), resident_id=resident.resident_id, community_id=resident.community_id,
+                name=resident.name, phone=resident.phone, email=resident.email or "",
+                wechat_openid=resident.wechat_openid or "")
+
+        return await rpc.call(context, contact)
+
+
+def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None],
+                  contact_tokens: frozenset[str] = frozenset()) -> list[str]:
     """Register the servicer; returns the service names health should report."""
-    intake_pb2_grpc.add_IntakeServicer_to_server(IntakeServicer(app, wake), server)
+    intake_pb2_grpc.add_IntakeServicer_to_server(IntakeServicer(app, wake, contact_tokens), server)
     return [SERVICE_NAME]

@@ -67,8 +67,10 @@ class IntakeApplication(ServiceApplication):
         self.residents.close()
 
     # ---- residents (personal data, never published) ------------------------------------------
-    def register_resident(self, community_id: str, name: str, phone: str, address: str) -> Resident:
-        return self.residents.register(community_id, name, phone, address)
+    def register_resident(self, community_id: str, name: str, phone: str, address: str, *,
+                          email: str | None = None, wechat_openid: str | None = None) -> Resident:
+        return self.residents.register(community_id, name, phone, address, email=email,
+                                       wechat_openid=wechat_openid)
 
     # ---- the service menu ------------------------------------------------------------------
     def publish_menu_item(self, community_id: str, item_id: str, category: str, title: str,
@@ -153,6 +155,11 @@ class IntakeApplication(ServiceApplication):
         demand.ensure_held_by(member_id)
         resident = self.residents.get(demand.resident_id)
         return ServiceContact(str(demand.id), resident.name, resident.phone, resident.address, demand.description)
+
+    def demand_contact(self, demand_id: str | uuid.UUID) -> tuple[Demand, Resident]:
+        """How to reach a demand's resident, for notify. The caller's authorisation is checked at the edge."""
+        demand = self.get_demand(demand_id)
+        return demand, self.residents.get(demand.resident_id)
 
     # ---- consumer policy: dispatch.orders.v1 --------------------------------------------------
     def on_order_event(self, envelope: Envelope, event: Event) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Residents' personal data: name, phone, address. Kept in intake's own tables and never published.
+"""Residents' personal data: name, phone, address (and optionally e-mail and WeChat openid, for notify).
+Kept in intake's own tables and never published.
 
 Plain SQLAlchemy rows rather than events on purpose: personal data must be correctable and erasable,
 which an append-only event log is not. Events elsewhere carry only the opaque `resident_id`.
@@ -11,13 +12,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, select
+from sqlalchemy import Column, DateTime, MetaData, String, Table, inspect, insert, select, text
 
 from sandan_eventbus.errors import InvalidArgument, NotFound
 from sandan_eventbus.sql import engine_for
 from sandan_intake.domain import check_id, check_text
 
 _PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,29}$")
+_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
+_OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 
 metadata = MetaData()
 residents = Table(
@@ -29,7 +32,12 @@ residents = Table(
     Column("phone", String(30), nullable=False),
     Column("address", String(200), nullable=False),
     Column("registered_at", DateTime(timezone=True), nullable=False),
+    # Optional ways to reach the resident (notify reads them through the authorised GetDemandContact).
+    Column("email", String(254), nullable=True),
+    Column("wechat_openid", String(64), nullable=True),
 )
+# Columns added after the table's first release: created on start in stores that predate them.
+_ADDED_COLUMNS = {"email": "VARCHAR(254)", "wechat_openid": "VARCHAR(64)"}
 
 
 @dataclass(frozen=True)
@@ -39,14 +47,34 @@ class Resident:
     name: str
     phone: str
     address: str
+    email: str | None = None
+    wechat_openid: str | None = None
+
+
+def _optional(field: str, value: str | None, pattern: re.Pattern[str], message: str) -> str | None:
+    value = (value or "").strip()
+    if not value:
+        return None
+    if not pattern.match(value):
+        raise InvalidArgument(field, message)
+    return value
 
 
 class ResidentStore:
     def __init__(self, url: str = "memory://") -> None:
         self.engine = engine_for(url)
         metadata.create_all(self.engine)
+        self._add_missing_columns()
 
-    def register(self, community_id: str, name: str, phone: str, address: str) -> Resident:
+    def _add_missing_columns(self) -> None:
+        present = {c["name"] for c in inspect(self.engine).get_columns(residents.name)}
+        with self.engine.begin() as conn:
+            for column, ddl in _ADDED_COLUMNS.items():
+                if column not in present:
+                    conn.execute(text(f"ALTER TABLE {residents.name} ADD COLUMN {column} {ddl}"))
+
+    def register(self, community_id: str, name: str, phone: str, address: str, *,
+                 email: str | None = None, wechat_openid: str | None = None) -> Resident:
         phone = (phone or "").strip()
         if not _PHONE.match(phone):
             raise InvalidArgument("phone", "must be 3 to 30 digits, spaces or '-', optionally after '+'")
@@ -56,11 +84,15 @@ class ResidentStore:
             name=check_text("name", name, 1, 100),
             phone=phone,
             address=check_text("address", address, 1, 200),
+            email=_optional("email", email, _EMAIL, "must be an e-mail address"),
+            wechat_openid=_optional("wechat_openid", wechat_openid, _OPENID,
+                                    "must be 6 to 64 letters, digits, '_' or '-'"),
         )
         with self.engine.begin() as conn:
             conn.execute(insert(residents).values(
                 resident_id=resident.resident_id, community_id=resident.community_id, name=resident.name,
                 phone=resident.phone, address=resident.address, registered_at=datetime.now(UTC),
+                email=resident.email, wechat_openid=resident.wechat_openid,
             ))
         return resident
 
@@ -68,7 +100,7 @@ class ResidentStore:
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(residents.c.resident_id, residents.c.community_id, residents.c.name,
-                       residents.c.phone, residents.c.address)
+                       residents.c.phone, residents.c.address, residents.c.email, residents.c.wechat_openid)
                 .where(residents.c.resident_id == resident_id)
             ).first()
         if row is None:

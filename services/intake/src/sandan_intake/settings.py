@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sandan_eventbus.config import ConfigError, eventstore_env, optional, required
+from sandan_eventbus.rpc import tokens_from
 
 
 @dataclass(frozen=True)
@@ -15,6 +16,7 @@ class Settings:
     grpc_address: str
     consumer_group: str
     log_level: str
+    contact_tokens: frozenset[str] = frozenset()  # who may call GetDemandContact; empty: nobody
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -33,4 +35,5 @@ class Settings:
             grpc_address=optional("INTAKE_GRPC_ADDRESS", "127.0.0.1:50051"),
             consumer_group=optional("INTAKE_CONSUMER_GROUP", "intake"),
             log_level=log_level,
+            contact_tokens=tokens_from(optional("INTAKE_CONTACT_TOKENS", "")),
         )

@@ -1,0 +1,1 @@
+"""sandan notify: residents, members, branch secretaries, offices and units hear what concerns them, once."""

@@ -1,0 +1,131 @@
+"""How to reach a recipient, asked at the moment of need and never stored (not in the event store, not in
+notify's tables): residents from intake (GetDemandContact), members and units from dispatch
+(GetMemberContact / GetUnitContact), each an authorised call with notify's bearer token; offices from
+notify's own office directory. A short in-memory cache spares the owning services repeated calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2, intake_pb2_grpc
+from sandan_notify.directory import Offices
+
+
+@dataclass(frozen=True)
+class Contact:
+    recipient_id: str  # the resident's id for a resident (the notice knows only the demand)
+    name: str = ""
+    email: str = ""
+    phone: str = ""
+    wechat_openid: str = ""
+    webhook_url: str = ""
+    channels: tuple[str, ...] = ()  # an office's configured channel order, if any
+
+    def address(self, channel: str) -> str:
+        return {"email": self.email, "sms": self.phone, "wechat": self.wechat_openid, "webhook": self.webhook_url,
+                "console": self.recipient_id}.get(channel, "")
+
+
+class ContactNotFound(Exception):
+    """The owner does not know this recipient (or has nothing to reach them by): give up."""
+
+
+class ContactUnavailable(Exception):
+    """The owner could not answer now (down, timeout, refused our token): try again later."""
+
+
+class ContactBook(Protocol):
+    def lookup(self, kind: str, ref: str) -> Contact: ...
+
+
+class GrpcContacts:
+    """Contacts from intake and dispatch over gRPC, offices from the directory; cached for `ttl_seconds`."""
+
+    def __init__(self, intake_address: str, dispatch_address: str, token: str, offices: Offices, *,
+                 timeout: float = 5.0, ttl_seconds: float = 60.0,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._intake_channel = grpc.insecure_channel(intake_address)
+        self._dispatch_channel = grpc.insecure_channel(dispatch_address)
+        self.intake = intake_pb2_grpc.IntakeStub(self._intake_channel)
+        self.dispatch = dispatch_pb2_grpc.DispatchStub(self._dispatch_channel)
+        self.metadata = (("authorization", f"Bearer {token}"),)
+        self.offices = offices
+        self.timeout = timeout
+        self.ttl = ttl_seconds
+        self.monotonic = monotonic
+        self._cache: dict[tuple[str, str], tuple[float, Contact]] = {}
+        self._lock = threading.Lock()
+
+    def lookup(self, kind: str, ref: str) -> Contact:
+        if kind in ("branch", "town", "county"):
+            return office_contact(self.offices, kind, ref)
+        key = (kind, ref)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and self.monotonic() - hit[0] < self.ttl:
+                return hit[1]
+        contact = self._fetch(kind, ref)
+        with self._lock:
+            self._cache[key] = (self.monotonic(), contact)
+        return contact
+
+    def _fetch(self, kind: str, ref: str) -> Contact:
+        try:
+            if kind == "resident":
+                r = self._call(self.intake.GetDemandContact, intake_pb2.DemandRef(demand_id=ref))
+                return Contact(r.resident_id or ref, r.name, r.email, r.phone, r.wechat_openid)
+            if kind == "member":
+                m = self._call(self.dispatch.GetMemberContact, dispatch_pb2.MemberRef(member_id=ref))
+                return Contact(m.member_id or ref, m.name, m.email, m.phone, m.wechat_openid)
+            if kind == "unit":
+                u = self._call(self.dispatch.GetUnitContact, dispatch_pb2.UnitRef(unit_id=ref))
+                return Contact(u.unit_id or ref, u.unit_name, u.contact_email, webhook_url=u.webhook_url)
+        except grpc.RpcError as error:
+            code = error.code() if hasattr(error, "code") else None
+            if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                raise ContactNotFound(f"{kind} {ref}: {code.name}") from None
+            name = code.name.lower() if code is not None else "rpc_error"
+            raise ContactUnavailable(f"contact_{name}") from None
+        raise ContactNotFound(f"unknown recipient kind {kind}")
+
+    def _call(self, method: Any, request: Any) -> Any:
+        return method(request, metadata=self.metadata, timeout=self.timeout)
+
+    def close(self) -> None:
+        self._intake_channel.close()
+        self._dispatch_channel.close()
+
+
+def office_contact(offices: Offices, kind: str, ref: str) -> Contact:
+    office = offices.office(kind, ref)
+    if office is None:
+        raise ContactNotFound(f"no {kind} office {ref} in the office directory")
+    return Contact(ref, office.name, office.email, office.phone, office.wechat_openid, office.webhook_url,
+                   office.channels)
+
+
+class StaticContacts:
+    """Fixed contacts for tests and the demo; offices from the directory when given."""
+
+    def __init__(self, contacts: dict[tuple[str, str], Contact], offices: Offices | None = None) -> None:
+        self.contacts = contacts
+        self.offices = offices
+        self.unavailable: set[tuple[str, str]] = set()  # tests: make a lookup fail transiently
+        self.calls = 0
+
+    def lookup(self, kind: str, ref: str) -> Contact:
+        self.calls += 1
+        if (kind, ref) in self.unavailable:
+            raise ContactUnavailable("contact_unavailable")
+        if (kind, ref) in self.contacts:
+            return self.contacts[(kind, ref)]
+        if self.offices is not None and kind in ("branch", "town", "county"):
+            return office_contact(self.offices, kind, ref)
+        raise ContactNotFound(f"{kind} {ref}")

@@ -1,0 +1,41 @@
+"""`python -m sandan_scoring`: restore the ledger from the log, then fold live, publish, and serve gRPC."""
+
+from __future__ import annotations
+
+from sandan_eventbus.kafka import make_broker
+from sandan_eventbus.logs import setup
+from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
+from sandan_scoring import api
+from sandan_scoring.engine import Scorer
+from sandan_scoring.rules import RuleBook
+from sandan_scoring.settings import Settings
+from sandan_scoring.store import ScoringStore
+
+
+def build_runtime(settings: Settings) -> ServiceRuntime:
+    broker = make_broker("scoring", settings.kafka_bootstrap)
+    rulebook = RuleBook(settings.rules_dir)
+    rulebook.get(settings.rule_set)  # fail fast on an unknown rule set
+    scorer = Scorer(ScoringStore(settings.database_url), rulebook, settings.kafka_bootstrap, broker,
+                    settings.rule_set)
+    servicer = api.ScoringServicer(scorer)
+    return ServiceRuntime(
+        name="scoring",
+        broker=broker,
+        relay=None,  # scoring publishes derived facts itself, with ids derived from their sources
+        inbox=None,  # and reads the log with positions in its own store (no consumer group)
+        grpc_address=settings.grpc_address,
+        register_servicers=lambda server: api.register(server, servicer),
+        loops=[scorer.run_live, scorer.run_publisher],
+        on_start=scorer.restore,
+    )
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    setup("sandan_scoring", settings.log_level)
+    run_until_signalled(build_runtime(settings))
+
+
+if __name__ == "__main__":
+    main()

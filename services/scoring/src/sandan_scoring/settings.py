@@ -1,0 +1,30 @@
+"""scoring's configuration: environment only, failing fast."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandan_eventbus.config import optional, required
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    database_url: str
+    grpc_address: str
+    rules_dir: Path | None
+    rule_set: str
+    log_level: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        rules_dir = optional("SCORING_RULES_DIR", "")
+        return cls(
+            kafka_bootstrap=required("KAFKA_BOOTSTRAP_SERVERS"),
+            database_url=required("SCORING_DATABASE_URL"),
+            grpc_address=optional("SCORING_GRPC_ADDRESS", "127.0.0.1:50053"),
+            rules_dir=Path(rules_dir) if rules_dir else None,
+            rule_set=optional("SCORING_RULE_SET", "2026.1"),
+            log_level=optional("LOG_LEVEL", "INFO"),
+        )
