@@ -29,7 +29,7 @@ from sandan_contracts.events import (
 )
 from sandan_dispatch.application import DispatchApplication, MemberContactCard, UnitContactCard
 from sandan_dispatch.contacts import Contacts, MemberContact, UnitContact
-from sandan_dispatch.domain import Order
+from sandan_dispatch.domain import Activity, Order
 from sandan_dispatch.publishing import to_contract
 from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.sql import engine_for
@@ -724,6 +724,25 @@ def test_activity_lifecycle(app: DispatchApplication, make_app: Callable[[], Dis
         again = make_app().activity("a1")
         assert (again.status, again.residents, again.members, again.hours, again.starts_at) == (
             "completed", ["r1", "r2"], ["m1", "m3"], 3.0, START)
+
+
+def test_a_busy_activity_loads_from_a_snapshot(app: DispatchApplication,
+                                               make_app: Callable[[], DispatchApplication]) -> None:
+    """Sign-ups grow an activity's history (up to 10,000 events); every 100th event takes a snapshot, so
+    a command loads the snapshot and the events after it, on each store."""
+    roster(app)
+    schedule(app, capacity=300)
+    for i in range(250):
+        app.sign_up_resident("a1", f"r{i}")
+    app.check_in_member("a1", "m1")
+    snapshots = list(app.snapshots.get(Activity.create_id("a1"))) if app.snapshots else []
+    assert [s.originator_version for s in snapshots] == [100, 200]
+    reader = make_app() if notifications(make_app()) else app
+    activity = reader.activity("a1")
+    assert (activity.version, len(activity.residents), activity.residents[-1], activity.members) == (
+        252, 250, "r249", ["m1"])
+    assert activity.starts_at == START and activity.status == "scheduled"
+    assert reader.sign_up_resident("a1", "r0").version == 252  # still no repeat after a snapshot
 
 
 def test_check_in_needs_a_member_of_the_activity_community(app: DispatchApplication) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Engine, MetaData, String, Table, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 from sandan_eventbus.sql import engine_for
 
@@ -52,17 +53,26 @@ class UnitContact:
     webhook_url: str | None = None
 
 
+def _columns(engine: Engine, table: Table) -> set[str]:
+    return {c["name"] for c in inspect(engine).get_columns(table.name)}
+
+
 def _add_missing_columns(engine: Engine) -> None:
     """Add nullable columns a newer version declares to tables an older version created."""
-    inspector = inspect(engine)
     for table in metadata.sorted_tables:
-        existing = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
-            if column.name not in existing:
-                assert column.nullable, f"{table.name}.{column.name}: only nullable columns can be added"
-                ddl = column.type.compile(dialect=engine.dialect)
+            if column.name in _columns(engine, table):
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}.{column.name}: only nullable columns can be added")
+            ddl = column.type.compile(dialect=engine.dialect)
+            try:
                 with engine.begin() as conn:
                     conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+            except DBAPIError:
+                if column.name not in _columns(engine, table):
+                    raise
+                # another replica starting at the same time added it first
 
 
 class Contacts:
