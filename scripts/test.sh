@@ -16,6 +16,9 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
+  # A fresh broker per test run: the integration stack reads every topic from the beginning.
+  bash deploy/local/kafka.sh stop >/dev/null 2>&1 || true
+  rm -rf .local/kafka
   bash deploy/local/kafka.sh start
   started+=(kafka)
   export KAFKA_BOOTSTRAP_SERVERS="$(bash deploy/local/kafka.sh bootstrap)"

@@ -186,7 +186,7 @@ class ResidentSignedUp(_ActivityEvent):
 class MemberCheckedIn(_ActivityEvent):
     TYPE: ClassVar[str] = "MemberCheckedIn"
     member_id: Id
-    unit_id: Id
+    unit_id: Id  # the member's own work unit (the host unit is on ActivityScheduled / ActivityCompleted)
 
 
 class ActivityCompleted(_ActivityEvent):

@@ -95,8 +95,10 @@ async def require_token(context: grpc.aio.ServicerContext, allowed: frozenset[st
     token = bearer_token(context)
     if token is None:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, "authorization: Bearer <token> is required")
+        raise AssertionError("unreachable: abort raises")
     if not allowed or not any(hmac.compare_digest(token, t) for t in allowed):
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, "this token may not read contacts")
+        raise AssertionError("unreachable: abort raises")
 
 
 def tokens_from(raw: str) -> frozenset[str]:

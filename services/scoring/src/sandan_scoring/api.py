@@ -152,7 +152,7 @@ class ScoringServicer(pb_grpc.ScoringServicer):
             await task
 
     async def Digest(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.DigestReply:
-        digest = await asyncio.to_thread(self.scorer.digest)
+        digest = await self.scorer.digest()
         return pb.DigestReply(digest=digest, generation=self.scorer.generation,
                               rule_set_version=self.scorer.ledger.rules.version,
                               entries=len(self.scorer.ledger.entries))

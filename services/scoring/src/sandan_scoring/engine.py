@@ -218,7 +218,7 @@ class Scorer:
             published = await asyncio.to_thread(self.store.unpublished, [f"scoring:{i}" for i in fresh.entries])
             self.ledger, self.generation, self.positions = fresh, generation, end
             self.pending = {i.removeprefix("scoring:") for i in published}
-        digest = await asyncio.to_thread(self.digest)
+        digest = await self.digest()
         self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version,
                                       round(time.monotonic() - started, 3))
         on_progress(self.last_progress)
@@ -235,8 +235,10 @@ class Scorer:
         await replay(self.bootstrap, other, until)
         return current, other
 
-    def digest(self) -> str:
-        return Reports(self.ledger).digest()
+    async def digest(self) -> str:
+        """The digest of the current state; live folding waits meanwhile (the fold must not move under it)."""
+        async with self.lock:
+            return await asyncio.to_thread(lambda: Reports(self.ledger).digest())
 
     # ---- publishing -----------------------------------------------------------------------------------
     async def run_publisher(self, stop: asyncio.Event) -> None:

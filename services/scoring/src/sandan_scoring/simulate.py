@@ -21,19 +21,19 @@ CARE = ("elderly_alone", "student_hardship", "left_behind_child")
 
 class County:
     def __init__(self, seed: int = 7, communities: int = 9, units: int = 130, members: int = 2600,
-                 start: datetime = datetime(2026, 1, 5, 1, 0, tzinfo=UTC)) -> None:
+                 start: datetime = datetime(2026, 1, 5, 1, 0, tzinfo=UTC), prefix: str = "") -> None:
         self.rng = random.Random(seed)  # noqa: S311 - synthetic data, not secrets
         self.now = start
         self.seq: dict[str, int] = defaultdict(int)
         self.log: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
-        self.communities = [f"3608261000{i:02d}" for i in range(1, communities + 1)]
-        self.units = [f"360826-u-{i:04d}" for i in range(1, units + 1)]
+        self.communities = [f"{prefix}3608261000{i:02d}" for i in range(1, communities + 1)]
+        self.units = [f"{prefix}360826-u-{i:04d}" for i in range(1, units + 1)]
         self.members: list[tuple[str, str, str, str]] = []  # (member, community, grid, unit)
         for i in range(members):
             community = self.rng.choice(self.communities)
             grid = f"{community}-g{self.rng.randint(1, 12):02d}"
             unit = self.rng.choice(self.units)
-            member = f"m-{i:05d}"
+            member = f"m-{prefix}{i:05d}"
             self.members.append((member, community, grid, unit))
             teams = self.rng.sample(CATEGORIES[:6], k=self.rng.randint(1, 2))
             self.emit("dispatch", c.MemberReported(member_id=member, unit_id=unit, community_id=community,
@@ -120,14 +120,14 @@ class County:
 
     def party_day(self) -> None:
         rng = self.rng
-        unit, community = rng.choice(self.units), rng.choice(self.communities)
+        _, community, _, unit = rng.choice(self.members)  # a unit brings an activity to a community it reported to
         activity = f"act-{rng.getrandbits(48):012x}"
         self.tick(60)
         self.emit("dispatch", c.ActivityScheduled(activity_id=activity, community_id=community, unit_id=unit,
                                                   theme="free_health_check", title="免费义诊",
                                                   starts_at=self.now + timedelta(days=2),
                                                   ends_at=self.now + timedelta(days=2, hours=3), capacity=100))
-        attendees = [m for m in self.members if m[3] == unit][:12]
+        attendees = [m for m in self.members if m[3] == unit and m[1] == community][:12]
         for member, _, _, _ in attendees:
             self.emit("dispatch", c.MemberCheckedIn(activity_id=activity, community_id=community, member_id=member,
                                                     unit_id=unit))

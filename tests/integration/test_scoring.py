@@ -1,0 +1,197 @@
+"""scoring over the real broker: points from a real walk, crash safety, rebuild equals live, rule changes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import grpc
+import pytest
+
+from sandan_contracts import decode
+from sandan_contracts.rpc import dispatch_pb2 as dpb
+from sandan_contracts.rpc import intake_pb2 as ipb
+from sandan_contracts.rpc import scoring_pb2 as spb
+from sandan_contracts.rpc import scoring_pb2_grpc
+from sandan_eventbus.devtools import ServiceProcess, read_topic
+from sandan_scoring.fold import quarter_of
+from sandan_scoring.simulate import County, produce
+from tests.integration.conftest import Stack, free_port
+from tests.integration.scenario import a_community, demand_reaches, order_for, post
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def scoring(stack: Stack) -> Iterator[ServiceProcess]:
+    address = f"127.0.0.1:{free_port()}"
+    process = ServiceProcess("sandan_scoring", {
+        "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
+        "SCORING_DATABASE_URL": f"sqlite:///{stack.workdir}/scoring.db",
+        "SCORING_GRPC_ADDRESS": address,
+        "LOG_LEVEL": "INFO",
+    }, address, stack.workdir / "scoring.log")
+    process.start(timeout=120)
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def stub(process: ServiceProcess) -> scoring_pb2_grpc.ScoringStub:
+    return scoring_pb2_grpc.ScoringStub(grpc.aio.insecure_channel(process.grpc_address))
+
+
+async def ledger_with(process: ServiceProcess, member_id: str, rules: set[str],
+                      timeout: float = 30) -> spb.MemberLedger:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            ledger = await stub(process).GetMemberLedger(spb.MemberLedgerRequest(member_id=member_id))
+            if {e.rule for e in ledger.entries} >= rules:
+                return ledger
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"ledger of {member_id} lacks {rules} after {timeout}s")
+        await asyncio.sleep(0.3)
+
+
+async def settled_digest(process: ServiceProcess, quiet: float = 2.0, timeout: float = 120) -> spb.DigestReply:
+    """The digest once the ledger stopped changing (scoring caught up with the log)."""
+    deadline = time.monotonic() + timeout
+    last = await stub(process).Digest(spb.Empty())
+    while time.monotonic() < deadline:
+        await asyncio.sleep(quiet)
+        now = await stub(process).Digest(spb.Empty())
+        if now.digest == last.digest:
+            return now
+        last = now
+    raise AssertionError("scoring did not settle")
+
+
+async def serve_once(stack: Stack, care: bool = True) -> tuple[str, str, str]:
+    """A resident's demand served by a member, confirmed and rated 5 stars; (member, demand, community)."""
+    c = await a_community(stack, members=1)
+    intake, dispatch = stack.intake_stub(), stack.dispatch_stub()
+    demand = await post(stack, c)  # medical, care tag elderly_alone
+    order = await order_for(stack, demand.demand_id)
+    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
+    await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
+    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=c.members[0],
+                                                              hours=1.5))
+    await demand_reaches(stack, demand.demand_id, "served")
+    await intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id))
+    await intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5))
+    return c.members[0], demand.demand_id, c.community_id
+
+
+EARNED = {"service_completed", "service_hours", "special_care_bonus", "five_star_bonus"}
+
+
+async def test_a_served_demand_earns_the_expected_points(stack: Stack, scoring: ServiceProcess) -> None:
+    member, demand_id, community = await serve_once(stack)
+    ledger = await ledger_with(scoring, member, EARNED)
+    by_rule = {e.rule: e.points for e in ledger.entries}
+    # 2026.1: medical 12, 1.5 h x 4 = 6, special care 6, five stars 5
+    assert by_rule == {"service_completed": 12, "service_hours": 6, "special_care_bonus": 6, "five_star_bonus": 5}
+    assert {t.period: t.points for t in ledger.totals}["all"] == 29
+    assert ledger.community_id == community and all(e.rule_set_version == "2026.1" for e in ledger.entries)
+
+    # each entry names its source event, and is published once on scoring.points.v1 with an id from it
+    demands = await stack.read("intake.demands.v1", demand_id, 3)
+    rated = next(r.envelope for r in demands if r.envelope.type == "ServiceRated")
+    five = next(e for e in ledger.entries if e.rule == "five_star_bonus")
+    assert list(five.source_event_ids) == [rated.event_id]
+    published = await stack.read("scoring.points.v1", member, 4)
+    facts = [decode(r.raw) for r in published]
+    assert {f.entry_id for _, f in facts} == {e.entry_id for e in ledger.entries}
+    assert all(env.event_id == f"scoring:{f.entry_id}" and env.causation_id == f.source_event_ids[0]
+               for env, f in facts)
+    assert {type(f).__name__ for _, f in facts} == {"PointsAwarded"}
+
+
+async def test_the_rebuild_equals_the_live_state(stack: Stack, scoring: ServiceProcess) -> None:
+    member, _, _ = await serve_once(stack)
+    await ledger_with(scoring, member, EARNED)
+    live = await settled_digest(scoring)
+    progress = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest())]
+    assert [p.phase for p in progress][-1] == "done"
+    assert progress[-1].digest == live.digest
+    after = await stub(scoring).Digest(spb.Empty())
+    assert after.digest == live.digest and after.generation == live.generation + 1
+
+
+async def test_a_rule_change_recomputes_history(stack: Stack, scoring: ServiceProcess) -> None:
+    member, _, _ = await serve_once(stack)
+    before = await ledger_with(scoring, member, EARNED)
+    quarter = quarter_of(datetime.now(UTC))
+    try:
+        progress = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest(rule_set_version="2026.2"))]
+        assert progress[-1].rule_set_version == "2026.2"
+        after = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+        # 2026.2: medical 12, 1.5 h x 5 = 8 (rounded), special care 12, five stars 5
+        assert {e.rule: e.points for e in after.entries} == {
+            "service_completed": 12, "service_hours": 8, "special_care_bonus": 12, "five_star_bonus": 5}
+        assert all(e.rule_set_version == "2026.2" for e in after.entries)
+        assert not {e.entry_id for e in after.entries} & {e.entry_id for e in before.entries}
+        sets = await stub(scoring).RuleSets(spb.Empty())
+        assert [r.version for r in sets.rule_sets if r.active] == ["2026.2"]
+        report = await stub(scoring).WhatIf(spb.WhatIfRequest(rule_set_version="2026.1", quarter=quarter))
+        row = next(m for m in report.members if m.member_id == member)
+        assert (row.current_points, row.candidate_points) == (37, 29)
+    finally:
+        back = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest(rule_set_version="2026.1"))]
+        assert back[-1].rule_set_version == "2026.1"
+    again = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    assert {e.entry_id for e in again.entries} == {e.entry_id for e in before.entries}
+
+
+async def test_the_quarterly_notice_is_published_for_the_community(stack: Stack, scoring: ServiceProcess) -> None:
+    member, _, community = await serve_once(stack)
+    await ledger_with(scoring, member, EARNED)
+    quarter = quarter_of(datetime.now(UTC))
+    published = await stub(scoring).PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
+    notice_id = f"community-{community}-{quarter}-2026.1"
+    assert notice_id in published.notice_ids
+    found = await stack.read("scoring.notices.v1", notice_id, 1)
+    _, notice = decode(found[0].raw)
+    assert notice.scope == "community" and notice.summary.services_completed == 1
+    assert [(r.rank, r.member_id, r.points) for r in notice.ranking] == [(1, member, 29)]
+    report = await stub(scoring).CommunityNotice(spb.ScopeQuarter(scope_id=community, quarter=quarter))
+    assert report.published and report.summary.satisfaction_rate == 1.0
+    # publishing again sends nothing new
+    await stub(scoring).PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
+    again = await stack.read_all("scoring.notices.v1", notice_id)
+    assert len({r.envelope.event_id for r in again}) == 1 and len(again) == 1
+
+
+# Last in this module: its burst of simulated events keeps the other services busy for a while.
+async def test_scoring_killed_mid_stream_awards_nothing_twice(stack: Stack, scoring: ServiceProcess) -> None:
+    tag = uuid.uuid4().hex[:6]
+    county = County(seed=int(tag, 16), communities=3, units=10, members=200, prefix=f"{tag}-")
+    first = county.run(walks=600, party_days=6)
+    first_half = {topic: list(messages) for topic, messages in first.items()}
+    second = county.run(walks=600, party_days=6)  # continues the same county (run() extends its log)
+    second_half = {topic: messages[len(first_half.get(topic, [])):] for topic, messages in second.items()}
+    # it folds the first half, is killed, misses part of the stream, and comes back
+    assert await produce(stack.bootstrap, first_half) > 4000
+    await asyncio.sleep(0.3)
+    scoring.stop(kill=True)
+    assert await produce(stack.bootstrap, second_half) > 4000
+    scoring.start(timeout=120)
+    live = await settled_digest(scoring)
+    rebuilt = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest())][-1]
+    assert rebuilt.digest == live.digest
+    # one published entry id per ledger entry: a member's distinct PointsAwarded ids match the ledger
+    member = county.members[0][0]
+    ledger = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    entries = {e.entry_id for e in ledger.entries}
+    found = await read_topic(stack.bootstrap, "scoring.points.v1", until=lambda f: False,
+                             where=lambda r: r.key == member, timeout=4)
+    published = {decode(r.raw)[1].entry_id for r in found if r.envelope and r.envelope.type != "StarRatingChanged"}
+    assert published == entries
