@@ -17,7 +17,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
     rulebook = RuleBook(settings.rules_dir)
     rulebook.get(settings.rule_set)  # fail fast on an unknown rule set
     scorer = Scorer(ScoringStore(settings.database_url), rulebook, settings.kafka_bootstrap, broker,
-                    settings.rule_set)
+                    settings.rule_set, settings.replay_workers)
     servicer = api.ScoringServicer(scorer)
     return ServiceRuntime(
         name="scoring",

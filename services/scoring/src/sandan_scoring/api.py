@@ -21,7 +21,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 async def _check(context: grpc.aio.ServicerContext, field: str, value: str, pattern: re.Pattern[str],
                  hint: str) -> None:
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {hint}")
 
 

@@ -24,6 +24,7 @@ from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
 from sandan_scoring.facts import SOURCE_TOPICS, read_fact
 from sandan_scoring.fold import Entry, Ledger
+from sandan_scoring.parallel import fold_in_parallel
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
 from sandan_scoring.store import Positions, ScoringStore
@@ -63,12 +64,17 @@ def fold_records(ledger: Ledger, records: list[Any], skipped: list[Any] | None =
                 skipped.append((r, str(exc)))
             continue
         if fact is not None:
-            ledger.apply(fact)
+            try:
+                ledger.apply(fact)
+            except Exception as exc:  # a fact the checks let through but the fold cannot use: never stop
+                if skipped is not None:
+                    skipped.append((r, f"fold failed: {type(exc).__name__}: {exc}"))
 
 
 async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
-                 progress: Callable[[int, int], None] = lambda n, total: None) -> Positions:
-    """Fold every source partition from the earliest offset up to `until` (default: the end offsets now)."""
+                 progress: Callable[[int, int], None] = lambda n, total: None, workers: int = 1) -> Positions:
+    """Fold every source partition from the earliest offset up to `until` (default: the end offsets now),
+    on `workers` processes when more than one."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="scoring-replay",
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
@@ -79,6 +85,12 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
         end = {(tp.topic, tp.partition): off for tp, off in (await consumer.end_offsets(parts)).items()}
         target = dict(end) if until is None else {k: until.get(k, 0) for k in end}
         total = sum(max(0, target[(tp.topic, tp.partition)] - begin[tp]) for tp in parts)
+        if workers > 1 and total > 0:
+            await consumer.stop()
+            folded = await fold_in_parallel(bootstrap, ledger.rules, [(tp.topic, tp.partition) for tp in parts],
+                                            target, workers, lambda n: progress(n, total))
+            ledger.merge(folded)
+            return target
         remaining = {tp for tp in parts if target[(tp.topic, tp.partition)] > begin[tp]}
         for tp in parts:
             consumer.seek(tp, begin[tp])
@@ -97,12 +109,13 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
             progress(read, total)
         return target
     finally:
-        await consumer.stop()
+        await consumer.stop()  # a second stop after the parallel branch is harmless
 
 
 class Scorer:
     def __init__(self, store: ScoringStore, rulebook: RuleBook, bootstrap: str, broker: KafkaBroker,
-                 default_rule_set: str) -> None:
+                 default_rule_set: str, replay_workers: int = 1) -> None:
+        self.replay_workers = replay_workers
         self.store = store
         self.rulebook = rulebook
         self.bootstrap = bootstrap
@@ -129,7 +142,7 @@ class Scorer:
         else:
             positions = await asyncio.to_thread(self.store.positions, generation)
             if any(positions.values()):
-                await replay(self.bootstrap, ledger, positions)
+                await replay(self.bootstrap, ledger, positions, workers=self.replay_workers)
             stored = await asyncio.to_thread(self.store.entry_ids, generation)
             if stored != set(ledger.entries):
                 # The store and the log disagree (a topic trimmed, a rule file edited in place): rebuild.
@@ -208,7 +221,7 @@ class Scorer:
                 self.last_progress = Progress("reading", n, total, rule_set_version=rules.version)
                 on_progress(self.last_progress)
 
-            end = await replay(self.bootstrap, fresh, None, tick)
+            end = await replay(self.bootstrap, fresh, None, tick, workers=self.replay_workers)
             self.last_progress = Progress("writing", counted[0], counted[0], rule_set_version=rules.version)
             on_progress(self.last_progress)
             generation = self.generation + 1
@@ -232,7 +245,7 @@ class Scorer:
         async with self.lock:
             until = dict(self.positions)
             current = self.ledger
-        await replay(self.bootstrap, other, until)
+        await replay(self.bootstrap, other, until, workers=self.replay_workers)
         return current, other
 
     async def digest(self) -> str:

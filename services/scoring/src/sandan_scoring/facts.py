@@ -3,14 +3,17 @@
 Replay speed matters (a rebuild reads the whole log), so the common path is `json.loads` plus type checks
 of the fields the fold uses; anything unexpected falls back to the contract's full pydantic decode, which
 either accepts it (then its normalised fields are used) or raises ValueError (the caller dead-letters it).
+The fast path checks types, the key, UTC times and ranges, but not id *patterns*: producers validated
+those against the same contract when they wrote, and checking them again would halve replay speed.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+import orjson
 
 from sandan_contracts import EVENT_TYPES, decode
 
@@ -20,7 +23,7 @@ SOURCE_TOPICS = ("dispatch.roster.v1", "dispatch.orders.v1", "intake.demands.v1"
 _NEEDS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "MemberReported": {"member_id": str, "community_id": str, "unit_id": str},
     "OrderOpened": {"order_id": str, "demand_id": str, "community_id": str, "category": str, "care_tags": list,
-                    "due_at": str},
+                    "due_at": str},  # due_at is handed to the fold parsed, as an aware datetime
     "OrderDispatched": {"order_id": str, "member_id": str},
     "OrderOffered": {"order_id": str},
     "OrderAccepted": {"order_id": str, "member_id": str},
@@ -35,6 +38,11 @@ _NEEDS: dict[str, dict[str, type | tuple[type, ...]]] = {
 }
 KNOWN_TYPES = frozenset(_NEEDS)
 _ZERO = timedelta(0)
+# Optional ids that must be a string when present.
+_OPTIONAL_IDS: dict[str, tuple[str, ...]] = {
+    "ServiceRated": ("member_id",), "OrderOverdue": ("member_id",), "OrderReopened": ("previous_member_id",)}
+_KEY_FIELD = {t: EVENT_TYPES[(t, 1)].KEY for t in _NEEDS}
+_DUE = frozenset(t for t, needs in _NEEDS.items() if "due_at" in needs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +59,7 @@ class Fact:
 def read_fact(topic: str, raw: bytes) -> Fact | None:
     """A fact the fold uses, or None for a valid event it does not use. Raises ValueError when invalid."""
     try:
-        env = json.loads(raw)
+        env = orjson.loads(raw)
         type_name = env["type"]
         if env["schema_version"] != 1 or type(env["event_id"]) is not str:
             raise TypeError
@@ -61,9 +69,19 @@ def read_fact(topic: str, raw: bytes) -> Fact | None:
             for field, kind in needs.items():
                 if not isinstance(data[field], kind):
                     raise TypeError
+            for field in _OPTIONAL_IDS.get(type_name, ()):
+                if not isinstance(data.get(field), str | None):
+                    raise TypeError
+            if data[_KEY_FIELD[type_name]] != env["key"]:
+                raise TypeError
             occurred_at = datetime.fromisoformat(env["occurred_at"])
             if occurred_at.utcoffset() != _ZERO:
                 raise TypeError
+            if type_name in _DUE:
+                due_at = datetime.fromisoformat(data["due_at"])
+                if due_at.utcoffset() != _ZERO:
+                    raise TypeError
+                data["due_at"] = due_at
             if type_name == "ServiceRated" and not 1 <= data["stars"] <= 5:
                 raise TypeError
             if type_name == "ServiceCompleted" and not 0 < data["hours"] <= 72:
@@ -81,6 +99,6 @@ def _slow(topic: str, raw: bytes) -> Fact | None:
     envelope, event = decode(raw)  # raises ValueError on anything invalid
     if envelope.type not in KNOWN_TYPES:
         return None
-    data = event.model_dump(mode="json")
+    data = event.model_dump()  # python mode: due_at as a datetime, like the fast path
     return Fact(topic, envelope.type, envelope.event_id, envelope.key, envelope.occurred_at, data,
                 envelope.correlation_id)

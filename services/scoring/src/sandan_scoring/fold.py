@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from sandan_scoring.facts import Fact
 from sandan_scoring.rules import RuleSet
 
 CHINA = timezone(timedelta(hours=8))  # quarters follow China Standard Time (no DST)
+_EIGHT_HOURS = timedelta(hours=8)
 
 
 def quarter_of(at: datetime) -> str:
-    local = at.astimezone(CHINA)
+    """The quarter of an aware time, in China Standard Time (UTC+8 all year, so a shift is enough)."""
+    local = at.astimezone(UTC) + _EIGHT_HOURS if at.utcoffset() else at + _EIGHT_HOURS
     return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 
@@ -107,6 +109,29 @@ class Ledger:
         average = round(sum(given) / len(given), 3) if given else None
         return points, average, len(given), self.rules.stars_for(points, average, len(given))
 
+    def merge(self, other: Ledger) -> None:
+        """Absorb a ledger folded from *other partitions* of the same log (a parallel replay).
+
+        Exact because every fold key lives in one partition: an order's facts, a demand's rating, an
+        activity's check-ins, a member's report. So the union equals the fold of all partitions."""
+        if other.rules != self.rules:
+            raise ValueError("cannot merge ledgers folded under different rule sets")
+        self.entries.update(other.entries)
+        for member, ids in other.by_member.items():
+            self.by_member.setdefault(member, []).extend(ids)
+        self.members.update(other.members)
+        self.orders.update(other.orders)
+        self.ratings.update(other.ratings)
+        for member, demands in other.ratings_by_member.items():
+            self.ratings_by_member.setdefault(member, []).extend(demands)
+        self.checkins.update(other.checkins)
+        self.last_seq.update(other.last_seq)
+        self.seen_other |= other.seen_other
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.dirty_entries |= other.dirty_entries
+        self.dirty_stars |= other.dirty_stars
+
     def attribution(self, member_id: str) -> tuple[str, str] | None:
         """(community, unit) of a member: from MemberReported, else from a check-in (the first activity id,
         so the answer does not depend on which topic was read first)."""
@@ -143,8 +168,9 @@ class Ledger:
         if points == 0:
             return
         sources = (fact.event_id,)
-        digest = hashlib.sha256(f"{self.rules.version}|{rule}|{member_id}|{fact.event_id}".encode()).hexdigest()
-        entry = Entry(f"e-{digest[:32]}", member_id, points, rule, quarter_of(fact.occurred_at), sources,
+        digest = hashlib.blake2b(f"{self.rules.version}|{rule}|{member_id}|{fact.event_id}".encode(),
+                                 digest_size=16).hexdigest()
+        entry = Entry(f"e-{digest}", member_id, points, rule, quarter_of(fact.occurred_at), sources,
                       fact.occurred_at, fact.correlation_id)
         self.entries[entry.entry_id] = entry
         self.by_member.setdefault(member_id, []).append(entry.entry_id)
@@ -160,7 +186,7 @@ class Ledger:
         d = f.data
         self.orders[d["order_id"]] = OrderFacts(
             d["order_id"], d["demand_id"], d["community_id"], d["category"], bool(d["care_tags"]),
-            datetime.fromisoformat(d["due_at"]), quarter_of(f.occurred_at))
+            d["due_at"], quarter_of(f.occurred_at))
 
     def _order(self, f: Fact) -> OrderFacts | None:
         # An order's facts arrive in order; one seen without its opening (a topic trimmed by hand) is skipped.
@@ -200,7 +226,7 @@ class Ledger:
     def order_escalated(self, f: Fact) -> None:
         if (o := self._order(f)) is not None:
             o.escalated.append(quarter_of(f.occurred_at))
-            o.due_at = datetime.fromisoformat(f.data["due_at"])
+            o.due_at = f.data["due_at"]
 
     def order_overdue(self, f: Fact) -> None:
         if (o := self._order(f)) is None:
@@ -221,7 +247,7 @@ class Ledger:
         if previous:
             self._award(previous, -self.rules.redo_required, "redo_required", f)
         o.status, o.holder, o.completed_quarter = "open", None, None
-        o.due_at = datetime.fromisoformat(f.data["due_at"])
+        o.due_at = f.data["due_at"]
 
     def service_rated(self, f: Fact) -> None:
         d = f.data

@@ -78,12 +78,17 @@ class RuleSet:
                 min_rated_services=int(stars["min_rated_services"]),
                 star_levels=levels,
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise RuleError(f"invalid rule set: {exc!r}") from exc
         if "default" not in ruleset.completed_by_category:
             raise RuleError("points.service_completed needs a 'default'")
         if not all(1 <= lv.stars <= 5 for lv in levels):
             raise RuleError("star levels must be 1..5")
+        penalties_and_bonuses = (ruleset.per_hour, ruleset.five_star_bonus, ruleset.special_care_bonus,
+                                 ruleset.activity_check_in, ruleset.abandoned_order, ruleset.overdue_while_held,
+                                 ruleset.redo_required, *ruleset.completed_by_category.values())
+        if any(v < 0 for v in penalties_and_bonuses):
+            raise RuleError("points and penalties are amounts: none may be negative")
         return ruleset
 
 
@@ -96,7 +101,10 @@ class RuleBook:
             if directory is None:
                 continue
             for path in sorted(directory.glob("*.json")):
-                ruleset = RuleSet.from_dict(json.loads(path.read_text("utf-8")))
+                try:
+                    ruleset = RuleSet.from_dict(json.loads(path.read_text("utf-8")))
+                except (ValueError, RuleError) as exc:  # JSONDecodeError is a ValueError
+                    raise RuleError(f"{path}: {exc}") from exc
                 self.sets[ruleset.version] = ruleset
 
     def get(self, version: str) -> RuleSet:

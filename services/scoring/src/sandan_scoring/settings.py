@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandan_eventbus.config import optional, required
+from sandan_eventbus.config import number, optional, required
 
 
 @dataclass(frozen=True)
@@ -15,6 +15,7 @@ class Settings:
     grpc_address: str
     rules_dir: Path | None
     rule_set: str
+    replay_workers: int
     log_level: str
 
     @classmethod
@@ -26,5 +27,7 @@ class Settings:
             grpc_address=optional("SCORING_GRPC_ADDRESS", "127.0.0.1:50053"),
             rules_dir=Path(rules_dir) if rules_dir else None,
             rule_set=optional("SCORING_RULE_SET", "2026.1"),
+            # processes that fold partitions in parallel during a replay (restore, rebuild, what-if)
+            replay_workers=max(1, int(number("SCORING_REPLAY_WORKERS", 2))),
             log_level=optional("LOG_LEVEL", "INFO"),
         )

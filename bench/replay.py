@@ -1,0 +1,187 @@
+"""Benchmark: scoring's replay of the event log against raw aiokafka consumption of the same topics.
+
+    .venv/bin/python bench/replay.py [--events 1000000] [--workers 2]
+
+Starts its own single-node Kafka (deploy/local/kafka.sh on port 29092, state in .local/bench-kafka; or uses
+BENCH_KAFKA=host:port), writes a synthetic county's log (sandan_scoring.simulate) of at least --events
+messages to the four source topics, then measures in this same run, each phase in its own process
+(so peak memory is per phase):
+  raw-1    one aiokafka consumer, getmany() over every source partition, counting records (the ceiling)
+  raw-N    the same on N processes, each on a share of the partitions
+  fold-1   scoring's replay on one process: decode + fold into the ledger
+  fold-N   scoring's replay on N processes + merge (what the service's Rebuild uses)
+  rebuild  fold-N plus writing the ledger to a fresh SQLite store (the whole swap)
+and prints rates, ratios against raw-1 and raw-N, and peak RSS. Not run in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+async def _targets(bootstrap: str) -> tuple[list[tuple[str, int]], dict[tuple[str, int], int]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from sandan_scoring.facts import SOURCE_TOPICS
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [(t, p) for t in SOURCE_TOPICS for p in sorted(cluster.partitions_for_topic(t) or ())]
+        end = await consumer.end_offsets([TopicPartition(t, p) for t, p in parts])
+        return parts, {(tp.topic, tp.partition): o for tp, o in end.items()}
+    finally:
+        await consumer.stop()
+
+
+async def _raw(bootstrap: str, parts: list[tuple[str, int]], target: dict[tuple[str, int], int]) -> int:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t, p in parts if target[(t, p)] > 0]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        remaining, n = set(tps), 0
+        while remaining:
+            for tp, records in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
+                n += len(records)
+                if await consumer.position(tp) >= target[(tp.topic, tp.partition)]:
+                    remaining.discard(tp)
+                    consumer.pause(tp)
+        return n
+    finally:
+        await consumer.stop()
+
+
+def phase(name: str, bootstrap: str, workers: int, share: str = "") -> dict[str, object]:
+    """Run one measured phase in this (child) process; returns figures as a dict."""
+    from sandan_scoring.engine import replay
+    from sandan_scoring.fold import Ledger
+    from sandan_scoring.parallel import split
+    from sandan_scoring.report import Reports
+    from sandan_scoring.rules import RuleBook
+    from sandan_scoring.store import ScoringStore
+
+    parts, target = asyncio.run(_targets(bootstrap))
+    total = sum(target.values())
+    started = time.perf_counter()
+    out: dict[str, object] = {"phase": name, "events": total}
+    if name == "raw-share":
+        mine = json.loads(share)
+        out["events"] = asyncio.run(_raw(bootstrap, [tuple(p) for p in mine], target))  # type: ignore[misc]
+    elif name == "raw":
+        out["events"] = asyncio.run(_raw(bootstrap, parts, target))
+    elif name == "raw-n":
+        procs = [subprocess.Popen([sys.executable, __file__, "--phase", "raw-share", "--bootstrap", bootstrap,
+                                   "--share", json.dumps(s)], stdout=subprocess.PIPE)
+                 for s in split(parts, target, workers)]
+        counts = [json.loads(p.communicate()[0])["events"] for p in procs]
+        out["events"] = sum(counts)
+        out["peak_rss_mb_children"] = "see raw-1"
+    elif name in ("fold", "rebuild"):
+        ledger = Ledger(RuleBook().get("2026.1"))
+        asyncio.run(replay(bootstrap, ledger, target, workers=workers))
+        out["fold_seconds"] = round(time.perf_counter() - started, 3)
+        out["entries"] = len(ledger.entries)
+        out["applied"] = ledger.applied
+        if name == "rebuild":
+            with tempfile.TemporaryDirectory() as tmp:
+                store = ScoringStore(f"sqlite:///{tmp}/scoring.db")
+                store.swap_in(1, ledger.rules.version, list(ledger.entries.values()), target)
+        out["digest"] = Reports(ledger).digest() if os.environ.get("BENCH_DIGEST") else ""
+    seconds = time.perf_counter() - started
+    out["seconds"] = round(seconds, 3)
+    out["rate"] = round(int(out["events"]) / seconds)  # type: ignore[call-overload]
+    out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    return out
+
+
+def run_phase(name: str, bootstrap: str, workers: int) -> dict[str, object]:
+    result = subprocess.run([sys.executable, __file__, "--phase", name, "--bootstrap", bootstrap,
+                             "--workers", str(workers)], capture_output=True, text=True, check=True,
+                            env={**os.environ, "BENCH_DIGEST": "1" if name == "fold" else ""})
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def prepare(bootstrap: str, events: int) -> int:
+    from sandan_eventbus.kafka import create_topics
+    from sandan_scoring.simulate import County, produce
+
+    asyncio.run(create_topics(bootstrap))
+    _, target = asyncio.run(_targets(bootstrap))
+    have = sum(target.values())
+    if have >= events:
+        print(f"log already holds {have:,} source events", flush=True)
+        return have
+    started = time.perf_counter()
+    county = County(seed=2026)
+    while county.count() < events - have:
+        county.run(walks=5000, party_days=20)
+    log = county.log
+    print(f"generated {county.count():,} events in {time.perf_counter() - started:.1f}s; producing...", flush=True)
+    started = time.perf_counter()
+    sent = asyncio.run(produce(bootstrap, log))
+    print(f"produced {sent:,} in {time.perf_counter() - started:.1f}s", flush=True)
+    return have + sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--phase", default="")
+    parser.add_argument("--bootstrap", default="")
+    parser.add_argument("--share", default="")
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(phase(args.phase, args.bootstrap, args.workers, args.share)))
+        return
+
+    bootstrap = os.environ.get("BENCH_KAFKA", "")
+    env = {**os.environ, "KAFKA_PORT": "29092", "KAFKA_CONTROLLER_PORT": "29093",
+           "KAFKA_STATE_DIR": str(ROOT / ".local" / "bench-kafka"), "KAFKA_HEAP": "1g"}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    if not bootstrap:
+        subprocess.run(["bash", str(ROOT / "deploy/local/kafka.sh"), "start"], env=env, check=True)
+        bootstrap = "127.0.0.1:29092"
+    total = prepare(bootstrap, args.events)
+    print(f"\nreplaying {total:,} events from {bootstrap}, {os.cpu_count()} cores, workers={args.workers}\n")
+    n = args.workers
+    rows = [("raw-1", run_phase("raw", bootstrap, 1)), (f"raw-{n}", run_phase("raw-n", bootstrap, n)),
+            ("fold-1", run_phase("fold", bootstrap, 1)), (f"fold-{n}", run_phase("fold", bootstrap, n)),
+            ("rebuild", run_phase("rebuild", bootstrap, n))]
+    raw1 = float(rows[0][1]["rate"])  # type: ignore[arg-type]
+    rawn = float(rows[1][1]["rate"])  # type: ignore[arg-type]
+    print(f"{'phase':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'vs raw-1':>9} {'vs raw-N':>9} "
+          f"{'peak RSS MB':>12}")
+    for label, r in rows:
+        rate = float(r["rate"])  # type: ignore[arg-type]
+        print(f"{label:10} {r['events']:>10,} {r['seconds']:>8} {rate:>10,.0f} {rate / raw1:>9.2f} "
+              f"{rate / rawn:>9.2f} {r['peak_rss_mb']:>12}")
+    fold1, foldn = rows[2][1], rows[3][1]
+    print(f"\nentries: {foldn['entries']:,}; fold-1 digest {str(fold1['digest'])[:16]}… "
+          f"(fold-N must equal it: see services/scoring/tests)")
+    print("target: rebuild >= 60% of raw consumption, 1M events in < 15 s")
+
+
+if __name__ == "__main__":
+    main()

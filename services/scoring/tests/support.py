@@ -1,0 +1,150 @@
+"""Helpers for scoring's tests: facts built from real contract events, encoded with the real codec
+and read back through `facts.read_fact`, so every test goes through the decoding the service uses.
+
+A `Events` clock/producer hands out `<producer>:<n>` ids the way the relays do (increasing per producer),
+and `hand_county` is a small log whose summaries can be computed by hand (the numbers are worked out in
+test_scoring_reports.py).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+from sandan_contracts import Event, encode
+from sandan_contracts import events as c
+from sandan_scoring.facts import Fact, read_fact
+from sandan_scoring.fold import Ledger
+from sandan_scoring.rules import RuleSet
+
+# 2026-04-06 09:00 in China: well inside 2026Q2.
+T0 = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
+
+
+class Events:
+    """Builds facts from contract events with relay-style ids and a movable clock."""
+
+    def __init__(self, now: datetime = T0) -> None:
+        self.now = now
+        self.seq: dict[str, int] = defaultdict(int)
+
+    def at(self, **delta: float) -> datetime:
+        return self.now + timedelta(**delta)
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def raw(self, event: Event, *, at: datetime | None = None, event_id: str | None = None,
+            producer: str | None = None) -> bytes:
+        producer = producer or event.TOPIC.split(".", 1)[0]
+        if event_id is None:
+            self.seq[producer] += 1
+            event_id = f"{producer}:{self.seq[producer]}"
+        return encode(event, event_id=event_id, producer=producer, occurred_at=at or self.now,
+                      correlation_id=event_id, causation_id=None)
+
+    def fact(self, event: Event, *, at: datetime | None = None, event_id: str | None = None,
+             producer: str | None = None) -> Fact:
+        fact = read_fact(event.TOPIC, self.raw(event, at=at, event_id=event_id, producer=producer))
+        assert fact is not None, f"{event.TYPE} is not a fact the fold uses"
+        return fact
+
+    # ---- shorthands for the events the fold reads ------------------------------------------------------
+    def reported(self, member: str, community: str, unit: str, **kw: object) -> Fact:
+        return self.fact(c.MemberReported(member_id=member, community_id=community, unit_id=unit,
+                                          grid_id=f"{community}-g1"), **kw)  # type: ignore[arg-type]
+
+    def opened(self, order: str, *, community: str = "c1", category: str = "medical", care: list[str] | None = None,
+               due: datetime | None = None, **kw: object) -> Fact:
+        return self.fact(c.OrderOpened(order_id=order, demand_id=f"d{order}", community_id=community,
+                                       grid_id=f"{community}-g1", category=category, urgency="normal",
+                                       care_tags=care or [], due_at=due or self.at(days=1)),
+                         **kw)  # type: ignore[arg-type]
+
+    def dispatched(self, order: str, member: str, **kw: object) -> Fact:
+        return self.fact(c.OrderDispatched(order_id=order, demand_id=f"d{order}", member_id=member,
+                                           dispatched_by="branch"), **kw)  # type: ignore[arg-type]
+
+    def offered(self, order: str, **kw: object) -> Fact:
+        return self.fact(c.OrderOffered(order_id=order, demand_id=f"d{order}", grid_id="g1"),
+                         **kw)  # type: ignore[arg-type]
+
+    def accepted(self, order: str, member: str, **kw: object) -> Fact:
+        return self.fact(c.OrderAccepted(order_id=order, demand_id=f"d{order}", member_id=member, via="claim"),
+                         **kw)  # type: ignore[arg-type]
+
+    def declined(self, order: str, member: str, **kw: object) -> Fact:
+        return self.fact(c.OrderDeclined(order_id=order, demand_id=f"d{order}", member_id=member,
+                                         reason="unavailable"), **kw)  # type: ignore[arg-type]
+
+    def completed(self, order: str, member: str, hours: float = 2.0, **kw: object) -> Fact:
+        return self.fact(c.ServiceCompleted(order_id=order, demand_id=f"d{order}", member_id=member, hours=hours),
+                         **kw)  # type: ignore[arg-type]
+
+    def overdue(self, order: str, status: str, member: str | None = None, **kw: object) -> Fact:
+        return self.fact(c.OrderOverdue(order_id=order, demand_id=f"d{order}", level="community",
+                                        due_at=self.now, status=status, member_id=member),
+                         **kw)  # type: ignore[arg-type]
+
+    def escalated(self, order: str, due: datetime, **kw: object) -> Fact:
+        return self.fact(c.OrderEscalated(order_id=order, demand_id=f"d{order}", from_level="community",
+                                          to_level="town", reason="deadline_missed", due_at=due),
+                         **kw)  # type: ignore[arg-type]
+
+    def cancelled(self, order: str, **kw: object) -> Fact:
+        return self.fact(c.OrderCancelled(order_id=order, demand_id=f"d{order}", reason="demand_withdrawn"),
+                         **kw)  # type: ignore[arg-type]
+
+    def reopened(self, order: str, previous: str | None, **kw: object) -> Fact:
+        return self.fact(c.OrderReopened(order_id=order, demand_id=f"d{order}", redo_count=1,
+                                         previous_member_id=previous, due_at=self.at(days=1)),
+                         **kw)  # type: ignore[arg-type]
+
+    def rated(self, demand: str, stars: int, member: str | None, **kw: object) -> Fact:
+        return self.fact(c.ServiceRated(demand_id=demand, member_id=member, stars=stars),
+                         **kw)  # type: ignore[arg-type]
+
+    def checked_in(self, activity: str, member: str, *, community: str = "c1", unit: str = "u1",
+                   **kw: object) -> Fact:
+        return self.fact(c.MemberCheckedIn(activity_id=activity, community_id=community, member_id=member,
+                                           unit_id=unit), **kw)  # type: ignore[arg-type]
+
+
+def fold(rules: RuleSet, facts: list[Fact]) -> Ledger:
+    ledger = Ledger(rules)
+    for f in facts:
+        ledger.apply(f)
+    return ledger
+
+
+def hand_county(ev: Events) -> list[Fact]:
+    """Two communities, two units, three members, six orders in 2026Q2 (see test_scoring_reports.py).
+
+    m1: c1/u1, m2: c1/u2, m3: c2/u1.
+    o1 (c1, medical, care): m1 accepts in time, serves 2.0 h, resident rates 5 (bonus).
+    o2 (c1, policy): m2 accepts after the deadline, serves 1.5 h, rated 3.
+    o3 (c1, other): offered, runs overdue unclaimed, escalated with a new deadline, m1 accepts in time (open).
+    o4 (c1, legal): cancelled before anyone took it.
+    o5 (c2, information): m3 accepts in time, serves 4.0 h, rated 4.
+    """
+    facts = [ev.reported("m1", "c1", "u1"), ev.reported("m2", "c1", "u2"), ev.reported("m3", "c2", "u1")]
+    facts += [ev.opened("o1", category="medical", care=["elderly_alone"], due=ev.at(hours=24)),
+              ev.accepted("o1", "m1", at=ev.at(hours=1)),
+              ev.completed("o1", "m1", 2.0, at=ev.at(hours=3)),
+              ev.rated("do1", 5, "m1", at=ev.at(hours=5))]
+    facts += [ev.opened("o2", category="policy", due=ev.at(hours=2)),
+              ev.accepted("o2", "m2", at=ev.at(hours=4)),
+              ev.completed("o2", "m2", 1.5, at=ev.at(hours=6)),
+              ev.rated("do2", 3, "m2", at=ev.at(hours=8))]
+    facts += [ev.opened("o3", category="other", due=ev.at(hours=2)),
+              ev.offered("o3"),
+              ev.overdue("o3", "offered", at=ev.at(hours=3)),
+              ev.escalated("o3", ev.at(days=2), at=ev.at(hours=3)),
+              ev.accepted("o3", "m1", at=ev.at(hours=10))]
+    facts += [ev.opened("o4", category="legal"), ev.cancelled("o4", at=ev.at(hours=1))]
+    facts += [ev.opened("o5", community="c2", category="information", due=ev.at(hours=24)),
+              ev.accepted("o5", "m3", at=ev.at(hours=2)),
+              ev.completed("o5", "m3", 4.0, at=ev.at(hours=7)),
+              ev.rated("do5", 4, "m3", at=ev.at(hours=9))]
+    return facts

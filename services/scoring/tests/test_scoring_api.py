@@ -1,0 +1,244 @@
+"""scoring's gRPC edge, served in-process on a real socket, over a ledger filled directly (no Kafka).
+
+Only the RPCs that read the ledger and the store are called; the broker is constructed but never started.
+The numbers are those of the hand-made county (see test_scoring_reports.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from faststream.kafka import KafkaBroker
+
+from sandan_contracts.rpc import scoring_pb2 as pb
+from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
+from sandan_scoring.api import SERVICE_NAME, ScoringServicer, register
+from sandan_scoring.engine import Scorer
+from sandan_scoring.report import Reports
+from sandan_scoring.rules import RuleBook
+from sandan_scoring.store import ScoringStore
+from services.scoring.tests.support import Events, fold, hand_county
+
+Code = grpc.StatusCode
+Q = "2026Q2"
+
+
+@dataclass
+class Client:
+    stub: pb_grpc.ScoringStub
+    scorer: Scorer
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[Client]:
+    rulebook = RuleBook()
+    store = ScoringStore(f"sqlite:///{tmp_path}/scoring.db")
+    scorer = Scorer(store, rulebook, "unused:9092", KafkaBroker("unused:9092"), "2026.1")
+    scorer.ledger = fold(rulebook.get("2026.1"), hand_county(Events()))
+    server = grpc.aio.server()
+    assert register(server, ScoringServicer(scorer)) == [SERVICE_NAME]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield Client(pb_grpc.ScoringStub(channel), scorer)
+    finally:
+        await server.stop(None)
+        store.engine.dispose()
+
+
+async def status_of(call) -> tuple[grpc.StatusCode, str]:  # type: ignore[no-untyped-def]
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await call
+    return err.value.code(), err.value.details() or ""
+
+
+# ---- GetMemberLedger ---------------------------------------------------------------------------------------
+async def test_member_ledger_lists_entries_totals_and_attribution(client: Client) -> None:
+    reply = await client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m1"))
+    assert (reply.member_id, reply.community_id, reply.unit_id) == ("m1", "c1", "u1")
+    assert sorted((e.rule, e.points) for e in reply.entries) == [
+        ("five_star_bonus", 5), ("service_completed", 12), ("service_hours", 8), ("special_care_bonus", 6)]
+    assert {e.rule_set_version for e in reply.entries} == {"2026.1"}
+    assert {e.quarter for e in reply.entries} == {Q}
+    assert all(e.source_event_ids and e.entry_id.startswith("e-") and e.occurred_at for e in reply.entries)
+    assert {t.period: t.points for t in reply.totals} == {"2026": 31, Q: 31, "all": 31}
+    assert reply.stars == 0  # no quarter asked
+
+
+async def test_member_ledger_for_one_quarter(client: Client) -> None:
+    reply = await client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m3", quarter=Q))
+    assert sum(e.points for e in reply.entries) == 22
+    other = await client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m3", quarter="2026Q3"))
+    assert list(other.entries) == []
+    assert {t.period: t.points for t in other.totals} == {"2026": 22, Q: 22, "all": 22}  # totals are all periods
+
+
+async def test_member_ledger_stars_for_the_quarter(client: Client) -> None:
+    ev = Events()
+    facts = hand_county(ev)
+    facts += [ev.checked_in(f"a{i}", "m1") for i in range(4)]  # 31 + 32 = 63 points
+    facts += [ev.rated(f"dx{i}", 5, "m1") for i in range(2)]  # 3 ratings of 5, two more bonuses: 73
+    client.scorer.ledger = fold(client.scorer.rulebook.get("2026.1"), facts)
+    reply = await client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m1", quarter=Q))
+    assert sum(e.points for e in reply.entries) == 73
+    assert reply.stars == 3
+
+
+async def test_unknown_member_is_not_found(client: Client) -> None:
+    code, details = await status_of(client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m-404")))
+    assert code == Code.NOT_FOUND
+    assert "m-404" in details
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (pb.MemberLedgerRequest(member_id="m1", quarter="2026Q5"), "quarter"),
+    (pb.MemberLedgerRequest(member_id="m1", quarter="Q2-2026"), "quarter"),
+    (pb.MemberLedgerRequest(member_id=""), "member_id"),
+    (pb.MemberLedgerRequest(member_id="not an id"), "member_id"),
+    (pb.MemberLedgerRequest(member_id="m" * 65), "member_id"),
+])
+async def test_member_ledger_invalid_arguments_name_the_field(client: Client, request_: pb.MemberLedgerRequest,
+                                                              field: str) -> None:
+    code, details = await status_of(client.stub.GetMemberLedger(request_))
+    assert code == Code.INVALID_ARGUMENT
+    assert details.startswith(f"{field}:")
+
+
+# ---- Leaderboard ---------------------------------------------------------------------------------------------
+async def test_leaderboard_by_community_and_unit(client: Client) -> None:
+    by_community = await client.stub.Leaderboard(pb.LeaderboardRequest(community_id="c1", quarter=Q))
+    assert [(r.rank, r.member_id, r.points) for r in by_community.members] == [(1, "m1", 31), (2, "m2", 14)]
+    first = by_community.members[0]
+    assert (first.stars, first.average_rating, first.rated_services) == (0, 5.0, 1)
+    by_unit = await client.stub.Leaderboard(pb.LeaderboardRequest(unit_id="u1", quarter=Q))
+    assert [(r.rank, r.member_id, r.points) for r in by_unit.members] == [(1, "m1", 31), (2, "m3", 22)]
+    top = await client.stub.Leaderboard(pb.LeaderboardRequest(unit_id="u1", quarter=Q, limit=1))
+    assert [r.member_id for r in top.members] == ["m1"]
+
+
+async def test_leaderboard_of_an_unrated_member_reports_no_average(client: Client) -> None:
+    ev = Events()
+    client.scorer.ledger = fold(client.scorer.rulebook.get("2026.1"),
+                                [ev.reported("m9", "c1", "u1"), ev.checked_in("a1", "m9")])
+    reply = await client.stub.Leaderboard(pb.LeaderboardRequest(community_id="c1", quarter=Q))
+    assert [(r.member_id, r.points, r.average_rating, r.rated_services) for r in reply.members] == \
+        [("m9", 8, 0.0, 0)]
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (pb.LeaderboardRequest(community_id="c1", unit_id="u1", quarter=Q), "community_id"),
+    (pb.LeaderboardRequest(quarter=Q), "community_id"),
+    (pb.LeaderboardRequest(community_id="c1", quarter="2026Q0"), "quarter"),
+    (pb.LeaderboardRequest(unit_id="u1"), "quarter"),
+])
+async def test_leaderboard_invalid_arguments_name_the_field(client: Client, request_: pb.LeaderboardRequest,
+                                                            field: str) -> None:
+    code, details = await status_of(client.stub.Leaderboard(request_))
+    assert code == Code.INVALID_ARGUMENT
+    assert details.startswith(f"{field}:")
+    if request_.community_id and request_.unit_id:
+        assert "unit_id" in details
+
+
+# ---- UnitReport and CommunityNotice ------------------------------------------------------------------------------
+async def test_unit_report(client: Client) -> None:
+    reply = await client.stub.UnitReport(pb.ScopeQuarter(scope_id="u1", quarter=Q))
+    assert (reply.scope, reply.scope_id, reply.quarter, reply.rule_set_version) == ("unit", "u1", Q, "2026.1")
+    s = reply.summary
+    assert (s.members_active, s.services_completed, s.overdue, s.escalated) == (2, 2, 1, 1)
+    assert (s.hours, s.response_rate, s.satisfaction_rate) == (6.0, 1.0, 1.0)
+    assert s.completion_rate == pytest.approx(0.6667)
+    assert [(r.rank, r.member_id, r.points) for r in reply.ranking] == [(1, "m1", 31), (2, "m3", 22)]
+    assert reply.published is False
+
+
+async def test_community_notice_and_its_published_flag(client: Client) -> None:
+    reply = await client.stub.CommunityNotice(pb.ScopeQuarter(scope_id="c1", quarter=Q))
+    assert reply.scope == "community"
+    s = reply.summary
+    assert (s.members_active, s.services_completed, s.hours, s.overdue, s.escalated) == (2, 2, 3.5, 1, 1)
+    assert (s.response_rate, s.completion_rate, s.satisfaction_rate) == pytest.approx((0.6667, 0.6667, 0.5))
+    assert reply.published is False
+    client.scorer.store.save_notice(f"community-c1-{Q}-2026.1", "community", "c1", Q, "2026.1", {"x": 1})
+    again = await client.stub.CommunityNotice(pb.ScopeQuarter(scope_id="c1", quarter=Q))
+    assert again.published is True
+
+
+async def test_a_quarter_without_data_reports_minus_one_rates(client: Client) -> None:
+    reply = await client.stub.UnitReport(pb.ScopeQuarter(scope_id="u2", quarter="2026Q3"))
+    s = reply.summary
+    assert (s.members_active, s.services_completed, s.hours) == (0, 0, 0.0)
+    assert (s.response_rate, s.completion_rate, s.satisfaction_rate) == (-1.0, -1.0, -1.0)
+    assert [(r.member_id, r.points) for r in reply.ranking] == [("m2", 0)]
+
+
+async def test_unknown_unit_or_community_is_not_found(client: Client) -> None:
+    code, details = await status_of(client.stub.UnitReport(pb.ScopeQuarter(scope_id="u-404", quarter=Q)))
+    assert code == Code.NOT_FOUND and "u-404" in details
+    # a community id is not a unit id
+    code, _ = await status_of(client.stub.UnitReport(pb.ScopeQuarter(scope_id="c1", quarter=Q)))
+    assert code == Code.NOT_FOUND
+    code, details = await status_of(client.stub.CommunityNotice(pb.ScopeQuarter(scope_id="c-404", quarter=Q)))
+    assert code == Code.NOT_FOUND and "c-404" in details
+
+
+@pytest.mark.parametrize(("request_", "field"), [
+    (pb.ScopeQuarter(scope_id="u1", quarter="2026q2"), "quarter"),
+    (pb.ScopeQuarter(scope_id="u1"), "quarter"),
+    (pb.ScopeQuarter(scope_id="", quarter=Q), "scope_id"),
+    (pb.ScopeQuarter(scope_id="u 1", quarter=Q), "scope_id"),
+])
+async def test_report_invalid_arguments_name_the_field(client: Client, request_: pb.ScopeQuarter,
+                                                       field: str) -> None:
+    for call in (client.stub.UnitReport, client.stub.CommunityNotice):
+        code, details = await status_of(call(request_))
+        assert code == Code.INVALID_ARGUMENT
+        assert details.startswith(f"{field}:")
+
+
+# ---- RuleSets and Digest -------------------------------------------------------------------------------------------
+async def test_rule_sets_list_every_version_and_the_active_one(client: Client) -> None:
+    reply = await client.stub.RuleSets(pb.Empty())
+    assert [(r.version, r.active) for r in reply.rule_sets] == [("2026.1", True), ("2026.2", False)]
+    assert all(r.description for r in reply.rule_sets)
+    client.scorer.ledger = fold(client.scorer.rulebook.get("2026.2"), hand_county(Events()))
+    reply = await client.stub.RuleSets(pb.Empty())
+    assert [(r.version, r.active) for r in reply.rule_sets] == [("2026.1", False), ("2026.2", True)]
+
+
+async def test_digest_of_the_ledger(client: Client) -> None:
+    reply = await client.stub.Digest(pb.Empty())
+    assert reply.digest == Reports(client.scorer.ledger).digest()
+    assert (reply.generation, reply.rule_set_version, reply.entries) == (0, "2026.1", 8)
+    client.scorer.ledger = fold(client.scorer.rulebook.get("2026.2"), hand_county(Events()))
+    other = await client.stub.Digest(pb.Empty())
+    assert other.digest != reply.digest
+    assert other.rule_set_version == "2026.2"
+
+
+async def test_arguments_of_kafka_rpcs_are_checked_before_touching_kafka(client: Client) -> None:
+    code, details = await status_of(client.stub.WhatIf(pb.WhatIfRequest(rule_set_version="2026.1", quarter="Q")))
+    assert code == Code.INVALID_ARGUMENT and details.startswith("quarter:")
+    code, details = await status_of(client.stub.PublishQuarterlyNotices(pb.QuarterRef(quarter="")))
+    assert code == Code.INVALID_ARGUMENT and details.startswith("quarter:")
+    code, details = await status_of(client.stub.Rebuild(pb.RebuildRequest(rule_set_version="2099.9")).read())
+    assert code == Code.INVALID_ARGUMENT and details.startswith("rule_set_version:")
+
+
+@pytest.mark.parametrize("call", ["ledger-member", "ledger-quarter", "leaderboard-quarter", "report-quarter"])
+async def test_a_trailing_newline_is_not_a_valid_argument(client: Client, call: str) -> None:
+    rpc = {
+        "ledger-member": lambda: client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m1\n")),
+        "ledger-quarter": lambda: client.stub.GetMemberLedger(pb.MemberLedgerRequest(member_id="m1",
+                                                                                     quarter=Q + "\n")),
+        "leaderboard-quarter": lambda: client.stub.Leaderboard(pb.LeaderboardRequest(community_id="c1",
+                                                                                     quarter=Q + "\n")),
+        "report-quarter": lambda: client.stub.UnitReport(pb.ScopeQuarter(scope_id="u1", quarter=Q + "\n")),
+    }[call]
+    code, _ = await status_of(rpc())
+    assert code == Code.INVALID_ARGUMENT

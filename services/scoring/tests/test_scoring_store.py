@@ -1,0 +1,175 @@
+"""scoring's tables on SQLite and PostgreSQL: atomic batches, the generation swap, published ids, notices."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from sandan_scoring.fold import Entry
+from sandan_scoring.store import ScoringStore, entries
+from services.scoring.tests.support import Events, fold, hand_county
+
+AT = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
+
+
+def entry(n: int, member: str = "m1", points: int = 10, quarter: str = "2026Q2") -> Entry:
+    return Entry(f"e-{n:032x}", member, points, "service_completed", quarter, (f"dispatch:{n}", f"intake:{n}"),
+                 AT, f"corr-{n}")
+
+
+@pytest.fixture
+def store(store_url: str) -> ScoringStore:
+    s = ScoringStore(store_url)
+    yield s  # type: ignore[misc]
+    s.engine.dispose()
+
+
+def test_a_fresh_store_is_empty(store: ScoringStore) -> None:
+    assert store.current() == (0, None)
+    assert store.positions(1) == {}
+    assert store.entry_ids(1) == set()
+    assert store.published_stars() == {}
+
+
+def test_creating_the_tables_twice_is_harmless(store_url: str, store: ScoringStore) -> None:
+    store.commit_batch(1, "2026.1", [entry(1)], {("dispatch.orders.v1", 0): 5})
+    again = ScoringStore(store_url)
+    try:
+        assert again.entry_ids(1) == {entry(1).entry_id}
+    finally:
+        again.engine.dispose()
+
+
+def test_commit_batch_writes_entries_and_positions(store: ScoringStore) -> None:
+    store.commit_batch(1, "2026.1", [entry(1), entry(2, points=-6)], {("dispatch.orders.v1", 0): 7,
+                                                                      ("intake.demands.v1", 2): 3})
+    assert store.entry_ids(1) == {entry(1).entry_id, entry(2).entry_id}
+    assert store.count_entries(1) == 2
+    assert store.positions(1) == {("dispatch.orders.v1", 0): 7, ("intake.demands.v1", 2): 3}
+    store.commit_batch(1, "2026.1", [entry(3)], {("dispatch.orders.v1", 0): 9})
+    assert store.positions(1) == {("dispatch.orders.v1", 0): 9, ("intake.demands.v1", 2): 3}
+    assert store.count_entries(1) == 3
+
+
+def test_rows_keep_the_rule_set_version_sources_and_time(store: ScoringStore) -> None:
+    store.commit_batch(1, "2026.2", [entry(1, points=-4)], {})
+    with store.engine.connect() as conn:
+        row = conn.execute(select(entries)).one()
+    assert (row.rule_set_version, row.points, row.rule, row.quarter) == ("2026.2", -4, "service_completed", "2026Q2")
+    assert row.sources == "dispatch:1,intake:1"
+    assert row.correlation_id == "corr-1"
+    at = row.occurred_at if row.occurred_at.tzinfo else row.occurred_at.replace(tzinfo=UTC)  # SQLite drops it
+    assert at == AT
+
+
+def test_a_batch_with_no_entries_still_moves_positions(store: ScoringStore) -> None:
+    store.commit_batch(1, "2026.1", [], {("dispatch.roster.v1", 1): 40})
+    assert store.positions(1) == {("dispatch.roster.v1", 1): 40}
+
+
+def test_a_failing_batch_writes_nothing(store: ScoringStore) -> None:
+    """A duplicate entry id fails the insert: neither the new rows nor the moved positions are kept."""
+    store.commit_batch(1, "2026.1", [entry(1)], {("dispatch.orders.v1", 0): 5})
+    with pytest.raises(IntegrityError):
+        store.commit_batch(1, "2026.1", [entry(2), entry(1)], {("dispatch.orders.v1", 0): 9,
+                                                               ("intake.demands.v1", 0): 4})
+    assert store.entry_ids(1) == {entry(1).entry_id}
+    assert store.positions(1) == {("dispatch.orders.v1", 0): 5}
+
+
+def test_generations_are_separate(store: ScoringStore) -> None:
+    store.commit_batch(1, "2026.1", [entry(1)], {("dispatch.orders.v1", 0): 5})
+    store.commit_batch(2, "2026.1", [entry(1)], {("dispatch.orders.v1", 0): 8})  # same id, other generation
+    assert store.entry_ids(1) == store.entry_ids(2) == {entry(1).entry_id}
+    assert store.positions(1) == {("dispatch.orders.v1", 0): 5}
+    assert store.positions(2) == {("dispatch.orders.v1", 0): 8}
+
+
+def test_swap_in_makes_a_generation_current_and_drops_the_old(store: ScoringStore) -> None:
+    store.swap_in(1, "2026.1", [], {})
+    assert store.current() == (1, "2026.1")
+    store.commit_batch(1, "2026.1", [entry(1), entry(2)], {("dispatch.orders.v1", 0): 5})
+    rebuilt = [entry(1), entry(2), entry(3)]
+    store.swap_in(2, "2026.2", rebuilt, {("dispatch.orders.v1", 0): 6, ("intake.demands.v1", 0): 2})
+    assert store.current() == (2, "2026.2")
+    assert store.entry_ids(2) == {e.entry_id for e in rebuilt}
+    assert store.positions(2) == {("dispatch.orders.v1", 0): 6, ("intake.demands.v1", 0): 2}
+    assert store.entry_ids(1) == set()
+    assert store.positions(1) == {}
+
+
+def test_swap_in_of_a_large_generation(store: ScoringStore, ev: Events, rules) -> None:  # type: ignore[no-untyped-def]
+    """More rows than one insert chunk (5,000), and a real folded ledger."""
+    many = [entry(n) for n in range(12_345)]
+    store.swap_in(3, "2026.1", many, {("dispatch.orders.v1", 0): 12_345})
+    assert store.count_entries(3) == 12_345
+    ledger = fold(rules, hand_county(ev))
+    store.swap_in(4, "2026.1", list(ledger.entries.values()), {("dispatch.orders.v1", 0): 20})
+    assert store.entry_ids(4) == set(ledger.entries)
+    assert store.count_entries(3) == 0
+
+
+def test_swap_in_rewrites_a_generation_that_already_had_rows(store: ScoringStore) -> None:
+    """A swap into a generation number that holds leftovers (a crashed earlier attempt) replaces them."""
+    store.commit_batch(5, "2026.1", [entry(1), entry(9)], {("dispatch.orders.v1", 0): 99})
+    store.swap_in(5, "2026.1", [entry(1), entry(2)], {("dispatch.orders.v1", 0): 3})
+    assert store.entry_ids(5) == {entry(1).entry_id, entry(2).entry_id}
+    assert store.positions(5) == {("dispatch.orders.v1", 0): 3}
+
+
+def test_a_failing_swap_keeps_the_current_generation(store: ScoringStore) -> None:
+    store.swap_in(1, "2026.1", [entry(1)], {("dispatch.orders.v1", 0): 5})
+    with pytest.raises(IntegrityError):
+        store.swap_in(2, "2026.2", [entry(2), entry(2)], {("dispatch.orders.v1", 0): 9})
+    assert store.current() == (1, "2026.1")
+    assert store.entry_ids(1) == {entry(1).entry_id}
+    assert store.positions(1) == {("dispatch.orders.v1", 0): 5}
+    assert store.entry_ids(2) == set()
+
+
+def test_published_ids_survive_a_swap(store: ScoringStore) -> None:
+    store.swap_in(1, "2026.1", [entry(1), entry(2)], {})
+    store.mark_published(["scoring:" + entry(1).entry_id, "scoring:s-abc"])
+    store.swap_in(2, "2026.1", [entry(1), entry(2), entry(3)], {})
+    wanted = ["scoring:" + entry(n).entry_id for n in (1, 2, 3)] + ["scoring:s-abc"]
+    assert store.unpublished(wanted) == {"scoring:" + entry(2).entry_id, "scoring:" + entry(3).entry_id}
+    assert store.unpublished([]) == set()
+
+
+def test_unpublished_over_many_ids(store: ScoringStore) -> None:
+    ids = [f"scoring:e-{n}" for n in range(1_234)]
+    store.mark_published(ids[::2])
+    assert store.unpublished(ids) == set(ids[1::2])
+    store.mark_published([])  # nothing to do
+
+
+def test_marking_an_id_published_twice_is_refused(store: ScoringStore) -> None:
+    store.mark_published(["scoring:e-1"])
+    with pytest.raises(IntegrityError):
+        store.mark_published(["scoring:e-1"])
+
+
+def test_stars_are_recorded_and_updated(store: ScoringStore) -> None:
+    store.record_stars({("m1", "2026Q1"): 2, ("m2", "2026Q1"): 1})
+    store.record_stars({("m1", "2026Q1"): 3, ("m1", "2026Q2"): 0})
+    assert store.published_stars() == {("m1", "2026Q1"): 3, ("m2", "2026Q1"): 1, ("m1", "2026Q2"): 0}
+
+
+def test_a_notice_is_saved_once_and_read_back(store: ScoringStore) -> None:
+    body = {"notice_id": "unit-u1-2026Q2-2026.1", "summary": {"members_active": 2}, "title": "每季度通报公示"}
+    assert store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", body) is True
+    assert store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1",
+                             {"changed": True}) is False
+    assert store.notice("unit", "u1", "2026Q2") == body
+    assert store.notice("unit", "u1", "2026Q3") is None
+    assert store.notice("community", "u1", "2026Q2") is None
+
+
+def test_the_newest_notice_of_a_scope_and_quarter_is_read(store: ScoringStore) -> None:
+    """A notice published again under another rule set is a second notice; the newest one is read."""
+    store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", {"v": "2026.1"})
+    store.save_notice("unit-u1-2026Q2-2026.2", "unit", "u1", "2026Q2", "2026.2", {"v": "2026.2"})
+    assert store.notice("unit", "u1", "2026Q2") == {"v": "2026.2"}
