@@ -6,11 +6,11 @@ Starts its own single-node Kafka (deploy/local/kafka.sh on port 29092, state in 
 BENCH_KAFKA=host:port), writes a synthetic county's log (sandan_scoring.simulate) of at least --events
 messages to the four source topics, then measures in this same run, each phase in its own process
 (so peak memory is per phase):
-  raw-1    one aiokafka consumer, getmany() over every source partition, counting records (the ceiling)
-  raw-N    the same on N processes, each on a share of the partitions
-  fold-1   scoring's replay on one process: decode + fold into the ledger
-  fold-N   scoring's replay on N processes + merge (what the service's Rebuild uses)
-  rebuild  fold-N plus writing the ledger to a fresh SQLite store (the whole swap)
+  raw        one aiokafka consumer, getmany() over every source partition, counting records (the ceiling)
+  fold-rdk   scoring's replay through librdkafka (fetch in C threads) + decode + fold: the service default
+  fold-aio   the same through aiokafka in one process
+  fold-N     aiokafka on N processes, merged (SCORING_REPLAY_WORKERS=N)
+  rebuild    fold-rdk plus writing the ledger to a fresh SQLite store (the whole swap)
 and prints rates, ratios against raw-1 and raw-N, and peak RSS. Not run in CI.
 """
 
@@ -72,11 +72,10 @@ async def _raw(bootstrap: str, parts: list[tuple[str, int]], target: dict[tuple[
         await consumer.stop()
 
 
-def phase(name: str, bootstrap: str, workers: int, share: str = "") -> dict[str, object]:
+def phase(name: str, bootstrap: str, workers: int) -> dict[str, object]:
     """Run one measured phase in this (child) process; returns figures as a dict."""
     from sandan_scoring.engine import replay
     from sandan_scoring.fold import Ledger
-    from sandan_scoring.parallel import split
     from sandan_scoring.report import Reports
     from sandan_scoring.rules import RuleBook
     from sandan_scoring.store import ScoringStore
@@ -85,18 +84,8 @@ def phase(name: str, bootstrap: str, workers: int, share: str = "") -> dict[str,
     total = sum(target.values())
     started = time.perf_counter()
     out: dict[str, object] = {"phase": name, "events": total}
-    if name == "raw-share":
-        mine = json.loads(share)
-        out["events"] = asyncio.run(_raw(bootstrap, [tuple(p) for p in mine], target))  # type: ignore[misc]
-    elif name == "raw":
+    if name == "raw":
         out["events"] = asyncio.run(_raw(bootstrap, parts, target))
-    elif name == "raw-n":
-        procs = [subprocess.Popen([sys.executable, __file__, "--phase", "raw-share", "--bootstrap", bootstrap,
-                                   "--share", json.dumps(s)], stdout=subprocess.PIPE)
-                 for s in split(parts, target, workers)]
-        counts = [json.loads(p.communicate()[0])["events"] for p in procs]
-        out["events"] = sum(counts)
-        out["peak_rss_mb_children"] = "see raw-1"
     elif name in ("fold", "rebuild"):
         ledger = Ledger(RuleBook().get("2026.1"))
         asyncio.run(replay(bootstrap, ledger, target, workers=workers))
@@ -107,8 +96,9 @@ def phase(name: str, bootstrap: str, workers: int, share: str = "") -> dict[str,
             with tempfile.TemporaryDirectory() as tmp:
                 store = ScoringStore(f"sqlite:///{tmp}/scoring.db")
                 store.swap_in(1, ledger.rules.version, list(ledger.entries.values()), target)
-        out["digest"] = Reports(ledger).digest() if os.environ.get("BENCH_DIGEST") else ""
     seconds = time.perf_counter() - started
+    if name in ("fold", "rebuild"):
+        out["digest"] = Reports(ledger).digest()  # after the clock: equal digests prove fold-1 == fold-N
     out["seconds"] = round(seconds, 3)
     out["rate"] = round(int(out["events"]) / seconds)  # type: ignore[call-overload]
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -118,7 +108,7 @@ def phase(name: str, bootstrap: str, workers: int, share: str = "") -> dict[str,
 def run_phase(name: str, bootstrap: str, workers: int) -> dict[str, object]:
     result = subprocess.run([sys.executable, __file__, "--phase", name, "--bootstrap", bootstrap,
                              "--workers", str(workers)], capture_output=True, text=True, check=True,
-                            env={**os.environ, "BENCH_DIGEST": "1" if name == "fold" else ""})
+                            env=os.environ)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
@@ -147,13 +137,12 @@ def prepare(bootstrap: str, events: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=0, help="also measure aiokafka on N>1 processes")
     parser.add_argument("--phase", default="")
     parser.add_argument("--bootstrap", default="")
-    parser.add_argument("--share", default="")
     args = parser.parse_args()
     if args.phase:
-        print(json.dumps(phase(args.phase, args.bootstrap, args.workers, args.share)))
+        print(json.dumps(phase(args.phase, args.bootstrap, args.workers)))
         return
 
     bootstrap = os.environ.get("BENCH_KAFKA", "")
@@ -166,20 +155,20 @@ def main() -> None:
     total = prepare(bootstrap, args.events)
     print(f"\nreplaying {total:,} events from {bootstrap}, {os.cpu_count()} cores, workers={args.workers}\n")
     n = args.workers
-    rows = [("raw-1", run_phase("raw", bootstrap, 1)), (f"raw-{n}", run_phase("raw-n", bootstrap, n)),
-            ("fold-1", run_phase("fold", bootstrap, 1)), (f"fold-{n}", run_phase("fold", bootstrap, n)),
-            ("rebuild", run_phase("rebuild", bootstrap, n))]
-    raw1 = float(rows[0][1]["rate"])  # type: ignore[arg-type]
-    rawn = float(rows[1][1]["rate"])  # type: ignore[arg-type]
-    print(f"{'phase':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'vs raw-1':>9} {'vs raw-N':>9} "
-          f"{'peak RSS MB':>12}")
+    rows = [("raw", run_phase("raw", bootstrap, 1)), ("fold-rdk", run_phase("fold", bootstrap, 0)),
+            ("fold-aio", run_phase("fold", bootstrap, 1))]
+    if n > 1:
+        rows.append((f"fold-{n}", run_phase("fold", bootstrap, n)))
+    rows.append(("rebuild", run_phase("rebuild", bootstrap, 0)))
+    raw = float(rows[0][1]["rate"])  # type: ignore[arg-type]
+    print(f"{'phase':10} {'events':>10} {'seconds':>8} {'events/s':>10} {'vs raw':>7} {'peak RSS MB':>12}")
     for label, r in rows:
         rate = float(r["rate"])  # type: ignore[arg-type]
-        print(f"{label:10} {r['events']:>10,} {r['seconds']:>8} {rate:>10,.0f} {rate / raw1:>9.2f} "
-              f"{rate / rawn:>9.2f} {r['peak_rss_mb']:>12}")
-    fold1, foldn = rows[2][1], rows[3][1]
-    print(f"\nentries: {foldn['entries']:,}; fold-1 digest {str(fold1['digest'])[:16]}… "
-          f"(fold-N must equal it: see services/scoring/tests)")
+        print(f"{label:10} {r['events']:>10,} {r['seconds']:>8} {rate:>10,.0f} {rate / raw:>7.2f} "
+              f"{r['peak_rss_mb']:>12}")
+    digests = {label: r["digest"] for label, r in rows if r.get("digest")}
+    same = "all equal" if len(set(digests.values())) == 1 else f"DIFFERENT (a bug): {digests}"
+    print(f"\nentries: {rows[1][1]['entries']:,}; ledger digests of {', '.join(digests)}: {same}")
     print("target: rebuild >= 60% of raw consumption, 1M events in < 15 s")
 
 

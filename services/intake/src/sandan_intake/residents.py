@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, inspect, insert, select, text
+from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, inspect, select, text
 
 from sandan_eventbus.errors import InvalidArgument, NotFound
 from sandan_eventbus.sql import engine_for

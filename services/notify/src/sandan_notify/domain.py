@@ -104,7 +104,8 @@ class Notice(Aggregate):
                    essential=bool(essential))
 
     # -- planning ---------------------------------------------------------------------------------
-    def plan(self, recipient_id: str, channel: str, not_before: datetime, held: bool) -> str:
+    def plan(self, recipient_id: str, channel: str, not_before: datetime, held: bool,
+             at: datetime | None = None) -> str:
         """Choose the channel to try next; returns the notification id. `held`: waiting for quiet hours to end."""
         self._require(NEW, "plan")
         check_id("recipient_id", recipient_id)
@@ -115,12 +116,12 @@ class Notice(Aggregate):
             raise FailedPrecondition("cannot plan: the notice belongs to another recipient")
         notification_id = notification_id_for(self.source_event_id, self.recipient_kind, recipient_id, channel)
         self._planned(notification_id=notification_id, recipient_id=recipient_id, channel=channel,
-                      not_before=not_before, held=held)
+                      not_before=not_before, held=held, at=at or not_before)
         return notification_id
 
     @event("Planned")
     def _planned(self, notification_id: str, recipient_id: str, channel: str, not_before: datetime,
-                 held: bool) -> None:
+                 held: bool, at: datetime) -> None:
         self.status = PLANNED
         self.notification_id = notification_id
         self.recipient_id = recipient_id
@@ -129,13 +130,13 @@ class Notice(Aggregate):
         self.attempts = 0
         self.tried = [*self.tried, channel]
 
-    def skip(self, reason: str) -> None:
+    def skip(self, reason: str, at: datetime) -> None:
         """Nothing (more) to try: opted out, no way to reach the recipient, or every channel failed."""
         self._require(NEW, "skip")
-        self._skipped(reason=check_code("reason", reason))
+        self._skipped(reason=check_code("reason", reason), at=at)
 
     @event("Skipped")
-    def _skipped(self, reason: str) -> None:
+    def _skipped(self, reason: str, at: datetime) -> None:
         self.status = SKIPPED
         self.skip_reason = reason
 
@@ -144,39 +145,40 @@ class Notice(Aggregate):
         return (self.status == PLANNED and self.notification_id == notification_id
                 and self.not_before is not None and self.not_before <= now)
 
-    def record_sent(self, notification_id: str) -> None:
+    def record_sent(self, notification_id: str, at: datetime) -> None:
         self._require_current(notification_id)
         self._sent(notification_id=notification_id, recipient_kind=self.recipient_kind,
                    recipient_id=self.recipient_id, channel=self.channel, template=self.template,
-                   source_event_id=self.source_event_id, attempts=self.attempts + 1)
+                   source_event_id=self.source_event_id, attempts=self.attempts + 1, at=at)
 
     @event("Sent")
     def _sent(self, notification_id: str, recipient_kind: str, recipient_id: str, channel: str, template: str,
-              source_event_id: str, attempts: int) -> None:
+              source_event_id: str, attempts: int, at: datetime) -> None:
         self.status = SENT
         self.attempts = attempts
 
-    def record_failure(self, notification_id: str, error: str, retry_at: datetime | None) -> None:
+    def record_failure(self, notification_id: str, error: str, retry_at: datetime | None, at: datetime) -> None:
         """A failed attempt: try again at `retry_at`, or (None) give this channel up; the notice is then NEW
         again, to be planned on the next channel or skipped."""
         self._require_current(notification_id)
         check_code("error", error)
         if retry_at is not None:
             self._attempt_failed(notification_id=notification_id, attempt=self.attempts + 1, error=error,
-                                 retry_at=retry_at)
+                                 retry_at=retry_at, at=at)
         else:
             self._channel_failed(notification_id=notification_id, recipient_kind=self.recipient_kind,
                                  recipient_id=self.recipient_id, channel=self.channel, template=self.template,
-                                 source_event_id=self.source_event_id, attempts=self.attempts + 1, error=error)
+                                 source_event_id=self.source_event_id, attempts=self.attempts + 1, error=error, at=at)
 
     @event("AttemptFailed")
-    def _attempt_failed(self, notification_id: str, attempt: int, error: str, retry_at: datetime) -> None:
+    def _attempt_failed(self, notification_id: str, attempt: int, error: str, retry_at: datetime,
+                        at: datetime) -> None:
         self.attempts = attempt
         self.not_before = retry_at
 
     @event("ChannelFailed")
     def _channel_failed(self, notification_id: str, recipient_kind: str, recipient_id: str, channel: str,
-                        template: str, source_event_id: str, attempts: int, error: str) -> None:
+                        template: str, source_event_id: str, attempts: int, error: str, at: datetime) -> None:
         self.status = NEW
         self.attempts = attempts
         self.notification_id = None

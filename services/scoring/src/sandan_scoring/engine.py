@@ -23,6 +23,7 @@ from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
 from sandan_scoring.facts import SOURCE_TOPICS, read_fact
+from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Entry, Ledger
 from sandan_scoring.parallel import fold_in_parallel
 from sandan_scoring.report import Reports
@@ -71,10 +72,24 @@ def fold_records(ledger: Ledger, records: list[Any], skipped: list[Any] | None =
                     skipped.append((r, f"fold failed: {type(exc).__name__}: {exc}"))
 
 
+def fold_records_values(ledger: Ledger, records: list[tuple[str, bytes | None]]) -> None:
+    """The replay's loop: (topic, value) pairs; invalid ones were dead-lettered live, so they are skipped."""
+    apply = ledger.apply
+    for topic, value in records:
+        try:
+            fact = read_fact(topic, value or b"")
+            if fact is not None:
+                apply(fact)
+        except Exception:  # noqa: S112 - same rule as live: a bad record never stops the fold
+            continue
+
+
 async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
                  progress: Callable[[int, int], None] = lambda n, total: None, workers: int = 1) -> Positions:
-    """Fold every source partition from the earliest offset up to `until` (default: the end offsets now),
-    on `workers` processes when more than one."""
+    """Fold every source partition from the earliest offset up to `until` (default: the end offsets now).
+
+    workers=0: through librdkafka (fetch in C threads, fold here); 1: aiokafka in this process;
+    N>1: aiokafka on N processes, merged."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="scoring-replay",
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
@@ -85,6 +100,13 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
         end = {(tp.topic, tp.partition): off for tp, off in (await consumer.end_offsets(parts)).items()}
         target = dict(end) if until is None else {k: until.get(k, 0) for k in end}
         total = sum(max(0, target[(tp.topic, tp.partition)] - begin[tp]) for tp in parts)
+        if workers == 0 and total > 0:  # librdkafka fetches in C threads while this thread folds
+            await consumer.stop()
+            loop = asyncio.get_running_loop()
+            starts = {(tp.topic, tp.partition): off for tp, off in begin.items()}
+            await asyncio.to_thread(replay_blocking, bootstrap, ledger, starts, target,
+                                    lambda n: loop.call_soon_threadsafe(progress, n, total))
+            return target
         if workers > 1 and total > 0:
             await consumer.stop()
             folded = await fold_in_parallel(bootstrap, ledger.rules, [(tp.topic, tp.partition) for tp in parts],
@@ -114,7 +136,7 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
 
 class Scorer:
     def __init__(self, store: ScoringStore, rulebook: RuleBook, bootstrap: str, broker: KafkaBroker,
-                 default_rule_set: str, replay_workers: int = 1) -> None:
+                 default_rule_set: str, replay_workers: int = 0) -> None:
         self.replay_workers = replay_workers
         self.store = store
         self.rulebook = rulebook

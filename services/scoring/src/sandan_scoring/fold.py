@@ -24,7 +24,7 @@ _EIGHT_HOURS = timedelta(hours=8)
 
 def quarter_of(at: datetime) -> str:
     """The quarter of an aware time, in China Standard Time (UTC+8 all year, so a shift is enough)."""
-    local = at.astimezone(UTC) + _EIGHT_HOURS if at.utcoffset() else at + _EIGHT_HOURS
+    local = (at if at.tzinfo is UTC else at.astimezone(UTC)) + _EIGHT_HOURS
     return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 

@@ -27,7 +27,8 @@ class Settings:
             grpc_address=optional("SCORING_GRPC_ADDRESS", "127.0.0.1:50053"),
             rules_dir=Path(rules_dir) if rules_dir else None,
             rule_set=optional("SCORING_RULE_SET", "2026.1"),
-            # processes that fold partitions in parallel during a replay (restore, rebuild, what-if)
-            replay_workers=max(1, int(number("SCORING_REPLAY_WORKERS", 2))),
+            # how a whole-log replay reads: 0 = librdkafka (fetch in C threads; fastest on 2 cores),
+            # 1 = aiokafka in-process, N>1 = aiokafka on N processes merged (for machines with spare cores)
+            replay_workers=max(0, int(number("SCORING_REPLAY_WORKERS", 0))),
             log_level=optional("LOG_LEVEL", "INFO"),
         )
