@@ -1,13 +1,16 @@
-"""The main job, locally: intake and dispatch on SQLite, a real Kafka, a scripted day in one community.
+"""The main job, locally: intake, dispatch, scoring and notify on SQLite, a real Kafka, a scripted day in
+one community.
 
-Run through `bash scripts/demo.sh` (it starts the broker). Prints each step and each fact as it appears
-on the topics, so the three orders can be watched travelling between the services.
+Run through `bash scripts/demo.sh` (it starts the broker). Prints each step, each fact as it appears on the
+topics, and each message notify sends (on its console channel), so the three orders can be watched
+travelling between the services, earning points, and reaching the people they concern.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import sys
@@ -20,8 +23,9 @@ from aiokafka import AIOKafkaConsumer
 
 from sandan_contracts import TOPICS, decode
 from sandan_contracts.rpc import dispatch_pb2 as dpb
-from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc
+from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, scoring_pb2_grpc
 from sandan_contracts.rpc import intake_pb2 as ipb
+from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import bootstrap_servers, create_topics
 
@@ -57,6 +61,34 @@ async def tail(bootstrap: str, stop: asyncio.Event) -> None:
 
 
 ready = asyncio.Event()
+TOKEN = "demo-notify-token"  # local demo only: intake and dispatch hand contacts to this token's holder
+OFFICES = """
+[county]
+id = "taihe"
+name = "泰和县委组织部"
+
+[towns.chengjiang]
+name = "澄江镇党委"
+
+[communities.chengjiang-xinqu]
+name = "澄江镇新区社区党委"
+town = "chengjiang"
+"""
+
+
+async def notifications(path: Path, stop: asyncio.Event) -> None:
+    """Print what notify's console channel delivers (one JSON line per message)."""
+    seen = 0
+    while not stop.is_set():
+        text = await asyncio.to_thread(lambda: path.read_text("utf-8") if path.exists() else "")
+        if text:
+            lines = text.splitlines()
+            for line in lines[seen:]:
+                m = json.loads(line)
+                body = " ".join(m["body"].split())[:90]
+                say(f"    ✉ notify → {m['recipient_kind']} {m['recipient_id'][:12]} [{m['template']}] {body}")
+            seen = len(lines)
+        await asyncio.sleep(0.2)
 
 
 async def until(what: str, check, timeout: float = 30):  # type: ignore[no-untyped-def]
@@ -74,7 +106,8 @@ async def until(what: str, check, timeout: float = 30):  # type: ignore[no-untyp
         await asyncio.sleep(0.2)
 
 
-async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_grpc.DispatchStub) -> None:
+async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_grpc.DispatchStub,
+                   scoring: scoring_pb2_grpc.ScoringStub) -> None:
     community, grid = "chengjiang-xinqu", "chengjiang-xinqu-g03"
     say("澄江镇新区社区 publishes its service menu: 送医送药 (medicine delivery), urgent within 2 h")
     await intake.PublishMenuItem(ipb.PublishMenuItemRequest(
@@ -82,7 +115,8 @@ async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_gr
         deadlines=ipb.DeadlineSeconds(urgent=7200, normal=86400, routine=604800)))
     say("泰和县人民医院 party branch reports to the community (单位报到)")
     await dispatch.ReportUnit(dpb.ReportUnitRequest(unit_id="taihe-hospital", community_id=community,
-                                                    unit_name="泰和县人民医院"))
+                                                    unit_name="泰和县人民医院",
+                                                    contact_email="dangban@hospital.taihe.example"))
     for member_id, teams in (("m-liu", ["medical"]), ("m-chen", ["medical", "policy"])):
         say(f"member {member_id} reports in person, joins grid g03 and teams {teams} (党员报到)")
         await dispatch.ReportMember(dpb.ReportMemberRequest(
@@ -122,7 +156,19 @@ async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_gr
     await intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id), metadata=meta)
     rated = await intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5), metadata=meta)
     say(f"   demand {rated.demand_id[:8]} is {rated.status}, {rated.stars}★, served by {rated.member_id}")
-    await asyncio.sleep(1.5)  # let the last facts reach the tail
+    ledger = await until("the points", lambda: _ledger(scoring, winner, 4))
+    total = next(t.points for t in ledger.totals if t.period == "all")
+    say(f"⑤ scoring: {winner} earned " + ", ".join(f"{e.rule} {e.points:+d}" for e in ledger.entries)
+        + f" = {total} points (rules {ledger.entries[0].rule_set_version})")
+    quarter = ledger.entries[0].quarter
+    published = await scoring.PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
+    say(f"⑥ the quarterly notice for {quarter} is published (每季度通报公示): {', '.join(published.notice_ids)}")
+    rebuilt = [p async for p in scoring.Rebuild(spb.RebuildRequest())][-1]
+    live = await scoring.Digest(spb.Empty())
+    same = "equals" if rebuilt.digest == live.digest else "DIFFERS FROM"
+    say(f"⑦ scoring rebuilt its ledger from the event log in {rebuilt.seconds:.2f}s: digest "
+        f"{rebuilt.digest[:12]}… {same} the live state")
+    await asyncio.sleep(3)  # let the last facts and messages reach the tails
 
 
 async def _contact(intake: intake_pb2_grpc.IntakeStub, demand_id: str, member_id: str):  # type: ignore[no-untyped-def]
@@ -132,6 +178,11 @@ async def _contact(intake: intake_pb2_grpc.IntakeStub, demand_id: str, member_id
         if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
             return None
         raise
+
+
+async def _ledger(scoring: scoring_pb2_grpc.ScoringStub, member_id: str, entries: int):  # type: ignore[no-untyped-def]
+    ledger = await scoring.GetMemberLedger(spb.MemberLedgerRequest(member_id=member_id))
+    return ledger if len(ledger.entries) >= entries else None
 
 
 async def _status(intake: intake_pb2_grpc.IntakeStub, demand_id: str, status: str) -> bool:
@@ -146,34 +197,56 @@ async def main() -> int:
     say(f"topics ready on {bootstrap} ({created} created from the registry)")
     common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
     run = uuid.uuid4().hex[:6]
+    (WORK / "offices.toml").write_text(OFFICES, "utf-8")
     intake = ServiceProcess("sandan_intake", {**common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{WORK}/intake.db",
                                               "INTAKE_GRPC_ADDRESS": "127.0.0.1:50051",
-                                              "INTAKE_CONSUMER_GROUP": f"intake-demo-{run}"},
+                                              "INTAKE_CONSUMER_GROUP": f"intake-demo-{run}",
+                                              "INTAKE_CONTACT_TOKENS": TOKEN},
                             "127.0.0.1:50051", WORK / "intake.log")
     dispatch = ServiceProcess("sandan_dispatch", {**common,
                                                   "DISPATCH_EVENTSTORE_URL": f"sqlite:///{WORK}/dispatch.db",
                                                   "DISPATCH_GRPC_ADDRESS": "127.0.0.1:50052",
-                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}"},
+                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}",
+                                                  "DISPATCH_CONTACT_TOKENS": TOKEN},
                               "127.0.0.1:50052", WORK / "dispatch.log")
+    scoring = ServiceProcess("sandan_scoring", {**common, "SCORING_DATABASE_URL": f"sqlite:///{WORK}/scoring.db",
+                                                "SCORING_GRPC_ADDRESS": "127.0.0.1:50053"},
+                             "127.0.0.1:50053", WORK / "scoring.log")
+    notify = ServiceProcess("sandan_notify", {**common, "NOTIFY_EVENTSTORE_URL": f"sqlite:///{WORK}/notify.db",
+                                              "NOTIFY_GRPC_ADDRESS": "127.0.0.1:50054",
+                                              "NOTIFY_CONSUMER_GROUP": f"notify-demo-{run}",
+                                              "NOTIFY_INTAKE_ADDRESS": "127.0.0.1:50051",
+                                              "NOTIFY_DISPATCH_ADDRESS": "127.0.0.1:50052",
+                                              "NOTIFY_CONTACT_TOKEN": TOKEN,
+                                              "NOTIFY_OFFICES_FILE": str(WORK / "offices.toml"),
+                                              "NOTIFY_CONSOLE": str(WORK / "notifications.jsonl"),
+                                              "NOTIFY_QUIET_HOURS": "off"},
+                            "127.0.0.1:50054", WORK / "notify.log")
     stop = asyncio.Event()
+    services = [intake, dispatch, scoring, notify]
     try:
-        intake.start()
-        dispatch.start()
-        say("intake (gRPC :50051) and dispatch (gRPC :50052) are SERVING, stores in .local/demo/")
+        for service in services:
+            service.start(timeout=120)
+        say("intake :50051, dispatch :50052, scoring :50053, notify :50054 are SERVING; stores in .local/demo/")
         tailer = asyncio.create_task(tail(bootstrap, stop))
+        mailer = asyncio.create_task(notifications(WORK / "notifications.jsonl", stop))
         await asyncio.wait_for(ready.wait(), 30)
         async with grpc.aio.insecure_channel("127.0.0.1:50051") as ic, \
-                grpc.aio.insecure_channel("127.0.0.1:50052") as dc:
-            await scenario(intake_pb2_grpc.IntakeStub(ic), dispatch_pb2_grpc.DispatchStub(dc))
+                grpc.aio.insecure_channel("127.0.0.1:50052") as dc, \
+                grpc.aio.insecure_channel("127.0.0.1:50053") as sc:
+            await scenario(intake_pb2_grpc.IntakeStub(ic), dispatch_pb2_grpc.DispatchStub(dc),
+                           scoring_pb2_grpc.ScoringStub(sc))
         stop.set()
         with contextlib.suppress(Exception):
             await tailer
-        say("done: the demand travelled the whole loop. Logs: .local/demo/*.log")
+            await mailer
+        say("done: the demand travelled the whole loop. Logs: .local/demo/*.log; messages: "
+            ".local/demo/notifications.jsonl")
         return 0
     finally:
         stop.set()
-        dispatch.stop()
-        intake.stop()
+        for service in reversed(services):
+            service.stop()
 
 
 if __name__ == "__main__":

@@ -210,7 +210,7 @@ def notify_env(bootstrap: str, workdir: Path, run: str, addresses: dict[str, str
     return env
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after its module: its dispatch must not outlive test_notify
 def notify_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotifyStack]:
     asyncio.run(create_topics(kafka_bootstrap))
     workdir = tmp_path_factory.mktemp("notify-stack")

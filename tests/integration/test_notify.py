@@ -21,7 +21,7 @@ from sandan_eventbus.devtools import read_topic
 from tests.integration.notify_stack import DAY, NotifyStack, Town, a_community, eventually, night, notify_stack
 from tests.integration.scenario import order_for
 
-__all__ = ["notify_stack"]  # the session fixture, imported so pytest finds it
+__all__ = ["notify_stack"]  # the module fixture, imported so pytest finds it
 pytestmark = pytest.mark.kafka
 DELIVERIES = "notify.deliveries.v1"
 

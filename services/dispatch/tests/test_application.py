@@ -880,10 +880,10 @@ def test_unit_contact_fields_are_validated(app: DispatchApplication, contacts: C
     assert contacts.unit("u1") is None and notifications(app) == []
 
 
+@pytest.mark.parametrize("store_url", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+                         indirect=True)  # an in-memory database does not outlive its engine
 def test_contacts_tables_of_an_older_version_get_the_new_columns(store_url: str) -> None:
     """Before email/wechat_openid, the member table had name and phone only: start-up adds the columns."""
-    if store_url == "memory://":
-        pytest.skip("an in-memory database does not outlive its engine")
     engine = engine_for(store_url)
     old = MetaData()
     Table("dispatch_member_contacts", old, Column("member_id", String(64), primary_key=True),

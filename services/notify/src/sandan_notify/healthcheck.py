@@ -25,7 +25,7 @@ def check(address: str, timeout: float = 3.0) -> bool:
 
 
 def main() -> None:
-    address = os.environ.get("NOTIFY_GRPC_ADDRESS", "").strip() or "127.0.0.1:50053"
+    address = os.environ.get("NOTIFY_GRPC_ADDRESS", "").strip() or "127.0.0.1:50054"
     raise SystemExit(0 if check(address) else 1)
 
 

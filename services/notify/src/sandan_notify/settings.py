@@ -111,7 +111,7 @@ class Settings:
             kafka_bootstrap_servers=required("KAFKA_BOOTSTRAP_SERVERS"),
             eventstore_url=store,
             database_url=optional("NOTIFY_DATABASE_URL", store),
-            grpc_address=optional("NOTIFY_GRPC_ADDRESS", "127.0.0.1:50053"),
+            grpc_address=optional("NOTIFY_GRPC_ADDRESS", "127.0.0.1:50054"),
             consumer_group=optional("NOTIFY_CONSUMER_GROUP", "notify"),
             intake_address=required("NOTIFY_INTAKE_ADDRESS"),
             dispatch_address=required("NOTIFY_DISPATCH_ADDRESS"),
