@@ -43,6 +43,20 @@ _OPTIONAL_IDS: dict[str, tuple[str, ...]] = {
     "ServiceRated": ("member_id",), "OrderOverdue": ("member_id",), "OrderReopened": ("previous_member_id",)}
 _KEY_FIELD = {t: EVENT_TYPES[(t, 1)].KEY for t in _NEEDS}
 _DUE = frozenset(t for t, needs in _NEEDS.items() if "due_at" in needs)
+# Per type, everything the fast path checks, precomputed (this runs once per replayed event).
+_SPEC: dict[str, tuple[tuple[tuple[str, Any], ...], tuple[str, ...], str, bool]] = {
+    t: (tuple(needs.items()), _OPTIONAL_IDS.get(t, ()), _KEY_FIELD[t], t in _DUE) for t, needs in _NEEDS.items()}
+_NONE_OR_STR = (str, type(None))
+CONTRACT_TYPES = frozenset(t for t, _ in EVENT_TYPES)
+
+
+def used_by_fold(type_header: bytes | str | None) -> bool:
+    """From a message's `type` header alone: may the fold need it? (True when the header is absent or
+    names a type the contract does not know, so the full decode can judge it.)"""
+    if type_header is None:
+        return True
+    name = type_header.decode() if isinstance(type_header, bytes) else type_header
+    return name in KNOWN_TYPES or name not in CONTRACT_TYPES
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 µs, paid per replayed event
@@ -63,21 +77,22 @@ def read_fact(topic: str, raw: bytes) -> Fact | None:
         type_name = env["type"]
         if env["schema_version"] != 1 or type(env["event_id"]) is not str:
             raise TypeError
-        needs = _NEEDS.get(type_name)
+        spec = _SPEC.get(type_name)
         data = env["data"]
-        if needs is not None:
-            for field, kind in needs.items():
+        if spec is not None:
+            needs, optional_ids, key_field, has_due = spec
+            for field, kind in needs:
                 if not isinstance(data[field], kind):
                     raise TypeError
-            for field in _OPTIONAL_IDS.get(type_name, ()):
-                if not isinstance(data.get(field), str | None):
+            for field in optional_ids:
+                if not isinstance(data.get(field), _NONE_OR_STR):
                     raise TypeError
-            if data[_KEY_FIELD[type_name]] != env["key"]:
+            if data[key_field] != env["key"]:
                 raise TypeError
             occurred_at = datetime.fromisoformat(env["occurred_at"])
             if occurred_at.tzinfo is not UTC and occurred_at.utcoffset() != _ZERO:
                 raise TypeError
-            if type_name in _DUE:
+            if has_due:
                 due_at = datetime.fromisoformat(data["due_at"])
                 if due_at.tzinfo is not UTC and due_at.utcoffset() != _ZERO:
                     raise TypeError

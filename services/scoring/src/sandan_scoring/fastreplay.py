@@ -7,11 +7,13 @@ run it in a worker thread.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from sandan_scoring.facts import used_by_fold
 from sandan_scoring.fold import Ledger
 from sandan_scoring.store import Positions
 
@@ -32,6 +34,10 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
         "max.partition.fetch.bytes": 8 * 1024 * 1024,
         "queued.max.messages.kbytes": 256 * 1024,
     })
+    # The fold builds millions of long-lived objects and no cycles: the cyclic GC would rescan them over and
+    # over (measured: ~20% of a 1M-event replay). Paused for the replay only.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
         wanted = {k: v for k, v in target.items() if v > begin.get(k, 0)}
         consumer.assign([TopicPartition(t, p, begin.get((t, p), 0)) for (t, p) in wanted])
@@ -43,17 +49,23 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
             for m in messages:
                 if m.error():
                     raise KafkaException(m.error())
-                key = (m.topic(), m.partition())
+                topic, offset = m.topic(), m.offset()
+                key = (topic, m.partition())
                 stop_at = wanted.get(key)
-                if stop_at is None or m.offset() >= stop_at:
+                if stop_at is None or offset >= stop_at:
                     continue
-                batch.append((m.topic(), m.value()))
-                if m.offset() + 1 >= stop_at:
+                if offset + 1 >= stop_at:
                     remaining.discard(key)
                     consumer.pause([TopicPartition(key[0], key[1])])
+                headers = m.headers()
+                if headers and not used_by_fold(next((v for k, v in headers if k == "type"), None)):
+                    continue  # a fact the fold never uses (e.g. DemandPosted): skipped without parsing
+                batch.append((topic, m.value()))
             fold_records_values(ledger, batch)
             read += len(batch)
             progress(read)
         return read
     finally:
+        if gc_was_enabled:
+            gc.enable()
         consumer.close()

@@ -159,7 +159,10 @@ async def produce(bootstrap: str, log: dict[str, list[tuple[str, bytes]]]) -> in
         futures = []
         for topic, messages in log.items():
             for key, raw in messages:
-                futures.append(await producer.send(topic, raw, key=key.encode()))
+                # the type header, as the services' relays write it (readers may route on it unparsed)
+                type_name = raw[raw.index(b'"type":"') + 8:].split(b'"', 1)[0]
+                futures.append(await producer.send(topic, raw, key=key.encode(),
+                                                   headers=[("type", type_name), ("schema_version", b"1")]))
                 sent += 1
                 if len(futures) >= 20_000:
                     for f in futures:
