@@ -107,17 +107,20 @@ class ScoringStore:
                 conn.execute(insert(entries), rows)
             self._write_positions(conn, generation, moved)
 
-    def _bulk_insert_entries(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        """A rebuild writes the whole ledger at once; on SQLite the driver's executemany is ~3x faster
-        than the ORM-level insert (measured on 400k rows)."""
+    def _bulk_insert_entries(self, conn: Connection, generation: int, version: str, rows: list[Entry]) -> None:
+        """A rebuild writes the whole ledger at once; on SQLite the driver's executemany over plain tuples is
+        ~3x faster than the Core insert of dicts (measured on 400k rows)."""
+        if not rows:
+            return
         if conn.dialect.name != "sqlite":
             for start in range(0, len(rows), 5000):
-                conn.execute(insert(entries), rows[start:start + 5000])
+                conn.execute(insert(entries), [_row(generation, version, e) for e in rows[start:start + 5000]])
             return
         columns = [c.name for c in entries.columns]
         sql = f"INSERT INTO scoring_entries ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        occurred = entries.c.occurred_at.type.bind_processor(conn.dialect)
-        values = [tuple(occurred(r[c]) if c == "occurred_at" and occurred else r[c] for c in columns) for r in rows]
+        stamp = entries.c.occurred_at.type.bind_processor(conn.dialect) or (lambda v: v)
+        values = [(generation, e.entry_id, e.member_id, e.points, e.rule, version, e.quarter, ",".join(e.sources),
+                   stamp(e.occurred_at), e.correlation_id) for e in rows]
         cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
         try:
             cursor.executemany(sql, values)
@@ -137,11 +140,10 @@ class ScoringStore:
 
     def swap_in(self, generation: int, rule_set_version: str, all_entries: Iterable[Entry], at: Positions) -> None:
         """Write a rebuilt generation and make it current, atomically; the old generation is dropped."""
-        rows = [_row(generation, rule_set_version, e) for e in all_entries]
         with self.engine.begin() as conn:
             conn.execute(delete(entries).where(entries.c.generation == generation))
             conn.execute(delete(positions).where(positions.c.generation == generation))
-            self._bulk_insert_entries(conn, rows)
+            self._bulk_insert_entries(conn, generation, rule_set_version, list(all_entries))
             self._write_positions(conn, generation, at)
             self._set_meta(conn, "generation", str(generation))
             self._set_meta(conn, "rule_set_version", rule_set_version)
