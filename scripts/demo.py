@@ -121,11 +121,11 @@ async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_gr
         say(f"member {member_id} reports in person, joins grid g03 and teams {teams} (党员报到)")
         await dispatch.ReportMember(dpb.ReportMemberRequest(
             member_id=member_id, unit_id="taihe-hospital", community_id=community, grid_id=grid, teams=teams,
-            name="(kept in dispatch only)", phone="13900000000"))
+            name={"m-liu": "刘建华", "m-chen": "陈思远"}[member_id], phone="13900000000"))
     await dispatch.FormGridGroup(dpb.FormGridGroupRequest(community_id=community, grid_id=grid))
     await dispatch.AppointGridLeader(dpb.AppointGridLeaderRequest(grid_id=grid, member_id="m-chen"))
     resident = await intake.RegisterResident(ipb.RegisterResidentRequest(
-        community_id=community, name="(kept in intake only)", phone="13800000000", address="(kept in intake only)"))
+        community_id=community, name="王秀英", phone="13800000000", address="澄江镇新区 3 栋 2 单元"))
 
     walk = f"demo-{uuid.uuid4().hex[:6]}"
     meta = (("x-correlation-id", walk),)

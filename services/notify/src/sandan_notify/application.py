@@ -20,6 +20,7 @@ from sandan_contracts import Envelope, Event
 from sandan_eventbus.errors import NotFound
 from sandan_eventbus.sql import engine_for
 from sandan_eventbus.store import ServiceApplication
+from sandan_eventbus.trace import traced
 from sandan_notify.channels import Channel, Message, SendError
 from sandan_notify.clock import Clock, utc_now
 from sandan_notify.contacts import Contact, ContactBook, ContactNotFound, ContactUnavailable
@@ -167,11 +168,13 @@ class NotifyApplication(ServiceApplication):
             error = SendError("internal_error")
         else:
             notice.record_sent(due.notification_id, self._now())
-            self.save(notice)
+            with traced(notice.source_event_id, notice.source_event_id):  # the outcome is caused by the fact
+                self.save(notice)
             return "sent"
         retry_at = self.policy.retry_at(notice.attempts + 1, error.permanent, now, self.rng())
         notice.record_failure(due.notification_id, error.code, retry_at, now)
-        self.save(notice)
+        with traced(notice.source_event_id, notice.source_event_id):
+            self.save(notice)
         log.warning("delivery attempt failed", extra={"fields": {
             "notification_id": due.notification_id, "channel": channel_name, "error": error.code,
             "attempt": notice.attempts, "retry_at": retry_at.isoformat() if retry_at else None}})
