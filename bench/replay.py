@@ -9,7 +9,7 @@ messages to the four source topics, then measures in this same run, each phase i
   raw        one aiokafka consumer, getmany() over every source partition, counting records (the ceiling)
   fold-rdk   scoring's replay through librdkafka (fetch in C threads) + decode + fold: the service default
   fold-aio   the same through aiokafka in one process
-  fold-N     aiokafka on N processes, merged (SCORING_REPLAY_WORKERS=N)
+  fold-N     librdkafka on N processes, merged (SCORING_REPLAY_WORKERS=N)
   rebuild    fold-rdk plus writing the ledger to a fresh SQLite store (the whole swap)
 and prints rates, ratios against raw-1 and raw-N, and peak RSS. Not run in CI.
 """
@@ -137,7 +137,7 @@ def prepare(bootstrap: str, events: int) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=0, help="also measure aiokafka on N>1 processes")
+    parser.add_argument("--workers", type=int, default=0, help="also measure N>1 replay processes")
     parser.add_argument("--phase", default="")
     parser.add_argument("--bootstrap", default="")
     args = parser.parse_args()

@@ -17,7 +17,11 @@ from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_contracts.rpc import scoring_pb2_grpc
 from sandan_eventbus.devtools import ServiceProcess, read_topic
-from sandan_scoring.fold import quarter_of
+from sandan_scoring.engine import replay
+from sandan_scoring.facts import SOURCE_TOPICS
+from sandan_scoring.fold import Ledger, quarter_of
+from sandan_scoring.report import Reports
+from sandan_scoring.rules import RuleBook
 from sandan_scoring.simulate import County, produce
 from tests.integration.conftest import Stack, free_port
 from tests.integration.scenario import a_community, demand_reaches, order_for, post
@@ -169,6 +173,34 @@ async def test_the_quarterly_notice_is_published_for_the_community(stack: Stack,
     again = await stack.read_all("scoring.notices.v1", notice_id)
     assert len({r.envelope.event_id for r in again}) == 1 and len(again) == 1
 
+
+
+async def test_every_replay_path_folds_the_same_ledger(stack: Stack, scoring: ServiceProcess) -> None:
+    """librdkafka (the default), aiokafka, and two merged worker processes: one ledger, one digest."""
+    member, _, _ = await serve_once(stack)
+    await ledger_with(scoring, member, EARNED)
+    _, target = await _end_offsets(stack.bootstrap)
+    digests = {}
+    for workers in (0, 1, 2):
+        ledger = Ledger(RuleBook().get("2026.1"))
+        await replay(stack.bootstrap, ledger, target, workers=workers)
+        assert member in ledger.by_member
+        digests[workers] = Reports(ledger).digest()
+    assert len(set(digests.values())) == 1, digests
+
+
+async def _end_offsets(bootstrap: str) -> tuple[list[object], dict[tuple[str, int], int]]:
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        cluster = await consumer._client.fetch_all_metadata()
+        parts = [TopicPartition(t, p) for t in SOURCE_TOPICS for p in sorted(cluster.partitions_for_topic(t))]
+        ends = await consumer.end_offsets(parts)
+        return list(parts), {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
 
 # Last in this module: its burst of simulated events keeps the other services busy for a while.
 async def test_scoring_killed_mid_stream_awards_nothing_twice(stack: Stack, scoring: ServiceProcess) -> None:

@@ -89,7 +89,7 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
     """Fold every source partition from the earliest offset up to `until` (default: the end offsets now).
 
     workers=0: through librdkafka (fetch in C threads, fold here); 1: aiokafka in this process;
-    N>1: aiokafka on N processes, merged."""
+    N>1: librdkafka on N processes, merged."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="scoring-replay",
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()

@@ -1,4 +1,5 @@
-"""Replay on several cores: each worker process folds a share of the partitions, the parent merges.
+"""Replay on several cores: each worker process folds a share of the partitions (through librdkafka), the
+parent merges.
 
 Exact, not approximate: the fold's keys never span partitions (see `Ledger.merge`). Workers are spawned
 (not forked) because the parent runs gRPC and asyncio, which do not survive a fork.
@@ -7,56 +8,29 @@ Exact, not approximate: the fold's keys never span partitions (see `Ledger.merge
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing as mp
 import pickle
 from collections.abc import Callable
 from multiprocessing.sharedctypes import Synchronized
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
+from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Ledger
 from sandan_scoring.rules import RuleSet
 from sandan_scoring.store import Positions
-
-BATCH = 5000
-
-
-async def _fold_partitions(bootstrap: str, ledger: Ledger, parts: list[tuple[str, int]], target: Positions,
-                           counter: Synchronized | None) -> None:  # type: ignore[type-arg]
-    from sandan_scoring.engine import fold_records
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t, p in parts]
-        consumer.assign(tps)
-        begin = await consumer.beginning_offsets(tps)
-        remaining = {tp for tp in tps if target.get((tp.topic, tp.partition), 0) > begin[tp]}
-        for tp in tps:
-            consumer.seek(tp, begin[tp])
-        if tps and set(tps) - remaining:
-            consumer.pause(*(set(tps) - remaining))
-        while remaining:
-            batches = await consumer.getmany(timeout_ms=500, max_records=BATCH)
-            for tp, records in batches.items():
-                stop_at = target[(tp.topic, tp.partition)]
-                wanted = [r for r in records if r.offset < stop_at]
-                fold_records(ledger, wanted)
-                if counter is not None:
-                    with counter.get_lock():
-                        counter.value += len(wanted)
-                if await consumer.position(tp) >= stop_at:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-    finally:
-        await consumer.stop()
 
 
 def _worker(bootstrap: str, rules: RuleSet, parts: list[tuple[str, int]], target: Positions,
             counter: Synchronized, out: mp.connection.Connection) -> None:  # type: ignore[type-arg]
     ledger = Ledger(rules)
-    asyncio.run(_fold_partitions(bootstrap, ledger, parts, target, counter))
+    done = [0]
+
+    def progress(n: int) -> None:
+        with counter.get_lock():
+            counter.value += n - done[0]
+        done[0] = n
+
+    replay_blocking(bootstrap, ledger, {}, {p: target[p] for p in parts}, progress)
     out.send_bytes(pickle.dumps(ledger, protocol=pickle.HIGHEST_PROTOCOL))
     out.close()
 
@@ -90,8 +64,12 @@ async def fold_in_parallel(bootstrap: str, rules: RuleSet, parts: list[tuple[str
                 progress(counter.value)
                 if not proc.is_alive() and not receive.poll(0):
                     raise RuntimeError(f"replay worker exited with {proc.exitcode}")
-            part = pickle.loads(await asyncio.to_thread(receive.recv_bytes))  # noqa: S301 - our own child process
-            ledger.merge(part)
+            raw = await asyncio.to_thread(receive.recv_bytes)
+            gc.disable()  # millions of new long-lived objects, no cycles: see fastreplay
+            try:
+                ledger.merge(pickle.loads(raw))  # noqa: S301 - our own child process
+            finally:
+                gc.enable()
             proc.join()
         progress(counter.value)
         return ledger

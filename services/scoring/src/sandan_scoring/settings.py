@@ -28,7 +28,7 @@ class Settings:
             rules_dir=Path(rules_dir) if rules_dir else None,
             rule_set=optional("SCORING_RULE_SET", "2026.1"),
             # how a whole-log replay reads: 0 = librdkafka (fetch in C threads; fastest on 2 cores),
-            # 1 = aiokafka in-process, N>1 = aiokafka on N processes merged (for machines with spare cores)
+            # 1 = aiokafka in-process, N>1 = librdkafka on N processes, merged
             replay_workers=max(0, int(number("SCORING_REPLAY_WORKERS", 0))),
             log_level=optional("LOG_LEVEL", "INFO"),
         )
