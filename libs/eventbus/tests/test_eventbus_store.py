@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError, Tracking
@@ -36,13 +34,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:  # typ
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/events.db"
     else:
-        base = request.getfixturevalue("postgres_url")
-        schema = f"t_{uuid.uuid4().hex[:10]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        yield f"{base}?schema={schema}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        yield request.getfixturevalue("postgres_schema_url")  # root conftest: a schema of its own
 
 
 def test_the_current_trace_is_stored_beside_each_event_and_not_replayed(store_url: str) -> None:

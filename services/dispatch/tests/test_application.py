@@ -59,15 +59,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     elif request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/dispatch.db"
     else:
-        base = request.getfixturevalue("postgres_url")
-        schema = f"dispatch_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"{base}?schema={schema}"
-        finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        yield request.getfixturevalue("postgres_schema_url")  # root conftest: a schema of its own
 
 
 @pytest.fixture

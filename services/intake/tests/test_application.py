@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -55,17 +54,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
     elif kind == "sqlite":
         yield f"sqlite:///{tmp_path}/intake.db"
     else:
-        import psycopg
-
-        base = request.getfixturevalue("postgres_url")
-        schema = f"intake_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"{base}?schema={schema}"
-        finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        yield request.getfixturevalue("postgres_schema_url")  # root conftest: a schema of its own
 
 
 @pytest.fixture

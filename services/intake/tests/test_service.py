@@ -21,9 +21,9 @@ from sandan_contracts import TOPICS, decode, encode
 from sandan_contracts.events import OrderAccepted
 from sandan_contracts.rpc import intake_pb2 as pb
 from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
+from sandan_eventbus.healthcheck import check
 from sandan_eventbus.kafka import create_topics
 from sandan_intake.__main__ import build_runtime
-from sandan_intake.healthcheck import check
 from sandan_intake.settings import Settings
 
 pytestmark = pytest.mark.kafka

@@ -3,7 +3,6 @@ channels that can be told to fail, a hand-moved clock and a stand-in for the Inb
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -122,17 +121,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     elif kind == "sqlite":
         yield f"sqlite:///{tmp_path}/notify.db"
     else:
-        import psycopg
-
-        base = request.getfixturevalue("postgres_url")
-        schema = f"notify_test_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"CREATE SCHEMA {schema}")
-        try:
-            yield f"{base}?schema={schema}"
-        finally:
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        yield request.getfixturevalue("postgres_schema_url")  # root conftest: a schema of its own
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ Stored event class names (e.g. `Demand.Posted`) are part of the store's format: 
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from datetime import datetime, timedelta
 
 from eventsourcing.domain import Aggregate, event
 
+from sandan_eventbus.checks import check_code, check_id
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
 
 # Fixed namespaces: ids derived from them must stay stable forever.
@@ -32,21 +32,9 @@ MAX_REDOS = 10  # the contract's bound on redo_count
 POSTED, ACCEPTED, SERVED, CONFIRMED, WITHDRAWN = "posted", "accepted", "served", "confirmed", "withdrawn"
 
 # The same shapes the published contract accepts, so nothing stored here can fail to publish.
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 # ---- value checks (shared by the aggregates and the application) ------------------------------
-def check_id(field: str, value: str | None) -> str:
-    if not value or not _ID.match(value):
-        raise InvalidArgument(field, "must be an id: 1-64 letters, digits, '_', '.', ':' or '-'")
-    return value
-
-
-def check_code(field: str, value: str | None) -> str:
-    if not value or not _CODE.match(value):
-        raise InvalidArgument(field, "must be a lowercase code: a-z, 0-9 and '_', starting with a letter")
-    return value
 
 
 def check_text(field: str, value: str | None, low: int, high: int) -> str:

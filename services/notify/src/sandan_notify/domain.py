@@ -12,7 +12,6 @@ store's format: never rename them.
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -20,6 +19,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from sandan_eventbus.checks import check_code, check_id
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
 
 NOTICE_NAMESPACE = uuid.UUID("3f6c1d2a-8b4e-4c7a-9e15-0d2b7a6c5e41")  # fixed forever: ids derive from it
@@ -31,20 +31,8 @@ QUIET_CHANNELS = frozenset({"sms", "wechat"})
 
 NEW, PLANNED, SENT, SKIPPED = "new", "planned", "sent", "skipped"
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
-def check_id(field: str, value: str | None) -> str:
-    if not value or not _ID.match(value):
-        raise InvalidArgument(field, "must be an id: 1-64 letters, digits, '_', '.', ':' or '-'")
-    return value
-
-
-def check_code(field: str, value: str | None) -> str:
-    if not value or not _CODE.match(value):
-        raise InvalidArgument(field, "must be a lowercase code: a-z, 0-9 and '_', starting with a letter")
-    return value
 
 
 def check_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str:
