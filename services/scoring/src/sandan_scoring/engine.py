@@ -156,7 +156,7 @@ class Scorer:
     async def restore(self) -> None:
         generation, version = await asyncio.to_thread(self.store.current)
         rules = self.rulebook.get(version or self.default_rule_set)
-        ledger = Ledger(rules)
+        ledger = Ledger(rules, track_changes=False)  # the restore is a replay; live tracking starts below
         if generation == 0:
             generation = 1
             await asyncio.to_thread(self.store.swap_in, generation, rules.version, [], {})
@@ -174,6 +174,7 @@ class Scorer:
                 await self.rebuild(rules.version)
                 return
         ledger.dirty_entries.clear()
+        ledger.track_changes = True
         self.ledger, self.generation, self.positions = ledger, generation, positions
         published = await asyncio.to_thread(self.store.unpublished, [f"scoring:{i}" for i in ledger.entries])
         self.pending = {i.removeprefix("scoring:") for i in published}
@@ -234,7 +235,7 @@ class Scorer:
         rules = self.rulebook.get(rule_set_version or self.ledger.rules.version)
         started = time.monotonic()
         async with self.lock:  # live folding pauses; what arrives meanwhile is read after the swap
-            fresh = Ledger(rules)
+            fresh = Ledger(rules, track_changes=False)
 
             counted = [0]
 
@@ -249,6 +250,7 @@ class Scorer:
             generation = self.generation + 1
             await asyncio.to_thread(self.store.swap_in, generation, rules.version, list(fresh.entries.values()), end)
             fresh.dirty_entries.clear()
+            fresh.track_changes = True
             fresh.dirty_stars = {(e.member_id, e.quarter) for e in fresh.entries.values()}
             published = await asyncio.to_thread(self.store.unpublished, [f"scoring:{i}" for i in fresh.entries])
             self.ledger, self.generation, self.positions = fresh, generation, end
@@ -263,7 +265,7 @@ class Scorer:
     async def what_if(self, candidate: str) -> tuple[Ledger, Ledger]:
         """The current ledger and the same log folded under another rule set (nothing is stored)."""
         rules = self.rulebook.get(candidate)
-        other = Ledger(rules)
+        other = Ledger(rules, track_changes=False)
         async with self.lock:
             until = dict(self.positions)
             current = self.ledger

@@ -68,6 +68,7 @@ class Fact:
     occurred_at: datetime
     data: dict[str, Any]
     correlation_id: str = ""
+    quarter: str = ""  # set by the fold, once
 
 
 def read_fact(topic: str, raw: bytes) -> Fact | None:

@@ -84,8 +84,11 @@ class CheckIn:
 class Ledger:
     """Everything scoring knows, folded from facts under one rule set."""
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet, track_changes: bool = True) -> None:
         self.rules = rules
+        # Live folding records what changed (for persistence and publishing); a whole-log replay does not
+        # need to, and skipping it is measurably faster.
+        self.track_changes = track_changes
         self.entries: dict[str, Entry] = {}
         self.by_member: dict[str, list[str]] = {}
         self.members: dict[str, tuple[str, str]] = {}  # member -> (community, unit)
@@ -147,6 +150,7 @@ class Ledger:
             return
         handler = _HANDLERS.get(fact.type)
         if handler is not None:
+            fact.quarter = quarter_of(fact.occurred_at)  # once per fact; every rule below reads it
             handler(self, fact)
         self.applied += 1
 
@@ -170,12 +174,13 @@ class Ledger:
         sources = (fact.event_id,)
         digest = hashlib.blake2b(f"{self.rules.version}|{rule}|{member_id}|{fact.event_id}".encode(),
                                  digest_size=16).hexdigest()
-        entry = Entry(f"e-{digest}", member_id, points, rule, quarter_of(fact.occurred_at), sources,
+        entry = Entry(f"e-{digest}", member_id, points, rule, fact.quarter, sources,
                       fact.occurred_at, fact.correlation_id)
         self.entries[entry.entry_id] = entry
         self.by_member.setdefault(member_id, []).append(entry.entry_id)
-        self.dirty_entries.add(entry.entry_id)
-        self.dirty_stars.add((member_id, entry.quarter))
+        if self.track_changes:
+            self.dirty_entries.add(entry.entry_id)
+            self.dirty_stars.add((member_id, entry.quarter))
 
     # ---- the rules, one per fact ----------------------------------------------------------------
     def member_reported(self, f: Fact) -> None:
@@ -186,7 +191,7 @@ class Ledger:
         d = f.data
         self.orders[d["order_id"]] = OrderFacts(
             d["order_id"], d["demand_id"], d["community_id"], d["category"], bool(d["care_tags"]),
-            d["due_at"], quarter_of(f.occurred_at))
+            d["due_at"], f.quarter)
 
     def _order(self, f: Fact) -> OrderFacts | None:
         # An order's facts arrive in order; one seen without its opening (a topic trimmed by hand) is skipped.
@@ -203,7 +208,7 @@ class Ledger:
     def order_accepted(self, f: Fact) -> None:
         if (o := self._order(f)) is not None:
             o.status, o.holder = "accepted", f.data["member_id"]
-            o.acceptances.append((quarter_of(f.occurred_at), o.holder, f.occurred_at <= o.due_at))
+            o.acceptances.append((f.quarter, o.holder, f.occurred_at <= o.due_at))
 
     def order_declined(self, f: Fact) -> None:
         if (o := self._order(f)) is not None:
@@ -215,7 +220,7 @@ class Ledger:
         if (o := self._order(f)) is None:
             return
         member, hours = f.data["member_id"], float(f.data["hours"])
-        q = quarter_of(f.occurred_at)
+        q = f.quarter
         o.status, o.completed_quarter = "completed", q
         o.completions.append((q, member, hours))
         self._award(member, self.rules.completed_points(o.category), "service_completed", f)
@@ -225,13 +230,13 @@ class Ledger:
 
     def order_escalated(self, f: Fact) -> None:
         if (o := self._order(f)) is not None:
-            o.escalated.append(quarter_of(f.occurred_at))
+            o.escalated.append(f.quarter)
             o.due_at = f.data["due_at"]
 
     def order_overdue(self, f: Fact) -> None:
         if (o := self._order(f)) is None:
             return
-        o.overdue.append(quarter_of(f.occurred_at))
+        o.overdue.append(f.quarter)
         member = f.data.get("member_id")
         if member and f.data["status"] == "accepted":  # overdue because of the member who holds it
             self._award(member, -self.rules.overdue_while_held, "overdue_while_held", f)
@@ -254,11 +259,12 @@ class Ledger:
         if d["demand_id"] in self.ratings:
             return  # rated once; intake enforces it, the fold does not trust it blindly
         member = d.get("member_id")
-        rating = Rating(d["demand_id"], member, d["stars"], quarter_of(f.occurred_at))
+        rating = Rating(d["demand_id"], member, d["stars"], f.quarter)
         self.ratings[d["demand_id"]] = rating
         if member:
             self.ratings_by_member.setdefault(member, []).append(d["demand_id"])
-            self.dirty_stars.add((member, rating.quarter))
+            if self.track_changes:
+                self.dirty_stars.add((member, rating.quarter))
         if member and d["stars"] == 5:
             self._award(member, self.rules.five_star_bonus, "five_star_bonus", f)
 
@@ -267,7 +273,7 @@ class Ledger:
         key = (d["activity_id"], d["member_id"])
         if key in self.checkins:
             return
-        self.checkins[key] = CheckIn(d["member_id"], quarter_of(f.occurred_at), d["community_id"], d["unit_id"])
+        self.checkins[key] = CheckIn(d["member_id"], f.quarter, d["community_id"], d["unit_id"])
         self._award(d["member_id"], self.rules.activity_check_in, "activity_check_in", f)
 
 

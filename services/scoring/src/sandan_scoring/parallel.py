@@ -22,7 +22,7 @@ from sandan_scoring.store import Positions
 
 def _worker(bootstrap: str, rules: RuleSet, parts: list[tuple[str, int]], target: Positions,
             counter: Synchronized, out: mp.connection.Connection) -> None:  # type: ignore[type-arg]
-    ledger = Ledger(rules)
+    ledger = Ledger(rules, track_changes=False)
     done = [0]
 
     def progress(n: int) -> None:
@@ -57,7 +57,7 @@ async def fold_in_parallel(bootstrap: str, rules: RuleSet, parts: list[tuple[str
         proc.start()
         send.close()
         procs.append((proc, receive))
-    ledger = Ledger(rules)
+    ledger = Ledger(rules, track_changes=False)
     try:
         for proc, receive in procs:
             while not await asyncio.to_thread(receive.poll, 0.2):
