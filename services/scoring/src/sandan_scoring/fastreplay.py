@@ -44,7 +44,7 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
         # 100k messages, 500 ms fetch wait) consume() starved at ~170k msg/s here; tuned, ~370k msg/s.
         "fetch.max.bytes": 64 * 1024 * 1024,
         "max.partition.fetch.bytes": 16 * 1024 * 1024,
-        "queued.max.messages.kbytes": 1024 * 1024,
+        "queued.max.messages.kbytes": 64 * 1024,
         "queued.min.messages": 1_000_000,
         "fetch.wait.max.ms": 10,
     })
