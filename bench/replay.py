@@ -35,19 +35,10 @@ def peak_rss_mb() -> float:
 
 
 async def _targets(bootstrap: str) -> tuple[list[tuple[str, int]], dict[tuple[str, int], int]]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from sandan_scoring.engine import end_offsets
 
-    from sandan_scoring.facts import SOURCE_TOPICS
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [(t, p) for t in SOURCE_TOPICS for p in sorted(cluster.partitions_for_topic(t) or ())]
-        end = await consumer.end_offsets([TopicPartition(t, p) for t, p in parts])
-        return parts, {(tp.topic, tp.partition): o for tp, o in end.items()}
-    finally:
-        await consumer.stop()
+    target = await end_offsets(bootstrap)
+    return list(target), target
 
 
 async def _raw(bootstrap: str, parts: list[tuple[str, int]], target: dict[tuple[str, int], int]) -> int:

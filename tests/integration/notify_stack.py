@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 import uuid
@@ -35,16 +34,11 @@ from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
+from tests.integration.conftest import free_port
 
 TOKEN = "notify-it-token"
 SECRET = "webhook-it-secret"
 DAY = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Taihe (UTC+8)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---- receivers -----------------------------------------------------------------------------------

@@ -17,8 +17,7 @@ from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_contracts.rpc import scoring_pb2_grpc
 from sandan_eventbus.devtools import ServiceProcess, read_topic
-from sandan_scoring.engine import replay
-from sandan_scoring.facts import SOURCE_TOPICS
+from sandan_scoring.engine import end_offsets, replay
 from sandan_scoring.fold import Ledger, quarter_of
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
@@ -179,7 +178,7 @@ async def test_every_replay_path_folds_the_same_ledger(stack: Stack, scoring: Se
     """librdkafka (the default), aiokafka, and two merged worker processes: one ledger, one digest."""
     member, _, _ = await serve_once(stack)
     await ledger_with(scoring, member, EARNED)
-    _, target = await _end_offsets(stack.bootstrap)
+    target = await end_offsets(stack.bootstrap)
     digests = {}
     for workers in (0, 1, 2):
         ledger = Ledger(RuleBook().get("2026.1"))
@@ -188,19 +187,6 @@ async def test_every_replay_path_folds_the_same_ledger(stack: Stack, scoring: Se
         digests[workers] = Reports(ledger).digest()
     assert len(set(digests.values())) == 1, digests
 
-
-async def _end_offsets(bootstrap: str) -> tuple[list[object], dict[tuple[str, int], int]]:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
-    await consumer.start()
-    try:
-        cluster = await consumer._client.fetch_all_metadata()
-        parts = [TopicPartition(t, p) for t in SOURCE_TOPICS for p in sorted(cluster.partitions_for_topic(t))]
-        ends = await consumer.end_offsets(parts)
-        return list(parts), {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
-    finally:
-        await consumer.stop()
 
 # Last in this module: its burst of simulated events keeps the other services busy for a while.
 async def test_scoring_killed_mid_stream_awards_nothing_twice(stack: Stack, scoring: ServiceProcess) -> None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from typing import TypeVar
 from urllib.parse import unquote, urlparse
+
+T = TypeVar("T")
 
 
 class ConfigError(RuntimeError):
@@ -74,3 +79,12 @@ def sqlalchemy_url(url: str) -> str:
     if url == "memory://":
         return "sqlite://"
     return url
+
+
+def load_or_exit(service: str, load: Callable[[], T]) -> T:
+    """Read a service's settings; on a missing or malformed value print one line and exit 2 (no traceback)."""
+    try:
+        return load()
+    except ConfigError as error:
+        print(f"{service}: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -4,7 +4,6 @@ start a service as a real OS process and wait for its health, and read a topic's
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -17,10 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 
 import grpc
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandan_contracts import Envelope
+from sandan_eventbus.kafka import partitions_of
 
 
 class ServiceProcess:
@@ -91,10 +91,7 @@ async def read_topic(bootstrap: str, topic: str, until: Callable[[list[Received]
     await consumer.start()
     found: list[Received] = []
     try:
-        cluster = await consumer._client.fetch_all_metadata()
-        partitions = [TopicPartition(topic, p) for p in sorted(cluster.partitions_for_topic(topic) or set())]
-        if not partitions:
-            raise LookupError(f"topic {topic} does not exist on {bootstrap}")
+        partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         deadline = time.monotonic() + timeout
@@ -120,6 +117,3 @@ def _received(r: Any) -> Received:
     return Received(r.topic, r.partition, r.offset, r.key.decode() if r.key else None,
                     {k: v.decode(errors="replace") for k, v in (r.headers or ())}, r.value or b"", envelope)
 
-
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream.kafka import KafkaBroker
@@ -16,6 +18,18 @@ DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 def bootstrap_servers() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP
+
+
+async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, from fresh cluster metadata; LookupError for a topic that is missing."""
+    cluster = await consumer._client.fetch_all_metadata()
+    out: list[TopicPartition] = []
+    for topic in topics:
+        parts = cluster.partitions_for_topic(topic)
+        if not parts:
+            raise LookupError(f"topic {topic} does not exist; create the topics from the registry first")
+        out += [TopicPartition(topic, p) for p in sorted(parts)]
+    return out
 
 
 def make_broker(client_id: str, bootstrap: str | None = None) -> KafkaBroker:

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -52,22 +51,7 @@ async def call(context: grpc.aio.ServicerContext, command: Callable[..., R], *ar
             raise  # unreachable: abort raises
 
 
-def after(hook: Callable[[], None]) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
-    """Decorate a servicer method to call `hook` (e.g. wake the relay) after it succeeded."""
-
-    def decorate(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-        @functools.wraps(method)
-        async def wrapper(*args: Any, **kwargs: Any) -> R:
-            result = await method(*args, **kwargs)
-            hook()
-            return result
-
-        return wrapper
-
-    return decorate
-
-
-def add_health(server: grpc.aio.Server, service_names: list[str]) -> health.aio.HealthServicer:
+def add_health(server: grpc.aio.Server) -> health.aio.HealthServicer:
     servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     return servicer

@@ -47,7 +47,7 @@ class ServiceRuntime:
             await self.on_start()
         server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=100)
         names = self.register_servicers(server)
-        health = add_health(server, names)
+        health = add_health(server)
         self.bound_port = server.add_insecure_port(self.grpc_address)
         if self.bound_port == 0:
             raise RuntimeError(f"cannot bind gRPC to {self.grpc_address}")

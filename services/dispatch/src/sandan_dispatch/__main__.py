@@ -10,6 +10,7 @@ from sandan_dispatch.application import DispatchApplication
 from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.publishing import to_contract
 from sandan_dispatch.settings import Settings
+from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
@@ -54,7 +55,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = load_or_exit("dispatch", Settings.from_env)
     setup("sandan_dispatch", settings.log_level)
     run_until_signalled(build_runtime(settings))
 

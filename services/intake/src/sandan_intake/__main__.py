@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import grpc
 
 from sandan_contracts.events.dispatch import ORDERS
-from sandan_eventbus.config import ConfigError
+from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
@@ -34,11 +32,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
 
 
 def main() -> None:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"intake: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = load_or_exit("intake", Settings.from_env)
     log = setup("intake", settings.log_level)
     log.info("starting", extra={"fields": {"grpc_address": settings.grpc_address,
                                            "consumer_group": settings.consumer_group}})

@@ -3,14 +3,12 @@ outbox relay to notify.deliveries.v1, gRPC API)."""
 
 from __future__ import annotations
 
-import sys
-
 import grpc
 
 from sandan_contracts.events.dispatch import ORDERS, ROSTER
 from sandan_contracts.events.intake import TOPIC as DEMANDS
 from sandan_contracts.events.scoring import NOTICES
-from sandan_eventbus.config import ConfigError
+from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
@@ -83,11 +81,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
 
 
 def main() -> None:
-    try:
-        settings = Settings.from_env()
-    except ConfigError as error:
-        print(f"notify: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+    settings = load_or_exit("notify", Settings.from_env)
     log = setup("notify", settings.log_level)
     log.info("starting", extra={"fields": {"grpc_address": settings.grpc_address, "channels": settings.channels,
                                            "consumer_group": settings.consumer_group,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
 from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
@@ -32,7 +33,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
 
 
 def main() -> None:
-    settings = Settings.from_env()
+    settings = load_or_exit("scoring", Settings.from_env)
     setup("sandan_scoring", settings.log_level)
     run_until_signalled(build_runtime(settings))
 

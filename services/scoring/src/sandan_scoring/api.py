@@ -51,12 +51,11 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         attr = ledger.attribution(request.member_id)
         if attr is None and request.member_id not in ledger.by_member:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"member {request.member_id} not known to scoring")
-        reports = self._reports()
         entries = [pb.LedgerEntry(entry_id=e.entry_id, points=e.points, rule=e.rule,
                                   rule_set_version=ledger.rules.version, quarter=e.quarter,
                                   source_event_ids=list(e.sources), occurred_at=e.occurred_at.isoformat())
-                   for e in reports.entries_of(request.member_id, request.quarter)]
-        totals = [pb.Total(period=k, points=v) for k, v in reports.totals(request.member_id).items()]
+                   for e in ledger.member_entries(request.member_id, request.quarter)]
+        totals = [pb.Total(period=k, points=v) for k, v in ledger.member_totals(request.member_id).items()]
         stars = ledger.member_quarter(request.member_id, request.quarter)[3] if request.quarter else 0
         community, unit = attr or ("", "")
         return pb.MemberLedger(member_id=request.member_id, community_id=community, unit_id=unit, entries=entries,

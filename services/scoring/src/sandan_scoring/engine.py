@@ -22,6 +22,7 @@ from faststream.kafka import KafkaBroker
 from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
+from sandan_eventbus.kafka import partitions_of
 from sandan_scoring.facts import SOURCE_TOPICS, read_fact
 from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Entry, Ledger
@@ -45,43 +46,39 @@ class Progress:
 
 
 async def _partitions(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-    cluster = await consumer._client.fetch_all_metadata()
-    out = []
-    for topic in SOURCE_TOPICS:
-        parts = cluster.partitions_for_topic(topic)
-        if not parts:
-            raise LookupError(f"source topic {topic} does not exist; create topics from the registry first")
-        out += [TopicPartition(topic, p) for p in sorted(parts)]
-    return out
+    return await partitions_of(consumer, SOURCE_TOPICS)
 
 
-def fold_records(ledger: Ledger, records: list[Any], skipped: list[Any] | None = None) -> None:
-    """Apply raw Kafka records to the ledger; invalid ones go to `skipped` (the caller dead-letters)."""
-    for r in records:
+async def end_offsets(bootstrap: str) -> Positions:
+    """The current end offset of every source partition (a replay's natural target)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(await _partitions(consumer))
+        return {(tp.topic, tp.partition): offset for tp, offset in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+def fold_records(ledger: Ledger, records: list[tuple[str, bytes | None]],
+                 on_invalid: Callable[[int, str], None] | None = None) -> None:
+    """Apply (topic, value) pairs to the ledger. A record that cannot be decoded or folded never stops the
+    fold: live folding dead-letters it (`on_invalid(index, error)`); a replay skips it (it was dead-lettered
+    when it was first read live)."""
+    apply = ledger.apply
+    for i, (topic, value) in enumerate(records):
         try:
-            fact = read_fact(r.topic, r.value or b"")
+            fact = read_fact(topic, value or b"")
         except ValueError as exc:
-            if skipped is not None:
-                skipped.append((r, str(exc)))
+            if on_invalid is not None:
+                on_invalid(i, str(exc))
             continue
         if fact is not None:
             try:
-                ledger.apply(fact)
-            except Exception as exc:  # a fact the checks let through but the fold cannot use: never stop
-                if skipped is not None:
-                    skipped.append((r, f"fold failed: {type(exc).__name__}: {exc}"))
-
-
-def fold_records_values(ledger: Ledger, records: list[tuple[str, bytes | None]]) -> None:
-    """The replay's loop: (topic, value) pairs; invalid ones were dead-lettered live, so they are skipped."""
-    apply = ledger.apply
-    for topic, value in records:
-        try:
-            fact = read_fact(topic, value or b"")
-            if fact is not None:
                 apply(fact)
-        except Exception:  # noqa: S112 - same rule as live: a bad record never stops the fold
-            continue
+            except Exception as exc:  # a fact the checks let through but the fold cannot use
+                if on_invalid is not None:
+                    on_invalid(i, f"fold failed: {type(exc).__name__}: {exc}")
 
 
 async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
@@ -122,7 +119,7 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
             batches = await consumer.getmany(timeout_ms=500, max_records=BATCH)
             for tp, records in batches.items():
                 stop_at = target[(tp.topic, tp.partition)]
-                wanted = [r for r in records if r.offset < stop_at]
+                wanted = [(r.topic, r.value) for r in records if r.offset < stop_at]
                 fold_records(ledger, wanted)
                 read += len(wanted)
                 if await consumer.position(tp) >= stop_at:
@@ -148,12 +145,14 @@ class Scorer:
         self.positions: Positions = {}
         self.lock = asyncio.Lock()
         self.pending: set[str] = set()  # entry ids not yet published
+        self.stars_published: dict[tuple[str, str], int] = {}  # (member, quarter) -> stars last published
         self.dead_lettered = 0
         self.last_progress = Progress("idle", 0, 0)
         self._wake = asyncio.Event()
 
     # ---- start: restore the ledger the store says we had -------------------------------------------
     async def restore(self) -> None:
+        self.stars_published = await asyncio.to_thread(self.store.published_stars)  # spans generations
         generation, version = await asyncio.to_thread(self.store.current)
         rules = self.rulebook.get(version or self.default_rule_set)
         ledger = Ledger(rules, track_changes=False)  # the restore is a replay; live tracking starts below
@@ -207,7 +206,8 @@ class Scorer:
                 start = self.positions.get((tp.topic, tp.partition), 0)
                 fresh = [r for r in records if r.offset >= start]  # older ones are in the ledger already
                 if fresh:
-                    fold_records(self.ledger, fresh, skipped)
+                    fold_records(self.ledger, [(r.topic, r.value) for r in fresh],
+                                 lambda i, error, fresh=fresh: skipped.append((fresh[i], error)))
                     moved[(tp.topic, tp.partition)] = fresh[-1].offset + 1
             if not moved:
                 return
@@ -301,7 +301,7 @@ class Scorer:
             futures.append(await self._publish(event, f"scoring:{e.entry_id}", e.occurred_at, e.correlation_id,
                                                e.sources[0]))
             sent.append(f"scoring:{e.entry_id}")
-        star_changes = await self._star_changes(ledger, dirty)
+        star_changes = self._star_changes(ledger, dirty)
         for event, event_id in star_changes:
             futures.append(await self._publish(event, event_id, datetime.now(UTC), event_id, None))
             sent.append(event_id)
@@ -309,8 +309,9 @@ class Scorer:
         if sent:
             await asyncio.to_thread(self.store.mark_published, sent)
             if star_changes:
-                await asyncio.to_thread(self.store.record_stars,
-                                        {(e.member_id, e.quarter): e.stars for e, _ in star_changes})
+                levels = {(e.member_id, e.quarter): e.stars for e, _ in star_changes}
+                await asyncio.to_thread(self.store.record_stars, levels)
+                self.stars_published.update(levels)
         async with self.lock:
             self.pending.difference_update(e.entry_id for e in ready)
         return len(sent)
@@ -322,10 +323,10 @@ class Scorer:
                   "quarter": e.quarter, "source_event_ids": list(e.sources)}
         return c.PointsRevoked(**common) if e.points < 0 else c.PointsAwarded(**common)
 
-    async def _star_changes(self, ledger: Ledger, dirty: set[tuple[str, str]]) -> list[tuple[c.StarRatingChanged, str]]:
+    def _star_changes(self, ledger: Ledger, dirty: set[tuple[str, str]]) -> list[tuple[c.StarRatingChanged, str]]:
         if not dirty:
             return []
-        before = await asyncio.to_thread(self.store.published_stars)
+        before = self.stars_published
         out = []
         for member, quarter in sorted(dirty):
             attr = ledger.attribution(member)

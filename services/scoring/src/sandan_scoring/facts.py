@@ -50,13 +50,26 @@ _NONE_OR_STR = (str, type(None))
 CONTRACT_TYPES = frozenset(t for t, _ in EVENT_TYPES)
 
 
-def used_by_fold(type_header: bytes | str | None) -> bool:
-    """From a message's `type` header alone: may the fold need it? (True when the header is absent or
-    names a type the contract does not know, so the full decode can judge it.)"""
-    if type_header is None:
+# Contract types the fold never uses, as the bytes a message's `type` carries: skipped unparsed on replay.
+SKIPPED_TYPES = frozenset(t.encode() for t in CONTRACT_TYPES - KNOWN_TYPES)
+
+
+def type_of(raw: bytes) -> bytes | None:
+    """The envelope's "type" read straight from the bytes (the contract's encoder writes compact JSON with
+    `type` near the start); None when not found, and then the full decoder judges the message."""
+    start = raw.find(b'"type":"', 0, 300)
+    if start < 0:
+        return None
+    start += 8
+    return raw[start:raw.find(b'"', start)]
+
+
+def used_by_fold(type_name: bytes | str | None) -> bool:
+    """From a type name alone: may the fold need the message? (True when absent or unknown to the contract,
+    so the full decode can judge it.)"""
+    if type_name is None:
         return True
-    name = type_header.decode() if isinstance(type_header, bytes) else type_header
-    return name in KNOWN_TYPES or name not in CONTRACT_TYPES
+    return (type_name.encode() if isinstance(type_name, str) else type_name) not in SKIPPED_TYPES
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~1 µs, paid per replayed event

@@ -13,27 +13,17 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from sandan_scoring.facts import CONTRACT_TYPES, KNOWN_TYPES
+from sandan_scoring.facts import SKIPPED_TYPES, type_of
 from sandan_scoring.fold import Ledger
 from sandan_scoring.store import Positions
 
 BATCH = 10_000
-SKIPPED = frozenset(t.encode() for t in CONTRACT_TYPES - KNOWN_TYPES)
 
-
-def _type_of(value: bytes) -> bytes | None:
-    """The envelope's "type" read straight from the bytes (our encoder writes compact JSON with `type`
-    near the start); None when not found, and then the full decoder judges the message."""
-    start = value.find(b'"type":"', 0, 300)
-    if start < 0:
-        return None
-    start += 8
-    return value[start:value.find(b'"', start)]
 
 def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int], int], target: Positions,
                     progress: Callable[[int], None] = lambda n: None) -> int:
     """Fold every partition from `begin` up to (not including) `target`; returns how many records were read."""
-    from sandan_scoring.engine import fold_records_values
+    from sandan_scoring.engine import fold_records
 
     consumer = Consumer({
         "bootstrap.servers": bootstrap,
@@ -74,10 +64,10 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
                 if offset + 1 >= stop_at:
                     remaining.discard(key)
                     consumer.pause([TopicPartition(key[0], key[1])])
-                if value is not None and _type_of(value) in SKIPPED:
+                if value is not None and type_of(value) in SKIPPED_TYPES:
                     continue  # a contract type the fold never uses (e.g. DemandPosted): skipped unparsed
                 append((topic, value))
-            fold_records_values(ledger, batch)
+            fold_records(ledger, batch)
             progress(read)
         return read
     finally:

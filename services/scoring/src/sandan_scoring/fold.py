@@ -95,6 +95,9 @@ class Ledger:
         self.orders: dict[str, OrderFacts] = {}
         self.ratings: dict[str, Rating] = {}  # by demand (rated once)
         self.checkins: dict[tuple[str, str], CheckIn] = {}  # (activity, member)
+        # A member known only from check-ins belongs where their first activity (smallest id) was:
+        # a min, so the answer does not depend on which partition was read first.
+        self.first_checkin: dict[str, tuple[str, str, str]] = {}  # member -> (activity, community, unit)
         self.last_seq: dict[tuple[str, str], int] = {}
         self.seen_other: set[str] = set()
         self.applied = 0
@@ -128,6 +131,9 @@ class Ledger:
         for member, demands in other.ratings_by_member.items():
             self.ratings_by_member.setdefault(member, []).extend(demands)
         self.checkins.update(other.checkins)
+        for member, first in other.first_checkin.items():
+            if member not in self.first_checkin or first < self.first_checkin[member]:
+                self.first_checkin[member] = first
         self.last_seq.update(other.last_seq)
         self.seen_other |= other.seen_other
         self.applied += other.applied
@@ -140,8 +146,23 @@ class Ledger:
         so the answer does not depend on which topic was read first)."""
         if member_id in self.members:
             return self.members[member_id]
-        seen = [c for (activity, m), c in sorted(self.checkins.items()) if m == member_id]
-        return (seen[0].community_id, seen[0].unit_id) if seen else None
+        first = self.first_checkin.get(member_id)
+        return (first[1], first[2]) if first else None
+
+    def member_entries(self, member_id: str, quarter: str = "") -> list[Entry]:
+        """A member's ledger entries (of one quarter, or all), in the order they happened."""
+        entries = (self.entries[i] for i in self.by_member.get(member_id, ()))
+        return sorted((e for e in entries if not quarter or e.quarter == quarter),
+                      key=lambda e: (e.occurred_at, e.entry_id))
+
+    def member_totals(self, member_id: str) -> dict[str, int]:
+        """A member's points per quarter and per year ("2026": ...), plus "all"."""
+        out: dict[str, int] = {}
+        for i in self.by_member.get(member_id, ()):
+            e = self.entries[i]
+            for period in (e.quarter, e.quarter[:4], "all"):
+                out[period] = out.get(period, 0) + e.points
+        return dict(sorted(out.items()))
 
     # ---- applying facts -----------------------------------------------------------------------
     def apply(self, fact: Fact) -> None:
@@ -274,6 +295,9 @@ class Ledger:
         if key in self.checkins:
             return
         self.checkins[key] = CheckIn(d["member_id"], f.quarter, d["community_id"], d["unit_id"])
+        first = (d["activity_id"], d["community_id"], d["unit_id"])
+        if d["member_id"] not in self.first_checkin or first < self.first_checkin[d["member_id"]]:
+            self.first_checkin[d["member_id"]] = first
         self._award(d["member_id"], self.rules.activity_check_in, "activity_check_in", f)
 
 

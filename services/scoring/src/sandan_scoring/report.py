@@ -68,9 +68,8 @@ class Reports:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self.attribution: dict[str, tuple[str, str]] = {}
-        for (_activity, member), c in sorted(ledger.checkins.items()):
-            self.attribution.setdefault(member, (c.community_id, c.unit_id))
+        self.attribution: dict[str, tuple[str, str]] = {
+            m: (community, unit) for m, (_activity, community, unit) in ledger.first_checkin.items()}
         self.attribution.update(ledger.members)
         self.points: dict[tuple[str, str], int] = defaultdict(int)  # (member, quarter)
         for e in ledger.entries.values():
@@ -84,10 +83,7 @@ class Reports:
 
     # ---- members ---------------------------------------------------------------------------------
     def entries_of(self, member_id: str, quarter: str = "") -> list[Entry]:
-        ids = self.ledger.by_member.get(member_id, [])
-        entries = [self.ledger.entries[i] for i in ids]
-        return sorted((e for e in entries if not quarter or e.quarter == quarter),
-                      key=lambda e: (e.occurred_at, e.entry_id))
+        return self.ledger.member_entries(member_id, quarter)
 
     def member_quarter(self, member_id: str, quarter: str) -> MemberQuarter:
         points = self.points.get((member_id, quarter), 0)
@@ -97,14 +93,7 @@ class Reports:
         return MemberQuarter(member_id, quarter, points, average, len(stars_given), stars)
 
     def totals(self, member_id: str) -> dict[str, int]:
-        """Points per quarter and per year ("2026": ...), plus "all"."""
-        out: dict[str, int] = defaultdict(int)
-        for (m, q), p in self.points.items():
-            if m == member_id:
-                out[q] += p
-                out[q[:4]] += p
-                out["all"] += p
-        return dict(sorted(out.items()))
+        return self.ledger.member_totals(member_id)
 
     def members_in(self, scope: Scope, scope_id: str) -> list[str]:
         index = 0 if scope == "community" else 1
