@@ -29,8 +29,14 @@ if [ -z "${SANDAN_TEST_POSTGRES_URL:-}" ]; then
   export SANDAN_TEST_POSTGRES_URL="$(bash deploy/local/postgres.sh url)"
 fi
 
+# scoring's tests compare its native kernel with the Python reference: the kernel must be there.
+export SCORING_KERNEL="${SCORING_KERNEL:-native}"
+[ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
+echo "== kernel (cargo test)" >&2
+PYO3_PYTHON="$ROOT/.venv/bin/python" cargo test -q --release --manifest-path services/scoring/kernel/Cargo.toml
 echo "== import boundaries" >&2
 .venv/bin/lint-imports --no-cache
 echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL)" >&2

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from sandan_scoring.fold import Entry
-from sandan_scoring.store import ScoringStore, entries
+from sandan_scoring.store import ScoringStore, entries_table
 from services.scoring.tests.support import Events, fold, hand_county
 
 AT = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
@@ -57,7 +57,7 @@ def test_commit_batch_writes_entries_and_positions(store: ScoringStore) -> None:
 def test_rows_keep_the_rule_set_version_sources_and_time(store: ScoringStore) -> None:
     store.commit_batch(1, "2026.2", [entry(1, points=-4)], {})
     with store.engine.connect() as conn:
-        row = conn.execute(select(entries)).one()
+        row = conn.execute(select(entries_table(1))).one()
     assert (row.rule_set_version, row.points, row.rule, row.quarter) == ("2026.2", -4, "service_completed", "2026Q2")
     assert row.sources == "dispatch:1,intake:1"
     assert row.correlation_id == "corr-1"
@@ -173,3 +173,46 @@ def test_the_newest_notice_of_a_scope_and_quarter_is_read(store: ScoringStore) -
     store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", {"v": "2026.1"})
     store.save_notice("unit-u1-2026Q2-2026.2", "unit", "u1", "2026Q2", "2026.2", {"v": "2026.2"})
     assert store.notice("unit", "u1", "2026Q2") == {"v": "2026.2"}
+
+
+def test_a_bulk_written_generation_reads_back_like_a_live_one(store: ScoringStore) -> None:
+    """The rebuild's bulk path (JSON unpacked by SQLite itself) stores exactly what SQLAlchemy's insert does."""
+    times = [AT, AT.replace(microsecond=123456), AT.replace(microsecond=1), datetime(2026, 12, 31, 23, 59, 59,
+                                                                                  999999, tzinfo=UTC)]
+    rows = [Entry(f"e-{n:032x}", f"m-{n}", n - 2, "five_star_bonus", "2026Q4", (f"intake:{n}",) * (n % 2 + 1),
+                  at, f"corr-{n}") for n, at in enumerate(times)]
+    store.commit_batch(1, "2026.1", rows, {})
+    writer = store.generation_writer(2, "2026.1")  # written, not swapped in (a swap drops generation 1)
+    writer.add(rows)
+    writer.close()
+    with store.engine.connect() as conn:
+        live = conn.execute(select(entries_table(1)).order_by("entry_id")).all()
+        bulk = conn.execute(select(entries_table(2)).order_by("entry_id")).all()
+        raw = conn.exec_driver_sql("SELECT occurred_at FROM scoring_entries_2 ORDER BY entry_id").scalars().all()
+    assert bulk == live
+    assert len(bulk) == len(rows)
+    if store.engine.dialect.name == "sqlite":
+        assert raw[0] == "2026-04-06 01:00:00.000000"
+
+
+def test_a_rebuild_that_fails_midway_leaves_nothing_behind(store: ScoringStore) -> None:
+    store.swap_in(1, "2026.1", [entry(1)], {("dispatch.orders.v1", 0): 5})
+    writer = store.generation_writer(2, "2026.1")
+    writer.add([entry(2), entry(3)])
+    writer.abort()
+    assert store.entry_ids(2) == set()
+    assert store.current() == (1, "2026.1")
+    # a crash before the swap leaves a table; the next start or swap drops it
+    crashed = store.generation_writer(3, "2026.1")
+    crashed.add([entry(4)])
+    crashed.close()
+    store.drop_other_generations(1)
+    assert store.entry_ids(3) == set() and store.entry_ids(1) == {entry(1).entry_id}
+
+
+def test_unpublished_entries_of_a_generation(store: ScoringStore) -> None:
+    store.swap_in(1, "2026.1", [entry(1), entry(2), entry(3)], {})
+    assert store.unpublished_entries(1) == {entry(n).entry_id for n in (1, 2, 3)}
+    store.mark_published(["scoring:" + entry(2).entry_id, "scoring:s-abc"])
+    assert store.unpublished_entries(1) == {entry(1).entry_id, entry(3).entry_id}
+    assert store.unpublished_entries(7) == set()  # no such generation

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -23,13 +24,14 @@ from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
 from sandan_eventbus.kafka import partitions_of
-from sandan_scoring.facts import SOURCE_TOPICS, read_fact
+from sandan_scoring.facts import SOURCE_TOPICS
 from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Entry, Ledger
+from sandan_scoring.folding import fold_records
 from sandan_scoring.parallel import fold_in_parallel
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
-from sandan_scoring.store import Positions, ScoringStore
+from sandan_scoring.store import GenerationWriter, Positions, ScoringStore
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -60,33 +62,13 @@ async def end_offsets(bootstrap: str) -> Positions:
         await consumer.stop()
 
 
-def fold_records(ledger: Ledger, records: list[tuple[str, bytes | None]],
-                 on_invalid: Callable[[int, str], None] | None = None) -> None:
-    """Apply (topic, value) pairs to the ledger. A record that cannot be decoded or folded never stops the
-    fold: live folding dead-letters it (`on_invalid(index, error)`); a replay skips it (it was dead-lettered
-    when it was first read live)."""
-    apply = ledger.apply
-    for i, (topic, value) in enumerate(records):
-        try:
-            fact = read_fact(topic, value or b"")
-        except ValueError as exc:
-            if on_invalid is not None:
-                on_invalid(i, str(exc))
-            continue
-        if fact is not None:
-            try:
-                apply(fact)
-            except Exception as exc:  # a fact the checks let through but the fold cannot use
-                if on_invalid is not None:
-                    on_invalid(i, f"fold failed: {type(exc).__name__}: {exc}")
-
-
 async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
-                 progress: Callable[[int, int], None] = lambda n, total: None, workers: int = 1) -> Positions:
+                 progress: Callable[[int, int], None] = lambda n, total: None, workers: int = 1,
+                 after_batch: Callable[[Ledger], None] = lambda ledger: None) -> Positions:
     """Fold every source partition from the earliest offset up to `until` (default: the end offsets now).
 
     workers=0: through librdkafka (fetch in C threads, fold here); 1: aiokafka in this process;
-    N>1: librdkafka on N processes, merged."""
+    N>1: librdkafka on N processes, merged (then `after_batch` runs only once, at the end)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="scoring-replay",
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
@@ -102,13 +84,14 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
             loop = asyncio.get_running_loop()
             starts = {(tp.topic, tp.partition): off for tp, off in begin.items()}
             await asyncio.to_thread(replay_blocking, bootstrap, ledger, starts, target,
-                                    lambda n: loop.call_soon_threadsafe(progress, n, total))
+                                    lambda n: loop.call_soon_threadsafe(progress, n, total), after_batch)
             return target
         if workers > 1 and total > 0:
             await consumer.stop()
             folded = await fold_in_parallel(bootstrap, ledger.rules, [(tp.topic, tp.partition) for tp in parts],
                                             target, workers, lambda n: progress(n, total))
             ledger.merge(folded)
+            after_batch(ledger)
             return target
         remaining = {tp for tp in parts if target[(tp.topic, tp.partition)] > begin[tp]}
         for tp in parts:
@@ -121,6 +104,7 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
                 stop_at = target[(tp.topic, tp.partition)]
                 wanted = [(r.topic, r.value) for r in records if r.offset < stop_at]
                 fold_records(ledger, wanted)
+                after_batch(ledger)
                 read += len(wanted)
                 if await consumer.position(tp) >= stop_at:
                     remaining.discard(tp)
@@ -129,6 +113,24 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
         return target
     finally:
         await consumer.stop()  # a second stop after the parallel branch is harmless
+
+
+class EntryFeed:
+    """Hands a rebuild's new ledger entries to its writer while the fold goes on (`after_batch`), so the
+    rows are written on the other core instead of after the fold. Entries are only ever added to the
+    ledger, in order, so "new" is everything past what was sent."""
+
+    def __init__(self, writer: GenerationWriter, every: int = 20_000) -> None:
+        self.writer, self.every, self.sent = writer, every, 0
+
+    def __call__(self, ledger: Ledger) -> None:
+        if len(ledger.entries) - self.sent >= self.every:
+            self.flush(ledger)
+
+    def flush(self, ledger: Ledger) -> None:
+        fresh = list(itertools.islice(ledger.entries.values(), self.sent, None))
+        self.sent += len(fresh)
+        self.writer.add(fresh)
 
 
 class Scorer:
@@ -161,6 +163,7 @@ class Scorer:
             await asyncio.to_thread(self.store.swap_in, generation, rules.version, [], {})
             positions: Positions = {}
         else:
+            await asyncio.to_thread(self.store.drop_other_generations, generation)  # a crashed rebuild's table
             positions = await asyncio.to_thread(self.store.positions, generation)
             if any(positions.values()):
                 await replay(self.bootstrap, ledger, positions, workers=self.replay_workers)
@@ -175,8 +178,7 @@ class Scorer:
         ledger.dirty_entries.clear()
         ledger.track_changes = True
         self.ledger, self.generation, self.positions = ledger, generation, positions
-        published = await asyncio.to_thread(self.store.unpublished, [f"scoring:{i}" for i in ledger.entries])
-        self.pending = {i.removeprefix("scoring:") for i in published}
+        self.pending = await asyncio.to_thread(self.store.unpublished_entries, generation)
         ledger.dirty_stars = {(e.member_id, e.quarter) for e in ledger.entries.values()}
         log.info("ledger restored", extra={"fields": {"generation": generation, "entries": len(ledger.entries),
                                                       "rule_set": rules.version}})
@@ -244,20 +246,27 @@ class Scorer:
                 self.last_progress = Progress("reading", n, total, rule_set_version=rules.version)
                 on_progress(self.last_progress)
 
-            end = await replay(self.bootstrap, fresh, None, tick, workers=self.replay_workers)
-            self.last_progress = Progress("writing", counted[0], counted[0], rule_set_version=rules.version)
-            on_progress(self.last_progress)
             generation = self.generation + 1
-            await asyncio.to_thread(self.store.swap_in, generation, rules.version, list(fresh.entries.values()), end)
+            writer = await asyncio.to_thread(self.store.generation_writer, generation, rules.version)
+            feed = EntryFeed(writer)
+            try:
+                end = await replay(self.bootstrap, fresh, None, tick, workers=self.replay_workers, after_batch=feed)
+                self.last_progress = Progress("writing", counted[0], counted[0], rule_set_version=rules.version)
+                on_progress(self.last_progress)
+                feed.flush(fresh)
+                await asyncio.to_thread(writer.close)
+            except BaseException:
+                await asyncio.to_thread(writer.abort)
+                raise
+            await asyncio.to_thread(self.store.make_current, generation, rules.version, end)
             fresh.dirty_entries.clear()
             fresh.track_changes = True
             fresh.dirty_stars = {(e.member_id, e.quarter) for e in fresh.entries.values()}
-            published = await asyncio.to_thread(self.store.unpublished, [f"scoring:{i}" for i in fresh.entries])
+            self.pending = await asyncio.to_thread(self.store.unpublished_entries, generation)
             self.ledger, self.generation, self.positions = fresh, generation, end
-            self.pending = {i.removeprefix("scoring:") for i in published}
+            seconds = round(time.monotonic() - started, 3)  # live folding resumes from here
         digest = await self.digest()
-        self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version,
-                                      round(time.monotonic() - started, 3))
+        self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version, seconds)
         on_progress(self.last_progress)
         self._wake.set()
         return self.last_progress

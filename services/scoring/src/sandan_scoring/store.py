@@ -2,19 +2,24 @@
 published, and the notices.
 
 Ledger rows and positions are written in one transaction per batch, so after a crash the stored ledger is
-exactly the fold of the stored positions. A rebuild writes a new *generation* of rows and switches the
-current generation in one transaction (the atomic swap); the published-ids table spans generations, so a
-rebuild under the same rules publishes nothing new.
+exactly the fold of the stored positions. Each *generation* of the ledger has its own table
+(`scoring_entries_<n>`): a rebuild fills a new one while it folds (a `GenerationWriter`), then switches the
+current generation in one transaction (the atomic swap) and drops the old table. The published-ids table
+spans generations, so a rebuild under the same rules publishes nothing new.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import queue
+import re
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Column,
     DateTime,
@@ -24,12 +29,16 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    exists,
+    func,
     insert,
+    inspect,
+    literal,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
 from sandan_eventbus.sql import engine_for
 from sandan_scoring.fold import Entry
@@ -42,17 +51,32 @@ positions = Table("scoring_positions", metadata,
                   Column("topic", String(100), primary_key=True),
                   Column("partition", Integer, primary_key=True),
                   Column("next_offset", Integer, nullable=False))
-entries = Table("scoring_entries", metadata,
-                Column("generation", Integer, primary_key=True),
-                Column("entry_id", String(64), primary_key=True),
-                Column("member_id", String(64), nullable=False, index=True),
-                Column("points", Integer, nullable=False),
-                Column("rule", String(40), nullable=False),
-                Column("rule_set_version", String(40), nullable=False),
-                Column("quarter", String(6), nullable=False),
-                Column("sources", Text, nullable=False),
-                Column("occurred_at", DateTime(timezone=True), nullable=False),
-                Column("correlation_id", String(200), nullable=False))
+
+
+@cache
+def entries_table(generation: int) -> Table:
+    """The ledger rows of one generation. Its unique index on entry_id is built after a bulk load (faster
+    than keeping it up to date row by row) and exists from the start for a table written live."""
+    return Table(f"scoring_entries_{generation}", MetaData(),
+                 Column("entry_id", String(64), nullable=False),
+                 Column("member_id", String(64), nullable=False),
+                 Column("points", Integer, nullable=False),
+                 Column("rule", String(40), nullable=False),
+                 Column("rule_set_version", String(40), nullable=False),
+                 Column("quarter", String(6), nullable=False),
+                 Column("sources", Text, nullable=False),
+                 Column("occurred_at", DateTime(timezone=True), nullable=False),
+                 Column("correlation_id", String(200), nullable=False))
+
+
+_GENERATION_TABLE = re.compile(r"^scoring_entries_(\d+)$")
+
+
+def _create_index(conn: Connection, generation: int) -> None:
+    name = entries_table(generation).name
+    conn.execute(text(f"CREATE UNIQUE INDEX IF NOT EXISTS ux_{name} ON {name} (entry_id)"))
+
+
 published = Table("scoring_published", metadata,
                   Column("event_id", String(250), primary_key=True),
                   Column("published_at", DateTime(timezone=True), nullable=False))
@@ -76,6 +100,7 @@ class ScoringStore:
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
         metadata.create_all(self.engine)
+        self._ready: set[int] = set()  # generations whose table and index exist
 
     # ---- generation and rule set ----------------------------------------------------------------
     def _meta(self, conn: Connection, key: str) -> str | None:
@@ -98,36 +123,23 @@ class ScoringStore:
             return {(r.topic, r.partition): r.next_offset for r in rows}
 
     # ---- writing ----------------------------------------------------------------------------------
+    def _ensure_table(self, conn: Connection, generation: int) -> Table:
+        table = entries_table(generation)
+        if generation not in self._ready:
+            table.create(conn, checkfirst=True)
+            _create_index(conn, generation)
+            self._ready.add(generation)
+        return table
+
     def commit_batch(self, generation: int, rule_set_version: str, new_entries: Iterable[Entry],
                      moved: Positions) -> None:
         """New ledger rows and the positions that produced them, in one transaction."""
-        rows = [_row(generation, rule_set_version, e) for e in new_entries]
+        rows = [_row(rule_set_version, e) for e in new_entries]
         with self.engine.begin() as conn:
+            table = self._ensure_table(conn, generation)
             if rows:
-                conn.execute(insert(entries), rows)
+                conn.execute(insert(table), rows)
             self._write_positions(conn, generation, moved)
-
-    def _bulk_insert_entries(self, conn: Connection, generation: int, version: str, rows: list[Entry]) -> None:
-        """A rebuild writes the whole ledger at once; on SQLite the driver's executemany over plain tuples is
-        ~3x faster than the Core insert of dicts (measured on 400k rows)."""
-        if not rows:
-            return
-        if conn.dialect.name != "sqlite":
-            for start in range(0, len(rows), 5000):
-                conn.execute(insert(entries), [_row(generation, version, e) for e in rows[start:start + 5000]])
-            return
-        columns = [c.name for c in entries.columns]
-        sql = f"INSERT INTO scoring_entries ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
-        stamp = entries.c.occurred_at.type.bind_processor(conn.dialect) or (lambda v: v)
-        values = [(generation, e.entry_id, e.member_id, e.points, e.rule, version, e.quarter, ",".join(e.sources),
-                   stamp(e.occurred_at), e.correlation_id) for e in rows]
-        cursor = conn.connection.dbapi_connection.cursor()  # same transaction as `conn`
-        try:
-            cursor.executemany(sql, values)
-        except sqlite3.IntegrityError as exc:  # the same error type as every other write here
-            raise IntegrityError(sql, None, exc) from exc
-        finally:
-            cursor.close()
 
     def _write_positions(self, conn: Connection, generation: int, moved: Positions) -> None:
         for (topic, partition), offset in moved.items():
@@ -138,25 +150,57 @@ class ScoringStore:
                 conn.execute(insert(positions).values(generation=generation, topic=topic, partition=partition,
                                                       next_offset=offset))
 
-    def swap_in(self, generation: int, rule_set_version: str, all_entries: Iterable[Entry], at: Positions) -> None:
-        """Write a rebuilt generation and make it current, atomically; the old generation is dropped."""
+    def generation_writer(self, generation: int, rule_set_version: str) -> GenerationWriter:
+        """Start writing a new generation's rows (replacing any leftovers of that number)."""
+        self._ready.discard(generation)
+        return GenerationWriter(self, generation, rule_set_version)
+
+    def make_current(self, generation: int, rule_set_version: str, at: Positions) -> None:
+        """The atomic swap: the generation (its rows already written) and its positions become current in
+        one transaction; then the other generations' tables are dropped."""
         with self.engine.begin() as conn:
-            conn.execute(delete(entries).where(entries.c.generation == generation))
             conn.execute(delete(positions).where(positions.c.generation == generation))
-            self._bulk_insert_entries(conn, generation, rule_set_version, list(all_entries))
             self._write_positions(conn, generation, at)
             self._set_meta(conn, "generation", str(generation))
             self._set_meta(conn, "rule_set_version", rule_set_version)
-            conn.execute(delete(entries).where(entries.c.generation != generation))
             conn.execute(delete(positions).where(positions.c.generation != generation))
+        self._ready.add(generation)
+        self.drop_other_generations(generation)
+
+    def drop_other_generations(self, keep: int) -> None:
+        """Drop leftover tables (a replaced generation, or a rebuild that crashed before its swap)."""
+        with self.engine.begin() as conn:
+            for name in inspect(conn).get_table_names():
+                match = _GENERATION_TABLE.match(name)
+                if match and int(match.group(1)) != keep:
+                    entries_table(int(match.group(1))).drop(conn, checkfirst=True)
+                    self._ready.discard(int(match.group(1)))
+
+    def swap_in(self, generation: int, rule_set_version: str, all_entries: Iterable[Entry], at: Positions) -> None:
+        """Write a whole generation and make it current (the old generation is dropped)."""
+        writer = self.generation_writer(generation, rule_set_version)
+        try:
+            writer.add(list(all_entries))
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+        self.make_current(generation, rule_set_version, at)
 
     # ---- reading ----------------------------------------------------------------------------------
     def entry_ids(self, generation: int) -> set[str]:
+        table = entries_table(generation)
         with self.engine.connect() as conn:
-            return set(conn.execute(select(entries.c.entry_id).where(entries.c.generation == generation)).scalars())
+            if not inspect(conn).has_table(table.name):
+                return set()
+            return set(conn.execute(select(table.c.entry_id)).scalars())
 
     def count_entries(self, generation: int) -> int:
-        return len(self.entry_ids(generation))
+        table = entries_table(generation)
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(table.name):
+                return 0
+            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
 
     # ---- what was published (spans generations) ----------------------------------------------------
     def unpublished(self, event_ids: Iterable[str]) -> set[str]:
@@ -170,6 +214,17 @@ class ScoringStore:
                 done |= set(conn.execute(select(published.c.event_id)
                                          .where(published.c.event_id.in_(ids[start:start + 500]))).scalars())
         return wanted - done
+
+    def unpublished_entries(self, generation: int) -> set[str]:
+        """Entry ids of a generation whose PointsAwarded/Revoked was never published (one anti-join, so a
+        rebuild does not ask about its ledger 500 ids at a time)."""
+        table = entries_table(generation)
+        event_id = literal("scoring:").concat(table.c.entry_id)
+        query = select(table.c.entry_id).where(~exists().where(published.c.event_id == event_id))
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table(table.name):
+                return set()
+            return set(conn.execute(query).scalars())
 
     def mark_published(self, event_ids: Iterable[str]) -> None:
         now = datetime.now(UTC)
@@ -210,7 +265,86 @@ class ScoringStore:
         return json.loads(row[0]) if row else None
 
 
-def _row(generation: int, version: str, e: Entry) -> dict[str, Any]:
-    return {"generation": generation, "entry_id": e.entry_id, "member_id": e.member_id, "points": e.points,
-            "rule": e.rule, "rule_set_version": version, "quarter": e.quarter, "sources": ",".join(e.sources),
+def _row(version: str, e: Entry) -> dict[str, Any]:
+    return {"entry_id": e.entry_id, "member_id": e.member_id, "points": e.points, "rule": e.rule,
+            "rule_set_version": version, "quarter": e.quarter, "sources": ",".join(e.sources),
             "occurred_at": e.occurred_at, "correlation_id": e.correlation_id}
+
+
+# SQLite: a chunk of rows goes in as one JSON text, unpacked by SQLite itself, so the whole chunk is one
+# statement that runs in C with the GIL released (it overlaps the fold on the other core). orjson writes times
+# as RFC 3339; SQLAlchemy's SQLite DateTime stores "YYYY-MM-DD HH:MM:SS.ffffff": reshaped here.
+_SQLITE_BULK = """INSERT INTO {table} (entry_id, member_id, points, rule, rule_set_version, quarter, sources,
+                                        occurred_at, correlation_id)
+SELECT r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, :version, r.value ->> 4, r.value ->> 5,
+       substr(r.value ->> 6, 1, 10) || ' ' || substr(r.value ->> 6, 12, 8) || '.' ||
+         CASE WHEN substr(r.value ->> 6, 20, 1) = '.' THEN substr(r.value ->> 6, 21, 6) ELSE '000000' END,
+       r.value ->> 7
+FROM json_each(:rows) AS r"""
+
+
+class GenerationWriter:
+    """Writes a rebuilt generation's rows while the fold is still running, in chunks, each its own
+    transaction, from a thread. The generation is not current until `make_current`, so its rows are
+    invisible meanwhile; a rebuild that fails or crashes leaves a table the next swap drops."""
+
+    def __init__(self, store: ScoringStore, generation: int, version: str) -> None:
+        self.store, self.generation, self.version = store, generation, version
+        self.table = entries_table(generation)
+        with store.engine.begin() as conn:
+            self.table.drop(conn, checkfirst=True)
+            self.table.create(conn)  # no index yet: built once, after the load
+        self.sqlite = store.engine.dialect.name == "sqlite"
+        self.rows = 0
+        self._chunks: queue.Queue[list[Entry] | None] = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"scoring-writer-{generation}", daemon=True)
+        self._thread.start()
+
+    def add(self, chunk: list[Entry]) -> None:
+        if self._error is not None:
+            raise self._error
+        if chunk:
+            self._chunks.put(chunk)
+
+    def close(self) -> None:
+        """Wait for every row, then build the unique index (a duplicate entry id fails here)."""
+        self._chunks.put(None)
+        self._thread.join()
+        if self._error is not None:
+            self.abort()
+            raise self._error
+        try:
+            with self.store.engine.begin() as conn:
+                _create_index(conn, self.generation)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        if self._thread.is_alive():
+            self._chunks.put(None)
+            self._thread.join()
+        with self.store.engine.begin() as conn:
+            self.table.drop(conn, checkfirst=True)
+
+    def _run(self) -> None:
+        while (chunk := self._chunks.get()) is not None:
+            if self._error is not None:
+                continue  # drain: the failure is reported by close()
+            try:
+                self._write(chunk)
+            except BaseException as exc:
+                self._error = exc
+
+    def _write(self, chunk: list[Entry]) -> None:
+        with self.store.engine.begin() as conn:
+            if self.sqlite:
+                rows = orjson.dumps([(e.entry_id, e.member_id, e.points, e.rule, e.quarter, ",".join(e.sources),
+                                      e.occurred_at, e.correlation_id) for e in chunk])
+                conn.execute(text(_SQLITE_BULK.format(table=self.table.name)),
+                             {"version": self.version, "rows": rows.decode()})
+            else:
+                for start in range(0, len(chunk), 5000):
+                    conn.execute(insert(self.table), [_row(self.version, e) for e in chunk[start:start + 5000]])
+        self.rows += len(chunk)
