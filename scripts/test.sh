@@ -24,8 +24,9 @@ if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   export KAFKA_BOOTSTRAP_SERVERS="$(bash deploy/local/kafka.sh bootstrap)"
 fi
 if [ -z "${SANDAN_TEST_POSTGRES_URL:-}" ]; then
+  # stopped afterwards only if this run started it
+  bash deploy/local/postgres.sh status >/dev/null 2>&1 || started+=(postgres)
   bash deploy/local/postgres.sh start
-  started+=(postgres)
   export SANDAN_TEST_POSTGRES_URL="$(bash deploy/local/postgres.sh url)"
 fi
 

@@ -13,11 +13,13 @@ The hand-made county (support.hand_county), all in 2026Q2, rules 2026.1:
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 import pytest
 
-from sandan_scoring.report import Reports, Summary
+from sandan_scoring.report import Reports, Summary, _summary_json
 from sandan_scoring.rules import RuleSet
 from services.scoring.tests.support import Events, fold, hand_county
 
@@ -157,3 +159,10 @@ def test_digest_is_a_function_of_the_state(ev: Events, rules: RuleSet) -> None:
     assert len(one.digest()) == 64
     more = Reports(fold(rules, [*facts, ev.rated("dx", 4, "m2")]))
     assert more.digest() != one.digest()  # a summary changed, not an entry
+
+
+@pytest.mark.parametrize("summary", [Summary(1, 2, 3.5, None, 0.25, 1.0, 0, 7),
+                                     Summary(0, 0, 0.0, None, None, None, 0, 0),
+                                     Summary(5, 1, 12.75, 0.3333, 1e-05, 0.1, 3, 2)])
+def test_the_digest_writes_a_summary_as_sorted_json(summary: Summary) -> None:
+    assert _summary_json(summary) == json.dumps(asdict(summary), sort_keys=True)

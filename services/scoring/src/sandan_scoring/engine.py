@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import itertools
 import logging
@@ -115,6 +116,12 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
         await consumer.stop()  # a second stop after the parallel branch is harmless
 
 
+def member_quarters(ledger: Ledger) -> set[tuple[str, str]]:
+    """Every (member, quarter) with an entry, from the ledger's per-member index (far fewer than entries)."""
+    entries = ledger.entries
+    return {(member, entries[i].quarter) for member, ids in ledger.by_member.items() for i in ids}
+
+
 class EntryFeed:
     """Hands a rebuild's new ledger entries to its writer while the fold goes on (`after_batch`), so the
     rows are written on the other core instead of after the fold. Entries are only ever added to the
@@ -147,6 +154,9 @@ class Scorer:
         self.positions: Positions = {}
         self.lock = asyncio.Lock()
         self.pending: set[str] = set()  # entry ids not yet published
+        # After a restore or rebuild, which of that generation's entries were never published is looked up
+        # by the publisher, off the critical path (one anti-join over the whole ledger).
+        self.unchecked_generation: int | None = None
         self.stars_published: dict[tuple[str, str], int] = {}  # (member, quarter) -> stars last published
         self.dead_lettered = 0
         self.last_progress = Progress("idle", 0, 0)
@@ -167,6 +177,7 @@ class Scorer:
             positions = await asyncio.to_thread(self.store.positions, generation)
             if any(positions.values()):
                 await replay(self.bootstrap, ledger, positions, workers=self.replay_workers)
+                gc.freeze()  # the ledger: millions of long-lived, acyclic objects the cyclic GC need not rescan
             stored = await asyncio.to_thread(self.store.entry_ids, generation)
             if stored != set(ledger.entries):
                 # The store and the log disagree (a topic trimmed, a rule file edited in place): rebuild.
@@ -178,8 +189,7 @@ class Scorer:
         ledger.dirty_entries.clear()
         ledger.track_changes = True
         self.ledger, self.generation, self.positions = ledger, generation, positions
-        self.pending = await asyncio.to_thread(self.store.unpublished_entries, generation)
-        ledger.dirty_stars = {(e.member_id, e.quarter) for e in ledger.entries.values()}
+        self.pending, self.unchecked_generation = set(), generation
         log.info("ledger restored", extra={"fields": {"generation": generation, "entries": len(ledger.entries),
                                                       "rule_set": rules.version}})
 
@@ -251,6 +261,7 @@ class Scorer:
             feed = EntryFeed(writer)
             try:
                 end = await replay(self.bootstrap, fresh, None, tick, workers=self.replay_workers, after_batch=feed)
+                gc.freeze()  # the new ledger: millions of long-lived, acyclic objects the GC need not rescan
                 self.last_progress = Progress("writing", counted[0], counted[0], rule_set_version=rules.version)
                 on_progress(self.last_progress)
                 feed.flush(fresh)
@@ -261,9 +272,8 @@ class Scorer:
             await asyncio.to_thread(self.store.make_current, generation, rules.version, end)
             fresh.dirty_entries.clear()
             fresh.track_changes = True
-            fresh.dirty_stars = {(e.member_id, e.quarter) for e in fresh.entries.values()}
-            self.pending = await asyncio.to_thread(self.store.unpublished_entries, generation)
             self.ledger, self.generation, self.positions = fresh, generation, end
+            self.pending, self.unchecked_generation = set(), generation
             seconds = round(time.monotonic() - started, 3)  # live folding resumes from here
         digest = await self.digest()
         self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version, seconds)
@@ -299,6 +309,13 @@ class Scorer:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
     async def publish_pending(self) -> int:
+        if (generation := self.unchecked_generation) is not None:
+            found = await asyncio.to_thread(self.store.unpublished_entries, generation)
+            async with self.lock:
+                if self.unchecked_generation == generation:  # no rebuild meanwhile
+                    self.pending |= found
+                    self.ledger.dirty_stars |= member_quarters(self.ledger)  # everyone's stars checked again
+                    self.unchecked_generation = None
         async with self.lock:
             ledger = self.ledger
             ready = [ledger.entries[i] for i in sorted(self.pending) if ledger.attribution(ledger.entries[i].member_id)]

@@ -30,7 +30,7 @@ SETTINGS = {
     "enable.partition.eof": False,
     "fetch.max.bytes": 64 * 1024 * 1024,
     "max.partition.fetch.bytes": 16 * 1024 * 1024,
-    "queued.max.messages.kbytes": 64 * 1024,
+    "queued.max.messages.kbytes": 32 * 1024,  # per consumer
     "queued.min.messages": 1_000_000,
     "fetch.wait.max.ms": 10,
     "fetch.queue.backoff.ms": 10,

@@ -316,6 +316,8 @@ class GenerationWriter:
             raise self._error
         try:
             with self.store.engine.begin() as conn:
+                if self.sqlite:
+                    conn.exec_driver_sql("PRAGMA threads = 2")  # the index build sorts on two threads
                 _create_index(conn, self.generation)
         except BaseException:
             self.abort()
