@@ -6,7 +6,10 @@ Starts its own single-node Kafka (deploy/local/kafka.sh on port 29092, state in 
 BENCH_KAFKA=host:port), writes a synthetic county's log (sandan_scoring.simulate) of at least --events
 messages to the four source topics, then measures in this same run, each phase in its own process
 (so peak memory is per phase):
-  raw        one aiokafka consumer, getmany() over every source partition, counting records (the ceiling)
+  raw        one aiokafka consumer, getmany() over every source partition, counting records (the issue's
+             ceiling; the ratios are against it)
+  raw-rdk    librdkafka with the replay's own settings and consumers, counting records (the fastest the
+             replay could read here: how much of it the fold leaves)
   fold-rdk   scoring's replay through librdkafka (fetch in C threads) + decode + fold: the service default
   fold-aio   the same through aiokafka in one process
   fold-py    fold-rdk with the Python rules instead of the native kernel (SCORING_KERNEL=python)
@@ -66,6 +69,36 @@ async def _raw(bootstrap: str, parts: list[tuple[str, int]], target: dict[tuple[
         await consumer.stop()
 
 
+def _raw_rdk(bootstrap: str, target: dict[tuple[str, int], int]) -> int:
+    import uuid
+
+    from confluent_kafka import Consumer, TopicPartition
+
+    from sandan_scoring import fastreplay
+
+    wanted = {k: v for k, v in target.items() if v > 0}
+    consumers = []
+    for share in fastreplay._share(wanted, fastreplay.FETCHERS):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
+                             **fastreplay.SETTINGS})
+        consumer.assign([TopicPartition(t, p, 0) for t, p in share])
+        consumers.append((consumer, set(share)))
+    n = 0
+    try:
+        while any(left for _, left in consumers):
+            for consumer, left in consumers:
+                for m in consumer.consume(num_messages=fastreplay.BATCH, timeout=0.05) if left else ():
+                    key = (m.topic(), m.partition())
+                    if key in left and m.offset() < wanted[key]:
+                        n += 1
+                        if m.offset() + 1 >= wanted[key]:
+                            left.discard(key)
+        return n
+    finally:
+        for consumer, _ in consumers:
+            consumer.close()
+
+
 def phase(name: str, bootstrap: str, workers: int) -> dict[str, object]:
     """Run one measured phase in this (child) process; returns figures as a dict."""
     from faststream.kafka import KafkaBroker
@@ -82,6 +115,8 @@ def phase(name: str, bootstrap: str, workers: int) -> dict[str, object]:
     out: dict[str, object] = {"phase": name, "events": total}
     if name == "raw":
         out["events"] = asyncio.run(_raw(bootstrap, parts, target))
+    elif name == "raw-rdk":
+        out["events"] = _raw_rdk(bootstrap, target)
     elif name == "fold":
         ledger = Ledger(RuleBook().get("2026.1"))
         asyncio.run(replay(bootstrap, ledger, target, workers=workers))
@@ -158,7 +193,8 @@ def main() -> None:
     total = prepare(bootstrap, args.events)
     print(f"\nreplaying {total:,} events from {bootstrap}, {os.cpu_count()} cores, workers={args.workers}\n")
     n = args.workers
-    rows = [("raw", run_phase("raw", bootstrap, 1)), ("fold-rdk", run_phase("fold", bootstrap, 0)),
+    rows = [("raw", run_phase("raw", bootstrap, 1)), ("raw-rdk", run_phase("raw-rdk", bootstrap, 0)),
+            ("fold-rdk", run_phase("fold", bootstrap, 0)),
             ("fold-py", run_phase("fold", bootstrap, 0, {"SCORING_KERNEL": "python"})),
             ("fold-aio", run_phase("fold", bootstrap, 1))]
     if n > 1:
@@ -172,7 +208,7 @@ def main() -> None:
               f"{r['peak_rss_mb']:>12}")
     digests = {label: r["digest"] for label, r in rows if r.get("digest")}
     same = "all equal" if len(set(digests.values())) == 1 else f"DIFFERENT (a bug): {digests}"
-    print(f"\nentries: {rows[1][1]['entries']:,}; ledger digests of {', '.join(digests)}: {same}")
+    print(f"\nentries: {rows[2][1]['entries']:,}; ledger digests of {', '.join(digests)}: {same}")
     print(f"rebuild: {rows[-1][1]['entries']:,} rows in the new generation; its digest took "
           f"{rows[-1][1]['digest_seconds']} s more (after live folding resumed)")
     print("target: rebuild >= 60% of raw consumption, 1M events in < 15 s")
