@@ -216,3 +216,13 @@ def test_unpublished_entries_of_a_generation(store: ScoringStore) -> None:
     store.mark_published(["scoring:" + entry(2).entry_id, "scoring:s-abc"])
     assert store.unpublished_entries(1) == {entry(1).entry_id, entry(3).entry_id}
     assert store.unpublished_entries(7) == set()  # no such generation
+
+
+def test_the_batched_insert_path_writes_a_generation_too(store: ScoringStore) -> None:
+    """What PostgreSQL, and a SQLite older than 3.38 (no `->>`), use instead of the JSON bulk insert."""
+    writer = store.generation_writer(1, "2026.1")
+    writer.sqlite = False
+    writer.add([entry(n) for n in range(7)])
+    writer.close()
+    store.make_current(1, "2026.1", {("dispatch.orders.v1", 0): 7})
+    assert store.entry_ids(1) == {entry(n).entry_id for n in range(7)}

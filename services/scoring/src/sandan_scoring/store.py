@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import queue
 import re
+import sqlite3
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -294,7 +295,8 @@ class GenerationWriter:
         with store.engine.begin() as conn:
             self.table.drop(conn, checkfirst=True)
             self.table.create(conn)  # no index yet: built once, after the load
-        self.sqlite = store.engine.dialect.name == "sqlite"
+        # `->>` needs SQLite 3.38 (Debian bookworm has 3.40); older ones take the batched inserts
+        self.sqlite = store.engine.dialect.name == "sqlite" and sqlite3.sqlite_version_info >= (3, 38)
         self.rows = 0
         self._chunks: queue.Queue[list[Entry] | None] = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
