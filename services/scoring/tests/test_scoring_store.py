@@ -221,7 +221,7 @@ def test_unpublished_entries_of_a_generation(store: ScoringStore) -> None:
 def test_the_batched_insert_path_writes_a_generation_too(store: ScoringStore) -> None:
     """What PostgreSQL, and a SQLite older than 3.38 (no `->>`), use instead of the JSON bulk insert."""
     writer = store.generation_writer(1, "2026.1")
-    writer.sqlite = False
+    writer.bulk = None
     writer.add([entry(n) for n in range(7)])
     writer.close()
     store.make_current(1, "2026.1", {("dispatch.orders.v1", 0): 7})
