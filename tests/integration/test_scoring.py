@@ -205,6 +205,12 @@ async def test_scoring_killed_mid_stream_awards_nothing_twice(stack: Stack, scor
     live = await settled_digest(scoring)
     rebuilt = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest())][-1]
     assert rebuilt.digest == live.digest
+    # the rebuilt generation's stored rows are exactly its ledger: a restart restores it without rebuilding
+    swapped = await stub(scoring).Digest(spb.Empty())
+    scoring.stop(kill=True)
+    scoring.start(timeout=120)
+    restored = await settled_digest(scoring)
+    assert (restored.digest, restored.generation) == (live.digest, swapped.generation)
     # one published entry id per ledger entry: a member's distinct PointsAwarded ids match the ledger
     member = county.members[0][0]
     ledger = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))

@@ -226,3 +226,28 @@ def test_the_batched_insert_path_writes_a_generation_too(store: ScoringStore) ->
     writer.close()
     store.make_current(1, "2026.1", {("dispatch.orders.v1", 0): 7})
     assert store.entry_ids(1) == {entry(n).entry_id for n in range(7)}
+
+
+def test_a_rebuild_writes_its_rows_in_chunks_while_folding(store: ScoringStore, rulebook) -> None:  # type: ignore[no-untyped-def]
+    """The rebuild's feed hands over new entries after each batch (every 50 here), the rest at the end: the
+    stored generation is exactly the folded ledger, in as many chunks as it took."""
+    from sandan_scoring.engine import EntryFeed
+    from sandan_scoring.fold import Ledger
+    from sandan_scoring.folding import fold_records
+    from sandan_scoring.simulate import County
+
+    log = County(3, communities=2, units=4, members=30).run(150, 3)
+    records: list[tuple[str, bytes | None]] = [(t, raw) for t, messages in log.items() for _k, raw in messages]
+    ledger = Ledger(rulebook.get("2026.1"), track_changes=False)
+    writer = store.generation_writer(2, "2026.1")
+    feed = EntryFeed(writer, every=50)
+    chunks = []
+    writer.add = lambda chunk, add=writer.add: (chunks.append(len(chunk)), add(chunk))  # type: ignore[method-assign]
+    for start in range(0, len(records), 40):
+        fold_records(ledger, records[start:start + 40])
+        feed(ledger)
+    feed.flush(ledger)
+    writer.close()
+    store.make_current(2, "2026.1", {})
+    assert len(chunks) > 3 and sum(chunks) == len(ledger.entries) > 200
+    assert store.entry_ids(2) == set(ledger.entries)
