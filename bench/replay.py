@@ -78,7 +78,7 @@ def _raw_rdk(bootstrap: str, target: dict[tuple[str, int], int]) -> int:
 
     wanted = {k: v for k, v in target.items() if v > 0}
     consumers = []
-    for share in fastreplay._share(wanted, fastreplay.FETCHERS):
+    for share in fastreplay.share_partitions(wanted, fastreplay.FETCHERS):
         consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
                              **fastreplay.SETTINGS})
         consumer.assign([TopicPartition(t, p, 0) for t, p in share])

@@ -242,3 +242,14 @@ def test_kernel_replay_reports_a_message_error() -> None:
     read, finished = native.fold_messages([FakeMessage("dispatch.orders.v1", 0, 0, None, "broker down")],
                                           {("dispatch.orders.v1", 0): 5}, errors.append)
     assert (read, finished, errors) == (0, [], ["broker down"])
+
+
+def test_partitions_are_shared_evenly_and_never_emptily() -> None:
+    from sandan_scoring.fastreplay import share_partitions
+
+    sizes = {("a", 0): 100, ("a", 1): 60, ("b", 0): 50, ("b", 1): 10, ("c", 0): 0}
+    two = share_partitions(sizes, 2)
+    assert sorted(p for s in two for p in s) == sorted(sizes)
+    assert sorted(sum(sizes[p] for p in s) for s in two) == [100, 120]
+    assert len(share_partitions({("a", 0): 5}, 3)) == 1
+    assert share_partitions({}, 2) == [[]]

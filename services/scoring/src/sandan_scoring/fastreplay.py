@@ -46,7 +46,7 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
     Partitions are shared among the consumers, and each partition's messages are folded in order; how the
     partitions interleave does not matter to the fold (see fold.py)."""
     wanted = {k: v for k, v in target.items() if v > begin.get(k, 0)}
-    shares = _share(wanted, FETCHERS)
+    shares = share_partitions(wanted, FETCHERS)
     group = f"scoring-replay-{uuid.uuid4().hex[:8]}"  # never committed: positions live in our store
     consumers = [Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SETTINGS}) for _ in shares]
     # The fold builds millions of long-lived objects and no cycles: the cyclic GC would rescan them over and
@@ -108,14 +108,15 @@ def _fold_in_python(ledger: Ledger, messages: list[Message], wanted: Positions, 
     return read, finished
 
 
-def _share(wanted: Positions, fetchers: int) -> list[list[tuple[str, int]]]:
-    """Partitions shared so each consumer gets about the same number of records (largest first)."""
-    shares: list[list[tuple[str, int]]] = [[] for _ in range(max(1, fetchers))]
+def share_partitions(sizes: Positions, ways: int) -> list[list[tuple[str, int]]]:
+    """Partitions shared `ways` ways so each share has about the same number of records (largest first);
+    never an empty share, and at least one (empty when there is nothing to read)."""
+    shares: list[list[tuple[str, int]]] = [[] for _ in range(max(1, ways))]
     loads = [0] * len(shares)
-    for part in sorted(wanted, key=lambda p: -wanted[p]):
+    for part in sorted(sizes, key=lambda p: -sizes[p]):
         i = loads.index(min(loads))
         shares[i].append(part)
-        loads[i] += wanted[part]
+        loads[i] += sizes[part]
     return [s for s in shares if s] or [[]]
 
 

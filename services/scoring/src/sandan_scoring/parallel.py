@@ -14,7 +14,7 @@ import pickle
 from collections.abc import Callable
 from multiprocessing.sharedctypes import Synchronized
 
-from sandan_scoring.fastreplay import replay_blocking
+from sandan_scoring.fastreplay import replay_blocking, share_partitions
 from sandan_scoring.fold import Ledger
 from sandan_scoring.rules import RuleSet
 from sandan_scoring.store import Positions
@@ -35,25 +35,14 @@ def _worker(bootstrap: str, rules: RuleSet, parts: list[tuple[str, int]], target
     out.close()
 
 
-def split(parts: list[tuple[str, int]], target: Positions, workers: int) -> list[list[tuple[str, int]]]:
-    """Share partitions so each worker gets about the same number of records (largest first)."""
-    shares: list[list[tuple[str, int]]] = [[] for _ in range(workers)]
-    loads = [0] * workers
-    for part in sorted(parts, key=lambda p: -target.get(p, 0)):
-        i = loads.index(min(loads))
-        shares[i].append(part)
-        loads[i] += target.get(part, 0)
-    return [s for s in shares if s]
-
-
 async def fold_in_parallel(bootstrap: str, rules: RuleSet, parts: list[tuple[str, int]], target: Positions,
                            workers: int, progress: Callable[[int], None] = lambda n: None) -> Ledger:
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", 0)
     procs = []
-    for share in split(parts, target, workers):
+    for part_share in share_partitions({p: target.get(p, 0) for p in parts}, workers):
         receive, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_worker, args=(bootstrap, rules, share, target, counter, send), daemon=True)
+        proc = ctx.Process(target=_worker, args=(bootstrap, rules, part_share, target, counter, send), daemon=True)
         proc.start()
         send.close()
         procs.append((proc, receive))
