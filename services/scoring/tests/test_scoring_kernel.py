@@ -140,7 +140,16 @@ MUTATIONS: list[tuple[bytes, bytes]] = [
     (b'"status":"', b'"status":"x'), (b'"order_id":"', b'"order_id":"o'), (b'{', b'{"type":"X",'),
     (b'"due_at":"2026', b'"due_at":"2026-13'), (b'"occurred_at":"', b'"occurred_at":"+'), (b'}', b'}}'),
     (b'"demand_id":"', b'"demand_id":"\\"'), (b'"member_id":"m-', b'"member_id":"m-\\/'),
+    (b'"key":"', b'"type":"OrderOffered","key":"'), (b'"data":{', b'"data":{"order_id":"dup",'),
+    (b'"schema_version":1', b'"schema_version":1,"schema_version":1'),
 ]
+
+
+def type_last(raw: bytes) -> bytes:
+    """The same envelope with `type` written after `data` (valid JSON; not how the encoder writes it)."""
+    start = raw.index(b'"type":"')
+    end = raw.index(b'"', start + 8) + 1
+    return raw[:start] + raw[end + 1:-1] + b"," + raw[start:end] + b"}"
 
 
 def mutate(raw: bytes, rng: random.Random) -> bytes | None:
@@ -149,6 +158,8 @@ def mutate(raw: bytes, rng: random.Random) -> bytes | None:
         return None  # a tombstone
     if roll < 0.04:
         return raw[: rng.randrange(len(raw))]  # truncated
+    if roll < 0.10:
+        return type_last(raw)
     candidates = [(a, b) for a, b in MUTATIONS if a in raw]
     if not candidates:
         return raw
@@ -165,6 +176,13 @@ def test_kernel_hands_every_odd_message_to_the_reference(seed: int, share: float
         value = mutate(raw, rng) if raw is not None and rng.random() < share else raw
         records.append((topic, value))
     assert_same(records, batch=rng.choice([1, 13, 400]))
+
+
+def test_type_after_data_is_read_the_same() -> None:
+    records = [(t, type_last(r)) for t, r in county_log(5, walks=60, party_days=3) if r is not None]
+    assert orjson.loads(records[0][1])["type"]  # still a valid envelope
+    _, native = assert_same(records)
+    assert len(native.entries) > 100
 
 
 def test_each_mutation_alone_agrees() -> None:

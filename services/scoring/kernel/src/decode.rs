@@ -4,29 +4,100 @@
 
 use std::borrow::Cow;
 
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
 use crate::clock::{parse_utc, Utc};
 
 type Str<'a> = Cow<'a, str>;
 
-#[derive(Deserialize)]
+/// The envelope, read in one pass: when `type` comes before `data` (as the encoder writes it), `data` is
+/// decoded straight into that type's fields; otherwise it is kept raw and decoded afterwards.
 struct Envelope<'a> {
-    #[serde(borrow)]
     event_id: Str<'a>,
-    #[serde(borrow, rename = "type")]
     kind: Str<'a>,
     schema_version: u64,
-    #[serde(borrow)]
     occurred_at: Str<'a>,
-    #[serde(borrow)]
     key: Str<'a>,
-    #[serde(borrow)]
     correlation_id: Str<'a>,
-    #[serde(borrow)]
-    data: &'a RawValue,
+    data: Data<'a>,
+}
+
+enum Data<'a> {
+    Decoded(Option<(Body<'a>, Str<'a>)>),
+    Raw(&'a RawValue),
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(EnvelopeVisitor)
+    }
+}
+
+struct EnvelopeVisitor;
+
+fn once<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    if slot.replace(value).is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    Ok(())
+}
+
+impl<'de> Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an event envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut event_id, mut kind, mut occurred_at): (Option<Str>, Option<Str>, Option<Str>) = (None, None, None);
+        let (mut key, mut correlation_id): (Option<Str>, Option<Str>) = (None, None);
+        let (mut schema_version, mut data): (Option<u64>, Option<Data>) = (None, None);
+        while let Some(name) = map.next_key::<Str<'de>>()? {
+            match name.as_ref() {
+                "event_id" => once(&mut event_id, map.next_value()?, "event_id")?,
+                "type" => once(&mut kind, map.next_value::<Str<'de>>()?, "type")?,
+                "schema_version" => once(&mut schema_version, map.next_value()?, "schema_version")?,
+                "occurred_at" => once(&mut occurred_at, map.next_value()?, "occurred_at")?,
+                "key" => once(&mut key, map.next_value()?, "key")?,
+                "correlation_id" => once(&mut correlation_id, map.next_value()?, "correlation_id")?,
+                "data" => {
+                    let value = match kind.as_deref() {
+                        Some(k) => Data::Decoded(map.next_value_seed(BodySeed(k))?),
+                        None => Data::Raw(map.next_value()?),
+                    };
+                    once(&mut data, value, "data")?
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let missing = <A::Error as de::Error>::missing_field;
+        Ok(Envelope {
+            event_id: event_id.ok_or_else(|| missing("event_id"))?,
+            kind: kind.ok_or_else(|| missing("type"))?,
+            schema_version: schema_version.ok_or_else(|| missing("schema_version"))?,
+            occurred_at: occurred_at.ok_or_else(|| missing("occurred_at"))?,
+            key: key.ok_or_else(|| missing("key"))?,
+            correlation_id: correlation_id.ok_or_else(|| missing("correlation_id"))?,
+            data: data.ok_or_else(|| missing("data"))?,
+        })
+    }
+}
+
+/// Decodes `data` as the fields of one type: Some((body, the key field's value)), or None when the values
+/// fail a check (a range, a time) or the fold does not use the type.
+struct BodySeed<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
+    type Value = Option<(Body<'de>, Str<'de>)>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        body(self.0, d)
+    }
 }
 
 #[derive(Deserialize)]
@@ -205,8 +276,86 @@ fn sequence_of(event_id: &str) -> Option<Sequence> {
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(data: &'a RawValue) -> Option<T> {
-    serde_json::from_str(data.get()).ok()
+fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>, Str<'de>)>, D::Error> {
+    let decoded = match kind {
+        "MemberReported" => {
+            let x = MemberReported::deserialize(d)?;
+            let k = x.member_id.clone();
+            Some((Body::MemberReported { member: x.member_id, community: x.community_id, unit: x.unit_id }, k))
+        }
+        "OrderOpened" => {
+            let x = OrderOpened::deserialize(d)?;
+            parse_utc(&x.due_at).map(|due| {
+                let k = x.order_id.clone();
+                (Body::OrderOpened { order: x.order_id, demand: x.demand_id, community: x.community_id,
+                                     category: x.category, care: !x.care_tags.is_empty(), due }, k)
+            })
+        }
+        "OrderDispatched" => {
+            let x = OrderMember::deserialize(d)?;
+            let k = x.order_id.clone();
+            Some((Body::OrderDispatched { order: x.order_id, member: x.member_id }, k))
+        }
+        "OrderOffered" => {
+            let x = OrderOnly::deserialize(d)?;
+            let k = x.order_id.clone();
+            Some((Body::OrderOffered { order: x.order_id }, k))
+        }
+        "OrderAccepted" => {
+            let x = OrderMember::deserialize(d)?;
+            let k = x.order_id.clone();
+            Some((Body::OrderAccepted { order: x.order_id, member: x.member_id }, k))
+        }
+        "OrderDeclined" => {
+            let x = OrderMember::deserialize(d)?;
+            let k = x.order_id.clone();
+            Some((Body::OrderDeclined { order: x.order_id, member: x.member_id }, k))
+        }
+        "ServiceCompleted" => {
+            let x = ServiceCompleted::deserialize(d)?;
+            let k = x.order_id.clone();
+            (x.hours > 0.0 && x.hours <= 72.0)
+                .then(|| (Body::ServiceCompleted { order: x.order_id, member: x.member_id, hours: x.hours }, k))
+        }
+        "OrderEscalated" => {
+            let x = OrderDue::deserialize(d)?;
+            let k = x.order_id.clone();
+            parse_utc(&x.due_at).map(|due| (Body::OrderEscalated { order: x.order_id, due }, k))
+        }
+        "OrderOverdue" => {
+            let x = OrderOverdue::deserialize(d)?;
+            let k = x.order_id.clone();
+            Some((Body::OrderOverdue { order: x.order_id, status: x.status, member: x.member_id }, k))
+        }
+        "OrderCancelled" => {
+            let x = OrderOnly::deserialize(d)?;
+            let k = x.order_id.clone();
+            Some((Body::OrderCancelled { order: x.order_id }, k))
+        }
+        "OrderReopened" => {
+            let x = OrderReopened::deserialize(d)?;
+            let k = x.order_id.clone();
+            parse_utc(&x.due_at)
+                .map(|due| (Body::OrderReopened { order: x.order_id, due, previous: x.previous_member_id }, k))
+        }
+        "ServiceRated" => {
+            let x = ServiceRated::deserialize(d)?;
+            let k = x.demand_id.clone();
+            (1..=5).contains(&x.stars)
+                .then(|| (Body::ServiceRated { demand: x.demand_id, member: x.member_id, stars: x.stars }, k))
+        }
+        "MemberCheckedIn" => {
+            let x = MemberCheckedIn::deserialize(d)?;
+            let k = x.activity_id.clone();
+            Some((Body::MemberCheckedIn { activity: x.activity_id, member: x.member_id, community: x.community_id,
+                                          unit: x.unit_id }, k))
+        }
+        _ => {
+            IgnoredAny::deserialize(d)?; // a type the fold does not use, or one the contract does not know
+            None
+        }
+    };
+    Ok(decoded)
 }
 
 /// A fact the kernel can fold, or None when the Python decoder must judge the message.
@@ -220,85 +369,9 @@ pub fn decode(raw: &[u8]) -> Option<Fact<'_>> {
     }
     let occurred_at = parse_utc(&env.occurred_at)?;
     let sequence = sequence_of(&env.event_id)?;
-    let data = env.data;
-    let (body, key_field): (Body, Str) = match env.kind.as_ref() {
-        "MemberReported" => {
-            let d: MemberReported = parse(data)?;
-            let k = d.member_id.clone();
-            (Body::MemberReported { member: d.member_id, community: d.community_id, unit: d.unit_id }, k)
-        }
-        "OrderOpened" => {
-            let d: OrderOpened = parse(data)?;
-            let due = parse_utc(&d.due_at)?;
-            let k = d.order_id.clone();
-            (Body::OrderOpened { order: d.order_id, demand: d.demand_id, community: d.community_id,
-                                 category: d.category, care: !d.care_tags.is_empty(), due }, k)
-        }
-        "OrderDispatched" => {
-            let d: OrderMember = parse(data)?;
-            let k = d.order_id.clone();
-            (Body::OrderDispatched { order: d.order_id, member: d.member_id }, k)
-        }
-        "OrderOffered" => {
-            let d: OrderOnly = parse(data)?;
-            let k = d.order_id.clone();
-            (Body::OrderOffered { order: d.order_id }, k)
-        }
-        "OrderAccepted" => {
-            let d: OrderMember = parse(data)?;
-            let k = d.order_id.clone();
-            (Body::OrderAccepted { order: d.order_id, member: d.member_id }, k)
-        }
-        "OrderDeclined" => {
-            let d: OrderMember = parse(data)?;
-            let k = d.order_id.clone();
-            (Body::OrderDeclined { order: d.order_id, member: d.member_id }, k)
-        }
-        "ServiceCompleted" => {
-            let d: ServiceCompleted = parse(data)?;
-            if !(d.hours > 0.0 && d.hours <= 72.0) {
-                return None;
-            }
-            let k = d.order_id.clone();
-            (Body::ServiceCompleted { order: d.order_id, member: d.member_id, hours: d.hours }, k)
-        }
-        "OrderEscalated" => {
-            let d: OrderDue = parse(data)?;
-            let due = parse_utc(&d.due_at)?;
-            let k = d.order_id.clone();
-            (Body::OrderEscalated { order: d.order_id, due }, k)
-        }
-        "OrderOverdue" => {
-            let d: OrderOverdue = parse(data)?;
-            let k = d.order_id.clone();
-            (Body::OrderOverdue { order: d.order_id, status: d.status, member: d.member_id }, k)
-        }
-        "OrderCancelled" => {
-            let d: OrderOnly = parse(data)?;
-            let k = d.order_id.clone();
-            (Body::OrderCancelled { order: d.order_id }, k)
-        }
-        "OrderReopened" => {
-            let d: OrderReopened = parse(data)?;
-            let due = parse_utc(&d.due_at)?;
-            let k = d.order_id.clone();
-            (Body::OrderReopened { order: d.order_id, due, previous: d.previous_member_id }, k)
-        }
-        "ServiceRated" => {
-            let d: ServiceRated = parse(data)?;
-            if !(1..=5).contains(&d.stars) {
-                return None;
-            }
-            let k = d.demand_id.clone();
-            (Body::ServiceRated { demand: d.demand_id, member: d.member_id, stars: d.stars }, k)
-        }
-        "MemberCheckedIn" => {
-            let d: MemberCheckedIn = parse(data)?;
-            let k = d.activity_id.clone();
-            (Body::MemberCheckedIn { activity: d.activity_id, member: d.member_id, community: d.community_id,
-                                     unit: d.unit_id }, k)
-        }
-        _ => return None, // a type the fold does not use, or one the contract does not know
+    let (body, key_field) = match env.data {
+        Data::Decoded(decoded) => decoded?,
+        Data::Raw(raw) => body(&env.kind, &mut serde_json::Deserializer::from_str(raw.get())).ok()??,
     };
     if key_field != env.key {
         return None;
