@@ -242,3 +242,15 @@ async def test_a_trailing_newline_is_not_a_valid_argument(client: Client, call: 
     }[call]
     code, _ = await status_of(rpc())
     assert code == Code.INVALID_ARGUMENT
+
+
+async def test_reports_are_built_once_per_state_of_the_ledger(client: Client) -> None:
+    """Dashboards poll: the same ledger state gives the same Reports object; one more fact gives a new one."""
+    first = await client.scorer.reports()
+    assert await client.scorer.reports() is first
+    await client.stub.Leaderboard(pb.LeaderboardRequest(community_id="c1", quarter=Q))
+    assert await client.scorer.reports() is first
+    ev = Events()
+    client.scorer.ledger.apply(ev.reported("m-new", "c1", "u9"))
+    again = await client.scorer.reports()
+    assert again is not first and "m-new" in again.members_in("unit", "u9")

@@ -11,7 +11,7 @@ import grpc
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
 from sandan_scoring.engine import Progress, Scorer
-from sandan_scoring.report import Reports, Summary
+from sandan_scoring.report import Summary
 from sandan_scoring.rules import RuleError
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Scoring"].full_name
@@ -39,9 +39,6 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         self.scorer = scorer
         self.rebuilding = asyncio.Lock()
 
-    def _reports(self) -> Reports:
-        return Reports(self.scorer.ledger)
-
     async def GetMemberLedger(self, request: pb.MemberLedgerRequest,
                               context: grpc.aio.ServicerContext) -> pb.MemberLedger:
         await _check(context, "member_id", request.member_id, _ID, "must be an opaque id")
@@ -67,7 +64,7 @@ class ScoringServicer(pb_grpc.ScoringServicer):
                                 "community_id: give exactly one of community_id, unit_id")
         await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
         scope, scope_id = ("community", request.community_id) if request.community_id else ("unit", request.unit_id)
-        rows = self._reports().ranking(scope, scope_id, request.quarter)  # type: ignore[arg-type]
+        rows = (await self.scorer.reports()).ranking(scope, scope_id, request.quarter)  # type: ignore[arg-type]
         limit = request.limit if request.limit > 0 else 50
         return pb.Ranking(members=[
             pb.RankedMember(rank=i + 1, member_id=r.member_id, points=r.points, stars=r.stars,
@@ -77,7 +74,7 @@ class ScoringServicer(pb_grpc.ScoringServicer):
     async def _report(self, scope: str, request: pb.ScopeQuarter, context: grpc.aio.ServicerContext) -> pb.Report:
         await _check(context, "scope_id", request.scope_id, _ID, "must be an opaque id")
         await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
-        reports = self._reports()
+        reports = await self.scorer.reports()
         if request.scope_id not in reports.scopes()[scope]:  # type: ignore[index]
             await context.abort(grpc.StatusCode.NOT_FOUND, f"{scope} {request.scope_id} not known to scoring")
         rows = reports.ranking(scope, request.scope_id, request.quarter)  # type: ignore[arg-type]

@@ -157,6 +157,7 @@ class Scorer:
         # After a restore or rebuild, which of that generation's entries were never published is looked up
         # by the publisher, off the critical path (one anti-join over the whole ledger).
         self.unchecked_generation: int | None = None
+        self._reports: tuple[Ledger, int, Reports] | None = None  # (ledger, facts applied, its reports)
         self.stars_published: dict[tuple[str, str], int] = {}  # (member, quarter) -> stars last published
         self.dead_lettered = 0
         self.last_progress = Progress("idle", 0, 0)
@@ -294,7 +295,29 @@ class Scorer:
     async def digest(self) -> str:
         """The digest of the current state; live folding waits meanwhile (the fold must not move under it)."""
         async with self.lock:
-            return await asyncio.to_thread(lambda: Reports(self.ledger).digest())
+            reports = await self._current_reports()
+            return await asyncio.to_thread(reports.digest)
+
+    async def reports(self) -> Reports:
+        """Reports over the current ledger (rankings, summaries, scopes)."""
+        async with self.lock:
+            return await self._current_reports()
+
+    async def _current_reports(self) -> Reports:
+        """Built once per state of the ledger (dashboards poll the same reports), in a worker thread while live
+        folding waits: built on the event loop, they stalled every call for ~1 s on a 1M-event ledger.
+        Every change to a ledger counts one more applied fact, so (ledger, applied) names its state.
+        The caller holds the lock."""
+        ledger = self.ledger
+        cached = self._reports
+        if cached is None or cached[0] is not ledger or cached[1] != ledger.applied:
+            def build() -> Reports:
+                reports = Reports(ledger)
+                reports.all_counts()
+                return reports
+
+            cached = self._reports = (ledger, ledger.applied, await asyncio.to_thread(build))
+        return cached[2]
 
     # ---- publishing -----------------------------------------------------------------------------------
     async def run_publisher(self, stop: asyncio.Event) -> None:
@@ -381,7 +404,7 @@ class Scorer:
     async def publish_notices(self, quarter: str) -> list[dict[str, Any]]:
         """每季度通报公示: one notice per community and per unit active in the quarter."""
         async with self.lock:
-            reports = Reports(self.ledger)
+            reports = await self._current_reports()
             version = self.ledger.rules.version
             built = []
             for scope, ids in reports.scopes().items():
