@@ -275,6 +275,7 @@ class Scorer:
             fresh.track_changes = True
             self.ledger, self.generation, self.positions = fresh, generation, end
             self.pending, self.unchecked_generation = set(), generation
+            self._reports = None  # they hold the old ledger: let it go now
             seconds = round(time.monotonic() - started, 3)  # live folding resumes from here
         digest = await self.digest()
         self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version, seconds)
