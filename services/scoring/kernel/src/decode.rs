@@ -225,13 +225,18 @@ pub enum Sequence {
     Other,
 }
 
+/// A decoded fact: the envelope's part (`head`) and what it says (`body`).
 pub struct Fact<'a> {
+    pub head: Head<'a>,
+    pub body: Body<'a>,
+}
+
+pub struct Head<'a> {
     pub event_id: Str<'a>,
     pub key: Str<'a>,
     pub correlation_id: Str<'a>,
     pub occurred_at: Utc,
     pub sequence: Sequence,
-    pub body: Body<'a>,
 }
 
 /// Bytes the Python decoder must judge: `\u` escapes (orjson and serde_json differ on lone surrogates)
@@ -376,8 +381,8 @@ pub fn decode(raw: &[u8]) -> Option<Fact<'_>> {
     if key_field != env.key {
         return None;
     }
-    Some(Fact { event_id: env.event_id, key: env.key, correlation_id: env.correlation_id, occurred_at,
-                sequence, body })
+    let head = Head { event_id: env.event_id, key: env.key, correlation_id: env.correlation_id, occurred_at, sequence };
+    Some(Fact { head, body })
 }
 
 #[cfg(test)]
@@ -389,7 +394,7 @@ mod tests {
     #[test]
     fn canonical_message_decodes() {
         let fact = decode(RATED.as_bytes()).unwrap();
-        assert!(matches!(fact.sequence, Sequence::Numbered(48)));
+        assert!(matches!(fact.head.sequence, Sequence::Numbered(48)));
         assert!(matches!(fact.body, Body::ServiceRated { stars: 4, .. }));
     }
 

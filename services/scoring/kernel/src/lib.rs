@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PySet, PyString, PyTuple, PyTzInfo};
 
 use crate::clock::{quarter_of, Utc};
-use crate::decode::{decode, Body, Fact, Sequence};
+use crate::decode::{decode, Body, Fact, Head, Sequence};
 
 /// The rule set's amounts, read once from `ledger.rules`.
 struct Rules {
@@ -80,9 +80,9 @@ struct Books<'py> {
     track_changes: bool,
 }
 
-/// One fact being applied: its Python strings and times are made once, when first needed.
+/// The fact being applied (its envelope part): its Python strings and times are made once, when first needed.
 struct Current<'a, 'py> {
-    fact: Fact<'a>,
+    head: Head<'a>,
     topic: Bound<'py, PyString>,
     quarter: Bound<'py, PyString>,
     event_id: Option<Bound<'py, PyString>>,
@@ -179,9 +179,9 @@ impl Folder {
 
     /// `Ledger._duplicate`; true when the fact was seen before.
     fn duplicate<'py>(&self, py: Python<'py>, b: &Books<'py>, cur: &mut Current<'_, 'py>) -> PyResult<bool> {
-        match cur.fact.sequence {
+        match cur.head.sequence {
             Sequence::Numbered(n) => {
-                let k = PyTuple::new(py, [cur.topic.as_any().clone(), PyString::new(py, &cur.fact.key).into_any()])?;
+                let k = PyTuple::new(py, [cur.topic.as_any().clone(), PyString::new(py, &cur.head.key).into_any()])?;
                 let last: u64 = match b.last_seq.get_item(&k)? {
                     Some(v) => v.extract()?,
                     None => 0,
@@ -209,7 +209,7 @@ impl Folder {
         if points == 0 {
             return Ok(());
         }
-        let id = PyString::new(py, &entry_id(&self.rules.version, rule, member, &cur.fact.event_id));
+        let id = PyString::new(py, &entry_id(&self.rules.version, rule, member, &cur.head.event_id));
         let member = self.member(py, member);
         let sources = PyTuple::new(py, [event_id(py, cur)])?;
         let at = occurred_at(py, cur)?;
@@ -227,13 +227,12 @@ impl Folder {
         Ok(())
     }
 
-    fn apply<'py>(&mut self, py: Python<'py>, b: &Books<'py>, cur: &mut Current<'_, 'py>) -> PyResult<()> {
+    fn apply<'py>(&mut self, py: Python<'py>, b: &Books<'py>, cur: &mut Current<'_, 'py>, body: &Body<'_>)
+                  -> PyResult<()> {
         let r = &self.rules;
         let (abandoned, overdue_penalty, redo, five_star, check_in) =
             (r.abandoned_order, r.overdue_while_held, r.redo_required, r.five_star_bonus, r.activity_check_in);
-        // Moved out so the rules below can borrow `cur` mutably (its strings and times are made lazily).
-        let body = std::mem::replace(&mut cur.fact.body, Body::OrderOffered { order: "".into() });
-        match &body {
+        match body {
             Body::MemberReported { member, community, unit } => {
                 b.members.set_item(member.as_ref(), (community.as_ref(), unit.as_ref()))?;
             }
@@ -373,16 +372,16 @@ impl Folder {
 }
 
 fn event_id<'py>(py: Python<'py>, cur: &mut Current<'_, 'py>) -> Bound<'py, PyString> {
-    cur.event_id.get_or_insert_with(|| PyString::new(py, &cur.fact.event_id)).clone()
+    cur.event_id.get_or_insert_with(|| PyString::new(py, &cur.head.event_id)).clone()
 }
 
 fn correlation_id<'py>(py: Python<'py>, cur: &mut Current<'_, 'py>) -> Bound<'py, PyString> {
-    cur.correlation_id.get_or_insert_with(|| PyString::new(py, &cur.fact.correlation_id)).clone()
+    cur.correlation_id.get_or_insert_with(|| PyString::new(py, &cur.head.correlation_id)).clone()
 }
 
 fn occurred_at<'py>(py: Python<'py>, cur: &mut Current<'_, 'py>) -> PyResult<Bound<'py, PyDateTime>> {
     if cur.occurred_at.is_none() {
-        cur.occurred_at = Some(utc_datetime(py, &cur.fact.occurred_at)?);
+        cur.occurred_at = Some(utc_datetime(py, &cur.head.occurred_at)?);
     }
     Ok(cur.occurred_at.clone().expect("set above"))
 }
@@ -498,13 +497,14 @@ impl<'py> Run<'py> {
             *self = Run::start(folder, py)?;
             return Ok(());
         };
-        let quarter = folder.quarter(py, &fact.occurred_at);
-        let mut cur = Current { fact, topic, quarter, event_id: None, correlation_id: None, occurred_at: None };
+        let Fact { head, body } = fact;
+        let quarter = folder.quarter(py, &head.occurred_at);
+        let mut cur = Current { head, topic, quarter, event_id: None, correlation_id: None, occurred_at: None };
         if folder.duplicate(py, &self.books, &mut cur)? {
             self.duplicates += 1;
             return Ok(());
         }
-        folder.apply(py, &self.books, &mut cur)?;
+        folder.apply(py, &self.books, &mut cur, &body)?;
         self.applied += 1;
         Ok(())
     }
