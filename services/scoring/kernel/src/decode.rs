@@ -292,8 +292,17 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>
             let x = OrderOpened::deserialize(d)?;
             parse_utc(&x.due_at).map(|due| {
                 let k = x.order_id.clone();
-                (Body::OrderOpened { order: x.order_id, demand: x.demand_id, community: x.community_id,
-                                     category: x.category, care: !x.care_tags.is_empty(), due }, k)
+                (
+                    Body::OrderOpened {
+                        order: x.order_id,
+                        demand: x.demand_id,
+                        community: x.community_id,
+                        category: x.category,
+                        care: !x.care_tags.is_empty(),
+                        due,
+                    },
+                    k,
+                )
             })
         }
         "OrderDispatched" => {
@@ -320,7 +329,7 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>
             let x = ServiceCompleted::deserialize(d)?;
             let k = x.order_id.clone();
             (x.hours > 0.0 && x.hours <= 72.0)
-                .then(|| (Body::ServiceCompleted { order: x.order_id, member: x.member_id, hours: x.hours }, k))
+                .then_some((Body::ServiceCompleted { order: x.order_id, member: x.member_id, hours: x.hours }, k))
         }
         "OrderEscalated" => {
             let x = OrderDue::deserialize(d)?;
@@ -346,14 +355,22 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>
         "ServiceRated" => {
             let x = ServiceRated::deserialize(d)?;
             let k = x.demand_id.clone();
-            (1..=5).contains(&x.stars)
-                .then(|| (Body::ServiceRated { demand: x.demand_id, member: x.member_id, stars: x.stars }, k))
+            (1..=5)
+                .contains(&x.stars)
+                .then_some((Body::ServiceRated { demand: x.demand_id, member: x.member_id, stars: x.stars }, k))
         }
         "MemberCheckedIn" => {
             let x = MemberCheckedIn::deserialize(d)?;
             let k = x.activity_id.clone();
-            Some((Body::MemberCheckedIn { activity: x.activity_id, member: x.member_id, community: x.community_id,
-                                          unit: x.unit_id }, k))
+            Some((
+                Body::MemberCheckedIn {
+                    activity: x.activity_id,
+                    member: x.member_id,
+                    community: x.community_id,
+                    unit: x.unit_id,
+                },
+                k,
+            ))
         }
         _ => {
             IgnoredAny::deserialize(d)?; // a type the fold does not use, or one the contract does not know
@@ -400,13 +417,19 @@ mod tests {
 
     #[test]
     fn anything_unusual_goes_to_the_reference_decoder() {
-        for (from, to) in [("\"stars\":4", "\"stars\":4.0"), ("\"stars\":4", "\"stars\":true"),
-                           ("\"stars\":4", "\"stars\":6"), ("\"key\":\"d-1\"", "\"key\":\"d-2\""),
-                           ("\"schema_version\":1", "\"schema_version\":2"), ("m-02019", "m-\\u0041"),
-                           ("intake:48", "intake:4\u{b2}"), ("725961Z", "725961+08:00"),
-                           ("\"correlation_id\":\"intake:46\"", "\"correlation_id\":null"),
-                           ("\"stars\":4", "\"stars\":4,\"x\":12345678901234567890"),
-                           ("\"stars\":4", "\"stars\":4,\"x\":-1234567890123456789")] {
+        for (from, to) in [
+            ("\"stars\":4", "\"stars\":4.0"),
+            ("\"stars\":4", "\"stars\":true"),
+            ("\"stars\":4", "\"stars\":6"),
+            ("\"key\":\"d-1\"", "\"key\":\"d-2\""),
+            ("\"schema_version\":1", "\"schema_version\":2"),
+            ("m-02019", "m-\\u0041"),
+            ("intake:48", "intake:4\u{b2}"),
+            ("725961Z", "725961+08:00"),
+            ("\"correlation_id\":\"intake:46\"", "\"correlation_id\":null"),
+            ("\"stars\":4", "\"stars\":4,\"x\":12345678901234567890"),
+            ("\"stars\":4", "\"stars\":4,\"x\":-1234567890123456789"),
+        ] {
             let mutated = RATED.replace(from, to);
             assert!(decode(mutated.as_bytes()).is_none(), "{mutated}");
         }

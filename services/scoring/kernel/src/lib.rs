@@ -135,9 +135,8 @@ impl Folder {
         let dict = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PyDict>> {
             Ok(l.getattr(name)?.cast_into::<PyDict>()?)
         };
-        let set = |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PySet>> {
-            Ok(l.getattr(name)?.cast_into::<PySet>()?)
-        };
+        let set =
+            |name: &Bound<'py, PyString>| -> PyResult<Bound<'py, PySet>> { Ok(l.getattr(name)?.cast_into::<PySet>()?) };
         Ok(Books {
             entries: dict(intern!(py, "entries"))?,
             by_member: dict(intern!(py, "by_member"))?,
@@ -204,8 +203,15 @@ impl Folder {
     }
 
     /// `Ledger._award`
-    fn award<'py>(&mut self, py: Python<'py>, b: &Books<'py>, cur: &mut Current<'_, 'py>, member: &str, points: i64,
-             rule: &'static str) -> PyResult<()> {
+    fn award<'py>(
+        &mut self,
+        py: Python<'py>,
+        b: &Books<'py>,
+        cur: &mut Current<'_, 'py>,
+        member: &str,
+        points: i64,
+        rule: &'static str,
+    ) -> PyResult<()> {
         if points == 0 {
             return Ok(());
         }
@@ -215,9 +221,7 @@ impl Folder {
         let at = occurred_at(py, cur)?;
         let rule = self.rule_name(py, rule);
         let correlation = correlation_id(py, cur);
-        let entry = self.entry.bind(py).call1((
-            &id, &member, points, rule, &cur.quarter, sources, at, correlation,
-        ))?;
+        let entry = self.entry.bind(py).call1((&id, &member, points, rule, &cur.quarter, sources, at, correlation))?;
         b.entries.set_item(&id, entry)?;
         append_to(py, &b.by_member, &member, &id)?;
         if b.track_changes {
@@ -227,8 +231,13 @@ impl Folder {
         Ok(())
     }
 
-    fn apply<'py>(&mut self, py: Python<'py>, b: &Books<'py>, cur: &mut Current<'_, 'py>, body: &Body<'_>)
-                  -> PyResult<()> {
+    fn apply<'py>(
+        &mut self,
+        py: Python<'py>,
+        b: &Books<'py>,
+        cur: &mut Current<'_, 'py>,
+        body: &Body<'_>,
+    ) -> PyResult<()> {
         let r = &self.rules;
         let (abandoned, overdue_penalty, redo, five_star, check_in) =
             (r.abandoned_order, r.overdue_while_held, r.redo_required, r.five_star_bonus, r.activity_check_in);
@@ -238,8 +247,13 @@ impl Folder {
             }
             Body::OrderOpened { order, demand, community, category, care, due } => {
                 let facts = self.order.bind(py).call1((
-                    order.as_ref(), demand.as_ref(), community.as_ref(), category.as_ref(), *care,
-                    utc_datetime(py, due)?, &cur.quarter,
+                    order.as_ref(),
+                    demand.as_ref(),
+                    community.as_ref(),
+                    category.as_ref(),
+                    *care,
+                    utc_datetime(py, due)?,
+                    &cur.quarter,
                 ))?;
                 b.orders.set_item(order.as_ref(), facts)?;
             }
@@ -261,8 +275,14 @@ impl Folder {
                     o.setattr(intern!(py, "status"), intern!(py, "accepted"))?;
                     o.setattr(intern!(py, "holder"), &holder)?;
                     let in_time = occurred_at(py, cur)?.le(o.getattr(intern!(py, "due_at"))?)?;
-                    let acceptance = PyTuple::new(py, [cur.quarter.as_any().clone(), holder.into_any(),
-                                                       in_time.into_pyobject(py)?.to_owned().into_any()])?;
+                    let acceptance = PyTuple::new(
+                        py,
+                        [
+                            cur.quarter.as_any().clone(),
+                            holder.into_any(),
+                            in_time.into_pyobject(py)?.to_owned().into_any(),
+                        ],
+                    )?;
                     o.getattr(intern!(py, "acceptances"))?.cast_into::<PyList>()?.append(acceptance)?;
                 }
             }
@@ -280,9 +300,14 @@ impl Folder {
                 if let Some(o) = b.orders.get_item(order.as_ref())? {
                     o.setattr(intern!(py, "status"), intern!(py, "completed"))?;
                     o.setattr(intern!(py, "completed_quarter"), &cur.quarter)?;
-                    let completion = PyTuple::new(py, [cur.quarter.as_any().clone(),
-                                                       self.member(py, member).into_any(),
-                                                       hours.into_pyobject(py)?.into_any()])?;
+                    let completion = PyTuple::new(
+                        py,
+                        [
+                            cur.quarter.as_any().clone(),
+                            self.member(py, member).into_any(),
+                            hours.into_pyobject(py)?.into_any(),
+                        ],
+                    )?;
                     o.getattr(intern!(py, "completions"))?.cast_into::<PyList>()?.append(completion)?;
                     let category: Bound<'_, PyString> = o.getattr(intern!(py, "category"))?.cast_into()?;
                     let points = *self.rules.completed.get(category.to_str()?).unwrap_or(&self.rules.default_completed);
@@ -353,8 +378,8 @@ impl Folder {
                 if b.checkins.contains(&key)? {
                     return Ok(());
                 }
-                let checkin = self.checkin.bind(py).call1((member.as_ref(), &cur.quarter, community.as_ref(),
-                                                           unit.as_ref()))?;
+                let checkin =
+                    self.checkin.bind(py).call1((member.as_ref(), &cur.quarter, community.as_ref(), unit.as_ref()))?;
                 b.checkins.set_item(key, checkin)?;
                 let first = (activity.as_ref(), community.as_ref(), unit.as_ref()).into_pyobject(py)?;
                 let earlier = match b.first_checkin.get_item(member.as_ref())? {
@@ -387,8 +412,12 @@ fn occurred_at<'py>(py: Python<'py>, cur: &mut Current<'_, 'py>) -> PyResult<Bou
 }
 
 /// `d.setdefault(key, []).append(value)`
-fn append_to<'py>(py: Python<'py>, d: &Bound<'py, PyDict>, key: &Bound<'py, PyString>,
-                  value: &Bound<'py, PyString>) -> PyResult<()> {
+fn append_to<'py>(
+    py: Python<'py>,
+    d: &Bound<'py, PyDict>,
+    key: &Bound<'py, PyString>,
+    value: &Bound<'py, PyString>,
+) -> PyResult<()> {
     match d.get_item(key)? {
         Some(list) => list.cast_into::<PyList>()?.append(value),
         None => d.set_item(key, PyList::new(py, [value])?),
@@ -401,12 +430,29 @@ impl Folder {
     #[new]
     #[pyo3(signature = (ledger, fallback, entry, order, rating, checkin, skip=None))]
     #[allow(clippy::too_many_arguments)]
-    fn new(ledger: Bound<'_, PyAny>, fallback: Py<PyAny>, entry: Py<PyAny>, order: Py<PyAny>,
-           rating: Py<PyAny>, checkin: Py<PyAny>, skip: Option<HashSet<Vec<u8>>>) -> PyResult<Self> {
+    fn new(
+        ledger: Bound<'_, PyAny>,
+        fallback: Py<PyAny>,
+        entry: Py<PyAny>,
+        order: Py<PyAny>,
+        rating: Py<PyAny>,
+        checkin: Py<PyAny>,
+        skip: Option<HashSet<Vec<u8>>>,
+    ) -> PyResult<Self> {
         let rules = Rules::read(&ledger.getattr("rules")?)?;
-        Ok(Folder { ledger: ledger.unbind(), fallback, entry, order, rating, checkin, rules,
-                    skip: skip.unwrap_or_default(), quarters: HashMap::new(), rule_names: HashMap::new(),
-                    member_ids: HashMap::new() })
+        Ok(Folder {
+            ledger: ledger.unbind(),
+            fallback,
+            entry,
+            order,
+            rating,
+            checkin,
+            rules,
+            skip: skip.unwrap_or_default(),
+            quarters: HashMap::new(),
+            rule_names: HashMap::new(),
+            member_ids: HashMap::new(),
+        })
     }
 
     /// Fold `records`, a list of (topic, value bytes or None), in order. A record the kernel does not
@@ -423,8 +469,13 @@ impl Folder {
     /// A replay's batch: confluent-kafka `Message`s. Folds those below their partition's stop offset
     /// (`stops`: {(topic, partition): offset}), passes over types in the Folder's `skip` set unparsed, and
     /// returns (records read, partitions now finished). A message carrying an error goes to `on_error`.
-    fn fold_messages<'py>(&mut self, py: Python<'py>, messages: &Bound<'py, PyList>, stops: &Bound<'py, PyDict>,
-                          on_error: &Bound<'py, PyAny>) -> PyResult<(u64, Vec<(String, i32)>)> {
+    fn fold_messages<'py>(
+        &mut self,
+        py: Python<'py>,
+        messages: &Bound<'py, PyList>,
+        stops: &Bound<'py, PyDict>,
+        on_error: &Bound<'py, PyAny>,
+    ) -> PyResult<(u64, Vec<(String, i32)>)> {
         let mut limits: HashMap<(String, i32), i64> = stops.extract()?;
         let mut run = Run::start(self, py)?;
         let mut read = 0u64;
@@ -488,8 +539,14 @@ impl<'py> Run<'py> {
         Ok(Run { books: folder.books(py)?, ledger, applied, duplicates })
     }
 
-    fn record(&mut self, folder: &mut Folder, py: Python<'py>, i: usize, topic: Bound<'py, PyString>,
-              value: Option<Bound<'py, PyBytes>>) -> PyResult<()> {
+    fn record(
+        &mut self,
+        folder: &mut Folder,
+        py: Python<'py>,
+        i: usize,
+        topic: Bound<'py, PyString>,
+        value: Option<Bound<'py, PyBytes>>,
+    ) -> PyResult<()> {
         let Some(fact) = value.as_ref().and_then(|v| decode(v.as_bytes())) else {
             // The Python fold keeps its own counts and may touch any container: sync both ways.
             self.finish(py)?;
@@ -527,4 +584,3 @@ fn sandan_kernel(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(entry_id_of, m)?)?;
     Ok(())
 }
-
