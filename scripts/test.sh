@@ -36,8 +36,14 @@ export SCORING_KERNEL="${SCORING_KERNEL:-native}"
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
-echo "== kernel (cargo test)" >&2
-PYO3_PYTHON="$ROOT/.venv/bin/python" cargo test -q --release --manifest-path services/scoring/kernel/Cargo.toml
+echo "== kernel (cargo fmt, clippy, test)" >&2
+kernel=services/scoring/kernel/Cargo.toml
+# rustfmt and clippy are rustup components: checked where installed
+if cargo fmt --version >/dev/null 2>&1; then cargo fmt --check --manifest-path "$kernel"; fi
+if cargo clippy --version >/dev/null 2>&1; then
+  PYO3_PYTHON="$ROOT/.venv/bin/python" cargo clippy -q --release --manifest-path "$kernel" -- -D warnings
+fi
+PYO3_PYTHON="$ROOT/.venv/bin/python" cargo test -q --release --manifest-path "$kernel"
 echo "== import boundaries" >&2
 .venv/bin/lint-imports --no-cache
 echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL)" >&2
