@@ -70,19 +70,10 @@ async def _raw(bootstrap: str, parts: list[tuple[str, int]], target: dict[tuple[
 
 
 def _raw_rdk(bootstrap: str, target: dict[tuple[str, int], int]) -> int:
-    import uuid
-
-    from confluent_kafka import Consumer, TopicPartition
-
     from sandan_scoring import fastreplay
 
     wanted = {k: v for k, v in target.items() if v > 0}
-    consumers = []
-    for share in fastreplay.share_partitions(wanted, fastreplay.FETCHERS):
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex[:8]}",
-                             **fastreplay.SETTINGS})
-        consumer.assign([TopicPartition(t, p, 0) for t, p in share])
-        consumers.append((consumer, set(share)))
+    consumers = fastreplay.open_consumers(bootstrap, wanted, {})
     n = 0
     try:
         while any(left for _, left in consumers):

@@ -35,6 +35,7 @@ from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
 from tests.integration.conftest import free_port
+from tests.integration.scenario import Community
 
 TOKEN = "notify-it-token"
 SECRET = "webhook-it-secret"
@@ -246,17 +247,7 @@ def notify_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
 
 
 # ---- given-steps ----------------------------------------------------------------------------------
-@dataclass
-class Town:
-    community_id: str
-    grid_id: str
-    resident_id: str
-    unit_id: str
-    members: list[str]
-    item_id: str
-
-
-async def a_community(s: NotifyStack, members: int = 2, resident_email: str = "") -> Town:
+async def a_community(s: NotifyStack, members: int = 2, resident_email: str = "") -> Community:
     tag = uuid.uuid4().hex[:8]
     community_id, grid_id, unit_id, item_id = f"nt-{tag}", f"nt-{tag}-g1", f"unit-{tag}", f"med-{tag}"
     s.add_community(community_id)
@@ -276,7 +267,7 @@ async def a_community(s: NotifyStack, members: int = 2, resident_email: str = ""
             member_id=member_id, unit_id=unit_id, community_id=community_id, grid_id=grid_id, teams=["medical"],
             name=f"党员{i}", phone=f"1390000{i:04d}", email=f"{member_id}@example.org"))
         member_ids.append(member_id)
-    return Town(community_id, grid_id, resident.resident_id, unit_id, member_ids, item_id)
+    return Community(community_id, grid_id, resident.resident_id, unit_id, member_ids, item_id)
 
 
 async def eventually(probe: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:

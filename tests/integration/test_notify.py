@@ -18,8 +18,8 @@ from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import notify_pb2 as npb
 from sandan_eventbus.devtools import read_topic
-from tests.integration.notify_stack import DAY, NotifyStack, Town, a_community, eventually, night, notify_stack
-from tests.integration.scenario import order_for
+from tests.integration.notify_stack import DAY, NotifyStack, a_community, eventually, night, notify_stack
+from tests.integration.scenario import Community, order_for
 
 __all__ = ["notify_stack"]  # the module fixture, imported so pytest finds it
 pytestmark = pytest.mark.kafka
@@ -39,7 +39,7 @@ async def sent_to(s: NotifyStack, kind: str, recipient_id: str, count: int, time
     return await eventually(probe, timeout)
 
 
-async def post(s: NotifyStack, t: Town, urgency: str = "normal") -> ipb.Demand:
+async def post(s: NotifyStack, t: Community, urgency: str = "normal") -> ipb.Demand:
     return await s.intake_stub().PostDemand(ipb.PostDemandRequest(
         client_request_id=uuid.uuid4().hex, resident_id=t.resident_id, community_id=t.community_id,
         grid_id=t.grid_id, menu_item_id=t.item_id, description="家中老人需要送降压药上门", urgency=urgency,

@@ -187,12 +187,18 @@ class Scorer:
                 self.ledger, self.generation, self.positions = ledger, generation, positions
                 await self.rebuild(rules.version)
                 return
+        self._go_live(ledger, generation, positions)
+        log.info("ledger restored", extra={"fields": {"generation": generation, "entries": len(ledger.entries),
+                                                      "rule_set": rules.version}})
+
+    def _go_live(self, ledger: Ledger, generation: int, positions: Positions) -> None:
+        """A restored or rebuilt ledger becomes the live one: changes are tracked from here; which of its
+        entries were never published, and everyone's stars, the publisher checks (`unchecked_generation`)."""
         ledger.dirty_entries.clear()
         ledger.track_changes = True
         self.ledger, self.generation, self.positions = ledger, generation, positions
         self.pending, self.unchecked_generation = set(), generation
-        log.info("ledger restored", extra={"fields": {"generation": generation, "entries": len(ledger.entries),
-                                                      "rule_set": rules.version}})
+        self._reports = None  # cached reports hold the previous ledger: let it go
 
     # ---- live ---------------------------------------------------------------------------------------
     async def run_live(self, stop: asyncio.Event) -> None:
@@ -271,11 +277,7 @@ class Scorer:
                 await asyncio.to_thread(writer.abort)
                 raise
             await asyncio.to_thread(self.store.make_current, generation, rules.version, end)
-            fresh.dirty_entries.clear()
-            fresh.track_changes = True
-            self.ledger, self.generation, self.positions = fresh, generation, end
-            self.pending, self.unchecked_generation = set(), generation
-            self._reports = None  # they hold the old ledger: let it go now
+            self._go_live(fresh, generation, end)
             seconds = round(time.monotonic() - started, 3)  # live folding resumes from here
         digest = await self.digest()
         self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version, seconds)

@@ -46,18 +46,14 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
     Partitions are shared among the consumers, and each partition's messages are folded in order; how the
     partitions interleave does not matter to the fold (see fold.py)."""
     wanted = {k: v for k, v in target.items() if v > begin.get(k, 0)}
-    shares = share_partitions(wanted, FETCHERS)
-    group = f"scoring-replay-{uuid.uuid4().hex[:8]}"  # never committed: positions live in our store
-    consumers = [Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SETTINGS}) for _ in shares]
+    assigned = open_consumers(bootstrap, wanted, begin)
+    consumers = [consumer for consumer, _ in assigned]
+    remaining = [left for _, left in assigned]
     # The fold builds millions of long-lived objects and no cycles: the cyclic GC would rescan them over and
     # over (measured: ~20% of a 1M-event replay). Paused for the replay only.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        remaining: list[set[tuple[str, int]]] = []
-        for consumer, share in zip(consumers, shares, strict=True):
-            consumer.assign([TopicPartition(t, p, begin.get((t, p), 0)) for (t, p) in share])
-            remaining.append(set(share))
         read = 0
         native = folder(ledger, skip=SKIPPED_TYPES)
         while any(remaining):
@@ -83,6 +79,18 @@ def replay_blocking(bootstrap: str, ledger: Ledger, begin: dict[tuple[str, int],
             gc.enable()
         for consumer in consumers:
             consumer.close()
+
+
+def open_consumers(bootstrap: str, wanted: Positions, begin: Positions) -> list[tuple[Consumer, set[tuple[str, int]]]]:
+    """FETCHERS consumers, each assigned its share of the wanted partitions from `begin` (default 0), with the
+    partitions it has left to read."""
+    group = f"scoring-replay-{uuid.uuid4().hex[:8]}"  # never committed: positions live in our store
+    assigned = []
+    for part_share in share_partitions(wanted, FETCHERS):
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SETTINGS})
+        consumer.assign([TopicPartition(t, p, begin.get((t, p), 0)) for (t, p) in part_share])
+        assigned.append((consumer, set(part_share)))
+    return assigned
 
 
 def _fold_in_python(ledger: Ledger, messages: list[Message], wanted: Positions, left: set[tuple[str, int]]

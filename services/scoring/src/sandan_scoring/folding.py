@@ -40,17 +40,15 @@ def _load_kernel(choice: str) -> ModuleType | None:
 KERNEL = _load_kernel(os.environ.get("SCORING_KERNEL", "auto"))
 
 
-def kernel_name() -> str:
-    return "native" if KERNEL is not None else "python"
-
-
 def folder(ledger: Ledger, fallback: Callable[[int, str, bytes | None], None] | None = None,
-           skip: frozenset[bytes] = frozenset()) -> Any:
+           skip: frozenset[bytes] = frozenset(), *, native: bool | None = None) -> Any:
     """A native `Folder` bound to `ledger` (None without the kernel). `fallback(index, topic, value)` gets
-    the records the kernel leaves to Python; by default they are folded in Python and invalid ones dropped."""
-    if KERNEL is None:
+    the records the kernel leaves to Python; by default they are folded in Python and invalid ones dropped.
+    `native` overrides SCORING_KERNEL (tests compare both)."""
+    kernel = KERNEL if native is None else (_load_kernel("native") if native else None)
+    if kernel is None:
         return None
-    return KERNEL.Folder(ledger, fallback or python_fallback(ledger), Entry, OrderFacts, Rating, CheckIn, skip)
+    return kernel.Folder(ledger, fallback or python_fallback(ledger), Entry, OrderFacts, Rating, CheckIn, skip)
 
 
 def python_fallback(ledger: Ledger, on_invalid: Callable[[int, str], None] | None = None
@@ -80,9 +78,9 @@ def fold_records(ledger: Ledger, records: Records, on_invalid: Callable[[int, st
     stops the fold: live folding dead-letters it (`on_invalid(index, error)`); a replay skips it (it was
     dead-lettered when it was first read live). `native` overrides SCORING_KERNEL (tests compare both)."""
     fold_one = python_fallback(ledger, on_invalid)
-    kernel = KERNEL if native is None else (_load_kernel("native") if native else None)
-    if kernel is None:
-        for i, (topic, value) in enumerate(records):
-            fold_one(i, topic, value)
+    native_folder = folder(ledger, fold_one, native=native)
+    if native_folder is not None:
+        native_folder.fold(records)
         return
-    kernel.Folder(ledger, fold_one, Entry, OrderFacts, Rating, CheckIn).fold(records)
+    for i, (topic, value) in enumerate(records):
+        fold_one(i, topic, value)

@@ -15,7 +15,7 @@ import queue
 import re
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -40,6 +40,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import Select
 
 from sandan_eventbus.sql import engine_for
 from sandan_scoring.fold import Entry
@@ -189,19 +190,19 @@ class ScoringStore:
         self.make_current(generation, rule_set_version, at)
 
     # ---- reading ----------------------------------------------------------------------------------
-    def entry_ids(self, generation: int) -> set[str]:
+    def _scalars(self, generation: int, query: Callable[[Table], Select[Any]]) -> list[Any]:
+        """`query` over one generation's table; nothing when that table does not exist (yet, or any more)."""
         table = entries_table(generation)
         with self.engine.connect() as conn:
             if not inspect(conn).has_table(table.name):
-                return set()
-            return set(conn.execute(select(table.c.entry_id)).scalars())
+                return []
+            return list(conn.execute(query(table)).scalars())
+
+    def entry_ids(self, generation: int) -> set[str]:
+        return set(self._scalars(generation, lambda t: select(t.c.entry_id)))
 
     def count_entries(self, generation: int) -> int:
-        table = entries_table(generation)
-        with self.engine.connect() as conn:
-            if not inspect(conn).has_table(table.name):
-                return 0
-            return int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+        return sum(self._scalars(generation, lambda t: select(func.count()).select_from(t)))
 
     # ---- what was published (spans generations) ----------------------------------------------------
     def unpublished(self, event_ids: Iterable[str]) -> set[str]:
@@ -219,13 +220,8 @@ class ScoringStore:
     def unpublished_entries(self, generation: int) -> set[str]:
         """Entry ids of a generation whose PointsAwarded/Revoked was never published (one anti-join, so a
         rebuild does not ask about its ledger 500 ids at a time)."""
-        table = entries_table(generation)
-        event_id = literal("scoring:").concat(table.c.entry_id)
-        query = select(table.c.entry_id).where(~exists().where(published.c.event_id == event_id))
-        with self.engine.connect() as conn:
-            if not inspect(conn).has_table(table.name):
-                return set()
-            return set(conn.execute(query).scalars())
+        return set(self._scalars(generation, lambda t: select(t.c.entry_id).where(
+            ~exists().where(published.c.event_id == literal("scoring:").concat(t.c.entry_id)))))
 
     def mark_published(self, event_ids: Iterable[str]) -> None:
         now = datetime.now(UTC)
