@@ -4,6 +4,7 @@
 # PLAINTEXT on 127.0.0.1, no authentication, replication factor 1.
 #
 #   bash deploy/local/kafka.sh fetch      # resolve the jars into the cache (idempotent)
+#   bash deploy/local/kafka.sh format     # write the config and format storage once (start does this too)
 #   bash deploy/local/kafka.sh start      # fetch if needed, format storage once, start, wait
 #   bash deploy/local/kafka.sh wait       # wait until the broker answers metadata requests
 #   bash deploy/local/kafka.sh status     # prints running/stopped; exit 0 if running, 1 if not
@@ -15,6 +16,7 @@
 #                            `wait` waits for that broker instead
 #   KAFKA_PORT (9092)  KAFKA_CONTROLLER_PORT (9093)  KAFKA_HEAP (512m)  KAFKA_JAVA_OPTS ("")
 #   KAFKA_WAIT_TIMEOUT (90)  KAFKA_STOP_TIMEOUT (30)  JAVA (java)  MVN (mvn)
+#   KAFKA_CLUSTER_ID   the cluster id to format with (default: random)
 #   SANDAN_CACHE     (~/.cache/sandan)       jars go to $SANDAN_CACHE/kafka-<version>/libs
 #   KAFKA_STATE_DIR  (<repo>/.local/kafka)   server.properties, data/, kafka.log, kafka.pid
 set -euo pipefail
@@ -191,11 +193,14 @@ EOF
 
 format_storage() {
   if [[ -f "$DATA/meta.properties" ]]; then return 0; fi
-  # 16 random bytes, URL-safe base64 without padding = a Kafka Uuid (what `random-uuid` prints)
-  local cluster_id
-  cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+  # 16 random bytes, URL-safe base64 without padding = a Kafka Uuid (what `random-uuid` prints).
+  # About 1 id in 64 starts with '-': it is passed as `--cluster-id=<id>`, never as a separate word, or
+  # the tool would read it as an option (KAFKA_CLUSTER_ID fixes the id, for tests).
+  local cluster_id="${KAFKA_CLUSTER_ID:-}"
+  [[ -n "$cluster_id" ]] || cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
   say "formatting storage in $DATA (cluster id $cluster_id)"
-  if ! kafka_tool kafka.tools.StorageTool format --standalone -t "$cluster_id" -c "$CONFIG" >"$STATE/format.log" 2>&1; then
+  if ! kafka_tool kafka.tools.StorageTool format --standalone "--cluster-id=$cluster_id" -c "$CONFIG" \
+       >"$STATE/format.log" 2>&1; then
     cat "$STATE/format.log" >&2
     die "storage format failed"
   fi
@@ -328,15 +333,26 @@ cmd_status() {
   return 1
 }
 
+# format: write the config and format the storage (once), without starting the broker.
+cmd_format() {
+  need_java
+  cmd_fetch
+  mkdir -p "$STATE"
+  write_config
+  format_storage
+  grep -h '^cluster.id=' "$DATA/meta.properties"
+}
+
 case "${1:-}" in
   fetch) need_java; cmd_fetch ;;
+  format) cmd_format ;;
   start) cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   wait) cmd_wait ;;
   bootstrap) bootstrap ;;
   *)
-    echo "usage: $0 {fetch|start|stop|status|wait|bootstrap}" >&2
+    echo "usage: $0 {fetch|format|start|stop|status|wait|bootstrap}" >&2
     exit 2
     ;;
 esac
