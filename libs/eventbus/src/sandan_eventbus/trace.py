@@ -1,7 +1,10 @@
-"""Correlation and causation ids, carried from a gRPC call or a consumed event onto the events it causes.
+"""Correlation and causation ids, and who acted, carried from a gRPC call or a consumed event onto the events
+it causes.
 
-The domain never sees them: the application runs a command inside `traced(...)`, and `TracingMapper`
-stores the current trace beside each event's state in the event store, where the relay finds it.
+The domain never sees them: the application runs a command inside `traced(...)` (and, for a call, as the
+caller's principal: `sandan_eventbus.auth.acting_as`), and `TracingMapper` stores the trace and the actor beside
+each event's state in the event store, where the relay and the audit trail find them. Internal work (a consumer
+reacting to a fact, a sweep) records no actor: its cause is the causation id.
 """
 
 from __future__ import annotations
@@ -16,13 +19,34 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from sandan_eventbus.auth.principal import current as current_principal
+from sandan_eventbus.auth.principal import on_behalf_of
+
 _TRACE_KEY = "__trace__"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused a stored event: the token's subject (opaque), the role the call was allowed under, and the
+    resident a worker or secretary acted for (residents served by a hotline or a grid worker need no account)."""
+
+    subject: str
+    role: str
+    on_behalf_of: str | None = None
 
 
 @dataclass(frozen=True)
 class Trace:
     correlation_id: str
     causation_id: str | None = None
+    actor: Actor | None = None
+
+
+def current_actor() -> Actor | None:
+    principal = current_principal()
+    if principal.is_system:
+        return None
+    return Actor(principal.subject, principal.acting_role, on_behalf_of())
 
 
 _current: contextvars.ContextVar[Trace | None] = contextvars.ContextVar("sandan_trace", default=None)
@@ -59,6 +83,9 @@ class TracingMapper(Mapper[Any]):
             return stored
         state = self.transcoder.decode(stored.state)
         state[_TRACE_KEY] = {"c": trace.correlation_id, "k": trace.causation_id}
+        actor = current_actor()
+        if actor is not None:
+            state[_TRACE_KEY]["a"] = {"s": actor.subject, "r": actor.role, "b": actor.on_behalf_of}
         return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
                            self.transcoder.encode(state))
 
@@ -72,4 +99,7 @@ class TracingMapper(Mapper[Any]):
 
     def trace_of(self, stored_event: StoredEvent) -> Trace | None:
         raw = json.loads(stored_event.state).get(_TRACE_KEY)
-        return Trace(raw["c"], raw.get("k")) if raw else None
+        if not raw:
+            return None
+        actor = raw.get("a")  # absent in events stored before actors were recorded
+        return Trace(raw["c"], raw.get("k"), Actor(actor["s"], actor["r"], actor.get("b")) if actor else None)

@@ -75,6 +75,7 @@ class Principal:
 SYSTEM = Principal(subject="system", roles=frozenset(), acting_role="system")
 
 _current: contextvars.ContextVar[Principal] = contextvars.ContextVar("sandan_principal", default=SYSTEM)
+_for: contextvars.ContextVar[str | None] = contextvars.ContextVar("sandan_on_behalf_of", default=None)
 
 
 def current() -> Principal:
@@ -88,3 +89,17 @@ def acting_as(principal: Principal) -> Iterator[Principal]:
         yield principal
     finally:
         _current.reset(token)
+
+
+def on_behalf_of() -> str | None:
+    return _for.get()
+
+
+@contextmanager
+def acting_for(resident_id: str | None) -> Iterator[None]:
+    """Events stored inside record that the caller acted for this resident (a grid worker, a hotline)."""
+    token = _for.set(resident_id)
+    try:
+        yield
+    finally:
+        _for.reset(token)
