@@ -76,3 +76,27 @@ def postgres_schema_url(postgres_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def oidc_issuer() -> str:
+    """The real identity provider's issuer URL (Keycloak from deploy/local/keycloak.sh, or any OIDC issuer with
+    sandan's realm). There is no testcontainers fallback: scripts/test.sh starts it."""
+    issuer = os.environ.get("SANDAN_TEST_OIDC_ISSUER", "").strip()
+    if not issuer:
+        _unavailable("Keycloak", "SANDAN_TEST_OIDC_ISSUER is not set (bash deploy/local/keycloak.sh start)")
+    return issuer
+
+
+@pytest.fixture(scope="session")
+def keycloak(oidc_issuer: str) -> Iterator[object]:
+    """The realm's admin API: create people with roles and places, and sign them in."""
+    from sandan_eventbus.auth.keycloak import KeycloakAdmin
+
+    admin = KeycloakAdmin(oidc_issuer)
+    try:
+        admin.http.get(oidc_issuer + "/.well-known/openid-configuration").raise_for_status()
+    except Exception as exc:
+        _unavailable("Keycloak", exc)
+    yield admin
+    admin.close()

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The test command: lint, then every test (unit, SQLite, PostgreSQL, real Kafka).
-# Uses KAFKA_BOOTSTRAP_SERVERS / SANDAN_TEST_POSTGRES_URL when given; otherwise starts the local
-# broker and database from deploy/local/ (and stops what it started). Extra args go to pytest.
+# The test command: lint, then every test (unit, SQLite, PostgreSQL, real Kafka, real Keycloak).
+# Uses KAFKA_BOOTSTRAP_SERVERS / SANDAN_TEST_POSTGRES_URL / SANDAN_TEST_OIDC_ISSUER when given; otherwise
+# starts the local broker, database and identity provider from deploy/local/ (and stops what it started).
+# Extra args go to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash scripts/bootstrap.sh
 
 started=()
 cleanup() {
@@ -15,6 +15,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+keycloak_pid=""
+if [ -z "${SANDAN_TEST_OIDC_ISSUER:-}" ]; then
+  # Keycloak takes the longest to start: it starts in the background while the broker and database do.
+  # A fresh one per run (in-memory database: the realm is imported afresh).
+  bash deploy/local/keycloak.sh stop >/dev/null 2>&1 || true
+  bash deploy/local/keycloak.sh start &
+  keycloak_pid=$!
+  started+=(keycloak)
+  export SANDAN_TEST_OIDC_ISSUER="$(bash deploy/local/keycloak.sh url)"
+fi
+bash scripts/bootstrap.sh
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
   # A fresh broker per test run: the integration stack reads every topic from the beginning.
   bash deploy/local/kafka.sh stop >/dev/null 2>&1 || true
@@ -28,6 +39,11 @@ if [ -z "${SANDAN_TEST_POSTGRES_URL:-}" ]; then
   bash deploy/local/postgres.sh status >/dev/null 2>&1 || started+=(postgres)
   bash deploy/local/postgres.sh start
   export SANDAN_TEST_POSTGRES_URL="$(bash deploy/local/postgres.sh url)"
+fi
+
+if [ -n "$keycloak_pid" ] && ! wait "$keycloak_pid"; then
+  echo "test.sh: Keycloak did not start (see .local/keycloak/keycloak.log)" >&2
+  exit 1
 fi
 
 # scoring's tests compare its native kernel with the Python reference: the kernel must be there.
@@ -46,5 +62,5 @@ fi
 PYO3_PYTHON="$ROOT/.venv/bin/python" cargo test -q --release --manifest-path "$kernel"
 echo "== import boundaries" >&2
 .venv/bin/lint-imports --no-cache
-echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL)" >&2
+echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL, oidc=$SANDAN_TEST_OIDC_ISSUER)" >&2
 .venv/bin/python -m pytest "$@"
