@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sandan_contracts import Event, encode
 from sandan_contracts import events as c
 from sandan_scoring.facts import Fact, read_fact
 from sandan_scoring.fold import Ledger
-from sandan_scoring.rules import RuleSet
+from sandan_scoring.folding import fold_records
+from sandan_scoring.report import Reports
+from sandan_scoring.rules import RuleBook, RuleSet
 
 # 2026-04-06 09:00 in China: well inside 2026Q2.
 T0 = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
+_RULES = RuleBook()
 
 
 class Events:
@@ -148,3 +152,40 @@ def hand_county(ev: Events) -> list[Fact]:
               ev.completed("o5", "m3", 4.0, at=ev.at(hours=7)),
               ev.rated("do5", 4, "m3", at=ev.at(hours=9))]
     return facts
+
+
+# ---- the kernel against the reference: fold the same records both ways, compare every container -------------
+Record = tuple[str, bytes | None]
+
+
+def state(ledger: Ledger) -> dict[str, Any]:
+    """Everything the fold leaves behind, comparable with ==."""
+    return {name: getattr(ledger, name) for name in (
+        "entries", "by_member", "members", "orders", "ratings", "checkins", "first_checkin", "last_seq",
+        "seen_other", "applied", "duplicates", "dirty_entries", "dirty_stars", "ratings_by_member")}
+
+
+def fold_both(records: list[Record], version: str = "2026.1", track: bool = True, batch: int = 50
+              ) -> tuple[Ledger, Ledger, list[tuple[int, str]], list[tuple[int, str]]]:
+    """The records folded by the Python reference and by the kernel, with the invalid ones each reported."""
+    ledgers, invalid = [], []
+    for native in (False, True):
+        ledger = Ledger(_RULES.get(version), track_changes=track)
+        bad: list[tuple[int, str]] = []
+        for start in range(0, len(records), batch):
+            fold_records(ledger, records[start:start + batch],
+                         lambda i, error, start=start, bad=bad: bad.append((start + i, error)), native=native)
+        ledgers.append(ledger)
+        invalid.append(bad)
+    return ledgers[0], ledgers[1], invalid[0], invalid[1]
+
+
+def assert_same(records: list[Record], **kw: Any) -> tuple[Ledger, Ledger]:
+    python, native, bad_python, bad_native = fold_both(records, **kw)
+    assert bad_native == bad_python
+    reference, kernel = state(python), state(native)
+    for name, value in reference.items():
+        assert kernel[name] == value, name
+    assert list(native.entries) == list(python.entries)  # the same order too
+    assert Reports(native).digest() == Reports(python).digest()
+    return python, native

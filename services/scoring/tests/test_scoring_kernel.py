@@ -18,7 +18,6 @@ import random
 import zlib
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
 
 import orjson
 import pytest
@@ -28,46 +27,14 @@ from hypothesis import strategies as st
 from sandan_scoring.facts import SKIPPED_TYPES, type_of
 from sandan_scoring.fold import Ledger
 from sandan_scoring.folding import fold_records, folder
-from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
 from sandan_scoring.simulate import County
+from services.scoring.tests.support import assert_same, fold_both, state
 
 RULES = RuleBook()
 Record = tuple[str, bytes | None]
 
 sandan_kernel = importlib.import_module("sandan_kernel")  # a missing kernel fails here; it is never skipped
-
-
-def state(ledger: Ledger) -> dict[str, Any]:
-    """Everything the fold leaves behind, comparable with ==."""
-    return {name: getattr(ledger, name) for name in (
-        "entries", "by_member", "members", "orders", "ratings", "checkins", "first_checkin", "last_seq",
-        "seen_other", "applied", "duplicates", "dirty_entries", "dirty_stars", "ratings_by_member")}
-
-
-def fold_both(records: list[Record], version: str = "2026.1", track: bool = True, batch: int = 50
-              ) -> tuple[Ledger, Ledger, list[tuple[int, str]], list[tuple[int, str]]]:
-    ledgers, invalid = [], []
-    for native in (False, True):
-        ledger = Ledger(RULES.get(version), track_changes=track)
-        bad: list[tuple[int, str]] = []
-        for start in range(0, len(records), batch):
-            fold_records(ledger, records[start:start + batch],
-                         lambda i, error, start=start, bad=bad: bad.append((start + i, error)), native=native)
-        ledgers.append(ledger)
-        invalid.append(bad)
-    return ledgers[0], ledgers[1], invalid[0], invalid[1]
-
-
-def assert_same(records: list[Record], **kw: Any) -> tuple[Ledger, Ledger]:
-    python, native, bad_python, bad_native = fold_both(records, **kw)
-    assert bad_native == bad_python
-    reference, kernel = state(python), state(native)
-    for name, value in reference.items():
-        assert kernel[name] == value, name
-    assert list(native.entries) == list(python.entries)  # the same order too
-    assert Reports(native).digest() == Reports(python).digest()
-    return python, native
 
 
 @cache

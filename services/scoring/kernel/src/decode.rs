@@ -1,6 +1,8 @@
-//! The fast decoder: the same checks as `sandan_scoring.facts.read_fact`'s fast path, for the canonical
-//! shape the contract's encoder writes. It is deliberately narrower: whatever it does not accept (returns
-//! None for) goes to the Python decoder, which is the reference and judges every other shape.
+//! The fast decoder: the same checks as `sandan_scoring.facts.read_fact`'s fast path (every field of the
+//! envelope and of each type the fold reads, against the contract's limits), for the canonical shape the
+//! contract's encoder writes. It is deliberately narrower: whatever it does not accept (returns None for)
+//! goes to the Python decoder, which is the reference and judges every other shape. Fast, never lenient:
+//! nothing the contract refuses is folded here.
 
 use std::borrow::Cow;
 
@@ -19,8 +21,10 @@ struct Envelope<'a> {
     kind: Str<'a>,
     schema_version: u64,
     occurred_at: Str<'a>,
+    producer: Str<'a>,
     key: Str<'a>,
     correlation_id: Str<'a>,
+    causation_id: Option<Str<'a>>,
     data: Data<'a>,
 }
 
@@ -53,7 +57,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut event_id, mut kind, mut occurred_at): (Option<Str>, Option<Str>, Option<Str>) = (None, None, None);
-        let (mut key, mut correlation_id): (Option<Str>, Option<Str>) = (None, None);
+        let (mut key, mut correlation_id, mut producer): (Option<Str>, Option<Str>, Option<Str>) = (None, None, None);
+        let mut causation_id: Option<Option<Str>> = None;
         let (mut schema_version, mut data): (Option<u64>, Option<Data>) = (None, None);
         while let Some(name) = map.next_key::<Str<'de>>()? {
             match name.as_ref() {
@@ -63,6 +68,8 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 "occurred_at" => once(&mut occurred_at, map.next_value()?, "occurred_at")?,
                 "key" => once(&mut key, map.next_value()?, "key")?,
                 "correlation_id" => once(&mut correlation_id, map.next_value()?, "correlation_id")?,
+                "producer" => once(&mut producer, map.next_value()?, "producer")?,
+                "causation_id" => once(&mut causation_id, map.next_value()?, "causation_id")?,
                 "data" => {
                     let value = match kind.as_deref() {
                         Some(k) => Data::Decoded(map.next_value_seed(BodySeed(k))?),
@@ -81,8 +88,10 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             kind: kind.ok_or_else(|| missing("type"))?,
             schema_version: schema_version.ok_or_else(|| missing("schema_version"))?,
             occurred_at: occurred_at.ok_or_else(|| missing("occurred_at"))?,
+            producer: producer.ok_or_else(|| missing("producer"))?,
             key: key.ok_or_else(|| missing("key"))?,
             correlation_id: correlation_id.ok_or_else(|| missing("correlation_id"))?,
+            causation_id: causation_id.flatten(), // absent and null are both "no cause"
             data: data.ok_or_else(|| missing("data"))?,
         })
     }
@@ -100,6 +109,10 @@ impl<'de> DeserializeSeed<'de> for BodySeed<'_> {
     }
 }
 
+// Each type's fields, all of them (not only those the rules read): a message the contract refuses must not
+// be folded here. Fields the rules do not read are checked and dropped. `#[serde(default)]` marks the fields
+// the contract gives a default; any other shape (null, a wrong type, a duplicate key) fails here and goes to
+// the Python decoder. Unknown fields are ignored, as the contract's tolerant reader does.
 #[derive(Deserialize)]
 struct MemberReported<'a> {
     #[serde(borrow)]
@@ -108,6 +121,12 @@ struct MemberReported<'a> {
     community_id: Str<'a>,
     #[serde(borrow)]
     unit_id: Str<'a>,
+    #[serde(borrow)]
+    grid_id: Str<'a>,
+    #[serde(borrow, default)]
+    teams: Vec<&'a str>,
+    #[serde(borrow, default)]
+    skills: Vec<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -119,26 +138,73 @@ struct OrderOpened<'a> {
     #[serde(borrow)]
     community_id: Str<'a>,
     #[serde(borrow)]
+    grid_id: Str<'a>,
+    #[serde(borrow)]
     category: Str<'a>,
-    care_tags: Vec<IgnoredAny>,
+    #[serde(borrow)]
+    urgency: Str<'a>,
+    #[serde(borrow, default)]
+    care_tags: Vec<&'a str>,
     #[serde(borrow)]
     due_at: Str<'a>,
 }
 
 #[derive(Deserialize)]
-struct OrderMember<'a> {
-    // OrderDispatched, OrderAccepted, OrderDeclined
+struct OrderDispatched<'a> {
     #[serde(borrow)]
     order_id: Str<'a>,
     #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
     member_id: Str<'a>,
+    #[serde(borrow)]
+    dispatched_by: Str<'a>,
 }
 
 #[derive(Deserialize)]
-struct OrderOnly<'a> {
-    // OrderOffered, OrderCancelled
+struct OrderOffered<'a> {
     #[serde(borrow)]
     order_id: Str<'a>,
+    #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
+    grid_id: Str<'a>,
+    #[serde(borrow, default)]
+    teams: Vec<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct OrderAccepted<'a> {
+    #[serde(borrow)]
+    order_id: Str<'a>,
+    #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
+    member_id: Str<'a>,
+    #[serde(borrow)]
+    via: Str<'a>,
+}
+
+#[derive(Deserialize)]
+struct OrderDeclined<'a> {
+    #[serde(borrow)]
+    order_id: Str<'a>,
+    #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
+    member_id: Str<'a>,
+    #[serde(borrow)]
+    reason: Str<'a>,
+}
+
+#[derive(Deserialize)]
+struct OrderCancelled<'a> {
+    #[serde(borrow)]
+    order_id: Str<'a>,
+    #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
+    reason: Str<'a>,
 }
 
 #[derive(Deserialize)]
@@ -146,15 +212,32 @@ struct ServiceCompleted<'a> {
     #[serde(borrow)]
     order_id: Str<'a>,
     #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
     member_id: Str<'a>,
     hours: f64,
+    #[serde(default)]
+    #[allow(dead_code)] // checked by its type alone
+    has_notes: bool,
 }
 
 #[derive(Deserialize)]
-struct OrderDue<'a> {
-    // OrderEscalated
+struct OrderEscalated<'a> {
     #[serde(borrow)]
     order_id: Str<'a>,
+    #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
+    from_level: Str<'a>,
+    #[serde(borrow)]
+    to_level: Str<'a>,
+    #[serde(borrow)]
+    reason: Str<'a>,
+    #[serde(default)]
+    #[allow(dead_code)] // checked by its type alone
+    automatic: bool,
+    #[serde(borrow, default)]
+    joint_meeting_units: Vec<&'a str>,
     #[serde(borrow)]
     due_at: Str<'a>,
 }
@@ -163,6 +246,12 @@ struct OrderDue<'a> {
 struct OrderOverdue<'a> {
     #[serde(borrow)]
     order_id: Str<'a>,
+    #[serde(borrow)]
+    demand_id: Str<'a>,
+    #[serde(borrow)]
+    level: Str<'a>,
+    #[serde(borrow)]
+    due_at: Str<'a>,
     #[serde(borrow)]
     status: Str<'a>,
     #[serde(borrow, default)]
@@ -174,18 +263,24 @@ struct OrderReopened<'a> {
     #[serde(borrow)]
     order_id: Str<'a>,
     #[serde(borrow)]
-    due_at: Str<'a>,
+    demand_id: Str<'a>,
+    redo_count: i64,
     #[serde(borrow, default)]
     previous_member_id: Option<Str<'a>>,
+    #[serde(borrow)]
+    due_at: Str<'a>,
 }
 
 #[derive(Deserialize)]
 struct ServiceRated<'a> {
     #[serde(borrow)]
     demand_id: Str<'a>,
-    stars: i64,
     #[serde(borrow, default)]
     member_id: Option<Str<'a>>,
+    stars: i64,
+    #[serde(default)]
+    #[allow(dead_code)] // checked by its type alone
+    has_comment: bool,
 }
 
 #[derive(Deserialize)]
@@ -193,11 +288,55 @@ struct MemberCheckedIn<'a> {
     #[serde(borrow)]
     activity_id: Str<'a>,
     #[serde(borrow)]
+    community_id: Str<'a>,
+    #[serde(borrow)]
     member_id: Str<'a>,
     #[serde(borrow)]
     unit_id: Str<'a>,
-    #[serde(borrow)]
-    community_id: Str<'a>,
+}
+
+// ---- the contract's value types (sandan_contracts/events/base.py), as byte scans ----------------------------
+/// `Id`: 1-64 characters, `^[A-Za-z0-9][A-Za-z0-9_.:-]*$` (ASCII only, so bytes are characters).
+fn is_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b[1..].iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b':' | b'-'))
+}
+
+fn is_optional_id(s: &Option<Str>) -> bool {
+    s.as_deref().is_none_or(is_id)
+}
+
+/// `Code`: 1-40 characters, `^[a-z][a-z0-9_]*$`.
+fn is_code(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 40
+        && b[0].is_ascii_lowercase()
+        && b[1..].iter().all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+}
+
+fn codes(list: &[&str], most: usize) -> bool {
+    list.len() <= most && list.iter().all(|c| is_code(c))
+}
+
+/// A free string of `low..=high` characters (the contract counts characters, not bytes).
+fn chars_within(s: &str, low: usize, high: usize) -> bool {
+    let bytes = s.len();
+    if bytes < low {
+        return false; // fewer bytes than characters needed
+    }
+    bytes <= high || (low..=high).contains(&s.chars().count())
+}
+
+const URGENCY: [&str; 3] = ["urgent", "normal", "routine"];
+const CARE_TAGS: [&str; 4] = ["elderly_alone", "student_hardship", "left_behind_child", "disabled"];
+const LEVELS: [&str; 3] = ["community", "town", "county"];
+
+fn one_of(s: &str, allowed: &[&str]) -> bool {
+    allowed.contains(&s)
 }
 
 /// What a fact says, per type: only the fields the rules read.
@@ -285,12 +424,29 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>
     let decoded = match kind {
         "MemberReported" => {
             let x = MemberReported::deserialize(d)?;
+            let valid = is_id(&x.member_id)
+                && is_id(&x.community_id)
+                && is_id(&x.unit_id)
+                && is_id(&x.grid_id)
+                && codes(&x.teams, 10)
+                && codes(&x.skills, 20);
             let k = x.member_id.clone();
-            Some((Body::MemberReported { member: x.member_id, community: x.community_id, unit: x.unit_id }, k))
+            valid.then_some((
+                Body::MemberReported { member: x.member_id, community: x.community_id, unit: x.unit_id },
+                k,
+            ))
         }
         "OrderOpened" => {
             let x = OrderOpened::deserialize(d)?;
-            parse_utc(&x.due_at).map(|due| {
+            let valid = is_id(&x.order_id)
+                && is_id(&x.demand_id)
+                && is_id(&x.community_id)
+                && is_id(&x.grid_id)
+                && is_code(&x.category)
+                && one_of(&x.urgency, &URGENCY)
+                && x.care_tags.len() <= 4
+                && x.care_tags.iter().all(|t| one_of(t, &CARE_TAGS));
+            parse_utc(&x.due_at).filter(|_| valid).map(|due| {
                 let k = x.order_id.clone();
                 (
                     Body::OrderOpened {
@@ -306,63 +462,93 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>
             })
         }
         "OrderDispatched" => {
-            let x = OrderMember::deserialize(d)?;
+            let x = OrderDispatched::deserialize(d)?;
+            let valid = is_id(&x.order_id)
+                && is_id(&x.demand_id)
+                && is_id(&x.member_id)
+                && one_of(&x.dispatched_by, &["branch", "grid_leader"]);
             let k = x.order_id.clone();
-            Some((Body::OrderDispatched { order: x.order_id, member: x.member_id }, k))
+            valid.then_some((Body::OrderDispatched { order: x.order_id, member: x.member_id }, k))
         }
         "OrderOffered" => {
-            let x = OrderOnly::deserialize(d)?;
+            let x = OrderOffered::deserialize(d)?;
+            let valid = is_id(&x.order_id) && is_id(&x.demand_id) && is_id(&x.grid_id) && codes(&x.teams, 10);
             let k = x.order_id.clone();
-            Some((Body::OrderOffered { order: x.order_id }, k))
+            valid.then_some((Body::OrderOffered { order: x.order_id }, k))
         }
         "OrderAccepted" => {
-            let x = OrderMember::deserialize(d)?;
+            let x = OrderAccepted::deserialize(d)?;
+            let valid = is_id(&x.order_id)
+                && is_id(&x.demand_id)
+                && is_id(&x.member_id)
+                && one_of(&x.via, &["dispatch", "claim"]);
             let k = x.order_id.clone();
-            Some((Body::OrderAccepted { order: x.order_id, member: x.member_id }, k))
+            valid.then_some((Body::OrderAccepted { order: x.order_id, member: x.member_id }, k))
         }
         "OrderDeclined" => {
-            let x = OrderMember::deserialize(d)?;
+            let x = OrderDeclined::deserialize(d)?;
+            let valid = is_id(&x.order_id) && is_id(&x.demand_id) && is_id(&x.member_id) && is_code(&x.reason);
             let k = x.order_id.clone();
-            Some((Body::OrderDeclined { order: x.order_id, member: x.member_id }, k))
+            valid.then_some((Body::OrderDeclined { order: x.order_id, member: x.member_id }, k))
         }
         "ServiceCompleted" => {
             let x = ServiceCompleted::deserialize(d)?;
+            let valid =
+                is_id(&x.order_id) && is_id(&x.demand_id) && is_id(&x.member_id) && x.hours > 0.0 && x.hours <= 72.0;
             let k = x.order_id.clone();
-            (x.hours > 0.0 && x.hours <= 72.0)
-                .then_some((Body::ServiceCompleted { order: x.order_id, member: x.member_id, hours: x.hours }, k))
+            valid.then_some((Body::ServiceCompleted { order: x.order_id, member: x.member_id, hours: x.hours }, k))
         }
         "OrderEscalated" => {
-            let x = OrderDue::deserialize(d)?;
+            let x = OrderEscalated::deserialize(d)?;
+            let valid = is_id(&x.order_id)
+                && is_id(&x.demand_id)
+                && one_of(&x.from_level, &LEVELS)
+                && one_of(&x.to_level, &LEVELS)
+                && is_code(&x.reason)
+                && x.joint_meeting_units.len() <= 50
+                && x.joint_meeting_units.iter().all(|u| is_id(u));
             let k = x.order_id.clone();
-            parse_utc(&x.due_at).map(|due| (Body::OrderEscalated { order: x.order_id, due }, k))
+            parse_utc(&x.due_at).filter(|_| valid).map(|due| (Body::OrderEscalated { order: x.order_id, due }, k))
         }
         "OrderOverdue" => {
             let x = OrderOverdue::deserialize(d)?;
+            let valid = is_id(&x.order_id)
+                && is_id(&x.demand_id)
+                && one_of(&x.level, &LEVELS)
+                && parse_utc(&x.due_at).is_some()
+                && is_code(&x.status)
+                && is_optional_id(&x.member_id);
             let k = x.order_id.clone();
-            Some((Body::OrderOverdue { order: x.order_id, status: x.status, member: x.member_id }, k))
+            valid.then_some((Body::OrderOverdue { order: x.order_id, status: x.status, member: x.member_id }, k))
         }
         "OrderCancelled" => {
-            let x = OrderOnly::deserialize(d)?;
+            let x = OrderCancelled::deserialize(d)?;
+            let valid = is_id(&x.order_id) && is_id(&x.demand_id) && is_code(&x.reason);
             let k = x.order_id.clone();
-            Some((Body::OrderCancelled { order: x.order_id }, k))
+            valid.then_some((Body::OrderCancelled { order: x.order_id }, k))
         }
         "OrderReopened" => {
             let x = OrderReopened::deserialize(d)?;
+            let valid = is_id(&x.order_id)
+                && is_id(&x.demand_id)
+                && (1..=10).contains(&x.redo_count)
+                && is_optional_id(&x.previous_member_id);
             let k = x.order_id.clone();
             parse_utc(&x.due_at)
+                .filter(|_| valid)
                 .map(|due| (Body::OrderReopened { order: x.order_id, due, previous: x.previous_member_id }, k))
         }
         "ServiceRated" => {
             let x = ServiceRated::deserialize(d)?;
+            let valid = is_id(&x.demand_id) && is_optional_id(&x.member_id) && (1..=5).contains(&x.stars);
             let k = x.demand_id.clone();
-            (1..=5)
-                .contains(&x.stars)
-                .then_some((Body::ServiceRated { demand: x.demand_id, member: x.member_id, stars: x.stars }, k))
+            valid.then_some((Body::ServiceRated { demand: x.demand_id, member: x.member_id, stars: x.stars }, k))
         }
         "MemberCheckedIn" => {
             let x = MemberCheckedIn::deserialize(d)?;
+            let valid = is_id(&x.activity_id) && is_id(&x.community_id) && is_id(&x.member_id) && is_id(&x.unit_id);
             let k = x.activity_id.clone();
-            Some((
+            valid.then_some((
                 Body::MemberCheckedIn {
                     activity: x.activity_id,
                     member: x.member_id,
@@ -386,7 +572,13 @@ pub fn decode(raw: &[u8]) -> Option<Fact<'_>> {
         return None;
     }
     let env: Envelope = serde_json::from_slice(raw).ok()?;
-    if env.schema_version != 1 {
+    // The envelope's limits (sandan_contracts/envelope.py); `key` equals the key field, an `Id` checked below.
+    let head_valid = env.schema_version == 1
+        && chars_within(&env.event_id, 1, 200)
+        && chars_within(&env.producer, 1, 80)
+        && chars_within(&env.correlation_id, 1, 200)
+        && env.causation_id.as_deref().is_none_or(|c| chars_within(c, 0, 200));
+    if !head_valid {
         return None;
     }
     let occurred_at = parse_utc(&env.occurred_at)?;
@@ -409,6 +601,14 @@ mod tests {
     const RATED: &str = r#"{"event_id":"intake:48","type":"ServiceRated","schema_version":1,"occurred_at":"2026-01-16T05:16:42.725961Z","producer":"intake","key":"d-1","correlation_id":"intake:46","causation_id":null,"data":{"demand_id":"d-1","member_id":"m-02019","stars":4,"has_comment":false}}"#;
 
     #[test]
+    fn limits_count_characters_not_bytes() {
+        let at_limit = RATED.replace("intake:48", &"成".repeat(200));
+        assert!(decode(at_limit.as_bytes()).is_some());
+        let unknown_fields = RATED.replace("\"stars\":4", "\"stars\":4,\"x\":[\"anything\"]");
+        assert!(decode(unknown_fields.as_bytes()).is_some());
+    }
+
+    #[test]
     fn canonical_message_decodes() {
         let fact = decode(RATED.as_bytes()).unwrap();
         assert!(matches!(fact.head.sequence, Sequence::Numbered(48)));
@@ -429,6 +629,19 @@ mod tests {
             ("\"correlation_id\":\"intake:46\"", "\"correlation_id\":null"),
             ("\"stars\":4", "\"stars\":4,\"x\":12345678901234567890"),
             ("\"stars\":4", "\"stars\":4,\"x\":-1234567890123456789"),
+            // the contract's limits: lengths, patterns, required fields
+            ("\"correlation_id\":\"intake:46\"", &format!("\"correlation_id\":\"{}\"", "c".repeat(900_000))),
+            ("\"correlation_id\":\"intake:46\"", "\"correlation_id\":\"\""),
+            ("\"causation_id\":null", &format!("\"causation_id\":\"{}\"", "成".repeat(201))),
+            ("\"producer\":\"intake\",", ""),
+            ("\"producer\":\"intake\"", &format!("\"producer\":\"{}\"", "p".repeat(81))),
+            ("intake:48", &"e".repeat(201)),
+            ("m-02019", "m 02019"),
+            ("m-02019", "-m02019"),
+            ("m-02019", &"m".repeat(65)),
+            ("m-02019", ""),
+            ("\"has_comment\":false", "\"has_comment\":null"),
+            ("\"has_comment\":false", "\"has_comment\":1"),
         ] {
             let mutated = RATED.replace(from, to);
             assert!(decode(mutated.as_bytes()).is_none(), "{mutated}");

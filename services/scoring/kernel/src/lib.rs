@@ -515,11 +515,21 @@ impl Folder {
     }
 }
 
-/// The envelope's "type" read from the bytes (as `facts.type_of`), to pass over unused types unparsed.
+/// The envelope's "type" read from the bytes (as `facts.type_of`), to pass over unused types unparsed: only
+/// in the shape the encoder writes, `{"event_id":"...","type":"...",`, so a `"type"` found anywhere else
+/// (inside `data`, say) never decides what is skipped.
 fn type_of(raw: &[u8]) -> Option<&[u8]> {
-    let head = &raw[..raw.len().min(300)];
-    let start = head.windows(8).position(|w| w == b"\"type\":\"")? + 8;
-    let len = raw[start..].iter().position(|&c| c == b'"')?;
+    const HEAD: &[u8] = b"{\"event_id\":\"";
+    const TYPE: &[u8] = b",\"type\":\"";
+    if !raw.starts_with(HEAD) {
+        return None;
+    }
+    let end = HEAD.len() + raw[HEAD.len()..raw.len().min(260)].iter().position(|&c| c == b'"')?;
+    if raw[end - 1] == b'\\' || !raw[end + 1..].starts_with(TYPE) {
+        return None;
+    }
+    let start = end + 1 + TYPE.len();
+    let len = raw[start..raw.len().min(start + 100)].iter().position(|&c| c == b'"')?;
     Some(&raw[start..start + len])
 }
 

@@ -25,7 +25,7 @@ from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
 from sandan_eventbus.kafka import partitions_of
-from sandan_scoring.facts import SOURCE_TOPICS
+from sandan_scoring.facts import SKIPPED_TYPES, SOURCE_TOPICS, type_of
 from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Entry, Ledger
 from sandan_scoring.folding import fold_records
@@ -104,7 +104,8 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
             for tp, records in batches.items():
                 stop_at = target[(tp.topic, tp.partition)]
                 wanted = [(r.topic, r.value) for r in records if r.offset < stop_at]
-                fold_records(ledger, wanted)
+                # types the fold never uses are skipped unparsed (live folding judged them when they came)
+                fold_records(ledger, [(t, v) for t, v in wanted if v is None or type_of(v) not in SKIPPED_TYPES])
                 after_batch(ledger)
                 read += len(wanted)
                 if await consumer.position(tp) >= stop_at:

@@ -1,0 +1,337 @@
+"""One definition of "valid": scoring's fast paths accept exactly what the contract accepts.
+
+Hypothesis makes variants of every event type the fold reads (and two it does not): too long, the wrong JSON
+type, a field missing, the wrong schema version, a bad id or code pattern, a time not in UTC, numbers and
+lists out of range, duplicate keys, an oversized correlation_id, and variants the contract *accepts* (unknown
+fields, `type` after `data`). For each one:
+- `read_fact` raises exactly when `sandan_contracts.decode` does, and what it accepts reads as decode reads it;
+- the native kernel folds the same ledger as the Python reference, reporting the same invalid records;
+- live folding dead-letters exactly the refused ones (`<topic>.dlq`, group scoring) and folds the good fact
+  after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sandan_contracts import Event, decode, encode
+from sandan_contracts import events as c
+from sandan_contracts.envelope import Envelope
+from sandan_scoring.engine import Scorer
+from sandan_scoring.facts import KNOWN_TYPES, _slow, read_fact
+from sandan_scoring.rules import RuleBook
+from sandan_scoring.store import ScoringStore
+from services.scoring.tests.support import assert_same
+
+T0 = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
+DUE = T0 + timedelta(days=1)
+# Every type the fold reads, with every optional field set (so a variant can break any of them), and two
+# types it does not read (live folding judges those too).
+EVENTS: list[Event] = [
+    c.MemberReported(member_id="m-1", community_id="c-1", unit_id="u-1", grid_id="g-1", teams=["legal"],
+                     skills=["medical"]),
+    c.OrderOpened(order_id="o-1", demand_id="d-1", community_id="c-1", grid_id="g-1", category="medical",
+                  urgency="normal", care_tags=["elderly_alone"], due_at=DUE),
+    c.OrderDispatched(order_id="o-1", demand_id="d-1", member_id="m-1", dispatched_by="branch"),
+    c.OrderOffered(order_id="o-1", demand_id="d-1", grid_id="g-1", teams=["legal"]),
+    c.OrderAccepted(order_id="o-1", demand_id="d-1", member_id="m-1", via="claim"),
+    c.OrderDeclined(order_id="o-1", demand_id="d-1", member_id="m-1", reason="unavailable"),
+    c.ServiceCompleted(order_id="o-1", demand_id="d-1", member_id="m-1", hours=2.5, has_notes=True),
+    c.OrderEscalated(order_id="o-1", demand_id="d-1", from_level="community", to_level="town",
+                     reason="deadline_missed", automatic=True, joint_meeting_units=["u-1"], due_at=DUE),
+    c.OrderOverdue(order_id="o-1", demand_id="d-1", level="community", due_at=DUE, status="accepted",
+                   member_id="m-1"),
+    c.OrderCancelled(order_id="o-1", demand_id="d-1", reason="demand_withdrawn"),
+    c.OrderReopened(order_id="o-1", demand_id="d-1", redo_count=1, previous_member_id="m-1", due_at=DUE),
+    c.ServiceRated(demand_id="d-1", member_id="m-1", stars=5, has_comment=True),
+    c.MemberCheckedIn(activity_id="a-1", community_id="c-1", member_id="m-1", unit_id="u-1"),
+    c.DemandWithdrawn(demand_id="d-1", reason="solved_myself"),
+    c.ActivityCompleted(activity_id="a-1", community_id="c-1", unit_id="u-1", hours=3.0, members_checked_in=1,
+                        residents_signed_up=0),
+]
+assert {e.TYPE for e in EVENTS} >= KNOWN_TYPES
+
+_numbers = itertools.count(10)
+
+
+def producer_of(event: Event) -> str:
+    return event.TOPIC.split(".", 1)[0]
+
+
+def envelope_of(event: Event, number: int) -> dict[str, Any]:
+    producer = producer_of(event)
+    raw = encode(event, event_id=f"{producer}:{number}", producer=producer, occurred_at=T0,
+                 correlation_id=f"{producer}:1", causation_id=f"{producer}:2")
+    return json.loads(raw)
+
+
+def dumps(env: Any) -> bytes:
+    """Compact JSON as the contract's encoder writes it (raw UTF-8, so the kernel reads it rather than
+    leaving `\\u` escapes to Python); Python's json, because orjson refuses integers past 64 bits."""
+    return json.dumps(env, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# ---- hostile values -------------------------------------------------------------------------------------------
+LIMITS = [0, 1, 39, 40, 41, 63, 64, 65, 79, 80, 81, 199, 200, 201]
+SPECIAL: list[Any] = [
+    "m-1\n", "-m", "m 1", "m/1", "成员", "Legal", "legal\n", "a" * 64, "ab:c.d_e-f",
+    "2026-04-07T09:00:00+08:00", "2026-04-07T01:00:00", "2026-04-07T01:00:00Z", "2026-04-07T01:00:00+00:00",
+    "2026-04-07T01:00:00.5Z", "2026-04-07T01:00:00.1234567Z", "2026-04-07 01:00:00Z", "20260407T010000Z",
+    "2026-02-30T00:00:00Z", "2026-04-07T01:00:00-00:00", "1775523600", "urgent", "claim", "branch", "community",
+    "elderly_alone", "1", "true", "", 0, 1, 2, 5, 6, 10, 11, 72, 72.5, 0.0, -1, 1.0, 4.0, 2.5, 1e300,
+    1775523600, 2**63, -(2**63) - 1, 10**25, True, False, None, [], {}, ["legal"] * 11, ["u-1"] * 51,
+    ["elderly_alone", "disabled", "student_hardship", "left_behind_child", "elderly_alone"], [None], ["Legal"],
+]
+hostile: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from(SPECIAL),
+    st.sampled_from(LIMITS).flatmap(lambda n: st.sampled_from(["a", "成", "9"]).map(lambda ch: ch * n)),
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(["legal", "elderly_alone", "u-1", "Bad", "", 3, None]), max_size=60),
+    st.dictionaries(st.text(max_size=4), st.integers(), max_size=2),
+)
+ENVELOPE_FIELDS = [f for f in Envelope.model_fields if f != "data"]
+
+
+@dataclass
+class Variant:
+    event: Event
+    raw: bytes
+    what: str
+
+    @property
+    def topic(self) -> str:
+        return self.event.TOPIC
+
+
+@st.composite
+def variants(draw: st.DrawFn) -> Variant:
+    event = draw(st.sampled_from(EVENTS))
+    env = envelope_of(event, next(_numbers))
+    data_fields = list(type(event).model_fields)
+    kind = draw(st.sampled_from(["replace", "replace", "boundary", "boundary", "drop", "version", "extra",
+                                 "duplicate", "huge", "type_last", "as_is"]))
+    where = draw(st.sampled_from(["envelope", "data", "data"]))
+    field = draw(st.sampled_from(ENVELOPE_FIELDS if where == "envelope" else data_fields))
+    node = env if where == "envelope" else env["data"]
+    what = f"{event.TYPE}: {kind} {where}.{field}"
+    if kind == "replace":
+        node[field] = draw(hostile)
+    elif kind == "boundary":  # a string just inside or just past a limit, in one- or three-byte characters
+        node[field] = draw(st.sampled_from(["a", "成"])) * draw(st.sampled_from(LIMITS))
+    elif kind == "drop":
+        node.pop(field, None)
+    elif kind == "version":
+        env["schema_version"] = draw(st.sampled_from([0, 2, -1, 1.0, "1", True, None, 2**64]))
+    elif kind == "extra":  # the tolerant reader: an unknown field is no reason to refuse
+        node[f"x_{draw(st.text(max_size=6))}"] = draw(hostile)
+    elif kind == "huge":
+        env["correlation_id"] = "c" * 900_000
+    raw = dumps(env)
+    if kind == "duplicate":  # the same key twice: the last one counts (JSON parsers agree on that here)
+        value = dumps(draw(hostile)).decode()
+        first = draw(st.booleans())
+        head = b'"data":{' if where == "data" else b"{"
+        at = raw.index(head) + len(head) if first else len(raw) - (2 if where == "data" else 1)
+        raw = raw[:at] + (f'"{field}":{value},' if first else f',"{field}":{value}').encode() + raw[at:]
+    elif kind == "type_last":
+        start = raw.index(b'"type":"')
+        end = raw.index(b'"', start + 8) + 1
+        raw = raw[:start] + raw[end + 1:-1] + b"," + raw[start:end] + b"}"
+    return Variant(event, raw, what)
+
+
+def accepted_by_contract(raw: bytes) -> bool:
+    try:
+        decode(raw)
+    except ValueError:
+        return False
+    return True
+
+
+# ---- read_fact ------------------------------------------------------------------------------------------------
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(variants())
+def test_read_fact_refuses_exactly_what_the_contract_refuses(v: Variant) -> None:
+    valid = accepted_by_contract(v.raw)
+    try:
+        fact = read_fact(v.topic, v.raw)
+    except ValueError:
+        assert not valid, f"read_fact refused what the contract accepts: {v.what}"
+        return
+    assert valid, f"read_fact accepted what the contract refuses: {v.what}"
+    reference = _slow(v.topic, v.raw)  # the contract's own reading
+    if reference is None:
+        assert fact is None
+        return
+    assert fact is not None
+    assert (fact.type, fact.event_id, fact.key, fact.occurred_at, fact.correlation_id) == \
+        (reference.type, reference.event_id, reference.key, reference.occurred_at, reference.correlation_id)
+    for name in type(v.event).model_fields:
+        assert fact.data[name] == reference.data[name], (v.what, name)
+
+
+@pytest.mark.parametrize("event", [e for e in EVENTS if e.TYPE in ("ServiceCompleted", "MemberCheckedIn")],
+                         ids=lambda e: e.TYPE)
+def test_an_oversized_correlation_id_is_refused(event: Event) -> None:
+    """The issue's case: 900,000 characters where the contract allows 200."""
+    env = envelope_of(event, 7)
+    env["correlation_id"] = "c" * 900_000
+    with pytest.raises(ValueError, match="correlation_id"):
+        read_fact(event.TOPIC, dumps(env))
+
+
+def exhaustive() -> list[tuple[str, bytes]]:
+    """Every field of every event (envelope and data) dropped, and set to a string at every length limit."""
+    out = []
+    for n, event in enumerate(EVENTS):
+        for where, names in (("envelope", ENVELOPE_FIELDS), ("data", list(type(event).model_fields))):
+            for name in names:
+                for value in [None, *("a" * k for k in LIMITS), "成" * 200, "成" * 201]:
+                    env = envelope_of(event, 100 + n)
+                    node = env if where == "envelope" else env["data"]
+                    if value is None:
+                        node.pop(name)
+                    else:
+                        node[name] = value
+                    out.append((event.TOPIC, dumps(env)))
+    return out
+
+
+def test_every_field_missing_or_at_every_length_limit() -> None:
+    variants = exhaustive()
+    refused = 0
+    for topic, raw in variants:
+        valid = accepted_by_contract(raw)
+        try:
+            read_fact(topic, raw)
+        except ValueError:
+            assert not valid, raw[:300]
+            refused += 1
+            continue
+        assert valid, raw[:300]
+    assert 0 < refused < len(variants)
+    python, _ = assert_same([*context(1), *variants, *follow_up(5)], batch=500)
+    assert ("a-9", "m-1") in python.checkins
+
+
+# ---- the kernel ---------------------------------------------------------------------------------------------------
+def context(n: int) -> list[tuple[str, bytes]]:
+    """Good facts around a variant, so its rules would fire: the member, the order, its acceptance."""
+    good = [c.MemberReported(member_id="m-1", community_id="c-1", unit_id="u-1", grid_id="g-1"),
+            c.OrderOpened(order_id="o-1", demand_id="d-1", community_id="c-1", grid_id="g-1", category="legal",
+                          urgency="urgent", care_tags=["disabled"], due_at=DUE),
+            c.OrderAccepted(order_id="o-1", demand_id="d-1", member_id="m-1", via="dispatch")]
+    return [(e.TOPIC, dumps(envelope_of(e, n + i))) for i, e in enumerate(good)]
+
+
+def follow_up(n: int) -> list[tuple[str, bytes]]:
+    good = [c.ServiceCompleted(order_id="o-1", demand_id="d-1", member_id="m-1", hours=3.0),
+            c.ServiceRated(demand_id="d-9", member_id="m-1", stars=5),
+            c.MemberCheckedIn(activity_id="a-9", community_id="c-1", member_id="m-1", unit_id="u-1")]
+    return [(e.TOPIC, dumps(envelope_of(e, n + 1_000_000 + i))) for i, e in enumerate(good)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(variants(), min_size=1, max_size=4), st.sampled_from([1, 2, 50]))
+def test_the_kernel_folds_every_variant_as_the_reference_does(found: list[Variant], batch: int) -> None:
+    records: list[tuple[str, bytes | None]] = [*context(1)]
+    for v in found:
+        records.append((v.topic, v.raw))
+    records += follow_up(5)
+    python, _ = assert_same(records, batch=batch)
+    assert ("a-9", "m-1") in python.checkins  # the good fact after the variants was folded
+
+
+# ---- live folding: dead-lettered, then the next fact folded ----------------------------------------------------------
+@dataclass
+class Record:
+    """What aiokafka's ConsumerRecord offers live folding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class CapturingBroker:
+    """Stands in for the Kafka broker in a unit test: keeps what was published."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes, dict[str, str]]] = []
+
+    async def publish(self, body: bytes, topic: str, *, key: bytes | None = None,
+                      headers: dict[str, str] | None = None, no_confirm: bool = False) -> None:
+        self.published.append((topic, body, dict(headers or {})))
+
+
+def next_good(topic: str, i: int) -> tuple[Event, Any]:
+    """A good fact for `topic` with fresh ids, and how to see it folded."""
+    if topic == "dispatch.orders.v1":
+        return (c.OrderOpened(order_id=f"o-n{i}", demand_id=f"d-n{i}", community_id="c-1", grid_id="g-1",
+                              category="medical", urgency="normal", due_at=DUE),
+                lambda ledger: f"o-n{i}" in ledger.orders)
+    if topic == "intake.demands.v1":
+        return (c.ServiceRated(demand_id=f"d-n{i}", member_id="m-1", stars=4),
+                lambda ledger: f"d-n{i}" in ledger.ratings)
+    if topic == "dispatch.roster.v1":
+        return (c.MemberReported(member_id=f"m-n{i}", community_id="c-1", unit_id="u-1", grid_id="g-1"),
+                lambda ledger: f"m-n{i}" in ledger.members)
+    return (c.MemberCheckedIn(activity_id=f"a-n{i}", community_id="c-1", member_id="m-1", unit_id="u-1"),
+            lambda ledger: (f"a-n{i}", "m-1") in ledger.checkins)
+
+
+@pytest.fixture
+def live(tmp_path: Path) -> Iterator[tuple[Scorer, CapturingBroker, asyncio.Runner]]:
+    broker = CapturingBroker()
+    store = ScoringStore(f"sqlite:///{tmp_path}/scoring.db")
+    scorer = Scorer(store, RuleBook(), "unused:9092", broker, "2026.1")  # type: ignore[arg-type]
+    scorer.generation = 1
+    with asyncio.Runner() as runner:
+        yield scorer, broker, runner
+    store.engine.dispose()
+
+
+def test_live_folding_dead_letters_each_refused_variant_and_folds_the_next_fact(
+        live: tuple[Scorer, CapturingBroker, asyncio.Runner]) -> None:
+    scorer, broker, runner = live
+    counter = itertools.count()
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(variants())
+    def check(v: Variant) -> None:
+        i = next(counter)
+        good, folded = next_good(v.topic, i)
+        start = scorer.positions.get((v.topic, 0), 0)
+        records = [Record(v.topic, 0, start, b"k", v.raw),
+                   Record(v.topic, 0, start + 1, good.key().encode(),
+                          dumps(envelope_of(good, 2_000_000 + i)))]
+        broker.published.clear()
+        runner.run(scorer._apply_live({TopicPartition(v.topic, 0): records}))
+        dead = [(topic, body, headers) for topic, body, headers in broker.published if topic.endswith(".dlq")]
+        if accepted_by_contract(v.raw):
+            assert dead == [], v.what
+        else:
+            assert [(t, b) for t, b, _ in dead] == [(f"{v.topic}.dlq", v.raw)], v.what
+            headers = dead[0][2]
+            assert headers["dlq.consumer.group"] == "scoring"
+            assert headers["dlq.source.offset"] == str(start)
+            assert len(headers["dlq.error"]) <= 2000
+        assert folded(scorer.ledger), f"the good fact after {v.what} was not folded"
+        assert scorer.positions[(v.topic, 0)] == start + 2
+        assert scorer.store.positions(1)[(v.topic, 0)] == start + 2  # committed with the batch
+
+    check()
