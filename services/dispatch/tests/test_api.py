@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,11 +23,18 @@ from sandan_dispatch.application import DispatchApplication
 from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.domain import Order
 from sandan_dispatch.settings import Settings
+from sandan_eventbus import edge
+from sandan_eventbus.errors import InvalidArgument
 from sandan_eventbus.trace import TracingMapper
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 Code = grpc.StatusCode
 NOTIFY_TOKEN, AUDIT_TOKEN = "notify-5f2c9e", "audit-81d0aa"
+
+
+def rid(n: int) -> str:
+    """A resident's id as intake issues them (a uuid)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandan-test/resident/{n}"))
 
 
 @dataclass
@@ -53,7 +61,7 @@ class Client:
 async def serving(**servicer_kwargs: object) -> AsyncIterator[Client]:
     app = DispatchApplication("memory://", contacts=Contacts("memory://"), clock=lambda: T0)
     writes: list[int] = []
-    server = grpc.aio.server()
+    server = edge.server("dispatch")
     api.register(server, api.DispatchServicer(app, on_write=lambda: writes.append(1),
                                               **servicer_kwargs))  # type: ignore[arg-type]
     port = server.add_insecure_port("127.0.0.1:0")
@@ -394,17 +402,17 @@ async def test_activity_happy_path(client: Client) -> None:
     assert scheduled.starts_at == "2025-03-14T01:00:00+00:00" and scheduled.ends_at == "2025-03-14T04:00:00+00:00"
     assert (await stub.ScheduleActivity(schedule_request(starts_at="2025-03-14T01:00:00Z",
                                                          ends_at="2025-03-14T04:00:00Z"))).status == "scheduled"
-    await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r1"))
-    await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r1"))
-    signed = await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r2"))
-    assert list(signed.residents_signed_up) == ["r1", "r2"]
+    await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id=rid(1)))
+    await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id=rid(1)))
+    signed = await stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id=rid(2)))
+    assert list(signed.residents_signed_up) == [rid(1), rid(2)]
     checked = await stub.CheckInMember(pb.CheckInMemberRequest(activity_id="a1", member_id="m2"))
     assert list(checked.members_checked_in) == ["m2"]
     done = await stub.CompleteActivity(pb.CompleteActivityRequest(activity_id="a1", hours=3))
     assert (done.status, done.hours) == ("completed", 3.0)
     got = await stub.GetActivity(pb.ActivityRef(activity_id="a1"))
     assert (got.status, list(got.residents_signed_up), list(got.members_checked_in)) == (
-        "completed", ["r1", "r2"], ["m2"])
+        "completed", [rid(1), rid(2)], ["m2"])
 
 
 async def test_activity_refusals(client: Client) -> None:
@@ -416,9 +424,9 @@ async def test_activity_refusals(client: Client) -> None:
     await client.stub.ScheduleActivity(schedule_request(capacity=1))
     error = await refused(client.stub.ScheduleActivity(schedule_request(capacity=5)))
     assert (error.code(), error.details()) == (Code.ALREADY_EXISTS, "activity a1 is already scheduled with other terms")
-    await client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r1"))
+    await client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id=rid(1)))
     writes = len(client.writes)
-    error = await refused(client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id="r2")))
+    error = await refused(client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1", resident_id=rid(2))))
     assert (error.code(), error.details()) == (Code.FAILED_PRECONDITION, "activity a1 is full (1 residents signed up)")
     assert len(client.writes) == writes  # a refused call wakes no relay
     await client.stub.ReportUnit(pb.ReportUnitRequest(unit_id="u2", community_id="c2", unit_name="Town Office"))
@@ -442,7 +450,7 @@ async def test_activity_refusals(client: Client) -> None:
      "ends_at: must be an RFC 3339 timestamp like 2025-03-14T09:00:00+08:00"),
     ({"ends_at": "2025-03-14T08:00:00+08:00"}, "ends_at", "ends_at: must be after starts_at"),
     ({"capacity": 0}, "capacity", "capacity: must be 1-10000"),
-    ({"title": ""}, "title", "title: must be 1-100 characters"),
+    ({"title": ""}, "title", "title: must be 1 to 100 characters"),
     ({"theme": "Free Clinic"}, "theme", "theme: must be a lowercase code like medical or legal_aid"),
     ({"activity_id": ""}, "activity_id", None),
 ])
@@ -466,6 +474,69 @@ async def test_activity_commands_invalid_arguments(client: Client) -> None:
     assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "activity_id")
 
 
+# ---- hostile input (the input policy, at the edge and in the application) ----------------------------------
+async def test_control_characters_in_free_text_are_refused_naming_the_field(client: Client) -> None:
+    await roster(client)
+    order_id = client.open_order("d1")
+    await client.stub.DispatchOrder(pb.DispatchOrderRequest(order_id=order_id, member_id="m1"))
+    await client.stub.AcceptOrder(pb.AcceptOrderRequest(order_id=order_id, member_id="m1"))
+    before = len(client.app.notification_log.select(start=1, limit=500))
+    calls = [
+        ("unit_name", client.stub.ReportUnit(pb.ReportUnitRequest(unit_id="u7", community_id="c1",
+                                                                  unit_name="Tax\x00Bureau"))),
+        ("name", client.stub.ReportMember(pb.ReportMemberRequest(member_id="m7", unit_id="u1", community_id="c1",
+                                                                 grid_id="g1", name="Li\x00Hua"))),
+        ("title", client.stub.ScheduleActivity(schedule_request(title="义诊\u202e"))),
+        ("notes", client.stub.CompleteService(pb.CompleteServiceRequest(order_id=order_id, member_id="m1", hours=1,
+                                                                         notes="done\x00"))),
+        ("note", client.stub.EscalateOrder(pb.EscalateOrderRequest(order_id=order_id, reason="no_capacity",
+                                                                   note="\x1b[2Jurgent"))),
+    ]
+    for name, call in calls:
+        error = await refused(call)
+        assert error.code() == Code.INVALID_ARGUMENT and error.details().startswith(f"{name}: must not contain ")
+    assert len(client.app.notification_log.select(start=1, limit=500)) == before  # nothing was stored
+
+
+async def test_the_application_refuses_control_characters_too(client: Client) -> None:
+    """Whoever calls the use cases (not only the gRPC edge) cannot store a NUL byte."""
+    app = client.app
+    with pytest.raises(InvalidArgument, match=r"^unit_name: must not contain control characters"):
+        app.report_unit("u7", "c1", "Tax\x00Bureau")
+    await roster(client)
+    with pytest.raises(InvalidArgument, match=r"^name: must not contain control characters"):
+        app.report_member("m7", "u1", "c1", "g1", [], [], name="Li\x00Hua")
+    order_id = client.open_order("d1")
+    app.dispatch_order(order_id, "m1")
+    app.accept_order(order_id, "m1")
+    with pytest.raises(InvalidArgument, match=r"^note: must not contain control characters"):
+        app.escalate_order(order_id, "no_capacity", [], note="\x00")
+    with pytest.raises(InvalidArgument, match=r"^notes: must not contain control characters"):
+        app.complete_service(order_id, "m1", 1.0, notes="a\x00b")
+    assert app.complete_service(order_id, "m1", 1.0, notes="line one\n\tline two").status == "completed"
+
+
+async def test_sign_up_takes_only_a_resident_id(client: Client) -> None:
+    await roster(client)
+    await client.stub.ScheduleActivity(schedule_request())
+    for wrong in ("m1", "u1", "r-1"):
+        error = await refused(client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1",
+                                                                                   resident_id=wrong)))
+        assert (error.code(), error.details()) == (
+            Code.INVALID_ARGUMENT, "resident_id: must be a resident id (a uuid issued by intake)")
+    # a member whose id happens to be a uuid is still no resident
+    member_uuid = str(uuid.uuid4())
+    await client.stub.ReportMember(pb.ReportMemberRequest(member_id=member_uuid, unit_id="u1", community_id="c1",
+                                                          grid_id="g1"))
+    error = await refused(client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1",
+                                                                               resident_id=member_uuid)))
+    assert (error.code(), error.details()) == (
+        Code.INVALID_ARGUMENT, "resident_id: is a member's id, not a resident id (a uuid issued by intake)")
+    signed = await client.stub.SignUpResident(pb.SignUpResidentRequest(activity_id="a1",
+                                                                        resident_id=rid(1).upper()))
+    assert list(signed.residents_signed_up) == [rid(1)]  # one spelling: intake's
+
+
 async def test_wiring_passes_the_contact_tokens_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never contacted: only gRPC is started
     monkeypatch.setenv("DISPATCH_EVENTSTORE_URL", "memory://")
@@ -476,7 +547,7 @@ async def test_wiring_passes_the_contact_tokens_from_the_environment(monkeypatch
     assert Settings.from_env().contact_tokens == frozenset()
 
     runtime = build_runtime(settings)
-    server = grpc.aio.server()
+    server = edge.server("dispatch")
     runtime.register_servicers(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()

@@ -40,6 +40,11 @@ DEMANDS = "kafka:intake.demands.v1:0"
 NAME, PHONE = "Zhang Xiuying", "+86 138 0796 1234"
 
 
+def rid(n: int) -> str:
+    """A resident's id as intake issues them (a uuid)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandan-test/resident/{n}"))
+
+
 class Clock:
     def __init__(self, now: datetime = T0) -> None:
         self.now = now
@@ -687,13 +692,13 @@ def test_schedule_activity_validates_fields(app: DispatchApplication, kwargs: di
 def test_activity_lifecycle(app: DispatchApplication, make_app: Callable[[], DispatchApplication]) -> None:
     roster(app)
     activity_id = schedule(app, capacity=2).id
-    app.sign_up_resident("a1", "r1")
+    app.sign_up_resident("a1", rid(1))
     before = len(notifications(app))
-    assert app.sign_up_resident("a1", "r1").residents == ["r1"]  # again: no new fact
+    assert app.sign_up_resident("a1", rid(1)).residents == [rid(1)]  # again: no new fact
     assert len(notifications(app)) == before
-    assert app.sign_up_resident("a1", "r2").residents == ["r1", "r2"]
+    assert app.sign_up_resident("a1", rid(2)).residents == [rid(1), rid(2)]
     with pytest.raises(FailedPrecondition, match=r"^activity a1 is full \(2 residents signed up\)$"):
-        app.sign_up_resident("a1", "r3")
+        app.sign_up_resident("a1", rid(3))
     app.check_in_member("a1", "m1")
     assert app.check_in_member("a1", "m1").members == ["m1"]
     assert app.check_in_member("a1", "m3").members == ["m1", "m3"]
@@ -704,7 +709,7 @@ def test_activity_lifecycle(app: DispatchApplication, make_app: Callable[[], Dis
         app.check_in_member("a1", "m9")
     done = app.complete_activity("a1", 3.0)
     assert (done.status, done.hours) == ("completed", 3.0)
-    for refused_call in (lambda: app.complete_activity("a1", 1.0), lambda: app.sign_up_resident("a1", "r4"),
+    for refused_call in (lambda: app.complete_activity("a1", 1.0), lambda: app.sign_up_resident("a1", rid(4)),
                          lambda: app.check_in_member("a1", "m2")):
         with pytest.raises(FailedPrecondition, match=r"^activity a1 is completed$"):
             refused_call()
@@ -715,7 +720,7 @@ def test_activity_lifecycle(app: DispatchApplication, make_app: Callable[[], Dis
     if notifications(make_app()):
         again = make_app().activity("a1")
         assert (again.status, again.residents, again.members, again.hours, again.starts_at) == (
-            "completed", ["r1", "r2"], ["m1", "m3"], 3.0, START)
+            "completed", [rid(1), rid(2)], ["m1", "m3"], 3.0, START)
 
 
 def test_a_busy_activity_loads_from_a_snapshot(app: DispatchApplication,
@@ -725,16 +730,16 @@ def test_a_busy_activity_loads_from_a_snapshot(app: DispatchApplication,
     roster(app)
     schedule(app, capacity=300)
     for i in range(250):
-        app.sign_up_resident("a1", f"r{i}")
+        app.sign_up_resident("a1", rid(i))
     app.check_in_member("a1", "m1")
     snapshots = list(app.snapshots.get(Activity.create_id("a1"))) if app.snapshots else []
     assert [s.originator_version for s in snapshots] == [100, 200]
     reader = make_app() if notifications(make_app()) else app
     activity = reader.activity("a1")
     assert (activity.version, len(activity.residents), activity.residents[-1], activity.members) == (
-        252, 250, "r249", ["m1"])
+        252, 250, rid(249), ["m1"])
     assert activity.starts_at == START and activity.status == "scheduled"
-    assert reader.sign_up_resident("a1", "r0").version == 252  # still no repeat after a snapshot
+    assert reader.sign_up_resident("a1", rid(0)).version == 252  # still no repeat after a snapshot
 
 
 def test_check_in_needs_a_member_of_the_activity_community(app: DispatchApplication) -> None:
@@ -763,7 +768,7 @@ def test_activity_command_refusals_name_the_field(app: DispatchApplication) -> N
         app.check_in_member("a1", "")
     assert info.value.field == "member_id"
     with pytest.raises(InvalidArgument) as info:
-        app.sign_up_resident("", "r1")
+        app.sign_up_resident("", rid(1))
     assert info.value.field == "activity_id"
 
 
@@ -771,7 +776,7 @@ def test_activity_command_refusals_name_the_field(app: DispatchApplication) -> N
 def test_concurrent_sign_ups_never_exceed_the_capacity(app: DispatchApplication, round_: int) -> None:
     roster(app)
     schedule(app, capacity=1)
-    results = _race(lambda: app.sign_up_resident("a1", "r1"), lambda: app.sign_up_resident("a1", "r2"))
+    results = _race(lambda: app.sign_up_resident("a1", rid(1)), lambda: app.sign_up_resident("a1", rid(2)))
     losers = [r for r in results if isinstance(r, Exception)]
     assert len(losers) == 1 and isinstance(losers[0], FailedPrecondition), results
     assert str(losers[0]) == "activity a1 is full (1 residents signed up)"
@@ -919,8 +924,8 @@ def _busy_day(app: DispatchApplication, clock: Clock) -> None:
     app.report_unit("u1", "c1", "County Health Bureau", UNIT_EMAIL, WEBHOOK)
     app.report_member("m5", "u2", "c1", "g1", [], [], NAME, PHONE, EMAIL, OPENID)
     schedule(app, starts_at=START.astimezone(CST), ends_at=END.astimezone(CST))
-    app.sign_up_resident("a1", "r1")
-    app.sign_up_resident("a1", "r2")
+    app.sign_up_resident("a1", rid(1))
+    app.sign_up_resident("a1", rid(2))
     app.check_in_member("a1", "m5")
     app.complete_activity("a1", 2.5)
 
@@ -957,14 +962,14 @@ def test_every_stored_event_maps_to_a_valid_contract_without_personal_data(app: 
 def test_activity_events_publish_utc_times_and_counts(app: DispatchApplication) -> None:
     roster(app)
     schedule(app, starts_at=START.astimezone(CST), ends_at=END.astimezone(CST))
-    app.sign_up_resident("a1", "r1")
+    app.sign_up_resident("a1", rid(1))
     app.check_in_member("a1", "m3")
     app.complete_activity("a1", 3)
     published = [to_contract(e) for e in stored_events(app) if type(e).__qualname__.startswith("Activity.")]
     assert [c.model_dump() for c in published] == [
         {"activity_id": "a1", "community_id": "c1", "unit_id": "u1", "theme": "free_health_check",
          "title": "Free health checks", "starts_at": START, "ends_at": END, "capacity": 3},
-        {"activity_id": "a1", "community_id": "c1", "resident_id": "r1"},
+        {"activity_id": "a1", "community_id": "c1", "resident_id": rid(1)},
         {"activity_id": "a1", "community_id": "c1", "member_id": "m3", "unit_id": "u2"},  # the member's unit
         {"activity_id": "a1", "community_id": "c1", "unit_id": "u1", "hours": 3.0, "members_checked_in": 1,
          "residents_signed_up": 1},

@@ -13,6 +13,8 @@ from sandan_contracts import Envelope, Event
 from sandan_contracts.events import OrderAccepted, ServiceCompleted
 from sandan_contracts.rpc import intake_pb2 as pb
 from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
+from sandan_eventbus import edge
+from sandan_eventbus.errors import InvalidArgument
 from sandan_intake.api import add_to_server
 from sandan_intake.application import IntakeApplication
 from sandan_intake.residents import ResidentStore
@@ -38,7 +40,7 @@ class Harness:
 @pytest.fixture
 async def h() -> AsyncIterator[Harness]:
     app = IntakeApplication(ResidentStore("memory://"), "memory://")
-    server = grpc.aio.server()
+    server = edge.server("intake")
     wakes: list[int] = []
     add_to_server(server, app, lambda: wakes.append(1))
     port = server.add_insecure_port("127.0.0.1:0")
@@ -183,3 +185,60 @@ async def test_redo_and_withdraw(h: Harness) -> None:
     assert "demand is withdrawn" in error.details()
     error = await status_of(h.stub.WithdrawDemand(pb.WithdrawDemandRequest(demand_id=demand.demand_id)))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and error.details() == "reason: is required"
+
+
+# ---- hostile input (the input policy, at the edge and in the application) ----------------------------------
+async def test_control_characters_in_free_text_are_refused_naming_the_field(h: Harness) -> None:
+    resident = await register(h)
+    calls = [
+        ("name", h.stub.RegisterResident(pb.RegisterResidentRequest(
+            community_id="c-1", name="Liu\x00Yang", phone="13900001111", address="12 Well Street"))),
+        ("title", h.stub.PublishMenuItem(pb.PublishMenuItemRequest(
+            community_id="c-1", item_id="meds", category="medicine_delivery", title="Medicine\x00"))),
+        ("description", h.stub.PostDemand(demand_request(resident, description="Please \x00fetch my medicine"))),
+        ("other_text", h.stub.PostDemand(demand_request(resident, other_text="err\u202eand"))),
+        ("comment", h.stub.RateService(pb.RateServiceRequest(
+            demand_id="6b1a3c4e-0000-4000-8000-000000000000", stars=5, comment="thanks\x00"))),
+    ]
+    for name, call in calls:
+        error = await status_of(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.details().startswith(f"{name}: must not contain ")
+    assert h.wakes == [] and h.app.menu("c-1") == []
+
+
+async def test_the_application_refuses_control_characters_too(h: Harness) -> None:
+    """Whoever calls the use cases (not only the gRPC edge) cannot store a NUL byte."""
+    with pytest.raises(InvalidArgument, match=r"^name: must not contain control characters"):
+        h.app.register_resident("c-1", "Liu\x00Yang", "13900001111", "12 Well Street")
+    with pytest.raises(InvalidArgument, match=r"^title: must not contain control characters"):
+        h.app.publish_menu_item("c-1", "meds", "medicine_delivery", "Medicine\x00")
+    resident = h.app.register_resident("c-1", "Liu Yang", "13900001111", "12 Well Street")
+    demand = h.app.post_demand(client_request_id="r1", resident_id=resident.resident_id, community_id="c-1",
+                               grid_id="g-1", description="Please fetch\n\tmy medicine", urgency="normal",
+                               channel="app", other_text="errand")
+    assert demand.description == "Please fetch\n\tmy medicine"  # multi-line text keeps its newline and tab
+    with pytest.raises(InvalidArgument, match=r"^comment: must not contain control characters"):
+        h.app.rate(demand.id, 5, "thanks\x1b[2J")
+
+
+async def test_a_megabyte_id_is_refused_as_invalid_not_exhausting_the_metadata(h: Harness) -> None:
+    resident = await register(h)
+    huge = "m" * 1_000_000
+    for call in (h.stub.PostDemand(demand_request(resident, menu_item_id=huge, other_text="")),
+                 h.stub.RetireMenuItem(pb.RetireMenuItemRequest(community_id="c-1", item_id=huge))):
+        error = await status_of(call)
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and len(error.details()) < 100
+    with pytest.raises(InvalidArgument, match=r"^menu_item_id: must be an id") as info:
+        h.app.post_demand(client_request_id="r1", resident_id=resident.resident_id, community_id="c-1",
+                          grid_id="g-1", description="Please fetch my medicine", urgency="normal", channel="app",
+                          menu_item_id=huge)
+    assert len(str(info.value)) < 100
+
+
+async def test_a_resident_id_must_be_one_intake_issued(h: Harness) -> None:
+    for wrong in ("m-liu", "c-1", "6b1a3c4e"):
+        error = await status_of(h.stub.PostDemand(demand_request(pb.Resident(resident_id=wrong,
+                                                                             community_id="c-1"))))
+        assert (error.code(), error.details()) == (
+            grpc.StatusCode.INVALID_ARGUMENT, "resident_id: must be a resident id (a uuid issued by RegisterResident)")

@@ -11,6 +11,7 @@ import pytest
 from sandan_contracts.events import MemberReported, OrderDispatched, OrderOffered, OrderOpened
 from sandan_contracts.rpc import notify_pb2 as pb
 from sandan_contracts.rpc.notify_pb2_grpc import NotifyStub
+from sandan_eventbus import edge
 from sandan_notify.api import add_to_server
 from sandan_notify.channels import SendError
 from sandan_notify.delivery import Worker
@@ -20,7 +21,7 @@ DUE = "2026-03-03T00:00:00Z"
 
 @pytest.fixture
 async def stub(h) -> AsyncIterator[NotifyStub]:  # type: ignore[no-untyped-def]
-    server = grpc.aio.server()
+    server = edge.server("notify")
     add_to_server(server, h.app)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
@@ -108,3 +109,23 @@ async def test_worker_loops_plan_and_deliver_and_keep_a_dead_channel_apart(h) ->
         stop.set()
         await asyncio.gather(*tasks)
     assert {t.get_name() for t in tasks} and all(t.done() for t in tasks)
+
+
+async def test_hostile_ids_and_filters_are_refused_naming_the_field(stub: NotifyStub) -> None:
+    ref = pb.RecipientRef(recipient_kind="member", recipient_id="m\x00-1")
+    cases = [
+        (stub.SetPreferences(pb.Preferences(recipient=ref)), "recipient.recipient_id: must not contain control"),
+        (stub.GetPreferences(pb.RecipientRef(recipient_kind="member", recipient_id="m-1" * 300_000)),
+         "recipient_id: must be at most 64 characters"),
+        (stub.GetPreferences(pb.RecipientRef(recipient_kind="member", recipient_id="")), "recipient_id: must be an id"),
+        (stub.ListDeliveries(pb.ListDeliveriesRequest(source_event_id="intake:1\u2066")),
+         "source_event_id: must not contain bidirectional"),
+        (stub.ListDeliveries(pb.ListDeliveriesRequest(recipient_id="m 1")), "recipient_id: must be an id"),
+        (stub.ListDeadLetters(pb.ListDeadLettersRequest(recipient_id="m/1")), "recipient_id: must be an id"),
+    ]
+    for call, expected in cases:
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await call
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details().startswith(expected)
+    assert (await stub.GetPreferences(pb.RecipientRef(recipient_kind="member", recipient_id="m-1"))).is_default

@@ -11,12 +11,14 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from sandan_eventbus.checks import quote
 from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.trace import traced
 
 log = logging.getLogger(__name__)
 
 CORRELATION_HEADER = "x-correlation-id"
+MAX_DETAILS = 300
 R = TypeVar("R")
 
 _STATUS: list[tuple[type[DomainError], grpc.StatusCode]] = [
@@ -34,6 +36,12 @@ def status_for(error: DomainError) -> grpc.StatusCode:
     return grpc.StatusCode.FAILED_PRECONDITION
 
 
+def details(error: DomainError) -> str:
+    """A refusal's message as sent: bounded, so a message quoting a long input cannot overflow gRPC's metadata
+    limit (the caller would get RESOURCE_EXHAUSTED instead of the refusal), and with control characters escaped."""
+    return quote(str(error), MAX_DETAILS)
+
+
 def correlation_id(context: grpc.aio.ServicerContext) -> str | None:
     for key, value in context.invocation_metadata() or ():
         if key == CORRELATION_HEADER and value:
@@ -47,7 +55,7 @@ async def call(context: grpc.aio.ServicerContext, command: Callable[..., R], *ar
         try:
             return await asyncio.to_thread(command, *args, **kwargs)
         except DomainError as error:
-            await context.abort(status_for(error), str(error))
+            await context.abort(status_for(error), details(error))
             raise  # unreachable: abort raises
 
 

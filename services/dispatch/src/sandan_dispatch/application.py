@@ -4,12 +4,10 @@ reacts to residents' demands read from intake. No Kafka, SQL or gRPC here: those
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -19,65 +17,30 @@ from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested
 from sandan_dispatch.board import Board
 from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.domain import MAX_ACTIVITY_HOURS, MAX_HOURS, Activity, GridGroup, Member, Order, Unit
+from sandan_eventbus.checks import (
+    check_choice,
+    check_code,
+    check_email,
+    check_id,
+    check_many,
+    check_openid,
+    check_phone,
+    check_text,
+    check_utc,
+    check_uuid,
+    check_webhook_url,
+    quote,
+)
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.store import ServiceApplication
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
-_CODE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 -]{5,30}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_OPENID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 DISPATCHERS = ("branch", "grid_leader")
 STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
+RESIDENT = "a resident id (a uuid issued by intake)"
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def check_id(field: str, value: str) -> str:
-    if not _ID.match(value or ""):
-        raise InvalidArgument(field, "must be 1-64 letters, digits or _.:- (an opaque id)")
-    return value
-
-
-def check_many(field: str, values: list[str], limit: int, check: Callable[[str, str], str]) -> list[str]:
-    """Validate a list against the contract's limit (a stored fact the relay could not publish would stall it)."""
-    if len(values) > limit:
-        raise InvalidArgument(field, f"at most {limit} entries")
-    return [check(field, v) for v in values]
-
-
-def check_code(field: str, value: str) -> str:
-    if not _CODE.match(value or ""):
-        raise InvalidArgument(field, "must be a lowercase code like medical or legal_aid")
-    return value
-
-
-def check_email(field: str, value: str) -> str:
-    if len(value) > 254 or not _EMAIL.match(value):
-        raise InvalidArgument(field, "must be an email address like name@example.org")
-    return value
-
-
-def check_webhook_url(field: str, value: str) -> str:
-    try:
-        parts = urlsplit(value)
-        ok = (len(value) <= 500 and not any(ch.isspace() for ch in value) and parts.scheme in ("http", "https")
-              and bool(parts.hostname) and parts.username is None and parts.password is None)
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError:
-        ok = False
-    if not ok:
-        raise InvalidArgument(field, "must be an http or https URL without credentials, at most 500 characters")
-    return value
-
-
-def check_utc(field: str, value: datetime) -> datetime:
-    """An aware timestamp, normalised to UTC (the contract publishes UTC only)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidArgument(field, "must include a UTC offset (e.g. Z or +08:00)")
-    return value.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -123,8 +86,7 @@ class DispatchApplication(ServiceApplication):
         Reporting again to the same community is a retry; addresses given then replace the stored ones."""
         check_id("unit_id", unit_id)
         check_id("community_id", community_id)
-        if not 1 <= len(unit_name.strip()) <= 100:
-            raise InvalidArgument("unit_name", "must be 1-100 characters")
+        unit_name = check_text("unit_name", unit_name, 1, 100)
         contact_email, webhook_url = contact_email.strip(), webhook_url.strip()
         if contact_email:
             check_email("contact_email", contact_email)
@@ -141,7 +103,7 @@ class DispatchApplication(ServiceApplication):
             self.contacts.put_unit(unit_id, contact_email, webhook_url)  # the addresses first, then the fact
         if existing is not None:
             return existing  # reporting again is a retry, not a new fact
-        unit = Unit(unit_id=unit_id, community_id=community_id, unit_name=unit_name.strip())
+        unit = Unit(unit_id=unit_id, community_id=community_id, unit_name=unit_name)
         self.save(unit)
         return unit
 
@@ -158,17 +120,16 @@ class DispatchApplication(ServiceApplication):
         check_id("grid_id", grid_id)
         check_many("teams", teams, 10, check_code)
         check_many("skills", skills, 20, check_code)
-        if name and not 1 <= len(name.strip()) <= 100:
-            raise InvalidArgument("name", "must be 1-100 characters")
-        if phone and not _PHONE.match(phone):
-            raise InvalidArgument("phone", "must be a phone number")
-        email, wechat_openid = email.strip(), wechat_openid.strip()
+        name = check_text("name", name, 1, 100) if name else ""
+        phone, email, wechat_openid = phone.strip(), email.strip(), wechat_openid.strip()
+        if phone:
+            check_phone("phone", phone)
         if email:
             check_email("email", email)
-        if wechat_openid and not _OPENID.match(wechat_openid):
-            raise InvalidArgument("wechat_openid", "must be 1-64 letters, digits, _ or -")
+        if wechat_openid:
+            check_openid("wechat_openid", wechat_openid)
         self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
-        contact = (name.strip(), phone, email, wechat_openid)
+        contact = (name, phone, email, wechat_openid)
         return self.retrying(self._report_member, member_id, unit_id, community_id, grid_id, teams, skills, contact)
 
     def _report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
@@ -267,6 +228,7 @@ class DispatchApplication(ServiceApplication):
         check_id("unit_id", unit_id)
         check_id("community_id", community_id)
         check_code("theme", theme)
+        title = check_text("title", title, 1, 100)
         starts_at, ends_at = check_utc("starts_at", starts_at), check_utc("ends_at", ends_at)
         Activity.check_terms(title, starts_at, ends_at, capacity)
         unit = self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
@@ -289,8 +251,11 @@ class DispatchApplication(ServiceApplication):
         return self._get(Activity, Activity.create_id(activity_id), f"activity {activity_id}")
 
     def sign_up_resident(self, activity_id: str, resident_id: str) -> Activity:
-        """A resident (an opaque id from intake) signs up; signing up again changes nothing."""
-        check_id("resident_id", resident_id)
+        """A resident signs up; signing up again changes nothing. Resident ids are the uuids intake issues, never
+        a member's id (a member id that happens to be a uuid is recognised by the roster)."""
+        resident_id = str(check_uuid("resident_id", resident_id, RESIDENT))  # one spelling: intake's
+        if self._maybe(Member, Member.create_id(resident_id)) is not None:
+            raise InvalidArgument("resident_id", f"is a member's id, not {RESIDENT}")
         return self._on_activity(activity_id, lambda a: a.sign_up(resident_id))
 
     def check_in_member(self, activity_id: str, member_id: str) -> Activity:
@@ -305,25 +270,22 @@ class DispatchApplication(ServiceApplication):
 
     # ---- orders: what the branch and members do ---------------------------------------------
     def order(self, order_id: str) -> Order:
-        try:
-            oid = UUID(order_id)
-        except (ValueError, TypeError):
-            raise InvalidArgument("order_id", "must be a uuid") from None
-        return self._get(Order, oid, f"order {order_id}")
+        return self._get(Order, check_uuid("order_id", order_id), f"order {quote(order_id)}")
 
     def order_for_demand(self, demand_id: str) -> Order:
         check_id("demand_id", demand_id)
         return self._get(Order, Order.create_id(demand_id), f"order for demand {demand_id}")
 
     def orders(self, community_id: str = "", status: str = "") -> list[Order]:
+        if community_id:
+            check_id("community_id", community_id)
         if status and status not in STATUSES:
             raise InvalidArgument("status", f"must be one of {', '.join(STATUSES)} (or empty for all)")
         self.board.catch_up(self)
         return [self.order(oid) for oid in self.board.orders_of(community_id, status)]
 
     def dispatch_order(self, order_id: str, member_id: str, dispatched_by: str = "branch") -> Order:
-        if dispatched_by not in DISPATCHERS:
-            raise InvalidArgument("dispatched_by", f"must be one of {', '.join(DISPATCHERS)}")
+        check_choice("dispatched_by", dispatched_by, DISPATCHERS)
         return self._on_order(order_id, lambda o: o.dispatch(self.member(member_id), dispatched_by))
 
     def offer_order(self, order_id: str, teams: list[str]) -> Order:
@@ -340,23 +302,21 @@ class DispatchApplication(ServiceApplication):
 
     def complete_service(self, order_id: str, member_id: str, hours: float, notes: str = "") -> Order:
         check_id("member_id", member_id)
-        if len(notes) > 1000:
-            raise InvalidArgument("notes", "must be at most 1000 characters")
+        notes = check_text("notes", notes, 0, 1000, multiline=True)
         if not 0 < hours <= MAX_HOURS:  # checked before the state: such a request could never succeed
             raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_HOURS:g}")
         return self._on_order(order_id, lambda o: o.complete(member_id, hours, notes))
 
     def escalate_order(self, order_id: str, reason: str, joint_meeting_units: list[str], note: str = "") -> Order:
         check_code("reason", reason)
-        if len(note) > 500:
-            raise InvalidArgument("note", "must be at most 500 characters")
+        note = check_text("note", note, 0, 500, multiline=True)
         check_many("joint_meeting_units", joint_meeting_units, 50, check_id)
         for unit in joint_meeting_units:
             self._get(Unit, Unit.create_id(unit), f"unit {unit} (joint_meeting_units) has not reported")
 
         def escalate(order: Order) -> None:
             next_due = self.clock() + timedelta(seconds=order.deadline_seconds)
-            order.escalate(reason, joint_meeting_units, next_due, note.strip())
+            order.escalate(reason, joint_meeting_units, next_due, note)
 
         return self._on_order(order_id, escalate)
 

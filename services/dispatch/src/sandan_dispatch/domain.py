@@ -14,6 +14,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from sandan_eventbus.checks import check_text, normalised
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
 
 NS = uuid5(NAMESPACE_URL, "https://sandan.example/dispatch")
@@ -339,8 +340,7 @@ class Activity(Aggregate):
     @staticmethod
     def check_terms(title: str, starts_at: datetime, ends_at: datetime, capacity: int) -> None:
         """The schedule's own invariants (no state needed): InvalidArgument naming the field."""
-        if not 1 <= len(title.strip()) <= 100:
-            raise InvalidArgument("title", "must be 1-100 characters")
+        check_text("title", title, 1, 100)
         for field, value in (("starts_at", starts_at), ("ends_at", ends_at)):
             if value.tzinfo is None or value.utcoffset() is None:
                 raise InvalidArgument(field, "must include a UTC offset")
@@ -354,10 +354,11 @@ class Activity(Aggregate):
                  starts_at: datetime, ends_at: datetime, capacity: int) -> Activity:
         """The unit brings the activity to the community it reported to (共驻共建), not to another one."""
         cls.check_terms(title, starts_at, ends_at, capacity)
+        title = check_text("title", title, 1, 100)
         if unit.community_id != community_id:
             raise FailedPrecondition(f"unit {unit.unit_id} reported to {unit.community_id}, not {community_id}")
         return cls(activity_id=activity_id, unit_id=unit.unit_id, community_id=community_id, theme=theme,
-                   title=title.strip(), starts_at=starts_at, ends_at=ends_at, capacity=capacity)
+                   title=title, starts_at=starts_at, ends_at=ends_at, capacity=capacity)
 
     @event("Scheduled")
     def __init__(self, activity_id: str, unit_id: str, community_id: str, theme: str, title: str,
@@ -379,7 +380,8 @@ class Activity(Aggregate):
                    ends_at: datetime, capacity: int) -> bool:
         """Whether scheduling again with these terms is a retry of this activity."""
         return (self.unit_id, self.community_id, self.theme, self.title, self.starts_at, self.ends_at,
-                self.capacity) == (unit_id, community_id, theme, title.strip(), starts_at, ends_at, capacity)
+                self.capacity) == (unit_id, community_id, theme, normalised(title).strip(), starts_at, ends_at,
+                                 capacity)
 
     def sign_up(self, resident_id: str) -> None:
         self._require_scheduled()

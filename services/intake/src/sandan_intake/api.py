@@ -15,9 +15,10 @@ import grpc
 
 from sandan_contracts.rpc import intake_pb2, intake_pb2_grpc
 from sandan_eventbus import rpc
+from sandan_eventbus.checks import check_choice, check_id
 from sandan_eventbus.errors import InvalidArgument
 from sandan_intake.application import IntakeApplication
-from sandan_intake.domain import CARE_TAGS, CHANNELS, URGENCIES, Demand, MenuItem, check_choice
+from sandan_intake.domain import CARE_TAGS, CHANNELS, URGENCIES, Demand, MenuItem
 
 R = TypeVar("R")
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["Intake"].full_name
@@ -173,7 +174,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
                                 context: grpc.aio.ServicerContext) -> intake_pb2.ServiceContact:
         def contact() -> intake_pb2.ServiceContact:
             found = self.app.service_contact(_required("demand_id", request.demand_id),
-                                             _required("member_id", request.member_id))
+                                             check_id("member_id", request.member_id))
             return intake_pb2.ServiceContact(demand_id=found.demand_id, name=found.name, phone=found.phone,
                                              address=found.address, description=found.description)
 

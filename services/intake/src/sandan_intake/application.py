@@ -18,20 +18,10 @@ from eventsourcing.persistence import IntegrityError
 
 from sandan_contracts import Envelope, Event
 from sandan_contracts.events import OrderAccepted, OrderDeclined, ServiceCompleted
+from sandan_eventbus.checks import check_choice, check_id, check_text, check_uuid
 from sandan_eventbus.errors import InvalidArgument, NotFound
 from sandan_eventbus.store import ServiceApplication
-from sandan_intake.domain import (
-    DEFAULT_DEADLINES,
-    URGENCIES,
-    Demand,
-    MenuItem,
-    ServiceMenu,
-    check_choice,
-    check_id,
-    check_text,
-    demand_id_for,
-    menu_id_for,
-)
+from sandan_intake.domain import DEFAULT_DEADLINES, URGENCIES, Demand, MenuItem, ServiceMenu, demand_id_for, menu_id_for
 from sandan_intake.residents import Resident, ResidentStore
 
 A = TypeVar("A")
@@ -40,6 +30,12 @@ Clock = Callable[[], datetime]
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def check_resident_id(resident_id: str) -> str:
+    """Resident ids are issued here (RegisterResident) as uuids: anything else (e.g. a member's id) is no resident."""
+    check_uuid("resident_id", resident_id, "a resident id (a uuid issued by RegisterResident)")
+    return resident_id
 
 
 @dataclass(frozen=True)
@@ -84,6 +80,8 @@ class IntakeApplication(ServiceApplication):
         return self.retrying(command)
 
     def retire_menu_item(self, community_id: str, item_id: str) -> MenuItem:
+        check_id("item_id", item_id)
+
         def command() -> MenuItem:
             menu = self._menu(community_id)
             if menu is None:
@@ -105,7 +103,7 @@ class IntakeApplication(ServiceApplication):
                     other_text: str | None = None, care_tags: Iterable[str] = ()) -> Demand:
         """Idempotent: a retry with the same client_request_id returns the demand the first call posted."""
         check_text("client_request_id", client_request_id, 1, 100)
-        check_id("resident_id", resident_id)
+        check_resident_id(resident_id)
         demand_id = demand_id_for(resident_id, client_request_id)
         existing = self._find(demand_id, Demand)
         if existing is not None:
@@ -198,6 +196,7 @@ class IntakeApplication(ServiceApplication):
         return self._find(menu_id_for(community_id), ServiceMenu)
 
     def _orderable(self, community_id: str, item_id: str) -> MenuItem:
+        check_id("menu_item_id", item_id)
         menu = self._menu(community_id)
         if menu is None:
             raise NotFound(f"menu item {item_id} not found in community {community_id}")
@@ -213,9 +212,4 @@ class IntakeApplication(ServiceApplication):
 
     @staticmethod
     def _uuid(field: str, value: str | uuid.UUID) -> uuid.UUID:
-        if isinstance(value, uuid.UUID):
-            return value
-        try:
-            return uuid.UUID(value)
-        except (ValueError, TypeError, AttributeError):
-            raise InvalidArgument(field, "must be a uuid") from None
+        return check_uuid(field, value)

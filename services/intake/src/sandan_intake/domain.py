@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from eventsourcing.domain import Aggregate, event
 
-from sandan_eventbus.checks import check_code, check_id
+from sandan_eventbus.checks import check_choice, check_code, check_id, check_text, quote
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
 
 # Fixed namespaces: ids derived from them must stay stable forever.
@@ -31,23 +31,8 @@ MAX_REDOS = 10  # the contract's bound on redo_count
 
 POSTED, ACCEPTED, SERVED, CONFIRMED, WITHDRAWN = "posted", "accepted", "served", "confirmed", "withdrawn"
 
-# The same shapes the published contract accepts, so nothing stored here can fail to publish.
-
-
-# ---- value checks (shared by the aggregates and the application) ------------------------------
-
-
-def check_text(field: str, value: str | None, low: int, high: int) -> str:
-    text = (value or "").strip()
-    if not low <= len(text) <= high:
-        raise InvalidArgument(field, f"must be {low} to {high} characters")
-    return text
-
-
-def check_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise InvalidArgument(field, f"must be one of {', '.join(choices)}")
-    return value
+# Value checks come from the input policy (`sandan_eventbus.checks`): the shapes the published contract accepts,
+# so nothing stored here can fail to publish, and free text without control or bidi override characters.
 
 
 def check_deadlines(deadlines: Mapping[str, int] | None) -> dict[str, int]:
@@ -127,7 +112,7 @@ class ServiceMenu(Aggregate):
         try:
             return self.items[item_id]
         except KeyError:
-            raise NotFound(f"menu item {item_id} not found in community {self.community_id}") from None
+            raise NotFound(f"menu item {quote(item_id)} not found in community {self.community_id}") from None
 
     def orderable(self, item_id: str) -> MenuItem:
         item = self.item(item_id)
@@ -209,7 +194,7 @@ class Demand(Aggregate):
             category=category,
             other_text=other_text,
             menu_item_id=menu_item_id,
-            description=check_text("description", description, 5, 500),
+            description=check_text("description", description, 5, 500, multiline=True),
             urgency=check_choice("urgency", urgency, URGENCIES),
             care_tags=tags,
             channel=check_choice("channel", channel, CHANNELS),
@@ -239,9 +224,7 @@ class Demand(Aggregate):
     def rate(self, stars: int, comment: str = "") -> None:
         if not isinstance(stars, int) or not 1 <= stars <= 5:
             raise InvalidArgument("stars", "must be 1 to 5")
-        comment = (comment or "").strip()
-        if len(comment) > 300:
-            raise InvalidArgument("comment", "must be at most 300 characters")
+        comment = check_text("comment", comment, 0, 300, multiline=True)
         self._require({SERVED, CONFIRMED}, "rate")
         if self.stars is not None:
             raise FailedPrecondition("cannot rate: demand is already rated")
@@ -323,7 +306,7 @@ class Demand(Aggregate):
         if self.status not in (ACCEPTED, SERVED):
             raise FailedPrecondition(f"no contact: demand is {self.status}")
         if not member_id or member_id != self.member_id:
-            raise FailedPrecondition(f"no contact: member {member_id} does not hold this demand")
+            raise FailedPrecondition(f"no contact: member {quote(member_id)} does not hold this demand")
 
     def _require(self, allowed: set[str], action: str) -> None:
         if self.status not in allowed:

@@ -7,20 +7,16 @@ which an append-only event log is not. Events elsewhere carry only the opaque `r
 
 from __future__ import annotations
 
-import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, inspect, select, text
 
-from sandan_eventbus.errors import InvalidArgument, NotFound
+from sandan_eventbus.checks import check_email, check_id, check_openid, check_phone, check_text, quote
+from sandan_eventbus.errors import NotFound
 from sandan_eventbus.sql import engine_for
-from sandan_intake.domain import check_id, check_text
-
-_PHONE = re.compile(r"^\+?[0-9][0-9 -]{2,29}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-_OPENID = re.compile(r"^[A-Za-z0-9_-]{6,64}$")
 
 metadata = MetaData()
 residents = Table(
@@ -51,13 +47,9 @@ class Resident:
     wechat_openid: str | None = None
 
 
-def _optional(field: str, value: str | None, pattern: re.Pattern[str], message: str) -> str | None:
+def _optional(field: str, value: str | None, check: Callable[[str, str], str]) -> str | None:
     value = (value or "").strip()
-    if not value:
-        return None
-    if not pattern.match(value):
-        raise InvalidArgument(field, message)
-    return value
+    return check(field, value) if value else None
 
 
 class ResidentStore:
@@ -75,18 +67,14 @@ class ResidentStore:
 
     def register(self, community_id: str, name: str, phone: str, address: str, *,
                  email: str | None = None, wechat_openid: str | None = None) -> Resident:
-        phone = (phone or "").strip()
-        if not _PHONE.match(phone):
-            raise InvalidArgument("phone", "must be 3 to 30 digits, spaces or '-', optionally after '+'")
         resident = Resident(
             resident_id=str(uuid.uuid4()),
             community_id=check_id("community_id", community_id),
             name=check_text("name", name, 1, 100),
-            phone=phone,
+            phone=check_phone("phone", (phone or "").strip()),
             address=check_text("address", address, 1, 200),
-            email=_optional("email", email, _EMAIL, "must be an e-mail address"),
-            wechat_openid=_optional("wechat_openid", wechat_openid, _OPENID,
-                                    "must be 6 to 64 letters, digits, '_' or '-'"),
+            email=_optional("email", email, check_email),
+            wechat_openid=_optional("wechat_openid", wechat_openid, check_openid),
         )
         with self.engine.begin() as conn:
             conn.execute(insert(residents).values(
@@ -104,7 +92,7 @@ class ResidentStore:
                 .where(residents.c.resident_id == resident_id)
             ).first()
         if row is None:
-            raise NotFound(f"resident {resident_id} not found")
+            raise NotFound(f"resident {quote(resident_id)} not found")
         return Resident(*row)
 
     def close(self) -> None:

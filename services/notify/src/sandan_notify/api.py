@@ -10,10 +10,11 @@ import grpc
 from sandan_contracts.rpc import notify_pb2 as pb
 from sandan_contracts.rpc import notify_pb2_grpc as pb_grpc
 from sandan_eventbus import rpc
+from sandan_eventbus.checks import check_choice, check_id, check_ref
 from sandan_eventbus.errors import InvalidArgument
 from sandan_notify.application import NotifyApplication
 from sandan_notify.deliveries import STATUSES, parse_stamp
-from sandan_notify.domain import CHANNELS, KINDS, check_choice
+from sandan_notify.domain import CHANNELS, KINDS
 from sandan_notify.preferences import Preferences
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Notify"].full_name
@@ -71,8 +72,7 @@ class NotifyServicer(pb_grpc.NotifyServicer):
     async def GetPreferences(self, request: pb.RecipientRef, context: grpc.aio.ServicerContext) -> pb.Preferences:
         def get() -> pb.Preferences:
             check_choice("recipient_kind", request.recipient_kind, KINDS)
-            if not request.recipient_id:
-                raise InvalidArgument("recipient_id", "is required")
+            check_id("recipient_id", request.recipient_id)
             return preferences_pb(self.app.preferences.get(request.recipient_kind, request.recipient_id))
 
         return await rpc.call(context, get)
@@ -86,6 +86,10 @@ class NotifyServicer(pb_grpc.NotifyServicer):
                 check_choice("status", request.status, STATUSES)
             if request.channel:
                 check_choice("channel", request.channel, CHANNELS)
+            if request.recipient_id:
+                check_id("recipient_id", request.recipient_id)
+            if request.source_event_id:
+                check_ref("source_event_id", request.source_event_id)
             limit = _limit(request.limit)
             self.app.projector.catch_up()
             rows = self.app.delivery_log.deliveries(
@@ -100,6 +104,8 @@ class NotifyServicer(pb_grpc.NotifyServicer):
         def list_dead_letters() -> pb.DeadLetters:
             if request.recipient_kind:
                 check_choice("recipient_kind", request.recipient_kind, KINDS)
+            if request.recipient_id:
+                check_id("recipient_id", request.recipient_id)
             limit = _limit(request.limit)
             self.app.projector.catch_up()
             rows = self.app.delivery_log.dead_letters(recipient_kind=request.recipient_kind,

@@ -19,7 +19,7 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
-from sandan_eventbus.checks import check_code, check_id
+from sandan_eventbus.checks import check_choice, check_code, check_id
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
 
 NOTICE_NAMESPACE = uuid.UUID("3f6c1d2a-8b4e-4c7a-9e15-0d2b7a6c5e41")  # fixed forever: ids derive from it
@@ -30,15 +30,6 @@ CHANNELS = ("wechat", "sms", "email", "webhook", "console")
 QUIET_CHANNELS = frozenset({"sms", "wechat"})
 
 NEW, PLANNED, SENT, SKIPPED = "new", "planned", "sent", "skipped"
-
-
-
-
-
-def check_choice(field: str, value: str | None, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise InvalidArgument(field, f"must be one of {', '.join(choices)}")
-    return value
 
 
 def notice_id_for(source_event_id: str, recipient_kind: str, recipient_ref: str) -> uuid.UUID:
