@@ -2,44 +2,78 @@
 
 For each message the position `kafka:<topic>:<partition>` / offset+1 is saved in the service's event
 store in the same transaction as the events the message caused. A redelivered message finds its
-position already recorded and changes nothing. The Kafka offset is committed (acked) only after that
-transaction, so a crash before it means redelivery, never loss.
+position already recorded and changes nothing. The Kafka offset is committed (acked) only once the
+message's outcome is durable, so a crash before that means redelivery, never loss.
 
-A message that cannot be decoded (malformed, unknown type or version) goes to its topic's dead-letter
-topic with the error in headers, its position is recorded, and consumption continues. A handler that
-keeps failing for another reason (a bug, a store outage) is retried with backoff, then dead-lettered.
-A domain refusal (the fact no longer applies, e.g. withdrawing a completed demand) is recorded as
-processed with no effect.
+Every message ends in exactly one of these outcomes, and only the first two let the offset move past it:
+- applied (or found already applied): its effects and its position are saved together;
+- dead-lettered: a failure that would fail again (undecodable, refused by the domain, a handler that keeps
+  raising on this input) is published to `<topic>.dlq` with the error in headers, then its position is
+  recorded; `sandan_eventbus.deadletters` re-drives it later;
+- held: an outage (store or broker unreachable, timeouts; see `outages.py`) pauses this consumer, retrying
+  with capped backoff for as long as it lasts, and the service reports not ready meanwhile. Every step is
+  retried this way (the "already processed?" check, publishing a dead letter, recording its position), so
+  no error leaves a message unaccounted for. A delivery waits at most `hold_seconds`; then the consumer
+  seeks back to the message and polls again, which keeps it in its group (Kafka's max poll interval) and
+  delivers the same message again, still paused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
-import random
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import MessageSizeTooLargeError
 from eventsourcing.persistence import IntegrityError, Tracking
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, stop_after_attempt
 
 from sandan_contracts import TOPICS, Envelope, Event, decode
 from sandan_eventbus.errors import DomainError
+from sandan_eventbus.outages import backoff, describe, is_outage
+from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.store import ServiceApplication
 from sandan_eventbus.trace import traced
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # A handler decides what a fact means for this service and returns the aggregates it changed.
 # It runs in a worker thread (eventsourcing is synchronous) and must not save them itself.
 Handler = Callable[[Envelope, Event], Iterable[Any]]
+# Records one re-drive attempt: (outcome, detail) -> the aggregates to save (runs in the worker thread).
+Audit = Callable[[str, str], Iterable[Any]]
+
+# A dead letter too large for its topic (the source was near the broker's limit and the headers pushed it
+# over) is published cut to this size, marked dlq.truncated, so it is still seen and never blocks the topic.
+TRUNCATED_BYTES = 64 * 1024
+MAX_POLL_INTERVAL_MS = 300_000
+
+
+class Outcome(enum.StrEnum):
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    DEAD_LETTERED = "dead_lettered"
+    HELD = "held"  # an outage outlasted this delivery: not acknowledged, delivered again
+
+
+class Held(Exception):
+    """An outage outlasted one delivery's wait; the message must be delivered again."""
 
 
 def tracking_for(record: ConsumerRecord[Any, Any]) -> Tracking:
     return Tracking(f"kafka:{record.topic}:{record.partition}", record.offset + 1)
+
+
+def _any_error(_: BaseException) -> bool:
+    return True
 
 
 class Inbox:
@@ -51,19 +85,31 @@ class Inbox:
         handlers: dict[str, Handler],
         *,
         on_saved: Callable[[], None] = lambda: None,
+        readiness: Readiness | None = None,
         max_attempts: int = 5,
         backoff_seconds: float = 0.2,
+        max_backoff_seconds: float = 10.0,
+        hold_seconds: float = 60.0,
+        commit_timeout_seconds: float = 10.0,
     ) -> None:
         self.app = app
         self.broker = broker
         self.group_id = group_id
         self.handlers = handlers
         self.on_saved = on_saved
+        # the runtime replaces this with the service's own, so the inbox's outages reach its health
+        self.readiness = readiness or Readiness(group_id)
         self.max_attempts = max_attempts
         self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.hold_seconds = hold_seconds
+        self.commit_timeout_seconds = commit_timeout_seconds
         self.processed = 0
         self.duplicates = 0
         self.dead_lettered = 0
+        self.held = 0
+        # dead letters published whose position is not recorded yet: a held redelivery does not publish twice
+        self._published_letters: set[tuple[str, int, int]] = set()
 
     def subscribe(self) -> None:
         for topic in self.handlers:
@@ -76,69 +122,176 @@ class Inbox:
                 ack_policy=AckPolicy.MANUAL,
                 session_timeout_ms=10_000,
                 heartbeat_interval_ms=1_000,
+                # a delivery waits at most hold_seconds plus one store call (about a minute): well inside
+                max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             )
             subscriber(self._receiver(topic))
 
     def _receiver(self, topic: str) -> Callable[[KafkaMessage], Any]:
         async def receive(msg: KafkaMessage) -> None:
-            await self.receive(topic, msg.raw_message)  # type: ignore[arg-type]
-            await msg.ack()
+            outcome = await self.receive(topic, msg.raw_message)  # type: ignore[arg-type]
+            if outcome is Outcome.HELD:
+                await msg.nack()  # seek back to it: the next poll delivers it again
+                return
+            await self._commit(msg)
 
         receive.__name__ = f"receive_{topic.replace('.', '_')}"
         return receive
 
-    async def receive(self, topic: str, record: ConsumerRecord[Any, Any]) -> None:
-        """Apply one record; returns once its effect (or its dead letter) is durable."""
+    async def _commit(self, msg: KafkaMessage) -> None:
+        try:
+            await asyncio.wait_for(msg.ack(), self.commit_timeout_seconds)
+        except Exception as exc:  # broker away or a rebalance: the outcome is durable, a redelivery is a no-op
+            log.warning("offset commit failed; a redelivery will find the message recorded",
+                        extra={"fields": {"error": describe(exc)}})
+
+    # --- one message --------------------------------------------------------------------------
+    async def receive(self, topic: str, record: ConsumerRecord[Any, Any]) -> Outcome:
+        """Apply one record; returns once its outcome is durable, or HELD when an outage outlasted the wait."""
+        component = f"inbox:{topic}"
+        deadline = time.monotonic() + self.hold_seconds
         tracking = tracking_for(record)
-        if await asyncio.to_thread(self.app.already_processed, tracking):
-            self.duplicates += 1
-            return
         try:
-            envelope, event = decode(record.value or b"")
-        except ValueError as exc:
-            await self._dead_letter(topic, record, f"undecodable: {exc}")
-            await self._record_only(tracking)
-            return
-        handler = self.handlers[topic]
-        for attempt in range(1, self.max_attempts + 1):
+            if await self._until_done(component, deadline, self._in_thread(self.app.already_processed, tracking)):
+                self.duplicates += 1
+                return Outcome.DUPLICATE
             try:
-                with traced(envelope.correlation_id, envelope.event_id):
-                    await asyncio.to_thread(self._apply, handler, envelope, event, tracking)
-                self.processed += 1
-                self.on_saved()
-                return
-            except IntegrityError:
-                if await asyncio.to_thread(self.app.already_processed, tracking):
-                    self.duplicates += 1
-                    return
-                error = "concurrent write to the same aggregate"
-            except Exception as exc:  # a bug or an outage: retry, then dead-letter
-                log.warning("handler failed", exc_info=True,
-                            extra={"fields": {"topic": topic, "offset": record.offset, "attempt": attempt}})
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt < self.max_attempts:
-                delay = self.backoff_seconds * 2 ** (attempt - 1)
-                await asyncio.sleep(delay * (0.5 + random.random()))  # noqa: S311 - jitter, not crypto
-        await self._dead_letter(topic, record, f"failed {self.max_attempts} times: {error}")
-        await self._record_only(tracking)
+                envelope, event = decode(record.value or b"")
+            except ValueError as exc:
+                await self._dead_letter(component, deadline, topic, record, tracking, f"undecodable: {exc}")
+                return Outcome.DEAD_LETTERED
+            return await self._apply(component, deadline, topic, record, envelope, event, tracking)
+        except Held:
+            self.held += 1
+            return Outcome.HELD
 
-    def _apply(self, handler: Handler, envelope: Envelope, event: Event, tracking: Tracking) -> None:
+    async def _apply(self, component: str, deadline: float, topic: str, record: ConsumerRecord[Any, Any],
+                     envelope: Envelope, event: Event, tracking: Tracking) -> Outcome:
+        handler = self.handlers[topic]
+
+        def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("handler failed; trying again", exc_info=error,
+                        extra={"fields": {"topic": topic, "offset": record.offset, "attempt": state.attempt_number}})
+
+        # A conflict (another writer saved the same aggregate) or a fluke is tried again a few times; a
+        # refusal is final at once. Outages never get here: _until_done waits them out.
+        attempts = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=backoff(self.backoff_seconds, 2.0),
+            retry=retry_if_exception(lambda e: not isinstance(e, DomainError | Held)),
+            before_sleep=failed,
+            reraise=True,
+        )
         try:
-            changed = list(handler(envelope, event))
+            async for attempt in attempts:
+                with attempt:
+                    try:
+                        with traced(envelope.correlation_id, envelope.event_id):
+                            await self._until_done(component, deadline,
+                                                   self._in_thread(self._save, handler, envelope, event, tracking),
+                                                   retry_on=is_outage)
+                    except IntegrityError:
+                        if await self._until_done(component, deadline,
+                                                  self._in_thread(self.app.already_processed, tracking)):
+                            self.duplicates += 1
+                            return Outcome.DUPLICATE
+                        raise
+        except Held:
+            raise
         except DomainError as refusal:
-            log.info("fact refused by the domain; recorded with no effect",
-                     extra={"fields": {"type": envelope.type, "event_id": envelope.event_id,
-                                       "reason": str(refusal)}})
-            changed = []
-        self.app.save_tracked(*changed, tracking=tracking)
+            error = f"refused: {describe(refusal, 1000)}"
+        except IntegrityError:
+            error = f"failed {self.max_attempts} times: concurrent write to the same aggregate"
+        except Exception as exc:
+            error = f"failed {self.max_attempts} times: {describe(exc, 1000)}"
+        else:
+            self.processed += 1
+            self.on_saved()
+            return Outcome.APPLIED
+        await self._dead_letter(component, deadline, topic, record, tracking, error)
+        return Outcome.DEAD_LETTERED
 
-    async def _record_only(self, tracking: Tracking) -> None:
+    def _save(self, handler: Handler, envelope: Envelope, event: Event, tracking: Tracking,
+              also: Callable[[], Iterable[Any]] = tuple) -> None:
+        changed = list(handler(envelope, event))
+        self.app.save_tracked(*changed, *also(), tracking=tracking)
+
+    def _record_only(self, tracking: Tracking) -> None:
         try:
-            await asyncio.to_thread(self.app.save_tracked, tracking=tracking)
+            self.app.save_tracked(tracking=tracking)
         except IntegrityError:
             pass  # recorded by an earlier delivery
 
-    async def _dead_letter(self, topic: str, record: ConsumerRecord[Any, Any], error: str) -> None:
+    # --- re-drive ----------------------------------------------------------------------------
+    async def reapply(self, topic: str, value: bytes, tracking_name: str, audit: Audit) -> tuple[str, str]:
+        """Apply a dead letter's message again through this inbox's handler, at most once under
+        `tracking_name` (one name per dead letter: eventsourcing tracks the highest id per name, so the
+        Kafka positions cannot serve). `audit(outcome, detail)` returns the aggregates recording this
+        attempt: saved with its effects when it applies, alone otherwise. Returns (outcome, detail):
+        applied | already_applied | undecodable | refused | failed. Outages raise (nothing was recorded)."""
+        tracking = Tracking(tracking_name, 1)
+        if await asyncio.to_thread(self.app.already_processed, tracking):
+            outcome, detail = "already_applied", ""
+        else:
+            try:
+                envelope, event = decode(value)
+            except ValueError as exc:
+                outcome, detail = "undecodable", describe(exc, 500)
+            else:
+                outcome, detail = await self._reapply(topic, envelope, event, tracking, audit)
+                if outcome == "applied":
+                    return outcome, detail
+        # the attempt alone; re-read and saved again should a concurrent re-drive have recorded one first
+        await asyncio.to_thread(self.app.retrying, lambda: self.app.save_tracked(*audit(outcome, detail),
+                                                                                 tracking=None))
+        return outcome, detail
+
+    async def _reapply(self, topic: str, envelope: Envelope, event: Event, tracking: Tracking,
+                       audit: Audit) -> tuple[str, str]:
+        attempts = AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts),
+            wait=backoff(self.backoff_seconds, 2.0),
+            retry=retry_if_exception(lambda e: not (isinstance(e, DomainError) or is_outage(e))),
+            reraise=True,
+        )
+        try:
+            async for attempt in attempts:
+                with attempt:
+                    try:
+                        with traced(envelope.correlation_id, envelope.event_id):
+                            await asyncio.to_thread(self._save, self.handlers[topic], envelope, event, tracking,
+                                                    lambda: audit("applied", ""))
+                    except IntegrityError:
+                        if await asyncio.to_thread(self.app.already_processed, tracking):
+                            return "already_applied", "applied by a concurrent re-drive"
+                        raise
+        except DomainError as refusal:
+            return "refused", describe(refusal, 500)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            return "failed", describe(exc, 500)
+        self.processed += 1
+        self.on_saved()
+        return "applied", ""
+
+    # --- dead letters -------------------------------------------------------------------------
+    async def _dead_letter(self, component: str, deadline: float, topic: str, record: ConsumerRecord[Any, Any],
+                           tracking: Tracking, error: str) -> None:
+        """Publish the dead letter, then record the position: both retried through any outage."""
+        source = (record.topic, record.partition, record.offset)
+        if source not in self._published_letters:
+            await self._until_done(component, deadline, lambda: self._publish_dead_letter(topic, record, error))
+            self._published_letters.add(source)
+        await self._until_done(component, deadline, self._in_thread(self._record_only, tracking))
+        self._published_letters.discard(source)
+        self.dead_lettered += 1
+        log.error("message dead-lettered", extra={"fields": {
+            "topic": topic, "partition": record.partition, "offset": record.offset,
+            "dlq": TOPICS[topic].dead_letter, "error": error[:300]}})
+
+    async def _publish_dead_letter(self, topic: str, record: ConsumerRecord[Any, Any], error: str) -> None:
         dlq = TOPICS[topic].dead_letter
         assert dlq is not None, f"{topic} has no dead-letter topic"
         headers = {
@@ -149,7 +302,45 @@ class Inbox:
             "dlq.consumer.group": self.group_id,
             "dlq.at": datetime.now(UTC).isoformat(),
         }
-        await self.broker.publish(record.value or b"", dlq, key=record.key, headers=headers)
-        self.dead_lettered += 1
-        log.error("message dead-lettered", extra={"fields": {"topic": topic, "offset": record.offset,
-                                                              "dlq": dlq, "error": error[:300]}})
+        value = record.value or b""
+        try:
+            await self.broker.publish(value, dlq, key=record.key, headers=headers)
+        except MessageSizeTooLargeError:
+            await self.broker.publish(value[:TRUNCATED_BYTES], dlq, key=record.key,
+                                      headers={**headers, "dlq.truncated": str(len(value))})
+
+    # --- waiting out outages ------------------------------------------------------------------
+    @staticmethod
+    def _in_thread(fn: Callable[..., T], *args: Any) -> Callable[[], Awaitable[T]]:
+        return lambda: asyncio.to_thread(fn, *args)
+
+    async def _until_done(self, component: str, deadline: float, call: Callable[[], Awaitable[T]],
+                          retry_on: Callable[[BaseException], bool] = _any_error) -> T:
+        """Run `call` until it succeeds, pausing through failures `retry_on` accepts (capped backoff).
+
+        The consumer reports not ready while it waits; past `deadline` it raises Held. A failure
+        `retry_on` refuses propagates at once. Infrastructure steps retry on anything: an error there is
+        not this message's fault, and giving up would skip it.
+        """
+
+        def paused(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            assert error is not None
+            if not is_outage(error) and state.attempt_number == 1:
+                log.warning("inbox step failed; retrying", exc_info=error, extra={"fields": {"component": component}})
+            self.readiness.set(component, False, describe(error))
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(retry_on),
+            wait=backoff(self.backoff_seconds, self.max_backoff_seconds),
+            stop=lambda _: time.monotonic() >= deadline,
+            before_sleep=paused,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    result = await call()
+        except RetryError as waited:
+            raise Held(component) from waited.last_attempt.exception()
+        self.readiness.set(component, True)
+        return result

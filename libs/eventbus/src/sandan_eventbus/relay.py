@@ -11,6 +11,7 @@ per key, never a dual write.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +20,12 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 from faststream.kafka import KafkaBroker
+from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from sandan_contracts import Event, encode
 from sandan_contracts.envelope import headers as event_headers
+from sandan_eventbus.outages import backoff, describe, is_outage
+from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.store import ServiceApplication
 from sandan_eventbus.trace import Trace, TracingMapper
 
@@ -41,13 +45,17 @@ RELAY_TRACKING = "relay"
 
 class Relay:
     def __init__(self, app: ServiceApplication, broker: KafkaBroker, to_contract: ToContract,
-                 *, batch_size: int = 200, idle_seconds: float = 0.1) -> None:
+                 *, batch_size: int = 200, idle_seconds: float = 0.1, readiness: Readiness | None = None,
+                 backoff_seconds: float = 0.5, max_backoff_seconds: float = 10.0) -> None:
         self.app = app
         self.broker = broker
         self.to_contract = to_contract
         self.batch_size = min(batch_size, app.log_section_size)
         self.idle_seconds = idle_seconds
         self.published = 0
+        # the runtime replaces this with the service's own, so a stalled relay reaches its health
+        self.readiness = readiness or Readiness(app.name)
+        self.backoff = backoff(backoff_seconds, max_backoff_seconds)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -98,17 +106,32 @@ class Relay:
         return len(pending)
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Publish until `stop`. A failure (store or broker away, mostly) keeps the position and is retried
+        with capped backoff for as long as it lasts; the service reports not ready meanwhile."""
+
+        def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            assert error is not None
+            if state.attempt_number == 1 and not is_outage(error):
+                log.error("relay batch failed; retrying", exc_info=error)
+            self.readiness.set("relay", False, describe(error))
+
+        async def sleep(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+
         while not stop.is_set():
+            retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=self.backoff, sleep=sleep,
+                                     stop=lambda _: stop.is_set(), before_sleep=failed)
             try:
-                moved = await self.publish_once()
-            except Exception:  # broker down, store busy: keep the position, try again
-                log.exception("relay batch failed; retrying")
-                moved = 0
-                await asyncio.sleep(1.0)
+                async for attempt in retrying:
+                    with attempt:
+                        moved = await self.publish_once()
+            except RetryError:
+                return  # stopping
+            self.readiness.set("relay", True)
             if moved:
                 continue
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
-            except TimeoutError:
-                pass

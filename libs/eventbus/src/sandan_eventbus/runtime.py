@@ -1,7 +1,16 @@
 """Runs one service: Kafka consumers (inbox), the outbox relay, background loops and the gRPC server.
 
-Everything shares one asyncio loop; eventsourcing calls go to worker threads. Health turns SERVING
-only once the broker connection is up, and NOT_SERVING before shutdown begins.
+Everything shares one asyncio loop; eventsourcing calls go to worker threads.
+
+Health (grpc.health.v1): "" and every service name report *readiness*: SERVING once the broker is connected
+and while every part of the service can work; NOT_SERVING while any part reports an outage into
+`runtime.readiness` (the inbox paused on an outage, the relay unable to publish, the store or the broker not
+answering the runtime's probe) and from the start of shutdown. The name `liveness` stays SERVING while the
+process runs: a service waiting out an outage is alive, and must not be restarted for it.
+
+Shutdown (SIGTERM, SIGINT) is bounded whatever is reachable: every step has its own deadline, starting
+is abandoned when a stop arrives, and a watchdog ends the process `shutdown_seconds` after the signal should
+a store call still hold a worker thread (its message is redelivered: nothing is lost).
 """
 
 from __future__ import annotations
@@ -9,20 +18,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from faststream.kafka import KafkaBroker
+from grpc_health.v1 import health, health_pb2
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from sandan_eventbus import edge, redrive
 from sandan_eventbus.inbox import Inbox
+from sandan_eventbus.kafka import bootstrap_servers
+from sandan_eventbus.outages import backoff, describe
+from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.relay import Relay
 from sandan_eventbus.rpc import add_health, set_serving
+from sandan_eventbus.store import ServiceApplication
 
 log = logging.getLogger(__name__)
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
+LIVENESS = "liveness"  # the health name a liveness probe asks for
 
 
 @dataclass
@@ -38,60 +58,205 @@ class ServiceRuntime:
     on_start: Callable[[], Awaitable[None]] | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     bound_port: int = 0
+    # Where dead letters are read from (the DeadLetters service); default KAFKA_BOOTSTRAP_SERVERS.
+    bootstrap: str | None = None
+    # Every part of the service reports into this; see sandan_eventbus.readiness.
+    readiness: Readiness = field(default=None)  # type: ignore[assignment]
+    # The store the probe checks; default the relay's or the inbox's application.
+    store: ServiceApplication | None = None
+    probe_seconds: float = 5.0
+    # From SIGTERM to exit, at most (Kubernetes waits 30 s, then kills).
+    shutdown_seconds: float = 25.0
+    # One attempt to connect to the broker; then it is stopped and tried again.
+    connect_timeout_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.readiness is None:
+            self.readiness = Readiness(self.name)
+        for part in (self.inbox, self.relay):
+            if part is not None:
+                part.readiness = self.readiness
+        if self.store is None:
+            self.store = self.relay.app if self.relay else self.inbox.app if self.inbox else None
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.inbox is not None:
             self.inbox.subscribe()
-        await self._start_broker(stop)
-        if self.on_start is not None:
-            await self.on_start()
-        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], maximum_concurrent_rpcs=100)
-        names = self.register_servicers(server)
-        health = add_health(server)
-        self.bound_port = server.add_insecure_port(self.grpc_address)
-        if self.bound_port == 0:
-            raise RuntimeError(f"cannot bind gRPC to {self.grpc_address}")
-        await server.start()
-        await set_serving(health, names, True)
-        tasks = [asyncio.create_task(self.relay.run(stop), name="relay")] if self.relay else []
-        tasks += [asyncio.create_task(loop(stop), name=getattr(loop, "__name__", "loop")) for loop in self.loops]
-        log.info("service ready", extra={"fields": {"service": self.name, "grpc_port": self.bound_port}})
-        self.ready.set()
+        if not await self._start_broker(stop):
+            await _bounded("broker stop", self.broker.stop(), 5)
+            log.info("service stopped before it started", extra={"fields": {"service": self.name}})
+            return
+        server: grpc.aio.Server | None = None
+        servicer: health.aio.HealthServicer | None = None
+        names: list[str] = []
+        tasks: list[asyncio.Task[Any]] = []
         try:
+            if self.on_start is not None and not await _unless_stopped(self.on_start(), stop):
+                return
+            server = edge.server(self.name)  # in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), input policy
+            names = self.register_servicers(server)
+            if self.inbox is not None:
+                names += redrive.add_to_server(server, self.inbox, self.bootstrap or bootstrap_servers())
+            servicer = add_health(server)
+            self.bound_port = server.add_insecure_port(self.grpc_address)
+            if self.bound_port == 0:
+                raise RuntimeError(f"cannot bind gRPC to {self.grpc_address}")
+            await server.start()
+            await servicer.set(LIVENESS, health_pb2.HealthCheckResponse.SERVING)
+            changed = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            self.readiness.listen(lambda _ready: loop.call_soon_threadsafe(changed.set))
+            await self._publish_readiness(servicer, names)
+            tasks = [asyncio.create_task(self._follow_readiness(servicer, names, changed), name="health"),
+                     asyncio.create_task(self._probe(stop), name="probe")]
+            if self.relay is not None:
+                tasks.append(asyncio.create_task(self.relay.run(stop), name="relay"))
+            tasks += [asyncio.create_task(loop_(stop), name=getattr(loop_, "__name__", "loop"))
+                      for loop_ in self.loops]
+            log.info("service ready", extra={"fields": {"service": self.name, "grpc_port": self.bound_port}})
+            self.ready.set()
             await stop.wait()
         finally:
-            await set_serving(health, names, False)
-            await server.stop(grace=2)
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            await self.broker.stop()
-            log.info("service stopped", extra={"fields": {"service": self.name}})
+            await self._shutdown(server, servicer, names, tasks)
 
-    async def _start_broker(self, stop: asyncio.Event) -> None:
-        delay = 0.5
-        while True:
+    async def _shutdown(self, server: grpc.aio.Server | None, servicer: health.aio.HealthServicer | None,
+                        names: list[str], tasks: list[asyncio.Task[Any]]) -> None:
+        """Each step bounded: nothing here may wait on an unreachable broker or store."""
+        self.readiness.set("shutdown", False, "stopping")
+        if servicer is not None:
+            await _bounded("health", set_serving(servicer, names, False), 1)
+        if server is not None:
+            await _bounded("gRPC stop", server.stop(grace=2), 3)
+        for task in tasks:
+            task.cancel()
+        await _bounded("background tasks", asyncio.gather(*tasks, return_exceptions=True), 3)
+        # consumers leave their groups and the producer flushes: both wait on the broker
+        await _bounded("broker stop", self.broker.stop(), 5)
+        log.info("service stopped", extra={"fields": {"service": self.name}})
+
+    async def _start_broker(self, stop: asyncio.Event) -> bool:
+        """Connect, retrying with capped backoff until connected (True) or asked to stop (False)."""
+
+        def failed(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("broker not reachable; retrying", extra={"fields": {
+                "error": describe(error) if error else "", "attempt": state.attempt_number}})
+
+        async def sleep(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+
+        async def connect() -> bool:
             try:
-                await self.broker.start()
-                return
-            except Exception as exc:  # broker not up yet: not ready, keep trying
-                if stop.is_set():
-                    raise
-                log.warning("broker not reachable; retrying", extra={"fields": {"error": str(exc)}})
-                with contextlib.suppress(Exception):
-                    await self.broker.stop()
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
+                started = await _unless_stopped(asyncio.wait_for(self.broker.start(), self.connect_timeout_seconds),
+                                                stop)
+            except BaseException:
+                await _bounded("broker stop", self.broker.stop(), 5)  # a half-started broker: start afresh
+                raise
+            return started
+
+        retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=backoff(0.5, 10.0),
+                                 stop=lambda _: stop.is_set(), sleep=sleep, before_sleep=failed, reraise=True)
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    return await connect()
+        except Exception:
+            if stop.is_set():
+                return False
+            raise
+        return False
+
+    # --- readiness ----------------------------------------------------------------------------
+    async def _publish_readiness(self, servicer: health.aio.HealthServicer, names: list[str]) -> None:
+        await set_serving(servicer, names, self.readiness.ready)
+
+    async def _follow_readiness(self, servicer: health.aio.HealthServicer, names: list[str],
+                                changed: asyncio.Event) -> None:
+        while True:
+            await changed.wait()
+            changed.clear()
+            await self._publish_readiness(servicer, names)
+
+    async def _probe(self, stop: asyncio.Event) -> None:
+        """Every few seconds: do the broker and the store answer? (Readiness even when no work flows.)"""
+        timeout = min(3.0, self.probe_seconds)
+        in_flight: asyncio.Future[None] | None = None
+        while not stop.is_set():
+            reachable = await self.broker.ping(timeout)
+            self.readiness.set("broker", reachable, "the broker does not answer")
+            if self.store is not None:
+                # a store call can outlive its timeout in its thread: never start a second one meanwhile
+                if in_flight is None or in_flight.done():
+                    in_flight = asyncio.ensure_future(asyncio.to_thread(self.store.ping, timeout))
+                try:
+                    await asyncio.wait_for(asyncio.shield(in_flight), timeout + 1)
+                    self.readiness.set("store", True)
+                except Exception as exc:
+                    self.readiness.set("store", False, describe(exc) if str(exc) else "the store does not answer")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.probe_seconds)
+
+
+async def _unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
+    """Await `work` unless `stop` comes first (then cancel it and return False). Raises what `work` raises."""
+    task = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if task.done():
+        task.result()
+        return True
+    task.cancel()
+    await _bounded("abandoned start", task, 2)
+    return False
+
+
+async def _bounded(step: str, work: Awaitable[Any], seconds: float) -> None:
+    try:
+        await asyncio.wait_for(work, seconds)
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise  # we are being cancelled, not just the work (which was cancelled on purpose)
+    except TimeoutError:
+        log.warning("shutdown step did not finish in time; going on", extra={"fields": {"step": step,
+                                                                                        "seconds": seconds}})
+    except Exception as exc:
+        log.warning("shutdown step failed; going on", extra={"fields": {"step": step, "error": describe(exc)}})
+
+
+def _exit_after(seconds: float) -> None:
+    """The last resort: a worker thread stuck in a store call must not keep the process past its grace."""
+
+    def force() -> None:
+        log.error("shutdown outlasted its grace period; exiting now (unfinished messages are redelivered)",
+                  extra={"fields": {"seconds": seconds}})
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):
+                handler.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, force)
+    timer.daemon = True
+    timer.start()
 
 
 def run_until_signalled(runtime: ServiceRuntime) -> None:
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+
+        def on_signal(sig: signal.Signals) -> None:
+            if not stop.is_set():
+                log.info("stopping", extra={"fields": {"service": runtime.name, "signal": sig.name}})
+                _exit_after(runtime.shutdown_seconds)
+                stop.set()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
         await runtime.run(stop)
 
     asyncio.run(main())

@@ -16,6 +16,9 @@ from eventsourcing.persistence import IntegrityError, Mapper, ProcessRecorder, T
 from sandan_eventbus.config import eventstore_env
 from sandan_eventbus.trace import TracingMapper
 
+CONNECT_TIMEOUT_SECONDS = 5
+RECONNECT_SECONDS = 10.0
+
 
 class ServiceApplication(Application[Any]):
     """An eventsourcing Application with tracking, traces and optimistic retries."""
@@ -26,8 +29,18 @@ class ServiceApplication(Application[Any]):
 
     def __init__(self, store_url: str = "memory://", env: dict[str, str] | None = None) -> None:
         merged = eventstore_env(store_url)
+        if merged["PERSISTENCE_MODULE"] == "eventsourcing.postgres":
+            # eventsourcing retries each call 10 times; with the pool's default 30 s wait per try, one call
+            # could hang 5 minutes in an outage (past Kafka's max poll interval). 5 s per try bounds it near 1 min.
+            merged.setdefault("POSTGRES_CONNECT_TIMEOUT", str(CONNECT_TIMEOUT_SECONDS))
         merged.update(env or {})
         super().__init__(env=merged)
+        pool = getattr(getattr(self.recorder, "datastore", None), "pool", None)
+        if pool is not None and hasattr(pool, "reconnect_timeout"):
+            # psycopg_pool retries a lost connection with doubling waits (1, 2, 4 ... 128 s) for 5 minutes: after
+            # a long outage the store would be back a minute before the pool noticed. Giving up a slot after 10 s
+            # lets the next caller grow a fresh one (first try at once), so the pool retries every few seconds.
+            pool.reconnect_timeout = RECONNECT_SECONDS
 
     # --- wiring -----------------------------------------------------------------------------
     def construct_mapper(self) -> Mapper[Any]:
@@ -49,6 +62,17 @@ class ServiceApplication(Application[Any]):
         processing.collect_events(*aggregates)
         self._record(processing)
         self._take_snapshots(processing)
+
+    def ping(self, timeout: float = 3.0) -> None:
+        """Raise unless the store answers within `timeout` (readiness). Skips eventsourcing's retries."""
+        datastore = getattr(self.recorder, "datastore", None)
+        pool = getattr(datastore, "pool", None)
+        if pool is not None and hasattr(pool, "connection"):  # PostgreSQL: one round trip from the pool
+            pool.open(wait=False)
+            with pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+            return
+        self.tracking_recorder.max_tracking_id("ping")  # SQLite, memory: a read through the recorder
 
     def already_processed(self, tracking: Tracking) -> bool:
         return self.tracking_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)

@@ -51,6 +51,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
         grpc_address=settings.grpc_address,
         register_servicers=lambda server: api.register(server, servicer),
         loops=[sweep_deadlines],
+        bootstrap=settings.kafka_bootstrap,
     )
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sandan_eventbus.config import number, optional, required
+from sandan_eventbus.config import ConfigError, number, optional, required
 from sandan_eventbus.rpc import tokens_from
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,9 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         store = required("DISPATCH_EVENTSTORE_URL")
+        log_level = optional("LOG_LEVEL", "INFO").upper()  # `info` as well as `INFO`
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {log_level!r}")
         return cls(
             kafka_bootstrap=required("KAFKA_BOOTSTRAP_SERVERS"),
             eventstore_url=store,
@@ -30,6 +35,6 @@ class Settings:
             grpc_address=optional("DISPATCH_GRPC_ADDRESS", "127.0.0.1:50052"),
             consumer_group=optional("DISPATCH_CONSUMER_GROUP", "dispatch"),
             deadline_sweep_seconds=number("DISPATCH_DEADLINE_SWEEP_SECONDS", 30.0),
-            log_level=optional("LOG_LEVEL", "INFO"),
+            log_level=log_level,
             contact_tokens=tokens_from(optional("DISPATCH_CONTACT_TOKENS", "")),
         )

@@ -28,7 +28,8 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
         return api.add_to_server(server, app, relay.wake, settings.contact_tokens)
 
     return ServiceRuntime(name="intake", broker=broker, relay=relay, inbox=inbox,
-                          grpc_address=settings.grpc_address, register_servicers=register)
+                          grpc_address=settings.grpc_address, register_servicers=register,
+                          bootstrap=settings.kafka_bootstrap_servers)
 
 
 def main() -> None:

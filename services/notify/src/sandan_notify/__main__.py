@@ -77,7 +77,8 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
         return api.add_to_server(server, app, worker.wake)
 
     return ServiceRuntime(name="notify", broker=broker, relay=relay, inbox=inbox, grpc_address=settings.grpc_address,
-                          register_servicers=register, loops=worker.loops())  # type: ignore[arg-type]
+                          register_servicers=register, loops=worker.loops(),  # type: ignore[arg-type]
+                          bootstrap=settings.kafka_bootstrap_servers)
 
 
 def main() -> None:

@@ -1,0 +1,189 @@
+"""Re-driving dead letters against the real broker: listed per consumer group, applied once however often they
+are re-driven, every attempt recorded (who, when, which, outcome), and one that fails again stays a dead letter.
+The gRPC service runs in-process; the command line talks to it like an operator would."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+import pytest
+from aiokafka import ConsumerRecord
+from click.testing import CliRunner
+from eventsourcing.domain import Aggregate, event
+
+from sandan_contracts import encode
+from sandan_contracts.envelope import Envelope
+from sandan_contracts.events import DemandWithdrawn, Event
+from sandan_contracts.rpc import ops_pb2 as pb
+from sandan_contracts.rpc import ops_pb2_grpc
+from sandan_eventbus import deadletters, redrive
+from sandan_eventbus.errors import FailedPrecondition
+from sandan_eventbus.inbox import Inbox, Outcome
+from sandan_eventbus.kafka import create_topics, make_broker
+from sandan_eventbus.store import ServiceApplication
+
+pytestmark = pytest.mark.kafka
+TOPIC = "intake.demands.v1"
+
+
+class Ledger(Aggregate):
+    @event("Opened")
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.seen: list[str] = []
+
+    @event("Seen")
+    def see(self, what: str) -> None:
+        self.seen.append(what)
+
+
+class RedriveApp(ServiceApplication):
+    name = "redrivetest"
+
+
+def record(offset: int, value: bytes) -> ConsumerRecord[Any, Any]:
+    return ConsumerRecord(topic=TOPIC, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"k",
+                          value=value, checksum=None, serialized_key_size=1, serialized_value_size=len(value),
+                          headers=())
+
+
+class Service:
+    def __init__(self, app: RedriveApp, inbox: Inbox, address: str, ledger: Ledger) -> None:
+        self.app, self.inbox, self.address, self.ledger = app, inbox, address, ledger
+        self.allow = False
+
+    def seen(self) -> list[str]:
+        return self.app.repository.get(self.ledger.id).seen
+
+    def stub(self) -> ops_pb2_grpc.DeadLettersStub:
+        return ops_pb2_grpc.DeadLettersStub(grpc.aio.insecure_channel(self.address))
+
+    async def cli(self, *args: str) -> Any:
+        runner = CliRunner()
+        return await asyncio.to_thread(runner.invoke, deadletters.cli, ["--service-address", self.address, *args])
+
+
+@pytest.fixture
+async def service(kafka_bootstrap: str, tmp_path) -> AsyncIterator[Service]:  # type: ignore[no-untyped-def]
+    await create_topics(kafka_bootstrap)
+    app = RedriveApp(f"sqlite:///{tmp_path}/redrive.db")
+    ledger = Ledger("l")
+    app.save(ledger)
+    broker = make_broker("redrive-test", kafka_bootstrap)
+    await broker.start()
+    svc: Service
+
+    def handler(envelope: Envelope, _: Event) -> list[Any]:
+        if not svc.allow:
+            raise FailedPrecondition("the member is not on the roster yet")
+        target = app.repository.get(ledger.id)
+        target.see(envelope.event_id)
+        return [target]
+
+    inbox = Inbox(app, broker, f"redrive-{uuid.uuid4().hex[:8]}", {TOPIC: handler}, backoff_seconds=0.01)
+    server = grpc.aio.server()
+    redrive.add_to_server(server, inbox, kafka_bootstrap)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    svc = Service(app, inbox, f"127.0.0.1:{port}", ledger)
+    try:
+        yield svc
+    finally:
+        await server.stop(0)
+        await broker.stop()
+
+
+def good(n: int) -> bytes:
+    return encode(DemandWithdrawn(demand_id=f"d-{n}", reason="x"), event_id=f"intake:{n}", producer="intake",
+                  occurred_at=datetime.now(UTC), correlation_id="walk", causation_id=None)
+
+
+async def listed(svc: Service, count: int, include_applied: bool = False) -> list[pb.DeadLetter]:
+    for _ in range(50):
+        reply = await svc.stub().List(pb.ListDeadLettersRequest(include_applied=include_applied))
+        if len(reply.dead_letters) >= count:
+            return list(reply.dead_letters)
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"fewer than {count} dead letters listed")
+
+
+def ref(letter: pb.DeadLetter) -> str:
+    return f"{letter.ref.topic}:{letter.ref.partition}:{letter.ref.offset}"
+
+
+async def test_a_dead_letter_is_redriven_once_and_every_attempt_is_recorded(service: Service) -> None:
+    svc = service
+    # given a fact the domain refused (the roster was behind) and one that cannot be decoded
+    payload = good(40)
+    assert await svc.inbox.receive(TOPIC, record(40, payload)) is Outcome.DEAD_LETTERED
+    assert await svc.inbox.receive(TOPIC, record(41, b"{not json")) is Outcome.DEAD_LETTERED
+    letters = await listed(svc, 2)
+    assert [(x.source_offset, x.status, x.event_type) for x in letters] == [(41, "dead", ""),
+                                                                             (40, "dead", "DemandWithdrawn")]
+    refused, junk = letters[1], letters[0]
+    assert refused.error.startswith("refused: FailedPrecondition") and refused.consumer_group == svc.inbox.group_id
+
+    # when an operator re-drives both after the roster caught up
+    svc.allow = True
+    result = await svc.cli("redrive", ref(refused), ref(junk), "--operator", "county IT: Li", "--reason", "roster")
+    assert result.exit_code == 1, result.output  # not every one applied
+    assert f"{ref(refused)}  applied" in result.output and f"{ref(junk)}  undecodable" in result.output
+    # and once more (a retry, or a second operator)
+    again = await svc.stub().Redrive(pb.RedriveRequest(dead_letters=[refused.ref], operator="county IT: Wang"))
+    assert [r.outcome for r in again.results] == ["already_applied"]
+
+    # then the fact was applied once, its position recorded though it was, and the attempts are on record
+    assert svc.seen() == ["intake:40"]
+    shown = await svc.stub().Get(refused.ref)
+    assert shown.status == "applied" and shown.payload == payload
+    assert [(a.operator, a.outcome, a.reason) for a in shown.attempts] == [
+        ("county IT: Li", "applied", "roster"), ("county IT: Wang", "already_applied", "")]
+    assert all(a.at and a.dead_letter == refused.ref for a in shown.attempts)
+    # the undecodable one is still a dead letter, with its failed attempt recorded
+    remaining = await listed(svc, 1)
+    assert [(x.source_offset, x.status, [a.outcome for a in x.attempts]) for x in remaining] == [
+        (41, "dead", ["undecodable"])]
+    assert len(await listed(svc, 2, include_applied=True)) == 2
+    shown_cli = await svc.cli("show", ref(junk))
+    assert shown_cli.exit_code == 0 and '"undecodable"' in shown_cli.output and "{not json" in shown_cli.output
+
+
+async def test_a_redrive_that_fails_again_leaves_the_dead_letter_and_changes_nothing(service: Service) -> None:
+    svc = service
+    assert await svc.inbox.receive(TOPIC, record(50, good(50))) is Outcome.DEAD_LETTERED
+    (letter,) = await listed(svc, 1)
+    reply = await svc.stub().Redrive(pb.RedriveRequest(dead_letters=[letter.ref], operator="ops"))
+    assert [(r.outcome, r.detail) for r in reply.results] == [
+        ("refused", "FailedPrecondition: the member is not on the roster yet")]
+    assert svc.seen() == []
+    (still,) = await listed(svc, 1)
+    assert still.status == "dead" and [a.outcome for a in still.attempts] == ["refused"]
+    # it can be re-driven later, when it applies
+    svc.allow = True
+    reply = await svc.stub().Redrive(pb.RedriveRequest(dead_letters=[letter.ref], operator="ops"))
+    assert [r.outcome for r in reply.results] == ["applied"] and svc.seen() == ["intake:50"]
+
+
+async def test_a_redrive_needs_an_operator_and_only_touches_its_own_group(service: Service,
+                                                                          kafka_bootstrap: str) -> None:
+    svc = service
+    other = Inbox(svc.app, svc.inbox.broker, f"other-{uuid.uuid4().hex[:8]}", {TOPIC: lambda e, f: []})
+    assert await other.receive(TOPIC, record(60, b"junk")) is Outcome.DEAD_LETTERED
+    assert await svc.inbox.receive(TOPIC, record(61, b"junk")) is Outcome.DEAD_LETTERED
+    (mine,) = await listed(svc, 1)
+    stub = svc.stub()
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await stub.Redrive(pb.RedriveRequest(dead_letters=[mine.ref], operator=" \x00 "))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # the other group's letter sits just before ours on the same dead-letter topic
+    theirs = pb.DeadLetterRef(topic=mine.ref.topic, partition=mine.ref.partition, offset=mine.ref.offset - 1)
+    reply = await stub.Redrive(pb.RedriveRequest(dead_letters=[theirs], operator="ops"))
+    assert reply.results[0].outcome == "other_consumer"
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.Get(theirs)
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
