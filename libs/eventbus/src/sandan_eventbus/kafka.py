@@ -1,23 +1,155 @@
-"""The Kafka client settings every service uses, and topic creation from the registry."""
+"""The Kafka client settings every service uses, and topic creation from the registry.
+
+`KafkaSettings` is the one place that says how to reach the broker: bootstrap servers, and TLS and SASL/SCRAM
+from the environment (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*). It yields the same connection for
+the three client libraries in use: faststream (`make_broker`), raw aiokafka consumers, producers and admin
+clients (`aiokafka_kwargs`), and librdkafka (`librdkafka_config`, scoring's replay).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
+from faststream.security import BaseSecurity, SASLScram512
+from pydantic import SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandan_contracts import TOPICS
+from sandan_eventbus.config import ConfigError
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 
 
 def bootstrap_servers() -> str:
     return os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP
+
+
+class KafkaSettings(BaseSettings):
+    """How to connect to Kafka, from KAFKA_* variables (empty values count as unset).
+
+    PLAINTEXT (local runs), SSL (TLS, optionally with a client certificate: mutual TLS) or SASL_SSL (TLS plus
+    SCRAM-SHA-512 user and password, as Strimzi's `scram-sha-512` listeners want). The password comes from
+    KAFKA_SASL_PASSWORD or, better, KAFKA_SASL_PASSWORD_FILE (a mounted Secret; read when a client is made).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", env_ignore_empty=True, extra="ignore", frozen=True)
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    sasl_password_file: Path | None = None
+    ssl_ca_file: Path | None = None  # default: the system's trusted CAs
+    ssl_cert_file: Path | None = None  # client certificate (PEM), for mutual TLS
+    ssl_key_file: Path | None = None  # its private key (PEM, unencrypted)
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSettings:
+        sasl = self.security_protocol == "SASL_SSL"
+        if sasl and not self.sasl_username:
+            raise ValueError("KAFKA_SASL_USERNAME is required with KAFKA_SECURITY_PROTOCOL=SASL_SSL")
+        if sasl and not (self.sasl_password.get_secret_value() or self.sasl_password_file):
+            raise ValueError("KAFKA_SASL_PASSWORD or KAFKA_SASL_PASSWORD_FILE is required with SASL_SSL")
+        if self.sasl_password.get_secret_value() and self.sasl_password_file:
+            raise ValueError("set one of KAFKA_SASL_PASSWORD and KAFKA_SASL_PASSWORD_FILE, not both")
+        # Credentials or TLS files that would be silently ignored mean a misconfiguration: refuse them.
+        if not sasl and (self.sasl_username or self.sasl_password.get_secret_value() or self.sasl_password_file):
+            raise ValueError(f"KAFKA_SASL_* is set but KAFKA_SECURITY_PROTOCOL is {self.security_protocol}")
+        tls_files = [f for f in (self.ssl_ca_file, self.ssl_cert_file, self.ssl_key_file) if f]
+        if self.security_protocol == "PLAINTEXT" and tls_files:
+            raise ValueError("KAFKA_SSL_* files are set but KAFKA_SECURITY_PROTOCOL is PLAINTEXT")
+        if bool(self.ssl_cert_file) != bool(self.ssl_key_file):
+            raise ValueError("KAFKA_SSL_CERT_FILE and KAFKA_SSL_KEY_FILE go together")
+        for path in [*tls_files, *([self.sasl_password_file] if self.sasl_password_file else [])]:
+            if not path.is_file():
+                raise ValueError(f"{path} does not exist")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    def password(self) -> str:
+        """The SASL password, read from its file each time (a rotated Secret is picked up by new clients)."""
+        if self.sasl_password_file:
+            return self.sasl_password_file.read_text(encoding="utf-8").strip()
+        return self.sasl_password.get_secret_value()
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not self.tls:
+            return None
+        context = create_ssl_context(cafile=self.ssl_ca_file, certfile=self.ssl_cert_file,
+                                     keyfile=self.ssl_key_file)
+        context.check_hostname = self.ssl_check_hostname
+        return context
+
+    def faststream_security(self) -> BaseSecurity | None:
+        """The `security=` of faststream's KafkaBroker."""
+        if self.security_protocol == "SASL_SSL":
+            return SASLScram512(self.sasl_username, self.password(), ssl_context=self.ssl_context(), use_ssl=True)
+        if self.security_protocol == "SSL":
+            return BaseSecurity(ssl_context=self.ssl_context(), use_ssl=True)
+        return None
+
+    def aiokafka_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for AIOKafkaConsumer, AIOKafkaProducer and AIOKafkaAdminClient (bootstrap included)."""
+        kwargs: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers,
+                                  "security_protocol": self.security_protocol}
+        if self.tls:
+            kwargs["ssl_context"] = self.ssl_context()
+        if self.security_protocol == "SASL_SSL":
+            kwargs.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                          sasl_plain_password=self.password())
+        return kwargs
+
+    def librdkafka_config(self) -> dict[str, str]:
+        """librdkafka (confluent-kafka) settings for the same connection (bootstrap.servers included)."""
+        config = {"bootstrap.servers": self.bootstrap_servers, "security.protocol": self.security_protocol.lower()}
+        if self.tls:
+            config["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+            if self.ssl_ca_file:
+                config["ssl.ca.location"] = str(self.ssl_ca_file)
+            if self.ssl_cert_file and self.ssl_key_file:
+                config["ssl.certificate.location"] = str(self.ssl_cert_file)
+                config["ssl.key.location"] = str(self.ssl_key_file)
+        if self.security_protocol == "SASL_SSL":
+            config.update({"sasl.mechanism": self.sasl_mechanism, "sasl.username": self.sasl_username,
+                           "sasl.password": self.password()})
+        return config
+
+
+def kafka_settings(bootstrap: str | None = None) -> KafkaSettings:
+    """The settings from the environment (`bootstrap`, when given, overrides KAFKA_BOOTSTRAP_SERVERS).
+
+    Raises ConfigError naming the offending variables; never echoes a value (it may be a password)."""
+    try:
+        return KafkaSettings(**({"bootstrap_servers": bootstrap} if bootstrap else {}))
+    except ValidationError as error:
+        problems = "; ".join((f"KAFKA_{str(e['loc'][0]).upper()}: " if e["loc"] else "")
+                             + e["msg"].removeprefix("Value error, ") for e in error.errors())
+        raise ConfigError(f"Kafka settings: {problems}") from None
+
+
+def aiokafka_kwargs(bootstrap: str | None = None) -> dict[str, Any]:
+    """`kafka_settings(bootstrap).aiokafka_kwargs()`: e.g. `AIOKafkaConsumer(*topics, **aiokafka_kwargs(b))`."""
+    return kafka_settings(bootstrap).aiokafka_kwargs()
+
+
+def librdkafka_config(bootstrap: str | None = None) -> dict[str, str]:
+    """`kafka_settings(bootstrap).librdkafka_config()`: e.g. `Consumer({**librdkafka_config(b), "group.id": g})`."""
+    return kafka_settings(bootstrap).librdkafka_config()
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> list[TopicPartition]:
@@ -32,11 +164,13 @@ async def partitions_of(consumer: AIOKafkaConsumer, topics: Iterable[str]) -> li
     return out
 
 
-def make_broker(client_id: str, bootstrap: str | None = None) -> KafkaBroker:
+def make_broker(client_id: str, bootstrap: str | None = None, settings: KafkaSettings | None = None) -> KafkaBroker:
     # Idempotent producer with acks=all: a retried send is never written twice, nothing acked is lost.
     # linger 0: handlers and the relay await their sends; lingering would add latency to each.
+    settings = settings or kafka_settings(bootstrap)
     return KafkaBroker(
-        bootstrap or bootstrap_servers(),
+        settings.bootstrap_servers,
+        security=settings.faststream_security(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -45,9 +179,11 @@ def make_broker(client_id: str, bootstrap: str | None = None) -> KafkaBroker:
     )
 
 
-async def create_topics(bootstrap: str | None = None, timeout_s: float = 60) -> int:
+async def create_topics(bootstrap: str | None = None, timeout_s: float = 60,
+                        settings: KafkaSettings | None = None) -> int:
     """Create every registry topic that does not exist yet; returns how many were created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap or bootstrap_servers(), client_id="sandan-topics")
+    settings = settings or kafka_settings(bootstrap)
+    admin = AIOKafkaAdminClient(client_id="sandan-topics", **settings.aiokafka_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

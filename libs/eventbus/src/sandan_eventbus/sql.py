@@ -1,14 +1,16 @@
 """SQLAlchemy engines for the services' own tables (personal data, read models), from the same URLs
-as the event store: memory://, sqlite:///path, postgresql://...[?schema=name]."""
+as the event store: memory://, sqlite:///path, postgresql://...[?schema=name]. A PostgreSQL password and TLS
+settings are given apart from the URL, as for the event store (sandan_eventbus.config.db_password)."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.pool import StaticPool
 
-from sandan_eventbus.config import sqlalchemy_url
+from sandan_eventbus.config import check_postgres_url, db_password, sqlalchemy_url
 
 
 def engine_for(url: str) -> Engine:
@@ -18,6 +20,17 @@ def engine_for(url: str) -> Engine:
         return create_engine(target, poolclass=StaticPool, connect_args={"check_same_thread": False})
     if target.startswith("sqlite:"):
         return create_engine(target, connect_args={"check_same_thread": False})
+    check_postgres_url(url)
     schema = parse_qs(urlparse(url).query).get("schema", [""])[0]
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
-    return create_engine(target, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(target, pool_pre_ping=True, connect_args=connect_args)
+    if urlparse(url).password is None:
+        db_password()  # fail fast on an unreadable password file
+
+        @event.listens_for(engine, "do_connect")
+        def _password(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+            # Read for every new connection: a rotated password file is picked up without a restart.
+            password = db_password()
+            if password:
+                cparams["password"] = password
+    return engine
