@@ -184,15 +184,18 @@ async def test_recording_a_dead_letter_through_an_outage_never_publishes_it_twic
     assert len(broker.published) == 1 and app.already_processed(tracking_for(record(6, b"")))
 
 
-async def test_a_refusal_is_dead_lettered_with_its_reason_and_nothing_changes(app: UnitApp) -> None:
+async def test_a_refusal_is_recorded_with_no_effect_and_not_dead_lettered(app: UnitApp) -> None:
     broker = FakeBroker()
+    calls = 0
 
     def refuse(envelope: Envelope, _: Event) -> list[Any]:
+        nonlocal calls
+        calls += 1
         raise FailedPrecondition("order is completed")
 
     inbox = make_inbox(app, broker, refuse)
-    assert await inbox.receive(TOPIC, record(7, fact("d7"))) is Outcome.DEAD_LETTERED
-    assert broker.published[0][2]["dlq.error"] == "refused: FailedPrecondition: order is completed"
+    assert await inbox.receive(TOPIC, record(7, fact("d7"))) is Outcome.REFUSED
+    assert calls == 1 and broker.published == [] and inbox.refused == 1
     assert await inbox.receive(TOPIC, record(7, fact("d7"))) is Outcome.DUPLICATE  # position recorded
 
 

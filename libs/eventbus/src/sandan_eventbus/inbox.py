@@ -5,11 +5,14 @@ store in the same transaction as the events the message caused. A redelivered me
 position already recorded and changes nothing. The Kafka offset is committed (acked) only once the
 message's outcome is durable, so a crash before that means redelivery, never loss.
 
-Every message ends in exactly one of these outcomes, and only the first two let the offset move past it:
+Every message ends in exactly one of these outcomes, and only the first three let the offset move past it:
 - applied (or found already applied): its effects and its position are saved together;
-- dead-lettered: a failure that would fail again (undecodable, refused by the domain, a handler that keeps
-  raising on this input) is published to `<topic>.dlq` with the error in headers, then its position is
-  recorded; `sandan_eventbus.deadletters` re-drives it later;
+- refused: the domain says the fact does not apply here (e.g. withdrawing a completed order); its position is
+  recorded with no effect and the refusal is logged. A refusal is a final answer, not a failure: a consumer
+  replaying history meets thousands of them, which would bury real poison in the dead-letter topic;
+- dead-lettered: a failure that would fail again (undecodable, a handler that keeps raising on this input) is
+  published to `<topic>.dlq` with the error in headers, then its position is recorded;
+  `sandan_eventbus.deadletters` re-drives it once the cause is fixed;
 - held: an outage (store or broker unreachable, timeouts; see `outages.py`) pauses this consumer, retrying
   with capped backoff for as long as it lasts, and the service reports not ready meanwhile. Every step is
   retried this way (the "already processed?" check, publishing a dead letter, recording its position), so
@@ -60,6 +63,7 @@ MAX_POLL_INTERVAL_MS = 300_000
 class Outcome(enum.StrEnum):
     APPLIED = "applied"
     DUPLICATE = "duplicate"
+    REFUSED = "refused"
     DEAD_LETTERED = "dead_lettered"
     HELD = "held"  # an outage outlasted this delivery: not acknowledged, delivered again
 
@@ -106,6 +110,7 @@ class Inbox:
         self.commit_timeout_seconds = commit_timeout_seconds
         self.processed = 0
         self.duplicates = 0
+        self.refused = 0
         self.dead_lettered = 0
         self.held = 0
         # dead letters published whose position is not recorded yet: a held redelivery does not publish twice
@@ -200,7 +205,11 @@ class Inbox:
         except Held:
             raise
         except DomainError as refusal:
-            error = f"refused: {describe(refusal, 1000)}"
+            await self._until_done(component, deadline, self._in_thread(self._record_only, tracking))
+            self.refused += 1
+            log.info("fact refused by the domain; recorded with no effect", extra={"fields": {
+                "topic": topic, "type": envelope.type, "event_id": envelope.event_id, "reason": describe(refusal)}})
+            return Outcome.REFUSED
         except IntegrityError:
             error = f"failed {self.max_attempts} times: concurrent write to the same aggregate"
         except Exception as exc:
