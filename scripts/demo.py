@@ -26,6 +26,7 @@ from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, scoring_pb2_grpc
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import scoring_pb2 as spb
+from sandan_eventbus.channels import aio_channel
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import bootstrap_servers, create_topics
 
@@ -231,9 +232,8 @@ async def main() -> int:
         tailer = asyncio.create_task(tail(bootstrap, stop))
         mailer = asyncio.create_task(notifications(WORK / "notifications.jsonl", stop))
         await asyncio.wait_for(ready.wait(), 30)
-        async with grpc.aio.insecure_channel("127.0.0.1:50051") as ic, \
-                grpc.aio.insecure_channel("127.0.0.1:50052") as dc, \
-                grpc.aio.insecure_channel("127.0.0.1:50053") as sc:
+        async with aio_channel("127.0.0.1:50051") as ic, aio_channel("127.0.0.1:50052") as dc, \
+                aio_channel("127.0.0.1:50053") as sc:  # with the retry policy: a busy service's refusal is retried
             await scenario(intake_pb2_grpc.IntakeStub(ic), dispatch_pb2_grpc.DispatchStub(dc),
                            scoring_pb2_grpc.ScoringStub(sc))
         stop.set()

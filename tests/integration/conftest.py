@@ -18,6 +18,7 @@ import grpc
 import pytest
 
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc
+from sandan_eventbus.channels import aio_channel
 from sandan_eventbus.devtools import Received, ServiceProcess, read_topic
 from sandan_eventbus.kafka import create_topics
 
@@ -38,15 +39,17 @@ class Stack:
     dispatch: ServiceProcess
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
-    def intake_stub(self) -> intake_pb2_grpc.IntakeStub:
-        channel = grpc.aio.insecure_channel(self.intake.grpc_address)
+    def channel(self, address: str) -> grpc.aio.Channel:
+        """A channel as the shipped clients make them: with the retry policy (sandan_eventbus.channels)."""
+        channel = aio_channel(address)
         self.channels.append(channel)
-        return intake_pb2_grpc.IntakeStub(channel)
+        return channel
+
+    def intake_stub(self) -> intake_pb2_grpc.IntakeStub:
+        return intake_pb2_grpc.IntakeStub(self.channel(self.intake.grpc_address))
 
     def dispatch_stub(self) -> dispatch_pb2_grpc.DispatchStub:
-        channel = grpc.aio.insecure_channel(self.dispatch.grpc_address)
-        self.channels.append(channel)
-        return dispatch_pb2_grpc.DispatchStub(channel)
+        return dispatch_pb2_grpc.DispatchStub(self.channel(self.dispatch.grpc_address))
 
     async def read(self, topic: str, key: str, count: int, timeout: float = 30) -> list[Received]:
         """The first `count` distinct events (by event_id) keyed `key` on `topic`, in topic order."""

@@ -31,6 +31,7 @@ from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc
 from sandan_contracts.rpc import intake_pb2 as ipb
+from sandan_eventbus.channels import aio_channel
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
@@ -140,7 +141,7 @@ class NotifyStack:
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
     def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = grpc.aio.insecure_channel(address)
+        channel = aio_channel(address)  # with the shipped retry policy
         self.channels.append(channel)
         return channel
 

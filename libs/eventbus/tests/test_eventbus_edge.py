@@ -231,14 +231,24 @@ async def test_the_shipped_channel_retries_refused_calls_until_they_get_through(
         assert [a.demand_id for a in answers] == ["first", *[f"d{i}" for i in range(5)]]
 
 
-def test_pushback_spreads_callers_over_the_time_the_backlog_needs() -> None:
+def test_pushback_gives_each_refused_caller_its_own_turn_at_the_pace_the_service_can_take() -> None:
     now = [100.0]
-    limit = InFlightLimit(10, clock=lambda: now[0], rand=lambda: 0.5)  # jitter factor 1.0
-    limit._finished.extend([99.0 + i / 100 for i in range(100)])  # 100 calls finished in the last 2 s: 50/s
-    limit.in_flight = 10
-    assert limit.pushback_ms() == 200  # 10 in flight at 50/s
-    limit._refusals.extend([99.5] * 40)  # 40 callers refused in the last second come back too
-    assert limit.pushback_ms() == 1000
+    limit = InFlightLimit(10, clock=lambda: now[0], rand=lambda: 0.5)  # no jitter
+    limit.mean_seconds = 0.15  # 10 calls per 0.15 s: 66.7 calls a second, 50 with the headroom for newcomers
+    assert [limit.pushback_ms() for _ in range(4)] == [20, 40, 60, 80]  # one after the other
+    now[0] += 0.05  # time passes: the turns already given come closer
+    assert limit.pushback_ms() == 50
+    now[0] += 60  # idle: nobody is waiting any more
+    assert limit.pushback_ms() == 20
+
+
+async def test_the_pace_follows_how_long_calls_take() -> None:
+    now = [0.0]
+    limit = InFlightLimit(1, clock=lambda: now[0])
+    for _ in range(200):
+        async with limit.around(Call("/x/Y", None)):  # type: ignore[arg-type]  # a call of 20 ms
+            now[0] += 0.02
+    assert limit.mean_seconds == pytest.approx(0.02, rel=0.01)
 
 
 def test_the_limit_is_a_setting_per_service(monkeypatch: pytest.MonkeyPatch) -> None:

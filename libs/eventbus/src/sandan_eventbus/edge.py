@@ -25,7 +25,6 @@ import logging
 import os
 import random
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +43,7 @@ log = logging.getLogger(__name__)
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 DEFAULT_MAX_IN_FLIGHT = 100
+MAX_PUSHBACK_SECONDS = 60.0  # a longer queue than this is better answered by the caller's own deadline
 REPEATED_DEFAULT_ITEMS = 100  # a repeated string field not in the checks table
 
 
@@ -140,8 +140,9 @@ class CallGuard(grpc.aio.ServerInterceptor):
 
 # ---- 1. backpressure --------------------------------------------------------------------------------------
 class InFlightLimit(CallGuard):
-    """At most `limit` calls at once; beyond, RESOURCE_EXHAUSTED with a pushback spread over the time the calls
-    seen recently need to drain, so refused callers come back spread out rather than all at once."""
+    """At most `limit` calls at once; beyond, RESOURCE_EXHAUSTED with a pushback. Each refused caller is given its
+    own turn after the callers already told to come back, spaced by what the service can take (`limit` calls per
+    mean call duration, Little's law), so a burst comes back spread out rather than all at once."""
 
     def __init__(self, limit: int, *, clock: Callable[[], float] = time.monotonic,
                  rand: Callable[[], float] = random.random) -> None:
@@ -149,46 +150,38 @@ class InFlightLimit(CallGuard):
             raise ValueError("the in-flight limit must be at least 1")
         self.limit = limit
         self.in_flight = 0
-        self.refused = 0  # since start; for tests and logs
+        self.refused = 0  # since start; for tests
         self.clock = clock
         self.rand = rand
-        self._finished: deque[float] = deque(maxlen=10_000)
-        self._refusals: deque[float] = deque(maxlen=10_000)
+        self.mean_seconds = 0.1  # of a call; a guess until calls have finished
+        self._next_turn = 0.0  # when the last caller told to come back is due
 
     def applies_to(self, method: str) -> bool:
         return not method.startswith(HEALTH_PREFIX)
 
-    @staticmethod
-    def _recent(times: deque[float], now: float, window: float) -> int:
-        while times and now - times[0] > window:
-            times.popleft()
-        return len(times)
-
     def pushback_ms(self) -> int:
         now = self.clock()
-        finished = self._recent(self._finished, now, 2.0)
-        # calls finished per second lately; with too few to tell, assume 100 ms a call, `limit` at a time
-        rate = finished / 2.0 if finished >= 10 else self.limit * 10.0
-        waiting = self._recent(self._refusals, now, 1.0)  # roughly: callers refused and coming back
-        drain = (self.in_flight + waiting) / rate
-        return int(min(max(drain * (0.5 + self.rand()), 0.01), 10.0) * 1000)
+        pace = 1.0 / (0.75 * self.limit / self.mean_seconds)  # headroom for callers arriving anew
+        self._next_turn = max(self._next_turn, now) + pace
+        wait = (self._next_turn - now) * (0.9 + 0.2 * self.rand())  # +-10%: turns never collide exactly
+        return round(min(max(wait, 0.005), MAX_PUSHBACK_SECONDS) * 1000)
 
     @contextlib.asynccontextmanager
     async def around(self, call: Call) -> AsyncIterator[None]:
         if self.in_flight >= self.limit:
             self.refused += 1
-            self._refusals.append(self.clock())
             pushback = self.pushback_ms()
             await call.context.abort(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"busy: {self.limit} calls in flight; nothing was done, retry after {pushback} ms",
                 trailing_metadata=((PUSHBACK_HEADER, str(pushback)),))
         self.in_flight += 1
+        started = self.clock()
         try:
             yield
         finally:
             self.in_flight -= 1
-            self._finished.append(self.clock())
+            self.mean_seconds += 0.05 * ((self.clock() - started) - self.mean_seconds)  # moving average
 
 
 # ---- 3. the input policy -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import grpc
 
 from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2, intake_pb2_grpc
+from sandan_eventbus import channels
 from sandan_notify.directory import Offices
 
 
@@ -51,8 +52,9 @@ class GrpcContacts:
     def __init__(self, intake_address: str, dispatch_address: str, token: str, offices: Offices, *,
                  timeout: float = 5.0, ttl_seconds: float = 60.0,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        self._intake_channel = grpc.insecure_channel(intake_address)
-        self._dispatch_channel = grpc.insecure_channel(dispatch_address)
+        # look-ups are reads: retried on UNAVAILABLE and on an owner's "busy" refusal (sandan_eventbus.channels)
+        self._intake_channel = channels.insecure_channel(intake_address)
+        self._dispatch_channel = channels.insecure_channel(dispatch_address)
         self.intake = intake_pb2_grpc.IntakeStub(self._intake_channel)
         self.dispatch = dispatch_pb2_grpc.DispatchStub(self._dispatch_channel)
         self.metadata = (("authorization", f"Bearer {token}"),)
