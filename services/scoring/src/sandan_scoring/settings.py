@@ -5,7 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandan_eventbus.config import number, optional, required
+from sandan_eventbus.config import ConfigError, number, optional, required
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level() -> str:
+    """LOG_LEVEL in any case (`info` as well as `INFO`): logging itself only knows the upper-case names."""
+    level = optional("LOG_LEVEL", "INFO").upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {level[:20]!r}")
+    return level
 
 
 @dataclass(frozen=True)
@@ -30,5 +40,5 @@ class Settings:
             # how a whole-log replay reads: 0 = librdkafka (fetch in C threads; fastest on 2 cores),
             # 1 = aiokafka in-process, N>1 = librdkafka on N processes, merged
             replay_workers=max(0, int(number("SCORING_REPLAY_WORKERS", 0))),
-            log_level=optional("LOG_LEVEL", "INFO"),
+            log_level=log_level(),
         )
