@@ -19,7 +19,7 @@ from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
 from sandan_scoring.api import SERVICE_NAME, ScoringServicer, register
 from sandan_scoring.engine import Scorer
 from sandan_scoring.report import Reports
-from sandan_scoring.rules import RuleBook
+from sandan_scoring.rules import RuleBook, RuleError
 from sandan_scoring.store import ScoringStore
 from services.scoring.tests.support import Events, fold, hand_county
 
@@ -254,3 +254,50 @@ async def test_reports_are_built_once_per_state_of_the_ledger(client: Client) ->
     client.scorer.ledger.apply(ev.reported("m-new", "c1", "u9"))
     again = await client.scorer.reports()
     assert again is not first and "m-new" in again.members_in("unit", "u9")
+
+
+# ---- hostile input: errors name the field and quote at most a short prefix -------------------------------------
+MEGABYTE = "9" * 1_000_000
+
+
+@pytest.mark.parametrize("call", ["what-if", "rebuild"])
+@pytest.mark.parametrize("version", [MEGABYTE, "2026.1\n", "../2026.1", "成" * 10, "-2026", "v" * 41])
+async def test_a_malformed_rule_set_version_is_an_invalid_argument(client: Client, call: str, version: str) -> None:
+    """A 1 MB rule_set_version answered RESOURCE_EXHAUSTED: the error message repeated it in full."""
+    rpc = (client.stub.WhatIf(pb.WhatIfRequest(rule_set_version=version, quarter=Q)) if call == "what-if"
+           else client.stub.Rebuild(pb.RebuildRequest(rule_set_version=version)).read())
+    code, details = await status_of(rpc)
+    assert code == Code.INVALID_ARGUMENT
+    assert details.startswith("rule_set_version: must be a version") and len(details) < 120
+
+
+@pytest.mark.parametrize("call", ["what-if", "rebuild"])
+async def test_an_unknown_rule_set_is_named_by_a_short_prefix_only(client: Client, call: str) -> None:
+    version = "2099." + "9" * 35  # well formed (40 characters), but no such rule set
+    rpc = (client.stub.WhatIf(pb.WhatIfRequest(rule_set_version=version, quarter=Q)) if call == "what-if"
+           else client.stub.Rebuild(pb.RebuildRequest(rule_set_version=version)).read())
+    code, details = await status_of(rpc)
+    assert code == Code.INVALID_ARGUMENT
+    assert details.startswith(f"rule_set_version: unknown rule set '{version}'") and "2026.1, 2026.2" in details
+
+
+def test_an_unknown_rule_set_quotes_at_most_a_prefix() -> None:
+    with pytest.raises(RuleError) as err:
+        RuleBook().get("x" * 100_000)
+    assert str(err.value).startswith("unknown rule set '" + "x" * 40 + "…'") and len(str(err.value)) < 120
+
+
+@pytest.mark.parametrize(("rpc", "field"), [
+    (lambda s: s.GetMemberLedger(pb.MemberLedgerRequest(member_id=MEGABYTE)), "member_id"),
+    (lambda s: s.GetMemberLedger(pb.MemberLedgerRequest(member_id="m1", quarter=MEGABYTE)), "quarter"),
+    (lambda s: s.Leaderboard(pb.LeaderboardRequest(community_id=MEGABYTE, quarter=Q)), "community_id"),
+    (lambda s: s.Leaderboard(pb.LeaderboardRequest(unit_id=MEGABYTE, quarter=Q)), "unit_id"),
+    (lambda s: s.UnitReport(pb.ScopeQuarter(scope_id=MEGABYTE, quarter=Q)), "scope_id"),
+    (lambda s: s.CommunityNotice(pb.ScopeQuarter(scope_id="c1", quarter=MEGABYTE)), "quarter"),
+    (lambda s: s.PublishQuarterlyNotices(pb.QuarterRef(quarter=MEGABYTE)), "quarter"),
+], ids=["member", "ledger-quarter", "community", "unit", "scope", "report-quarter", "notices-quarter"])
+async def test_a_megabyte_argument_is_an_invalid_argument_with_a_short_message(client: Client, rpc, field: str
+                                                                               ) -> None:  # type: ignore[no-untyped-def]
+    code, details = await status_of(rpc(client.stub))
+    assert code == Code.INVALID_ARGUMENT
+    assert details.startswith(f"{field}:") and len(details) < 120

@@ -10,19 +10,31 @@ import grpc
 
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
+from sandan_eventbus.checks import ID, VERSION, Shape, quote
 from sandan_scoring.engine import Progress, Scorer
 from sandan_scoring.report import Summary
 from sandan_scoring.rules import RuleError
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Scoring"].full_name
-_QUARTER = re.compile(r"^[0-9]{4}Q[1-4]$")
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+_QUARTER = Shape(re.compile(r"[0-9]{4}Q[1-4]"), 6, 6)
+# Error messages name the field and quote at most a short prefix of what was sent (`quote`): a message repeating
+# a megabyte of input overflows gRPC's metadata and turns the answer into RESOURCE_EXHAUSTED.
 
 
-async def _check(context: grpc.aio.ServicerContext, field: str, value: str, pattern: re.Pattern[str],
-                 hint: str) -> None:
-    if not pattern.fullmatch(value):
+async def _check(context: grpc.aio.ServicerContext, field: str, value: str, shape: Shape, hint: str) -> None:
+    """The contract's shape of a value (its pattern and length), checked before the value is used anywhere."""
+    if not shape.matches(value):
         await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {hint}")
+
+
+async def _rule_set(context: grpc.aio.ServicerContext, scorer: Scorer, version: str) -> None:
+    """A rule set version: well formed (the contract's `Version`), then known."""
+    await _check(context, "rule_set_version", version, VERSION, "must be a version like 2026.1 (1-40 letters, "
+                 "digits, '_', '.' or '-')")
+    try:
+        scorer.rulebook.get(version)
+    except RuleError as exc:
+        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rule_set_version: {exc}")
 
 
 def _summary(s: Summary) -> pb.Summary:
@@ -41,13 +53,13 @@ class ScoringServicer(pb_grpc.ScoringServicer):
 
     async def GetMemberLedger(self, request: pb.MemberLedgerRequest,
                               context: grpc.aio.ServicerContext) -> pb.MemberLedger:
-        await _check(context, "member_id", request.member_id, _ID, "must be an opaque id")
+        await _check(context, "member_id", request.member_id, ID, "must be an opaque id")
         if request.quarter:
             await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
         ledger = self.scorer.ledger
         attr = ledger.attribution(request.member_id)
         if attr is None and request.member_id not in ledger.by_member:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"member {request.member_id} not known to scoring")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"member {quote(request.member_id)} not known to scoring")
         entries = [pb.LedgerEntry(entry_id=e.entry_id, points=e.points, rule=e.rule,
                                   rule_set_version=ledger.rules.version, quarter=e.quarter,
                                   source_event_ids=list(e.sources), occurred_at=e.occurred_at.isoformat())
@@ -64,6 +76,7 @@ class ScoringServicer(pb_grpc.ScoringServicer):
                                 "community_id: give exactly one of community_id, unit_id")
         await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
         scope, scope_id = ("community", request.community_id) if request.community_id else ("unit", request.unit_id)
+        await _check(context, f"{scope}_id", scope_id, ID, "must be an opaque id")
         rows = (await self.scorer.reports()).ranking(scope, scope_id, request.quarter)  # type: ignore[arg-type]
         limit = request.limit if request.limit > 0 else 50
         return pb.Ranking(members=[
@@ -72,11 +85,11 @@ class ScoringServicer(pb_grpc.ScoringServicer):
             for i, r in enumerate(rows[:limit])])
 
     async def _report(self, scope: str, request: pb.ScopeQuarter, context: grpc.aio.ServicerContext) -> pb.Report:
-        await _check(context, "scope_id", request.scope_id, _ID, "must be an opaque id")
+        await _check(context, "scope_id", request.scope_id, ID, "must be an opaque id")
         await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
         reports = await self.scorer.reports()
         if request.scope_id not in reports.scopes()[scope]:  # type: ignore[index]
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{scope} {request.scope_id} not known to scoring")
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"{scope} {quote(request.scope_id)} not known to scoring")
         rows = reports.ranking(scope, request.scope_id, request.quarter)  # type: ignore[arg-type]
         published = await asyncio.to_thread(self.scorer.store.notice, scope, request.scope_id, request.quarter)
         return pb.Report(scope=scope, scope_id=request.scope_id, quarter=request.quarter,
@@ -107,10 +120,8 @@ class ScoringServicer(pb_grpc.ScoringServicer):
 
     async def WhatIf(self, request: pb.WhatIfRequest, context: grpc.aio.ServicerContext) -> pb.WhatIfReport:
         await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
-        try:
-            current, candidate = await self.scorer.what_if(request.rule_set_version)
-        except RuleError as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rule_set_version: {exc}")
+        await _rule_set(context, self.scorer, request.rule_set_version)
+        current, candidate = await self.scorer.what_if(request.rule_set_version)
         members = sorted(set(current.by_member) | set(candidate.by_member))
         rows = []
         for m in members:
@@ -123,11 +134,8 @@ class ScoringServicer(pb_grpc.ScoringServicer):
 
     async def Rebuild(self, request: pb.RebuildRequest,
                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RebuildProgress]:
-        if request.rule_set_version:
-            try:
-                self.scorer.rulebook.get(request.rule_set_version)
-            except RuleError as exc:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rule_set_version: {exc}")
+        if request.rule_set_version:  # empty: the active rule set
+            await _rule_set(context, self.scorer, request.rule_set_version)
         if self.rebuilding.locked():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "a rebuild is already running")
         queue: asyncio.Queue[Progress] = asyncio.Queue()

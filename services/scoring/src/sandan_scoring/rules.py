@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sandan_eventbus.checks import quote
+
 PACKAGED = Path(__file__).parent / "rules"
 
 
@@ -111,7 +113,7 @@ class RuleBook:
         try:
             return self.sets[version]
         except KeyError:
-            raise RuleError(f"unknown rule set {version!r}; known: {', '.join(sorted(self.sets))}") from None
+            raise RuleError(f"unknown rule set {quote(version)!r}; known: {', '.join(sorted(self.sets))}") from None
 
     def latest(self) -> RuleSet:
         return self.sets[max(self.sets)]
