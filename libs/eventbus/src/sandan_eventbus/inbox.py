@@ -36,7 +36,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from eventsourcing.persistence import IntegrityError, Tracking
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
 from sandan_contracts import TOPICS, Envelope, Event, decode
 from sandan_eventbus.errors import DomainError
@@ -172,54 +172,78 @@ class Inbox:
 
     async def _apply(self, component: str, deadline: float, topic: str, record: ConsumerRecord[Any, Any],
                      envelope: Envelope, event: Event, tracking: Tracking) -> Outcome:
-        handler = self.handlers[topic]
+        save = self._in_thread(self._apply_once, self.handlers[topic], envelope, event, tracking)
 
-        def failed(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            log.warning("handler failed; trying again", exc_info=error,
-                        extra={"fields": {"topic": topic, "offset": record.offset, "attempt": state.attempt_number}})
-
-        # A conflict (another writer saved the same aggregate) or a fluke is tried again a few times; a
-        # refusal is final at once. Outages never get here: _until_done waits them out.
-        attempts = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=backoff(self.backoff_seconds, 2.0),
-            retry=retry_if_exception(lambda e: not isinstance(e, DomainError | Held)),
-            before_sleep=failed,
-            reraise=True,
-        )
-        try:
-            async for attempt in attempts:
-                with attempt:
-                    try:
-                        with traced(envelope.correlation_id, envelope.event_id):
-                            await self._until_done(component, deadline,
-                                                   self._in_thread(self._save, handler, envelope, event, tracking),
-                                                   retry_on=is_outage)
-                    except IntegrityError:
-                        if await self._until_done(component, deadline,
-                                                  self._in_thread(self.app.already_processed, tracking)):
-                            self.duplicates += 1
-                            return Outcome.DUPLICATE
-                        raise
-        except Held:
-            raise
-        except DomainError as refusal:
-            await self._until_done(component, deadline, self._in_thread(self._record_only, tracking))
-            self.refused += 1
-            log.info("fact refused by the domain; recorded with no effect", extra={"fields": {
-                "topic": topic, "type": envelope.type, "event_id": envelope.event_id, "reason": describe(refusal)}})
-            return Outcome.REFUSED
-        except IntegrityError:
-            error = f"failed {self.max_attempts} times: concurrent write to the same aggregate"
-        except Exception as exc:
-            error = f"failed {self.max_attempts} times: {describe(exc, 1000)}"
-        else:
+        async def attempt() -> Outcome:
+            try:
+                with traced(envelope.correlation_id, envelope.event_id):
+                    refusal = await self._until_done(component, deadline, save, retry_on=is_outage)
+            except IntegrityError:
+                if await self._until_done(component, deadline, self._in_thread(self.app.already_processed, tracking)):
+                    return Outcome.DUPLICATE
+                raise
+            if refusal is not None:
+                self.refused += 1
+                log.info("fact refused by the domain; recorded with no effect", extra={"fields": {
+                    "topic": topic, "type": envelope.type, "event_id": envelope.event_id,
+                    "reason": describe(refusal)}})
+                return Outcome.REFUSED
             self.processed += 1
             self.on_saved()
             return Outcome.APPLIED
-        await self._dead_letter(component, deadline, topic, record, tracking, error)
-        return Outcome.DEAD_LETTERED
+
+        def failed(error: BaseException | None, number: int) -> None:
+            log.warning("handler failed; trying again", exc_info=error,
+                        extra={"fields": {"topic": topic, "offset": record.offset, "attempt": number}})
+
+        try:
+            outcome = await attempt()  # the usual case, without retry machinery
+        except Held:
+            raise
+        except Exception as first:
+            failed(first, 1)
+            # A conflict (another writer saved the same aggregate) or a fluke is tried again a few times.
+            # Outages never get here: _until_done waits them out.
+            attempts = AsyncRetrying(
+                stop=stop_after_attempt(self.max_attempts - 1),
+                wait=backoff(self.backoff_seconds, 2.0),
+                retry=retry_if_exception(lambda e: not isinstance(e, Held)),
+                before_sleep=lambda state: failed(state.outcome.exception() if state.outcome else None,
+                                                  state.attempt_number + 1),
+                reraise=True,
+            )
+            try:
+                if self.max_attempts <= 1:
+                    raise first
+                await asyncio.sleep(self.backoff_seconds)
+                outcome = await attempts(attempt)
+            except Held:
+                raise
+            except IntegrityError:
+                error = f"failed {self.max_attempts} times: concurrent write to the same aggregate"
+            except Exception as exc:
+                error = f"failed {self.max_attempts} times: {describe(exc, 1000)}"
+            else:
+                return self._counted(outcome)
+            await self._dead_letter(component, deadline, topic, record, tracking, error)
+            return Outcome.DEAD_LETTERED
+        return self._counted(outcome)
+
+    def _counted(self, outcome: Outcome) -> Outcome:
+        if outcome is Outcome.DUPLICATE:
+            self.duplicates += 1
+        return outcome
+
+    def _apply_once(self, handler: Handler, envelope: Envelope, event: Event,
+                    tracking: Tracking) -> DomainError | None:
+        """Run the handler and save its changes with the position; a refusal saves the position alone."""
+        try:
+            changed = list(handler(envelope, event))
+        except DomainError as refusal:
+            self.app.save_tracked(tracking=tracking)  # the fact does not apply here: recorded, no effect
+            return refusal
+        self.app.save_tracked(*changed, tracking=tracking)
+        return None
 
     def _save(self, handler: Handler, envelope: Envelope, event: Event, tracking: Tracking,
               also: Callable[[], Iterable[Any]] = tuple) -> None:
@@ -331,25 +355,33 @@ class Inbox:
         `retry_on` refuses propagates at once. Infrastructure steps retry on anything: an error there is
         not this message's fault, and giving up would skip it.
         """
-
-        def paused(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            assert error is not None
-            if not is_outage(error) and state.attempt_number == 1:
-                log.warning("inbox step failed; retrying", exc_info=error, extra={"fields": {"component": component}})
-            self.readiness.set(component, False, describe(error))
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(retry_on),
-            wait=backoff(self.backoff_seconds, self.max_backoff_seconds),
-            stop=lambda _: time.monotonic() >= deadline,
-            before_sleep=paused,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
-                    result = await call()
-        except RetryError as waited:
-            raise Held(component) from waited.last_attempt.exception()
+            result = await call()  # the usual case, without retry machinery
+        except Exception as first:
+            if not retry_on(first):
+                raise
+            self._paused(component, first, 1)
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(retry_on),
+                wait=backoff(self.backoff_seconds, self.max_backoff_seconds),
+                stop=lambda _: time.monotonic() >= deadline,
+                before_sleep=lambda state: self._paused(
+                    component, state.outcome.exception() if state.outcome else None, state.attempt_number + 1),
+            )
+            async def again() -> T:  # a coroutine function, so tenacity awaits it
+                return await call()
+
+            try:
+                await asyncio.sleep(self.backoff_seconds)
+                result = await retrying(again)
+            except RetryError as waited:
+                raise Held(component) from waited.last_attempt.exception()
         self.readiness.set(component, True)
         return result
+
+    def _paused(self, component: str, error: BaseException | None, attempt: int) -> None:
+        assert error is not None
+        if attempt == 1 and not is_outage(error):
+            log.warning("inbox step failed; retrying", exc_info=error, extra={"fields": {"component": component}})
+        self.readiness.set(component, False, describe(error))
+
