@@ -1,11 +1,14 @@
 """Generate sandan's Keycloak realm from the role matrix: `python deploy/keycloak/realm.py [--check]`.
 
-Writes two files, both committed (a test regenerates them and fails on any difference):
+Writes two files, both committed (a test regenerates them and fails on any difference), and copies of each
+where Kubernetes' kustomize can read them (it loads files only from inside a kustomization's folder):
 - deploy/keycloak/sandan-realm.json: the realm for production (k8s, compose). Client secrets and the web
   address are `${ENV}` placeholders that Keycloak expands when it imports the file; no users but the services'.
 - deploy/local/keycloak/sandan-realm.json: the same realm for the local stack, with fixed development secrets
   and `sandan-cli`, a public client with the password grant that the demo and the tests use to sign their
   people in (not for production: the password grant is deprecated by OAuth 2.1 and disabled in the other file).
+- deploy/k8s/platform/keycloak/sandan-realm.json and deploy/k8s/overlays/local/keycloak/sandan-realm.json: the
+  same two, imported by the Keycloak Deployment from a ConfigMap.
 
 The realm holds: one realm role per role of the matrix (sandan_contracts/rpc/access.toml), the user attributes
 that say where a person acts (declared in the user profile, editable by admins only: Keycloak 24+ silently
@@ -27,6 +30,9 @@ from sandan_contracts.access import ACCESS
 HERE = Path(__file__).resolve().parent
 PRODUCTION = HERE / "sandan-realm.json"
 LOCAL = HERE.parent / "local" / "keycloak" / "sandan-realm.json"
+K8S_PRODUCTION = HERE.parent / "k8s" / "platform" / "keycloak" / "sandan-realm.json"
+K8S_LOCAL = HERE.parent / "k8s" / "overlays" / "local" / "keycloak" / "sandan-realm.json"
+TARGETS = ((PRODUCTION, False), (LOCAL, True), (K8S_PRODUCTION, False), (K8S_LOCAL, True))
 
 REALM = "sandan"
 AUDIENCE = "sandan"
@@ -167,7 +173,7 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="fail if the committed files are stale")
     args = parser.parse_args()
     stale = []
-    for path, local in ((PRODUCTION, False), (LOCAL, True)):
+    for path, local in TARGETS:
         text = render(local)
         if args.check:
             if not path.exists() or path.read_text("utf-8") != text:
