@@ -29,7 +29,7 @@ from sandan_contracts import TOPICS
 from sandan_contracts.rpc import ops_pb2 as pb
 from sandan_contracts.rpc import ops_pb2_grpc
 from sandan_eventbus.inbox import TRUNCATED_BYTES, Inbox
-from sandan_eventbus.kafka import partitions_of
+from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
 
 log = logging.getLogger(__name__)
@@ -140,7 +140,8 @@ class DeadLetterReader:
         self.client_id = client_id
 
     async def _consumer(self) -> AIOKafkaConsumer:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+        # the service's own connection settings (TLS, SASL) with its bootstrap servers
+        consumer = AIOKafkaConsumer(**aiokafka_kwargs(self.bootstrap), enable_auto_commit=False,
                                     client_id=self.client_id, request_timeout_ms=10_000)
         await consumer.start()
         return consumer

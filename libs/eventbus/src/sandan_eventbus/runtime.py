@@ -179,24 +179,32 @@ class ServiceRuntime:
             await self._publish_readiness(servicer, names)
 
     async def _probe(self, stop: asyncio.Event) -> None:
-        """Every few seconds: do the broker and the store answer? (Readiness even when no work flows.)"""
+        """Every few seconds: do the broker and the store answer? (Readiness even when no work flows.)
+
+        A part is reported down after two failed probes in a row (one slow answer on a busy machine is not an
+        outage), and up again at the first answer."""
         timeout = min(3.0, self.probe_seconds)
         in_flight: asyncio.Future[None] | None = None
+        misses = {"broker": 0, "store": 0}
+
+        def report(part: str, error: str | None) -> None:
+            misses[part] = misses[part] + 1 if error is not None else 0
+            if error is None or misses[part] >= 2:
+                self.readiness.set(part, error is None, error or "")
+
         while not stop.is_set():
-            reachable = await self.broker.ping(timeout)
-            self.readiness.set("broker", reachable, "the broker does not answer")
+            report("broker", None if await self.broker.ping(timeout) else "the broker does not answer")
             if self.store is not None:
                 # a store call can outlive its timeout in its thread: never start a second one meanwhile
                 if in_flight is None or in_flight.done():
                     in_flight = asyncio.ensure_future(asyncio.to_thread(self.store.ping, timeout))
                 try:
                     await asyncio.wait_for(asyncio.shield(in_flight), timeout + 1)
-                    self.readiness.set("store", True)
+                    report("store", None)
                 except Exception as exc:
-                    self.readiness.set("store", False, describe(exc) if str(exc) else "the store does not answer")
+                    report("store", describe(exc) if str(exc) else "the store does not answer")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.probe_seconds)
-
 
 async def _unless_stopped(work: Awaitable[Any], stop: asyncio.Event) -> bool:
     """Await `work` unless `stop` comes first (then cancel it and return False). Raises what `work` raises."""
