@@ -12,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sandan_eventbus.healthcheck import check
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.runtime import LIVENESS, ServiceRuntime
 
@@ -47,6 +48,9 @@ async def test_readiness_reaches_health_and_liveness_stays_serving(kafka_bootstr
         await eventually(address, "", "NOT_SERVING")
         assert await status(address, "svc.v1.S") == "NOT_SERVING"
         assert await status(address, LIVENESS) == "SERVING"
+        # the container probe: `healthcheck` (readiness) fails, `healthcheck liveness` passes
+        assert not await asyncio.to_thread(check, address)
+        assert await asyncio.to_thread(check, address, 3.0, LIVENESS)
 
         runtime.readiness.set("scorer", True)
         await eventually(address, "", "SERVING")
