@@ -120,6 +120,8 @@ def _script(env: dict[str, str], command: str, timeout: float) -> subprocess.Com
 
 @pytest.fixture(scope="module")
 def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureBroker]:
+    if os.environ.get("SANDAN_UNIT_ONLY") == "1":
+        pytest.skip("SANDAN_UNIT_ONLY=1: no private broker for the unit subset")
     if not shutil.which(os.environ.get("JAVA", "java")):
         pytest.fail("java is needed for the private SASL_SSL broker (apt-get install openjdk-17-jre-headless)")
     work = tmp_path_factory.mktemp("kafka-sasl")

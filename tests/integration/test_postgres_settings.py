@@ -175,6 +175,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def private_server() -> Iterator[PrivateServer]:
+    if os.environ.get("SANDAN_UNIT_ONLY") == "1":
+        pytest.skip("SANDAN_UNIT_ONLY=1: no private PostgreSQL for the unit subset")
     bindir = _pg_bindir()
     as_root = os.geteuid() == 0  # PostgreSQL refuses to run as root: run it as the OS user postgres
     work = Path(tempfile.mkdtemp(prefix="sandan-pg-tls-"))
