@@ -23,7 +23,7 @@ import signal
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from faststream.kafka import KafkaBroker
@@ -37,12 +37,16 @@ from sandan_eventbus.outages import backoff, describe
 from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.relay import Relay
 from sandan_eventbus.rpc import add_health, set_serving
-from sandan_eventbus.store import ServiceApplication
 
 log = logging.getLogger(__name__)
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
 LIVENESS = "liveness"  # the health name a liveness probe asks for
+
+
+class Pingable(Protocol):
+    def ping(self, timeout: float) -> None:
+        """Raise unless the store answers within `timeout` seconds (called in a worker thread)."""
 
 
 @dataclass
@@ -62,8 +66,8 @@ class ServiceRuntime:
     bootstrap: str | None = None
     # Every part of the service reports into this; see sandan_eventbus.readiness.
     readiness: Readiness = field(default=None)  # type: ignore[assignment]
-    # The store the probe checks; default the relay's or the inbox's application.
-    store: ServiceApplication | None = None
+    # The store the probe checks; default the relay's or the inbox's application (ServiceApplication.ping).
+    store: Pingable | None = None
     probe_seconds: float = 5.0
     # From SIGTERM to exit, at most (Kubernetes waits 30 s, then kills).
     shutdown_seconds: float = 25.0
