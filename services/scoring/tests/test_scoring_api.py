@@ -6,6 +6,8 @@ The numbers are those of the hand-made county (see test_scoring_reports.py).
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +18,8 @@ from faststream.kafka import KafkaBroker
 
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
+from sandan_eventbus.rpc import add_health, set_serving
+from sandan_scoring import healthcheck
 from sandan_scoring.api import SERVICE_NAME, ScoringServicer, register
 from sandan_scoring.engine import Scorer
 from sandan_scoring.report import Reports
@@ -31,6 +35,7 @@ Q = "2026Q2"
 class Client:
     stub: pb_grpc.ScoringStub
     scorer: Scorer
+    address: str
 
 
 @pytest.fixture
@@ -41,11 +46,13 @@ async def client(tmp_path: Path) -> AsyncIterator[Client]:
     scorer.ledger = fold(rulebook.get("2026.1"), hand_county(Events()))
     server = grpc.aio.server()
     assert register(server, ScoringServicer(scorer)) == [SERVICE_NAME]
+    health = add_health(server)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    await set_serving(health, [SERVICE_NAME], True)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Client(pb_grpc.ScoringStub(channel), scorer)
+            yield Client(pb_grpc.ScoringStub(channel), scorer, f"127.0.0.1:{port}")
     finally:
         await server.stop(None)
         store.engine.dispose()
@@ -301,3 +308,34 @@ async def test_a_megabyte_argument_is_an_invalid_argument_with_a_short_message(c
     code, details = await status_of(rpc(client.stub))
     assert code == Code.INVALID_ARGUMENT
     assert details.startswith(f"{field}:") and len(details) < 120
+
+
+# ---- Publishing and the health check -------------------------------------------------------------------------------
+async def test_publishing_reports_what_waits_and_what_was_set_aside(client: Client) -> None:
+    reply = await client.stub.Publishing(pb.Empty())
+    assert (reply.pending, reply.set_aside, list(reply.items), list(reply.paused)) == (0, 0, [], [])
+    await client.scorer._set_aside("scoring:e-1", "entry", ValueError("source_event_ids: bad " + "x" * 1000))
+    client.scorer.pending.add("e-2")
+    reply = await client.stub.Publishing(pb.Empty())
+    assert (reply.pending, reply.set_aside) == (1, 1)
+    item = reply.items[0]
+    assert (item.event_id, item.kind, item.attempts) == ("scoring:e-1", "entry", 1)
+    assert item.error.startswith("ValueError: source_event_ids: bad") and len(item.error) < 450
+    assert item.first_at == item.last_at and item.first_at.endswith("+00:00")
+
+
+async def test_the_health_check_shows_set_aside_items(client: Client, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SCORING_GRPC_ADDRESS", client.address)
+
+    async def probe(*args: str) -> tuple[int, dict[str, object]]:
+        with pytest.raises(SystemExit) as done:
+            await asyncio.to_thread(healthcheck.main, list(args))  # a blocking client: not on the server's loop
+        return int(done.value.code or 0), json.loads(capsys.readouterr().out)
+
+    assert await probe() == (0, {"serving": True, "pending": 0, "set_aside": 0, "paused": {}, "dead_lettered": 0})
+    await client.scorer._set_aside("scoring:e-1", "entry", ValueError("bad"))
+    code, shown = await probe()
+    assert (code, shown["set_aside"]) == (0, 1)  # set aside is no reason to restart or drain the service
+    code, shown = await probe("--strict")
+    assert (code, shown["set_aside"]) == (1, 1)  # for monitoring

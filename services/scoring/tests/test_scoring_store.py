@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from sandan_scoring.fold import Entry
-from sandan_scoring.store import ScoringStore, entries_table
+from sandan_scoring.store import ScoringStore, StarChange, entries_table
 from services.scoring.tests.support import Events, fold, hand_county
 
 AT = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
@@ -31,7 +31,7 @@ def test_a_fresh_store_is_empty(store: ScoringStore) -> None:
     assert store.current() == (0, None)
     assert store.positions(1) == {}
     assert store.entry_ids(1) == set()
-    assert store.published_stars() == {}
+    assert store.star_history() == ({}, {})
 
 
 def test_creating_the_tables_twice_is_harmless(store_url: str, store: ScoringStore) -> None:
@@ -146,16 +146,55 @@ def test_unpublished_over_many_ids(store: ScoringStore) -> None:
     store.mark_published([])  # nothing to do
 
 
-def test_marking_an_id_published_twice_is_refused(store: ScoringStore) -> None:
+def test_marking_an_id_published_twice_is_harmless(store: ScoringStore) -> None:
+    """A re-publish after a crash marks an id again: that must not fail the batch (it then looped)."""
     store.mark_published(["scoring:e-1"])
+    store.mark_published(["scoring:e-2", "scoring:e-1", "scoring:e-2"])
+    assert store.unpublished(["scoring:e-1", "scoring:e-2", "scoring:e-3"]) == {"scoring:e-3"}
+
+
+def change(member: str, quarter: str, seq: int, stars: int) -> StarChange:
+    return StarChange(f"scoring:s-{member}-{quarter}-{seq}", member, quarter, seq, stars,
+                      f'{{"stars":{stars},"seq":{seq}}}'.encode())
+
+
+def test_star_changes_are_recorded_with_their_levels_and_places(store: ScoringStore) -> None:
+    assert store.star_history() == ({}, {})
+    store.record_star_changes([change("m1", "2026Q1", 1, 2), change("m2", "2026Q1", 1, 1)])
+    store.record_star_changes([change("m1", "2026Q1", 2, 3), change("m1", "2026Q2", 1, 1)])
+    store.record_star_changes([change("m1", "2026Q1", 3, 2)])
+    levels, counts = store.star_history()
+    assert levels == {("m1", "2026Q1"): 2, ("m2", "2026Q1"): 1, ("m1", "2026Q2"): 1}
+    assert counts == {("m1", "2026Q1"): 3, ("m2", "2026Q1"): 1, ("m1", "2026Q2"): 1}
+
+
+def test_recorded_star_changes_wait_for_publishing_with_their_bytes(store: ScoringStore) -> None:
+    first, second = change("m1", "2026Q1", 1, 2), change("m1", "2026Q1", 2, 3)
+    store.record_star_changes([first, second])
+    store.record_star_changes([first])  # recorded again (a retry): nothing changes
+    assert store.unpublished_star_changes() == [first, second]
+    store.mark_published([first.event_id])
+    assert store.unpublished_star_changes() == [second]
+
+
+def test_one_place_in_a_members_changes_is_one_change(store: ScoringStore) -> None:
+    store.record_star_changes([change("m1", "2026Q1", 1, 2)])
+    other = StarChange("scoring:s-other", "m1", "2026Q1", 1, 3, b"{}")
     with pytest.raises(IntegrityError):
-        store.mark_published(["scoring:e-1"])
+        store.record_star_changes([other])
 
 
-def test_stars_are_recorded_and_updated(store: ScoringStore) -> None:
-    store.record_stars({("m1", "2026Q1"): 2, ("m2", "2026Q1"): 1})
-    store.record_stars({("m1", "2026Q1"): 3, ("m1", "2026Q2"): 0})
-    assert store.published_stars() == {("m1", "2026Q1"): 3, ("m2", "2026Q1"): 1, ("m1", "2026Q2"): 0}
+def test_set_aside_items_count_their_attempts_until_published(store: ScoringStore) -> None:
+    store.set_aside("scoring:e-1", "entry", "ValidationError: " + "x" * 1000)
+    store.set_aside("scoring:s-1", "stars", "MessageSizeTooLargeError")
+    store.set_aside("scoring:e-1", "entry", "ValidationError again")
+    items = {i.event_id: i for i in store.set_aside_items()}
+    assert (items["scoring:e-1"].attempts, items["scoring:e-1"].error) == (2, "ValidationError again")
+    assert items["scoring:s-1"].kind == "stars" and items["scoring:s-1"].last_at.tzinfo is not None
+    store.mark_published(["scoring:e-1"])
+    assert [i.event_id for i in store.set_aside_items()] == ["scoring:s-1"]
+    store.set_aside("scoring:n-1", "notice", "x" * 1000)
+    assert max(len(i.error) for i in store.set_aside_items()) == 500
 
 
 def test_a_notice_is_saved_once_and_read_back(store: ScoringStore) -> None:

@@ -233,3 +233,43 @@ class DigestReply(_message.Message):
     rule_set_version: str
     entries: int
     def __init__(self, digest: _Optional[str] = ..., generation: _Optional[int] = ..., rule_set_version: _Optional[str] = ..., entries: _Optional[int] = ...) -> None: ...
+
+class SetAsideItem(_message.Message):
+    __slots__ = ("event_id", "kind", "error", "attempts", "first_at", "last_at")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_AT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    kind: str
+    error: str
+    attempts: int
+    first_at: str
+    last_at: str
+    def __init__(self, event_id: _Optional[str] = ..., kind: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., first_at: _Optional[str] = ..., last_at: _Optional[str] = ...) -> None: ...
+
+class Pause(_message.Message):
+    __slots__ = ("part", "reason")
+    PART_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    part: str
+    reason: str
+    def __init__(self, part: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class PublishingReport(_message.Message):
+    __slots__ = ("pending", "unmarked", "set_aside", "items", "paused", "dead_lettered")
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    UNMARKED_FIELD_NUMBER: _ClassVar[int]
+    SET_ASIDE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    PAUSED_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_FIELD_NUMBER: _ClassVar[int]
+    pending: int
+    unmarked: int
+    set_aside: int
+    items: _containers.RepeatedCompositeFieldContainer[SetAsideItem]
+    paused: _containers.RepeatedCompositeFieldContainer[Pause]
+    dead_lettered: int
+    def __init__(self, pending: _Optional[int] = ..., unmarked: _Optional[int] = ..., set_aside: _Optional[int] = ..., items: _Optional[_Iterable[_Union[SetAsideItem, _Mapping]]] = ..., paused: _Optional[_Iterable[_Union[Pause, _Mapping]]] = ..., dead_lettered: _Optional[int] = ...) -> None: ...

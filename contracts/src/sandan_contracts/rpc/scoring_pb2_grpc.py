@@ -79,6 +79,11 @@ class ScoringStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_scoring__pb2.Empty.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_scoring__pb2.DigestReply.FromString,
                 _registered_method=True)
+        self.Publishing = channel.unary_unary(
+                '/sandan.scoring.v1.Scoring/Publishing',
+                request_serializer=sandan__contracts_dot_rpc_dot_scoring__pb2.Empty.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_scoring__pb2.PublishingReport.FromString,
+                _registered_method=True)
 
 
 class ScoringServicer:
@@ -139,6 +144,14 @@ class ScoringServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Publishing(self, request, context):
+        """What the publisher is doing: how much waits, what was set aside (could not be encoded or published; the
+        rest flowed past it) with its error, and which parts wait out an outage (health is NOT_SERVING meanwhile).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ScoringServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -186,6 +199,11 @@ def add_ScoringServicer_to_server(servicer, server):
                     servicer.Digest,
                     request_deserializer=sandan__contracts_dot_rpc_dot_scoring__pb2.Empty.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_scoring__pb2.DigestReply.SerializeToString,
+            ),
+            'Publishing': grpc.unary_unary_rpc_method_handler(
+                    servicer.Publishing,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_scoring__pb2.Empty.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_scoring__pb2.PublishingReport.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -431,6 +449,33 @@ class Scoring:
             '/sandan.scoring.v1.Scoring/Digest',
             sandan__contracts_dot_rpc_dot_scoring__pb2.Empty.SerializeToString,
             sandan__contracts_dot_rpc_dot_scoring__pb2.DigestReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Publishing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.scoring.v1.Scoring/Publishing',
+            sandan__contracts_dot_rpc_dot_scoring__pb2.Empty.SerializeToString,
+            sandan__contracts_dot_rpc_dot_scoring__pb2.PublishingReport.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
+from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
 from sandan_scoring import api
 from sandan_scoring.engine import Scorer
@@ -17,11 +18,15 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
     broker = make_broker("scoring", settings.kafka_bootstrap)
     rulebook = RuleBook(settings.rules_dir)
     rulebook.get(settings.rule_set)  # fail fast on an unknown rule set
+    # One readiness for the whole service: live folding and publishing report their pauses (an outage) into
+    # it, and the runtime turns it into the gRPC health status.
+    readiness = Readiness("scoring")
     scorer = Scorer(ScoringStore(settings.database_url), rulebook, settings.kafka_bootstrap, broker,
-                    settings.rule_set, settings.replay_workers)
+                    settings.rule_set, settings.replay_workers, readiness=readiness)
     servicer = api.ScoringServicer(scorer)
     return ServiceRuntime(
         name="scoring",
+        readiness=readiness,
         broker=broker,
         relay=None,  # scoring publishes derived facts itself, with ids derived from their sources
         inbox=None,  # and reads the log with positions in its own store (no consumer group)

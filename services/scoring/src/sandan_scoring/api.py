@@ -11,6 +11,7 @@ import grpc
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
 from sandan_eventbus.checks import ID, VERSION, Shape, quote
+from sandan_eventbus.outages import is_outage
 from sandan_scoring.engine import Progress, Scorer
 from sandan_scoring.report import Summary
 from sandan_scoring.rules import RuleError
@@ -109,7 +110,13 @@ class ScoringServicer(pb_grpc.ScoringServicer):
     async def PublishQuarterlyNotices(self, request: pb.QuarterRef,
                                       context: grpc.aio.ServicerContext) -> pb.NoticesPublished:
         await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
-        notices = await self.scorer.publish_notices(request.quarter)
+        try:
+            notices = await self.scorer.publish_notices(request.quarter)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the broker or the store is not reachable now; "
+                                "ask again (notices already published are not published twice)")
         return pb.NoticesPublished(notice_ids=[n["notice_id"] for n in notices])
 
     async def RuleSets(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.RuleSetList:
@@ -160,6 +167,17 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         return pb.DigestReply(digest=digest, generation=self.scorer.generation,
                               rule_set_version=self.scorer.ledger.rules.version,
                               entries=len(self.scorer.ledger.entries))
+
+
+    async def Publishing(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.PublishingReport:
+        state = self.scorer.publishing_state()
+        return pb.PublishingReport(
+            pending=state.pending, unmarked=state.unmarked, set_aside=len(state.set_aside),
+            items=[pb.SetAsideItem(event_id=i.event_id, kind=i.kind, error=i.error, attempts=i.attempts,
+                                   first_at=i.first_at.isoformat(), last_at=i.last_at.isoformat())
+                   for i in state.set_aside[:100]],
+            paused=[pb.Pause(part=part, reason=reason) for part, reason in sorted(state.paused.items())],
+            dead_lettered=state.dead_lettered)
 
 
 def register(server: grpc.aio.Server, servicer: ScoringServicer) -> list[str]:

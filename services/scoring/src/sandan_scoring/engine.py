@@ -12,11 +12,12 @@ import gc
 import hashlib
 import itertools
 import logging
+import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
@@ -25,6 +26,8 @@ from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
 from sandan_eventbus.kafka import partitions_of
+from sandan_eventbus.outages import describe, is_outage
+from sandan_eventbus.readiness import Readiness
 from sandan_scoring.facts import SKIPPED_TYPES, SOURCE_TOPICS, type_of
 from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Entry, Ledger
@@ -32,10 +35,12 @@ from sandan_scoring.folding import fold_records
 from sandan_scoring.parallel import fold_in_parallel
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
-from sandan_scoring.store import GenerationWriter, Positions, ScoringStore
+from sandan_scoring.store import GenerationWriter, Positions, ScoringStore, SetAside, StarChange
 
 log = logging.getLogger(__name__)
 BATCH = 5000
+DEAD_LETTER_KEEP = 64 * 1024  # of a message too large for its dead-letter topic, the first bytes kept
+T = TypeVar("T")
 
 
 @dataclass
@@ -141,9 +146,80 @@ class EntryFeed:
         self.writer.add(fresh)
 
 
+@dataclass(frozen=True)
+class Outbound:
+    """One message the publisher sends: what it announces, as bytes, and where."""
+
+    event_id: str
+    kind: str  # entry | stars | notice
+    topic: str
+    key: str
+    body: bytes
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class PublishingState:
+    """What the publisher is doing, for the API and the health check."""
+
+    pending: int  # ledger entries and star changes waiting to be published
+    unmarked: int  # published, not yet recorded as published (the store was away)
+    set_aside: list[SetAside]  # could not be encoded or published: the rest flowed past them
+    paused: dict[str, str]  # part ("live folding", "publishing") -> why it waits (an outage, or a failure)
+    dead_lettered: int  # source facts dead-lettered since start
+
+
+class Paused:
+    """A part of scoring that cannot do its work now (the store or the broker away, or a failure): it waits and
+    tries again with capped backoff, never skipping or dropping anything. Not ready meanwhile (readiness, so the
+    service's health says NOT_SERVING), with one log line when the pause starts and one when it ends."""
+
+    START, CAP = 0.5, 30.0  # seconds between attempts: doubling from START up to CAP
+
+    def __init__(self, part: str, readiness: Readiness) -> None:
+        self.part, self.readiness = part, readiness
+        self.reason = ""
+        self.since: float | None = None
+        self.attempts = 0
+
+    async def until_done(self, work: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                result = await work()
+            except Exception as exc:
+                await self.failed(exc)
+                continue
+            self.done()
+            return result
+
+    async def failed(self, exc: Exception) -> None:
+        """Note one failed attempt, then wait before the next."""
+        self.attempts += 1
+        if self.since is None:
+            self.since, self.reason = time.monotonic(), describe(exc)
+            fields = {"part": self.part, "error": self.reason}
+            if is_outage(exc):
+                log.warning(f"scoring {self.part} paused: waiting for the store or the broker",
+                            extra={"fields": fields})
+            else:  # not an outage: a bug or a refusal that will fail again; retried so nothing is skipped
+                log.error(f"scoring {self.part} paused by a failure; retrying", exc_info=exc,
+                          extra={"fields": fields})
+            self.readiness.set(f"scoring {self.part}", False, self.reason)
+        delay = min(self.CAP, self.START * 2 ** min(self.attempts - 1, 10))
+        await asyncio.sleep(delay * random.uniform(0.8, 1.0))  # noqa: S311 - jitter, not secrecy
+
+    def done(self) -> None:
+        if self.since is not None:
+            log.info(f"scoring {self.part} resumed", extra={"fields": {
+                "part": self.part, "paused_seconds": round(time.monotonic() - self.since, 1),
+                "attempts": self.attempts}})
+            self.readiness.set(f"scoring {self.part}", True)
+        self.since, self.reason, self.attempts = None, "", 0
+
+
 class Scorer:
     def __init__(self, store: ScoringStore, rulebook: RuleBook, bootstrap: str, broker: KafkaBroker,
-                 default_rule_set: str, replay_workers: int = 0) -> None:
+                 default_rule_set: str, replay_workers: int = 0, readiness: Readiness | None = None) -> None:
         self.replay_workers = replay_workers
         self.store = store
         self.rulebook = rulebook
@@ -159,14 +235,23 @@ class Scorer:
         # by the publisher, off the critical path (one anti-join over the whole ledger).
         self.unchecked_generation: int | None = None
         self._reports: tuple[Ledger, int, Reports] | None = None  # (ledger, facts applied, its reports)
-        self.stars_published: dict[tuple[str, str], int] = {}  # (member, quarter) -> stars last published
+        # Star levels per (member, quarter) as last decided, and how many changes each has had (both span
+        # generations: a rebuild under the same rules decides nothing new).
+        self.star_levels: dict[tuple[str, str], int] = {}
+        self.star_changes: dict[tuple[str, str], int] = {}
+        self.star_outbox: dict[str, StarChange] = {}  # decided and recorded, not yet published
+        self.unmarked: set[str] = set()  # published, not yet recorded as published (the store was away)
+        self.set_aside: dict[str, SetAside] = {}
         self.dead_lettered = 0
         self.last_progress = Progress("idle", 0, 0)
+        self.readiness = readiness or Readiness("scoring")
+        self.live_paused = Paused("live folding", self.readiness)
+        self.publishing_paused = Paused("publishing", self.readiness)
         self._wake = asyncio.Event()
 
     # ---- start: restore the ledger the store says we had -------------------------------------------
     async def restore(self) -> None:
-        self.stars_published = await asyncio.to_thread(self.store.published_stars)  # spans generations
+        await self.load_publishing_state()
         generation, version = await asyncio.to_thread(self.store.current)
         rules = self.rulebook.get(version or self.default_rule_set)
         ledger = Ledger(rules, track_changes=False)  # the restore is a replay; live tracking starts below
@@ -192,6 +277,14 @@ class Scorer:
         log.info("ledger restored", extra={"fields": {"generation": generation, "entries": len(ledger.entries),
                                                       "rule_set": rules.version}})
 
+    async def load_publishing_state(self) -> None:
+        """What the publisher keeps in the store: star levels and changes, changes decided but never published
+        (sent again, byte for byte), and what was set aside (tried once more: a fix may have been deployed)."""
+        self.star_levels, self.star_changes = await asyncio.to_thread(self.store.star_history)
+        self.star_outbox = {ch.event_id: ch for ch in await asyncio.to_thread(self.store.unpublished_star_changes)}
+        self.set_aside = {item.event_id: item for item in await asyncio.to_thread(self.store.set_aside_items)}
+        self.unmarked = set()
+
     def _go_live(self, ledger: Ledger, generation: int, positions: Positions) -> None:
         """A restored or rebuilt ledger becomes the live one: changes are tracked from here; which of its
         entries were never published, and everyone's stars, the publisher checks (`unchecked_generation`)."""
@@ -203,20 +296,27 @@ class Scorer:
 
     # ---- live ---------------------------------------------------------------------------------------
     async def run_live(self, stop: asyncio.Event) -> None:
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    client_id="scoring-live", auto_offset_reset="earliest")
-        await consumer.start()
-        try:
-            parts = await _partitions(consumer)
-            consumer.assign(parts)
-            for tp in parts:
-                consumer.seek(tp, self.positions.get((tp.topic, tp.partition), 0))
-            while not stop.is_set():
-                batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
-                if batches:
-                    await self._apply_live(batches)
-        finally:
-            await consumer.stop()
+        """Fold what arrives, batch by batch. Whatever fails (the broker away, a bug) pauses live folding and is
+        retried from the stored positions: nothing is skipped (the fold drops what it already has)."""
+        while not stop.is_set():
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                        client_id="scoring-live", auto_offset_reset="earliest")
+            try:
+                await consumer.start()
+                parts = await _partitions(consumer)
+                consumer.assign(parts)
+                for tp in parts:
+                    consumer.seek(tp, self.positions.get((tp.topic, tp.partition), 0))
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=200, max_records=BATCH)
+                    if batches:
+                        await self._apply_live(batches)
+                    self.live_paused.done()
+            except Exception as exc:
+                await self.live_paused.failed(exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.stop(), 5)
 
     async def _apply_live(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self.lock:
@@ -231,10 +331,14 @@ class Scorer:
                     moved[(tp.topic, tp.partition)] = fresh[-1].offset + 1
             if not moved:
                 return
-            for record, error in skipped:  # dead letters go out before the position moves past them
-                await self._dead_letter(record, error)
+            # The batch is folded (in memory) once; from here on only its writing is retried, however long the
+            # broker or the store is away. Dead letters go out before the position moves past them.
+            for record, error in skipped:
+                await self.live_paused.until_done(lambda record=record, error=error: self._dead_letter(record, error))
             new = [self.ledger.entries[i] for i in self.ledger.dirty_entries]
-            await asyncio.to_thread(self.store.commit_batch, self.generation, self.ledger.rules.version, new, moved)
+            generation, version = self.generation, self.ledger.rules.version
+            await self.live_paused.until_done(lambda: asyncio.to_thread(
+                self.store.commit_batch, generation, version, new, moved))
             self.positions.update(moved)
             self.pending.update(self.ledger.dirty_entries)
             self.ledger.dirty_entries.clear()
@@ -242,10 +346,18 @@ class Scorer:
 
     async def _dead_letter(self, record: Any, error: str) -> None:
         dlq = TOPICS[record.topic].dead_letter
-        await self.broker.publish(record.value or b"", dlq, key=record.key, headers={
-            "dlq.error": error[:2000], "dlq.source.topic": record.topic,
-            "dlq.source.partition": str(record.partition), "dlq.source.offset": str(record.offset),
-            "dlq.consumer.group": "scoring", "dlq.at": datetime.now(UTC).isoformat()})
+        headers = {"dlq.error": error[:2000], "dlq.source.topic": record.topic,
+                   "dlq.source.partition": str(record.partition), "dlq.source.offset": str(record.offset),
+                   "dlq.consumer.group": "scoring", "dlq.at": datetime.now(UTC).isoformat()}
+        value = record.value or b""
+        try:
+            await self.broker.publish(value, dlq, key=record.key, headers=headers)
+        except Exception as exc:
+            if is_outage(exc) or len(value) <= DEAD_LETTER_KEEP:
+                raise
+            # too large for the dead-letter topic: keep its start, and say so
+            await self.broker.publish(value[:DEAD_LETTER_KEEP], dlq, key=record.key,
+                                      headers={**headers, "dlq.truncated": "true", "dlq.size": str(len(value))})
         self.dead_lettered += 1
 
     # ---- rebuild ------------------------------------------------------------------------------------
@@ -325,17 +437,28 @@ class Scorer:
 
     # ---- publishing -----------------------------------------------------------------------------------
     async def run_publisher(self, stop: asyncio.Event) -> None:
+        """Publish what the ledger gained. An outage (or any failure outside one item) pauses publishing and
+        retries with capped backoff; an item that cannot be encoded or published is set aside (`publish_pending`)."""
         while not stop.is_set():
-            try:
-                await self.publish_pending()
-            except Exception:
-                log.exception("publishing failed; retrying")
-                await asyncio.sleep(1)
+            await self.publishing_paused.until_done(self.publish_pending)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
+    def publishing_state(self) -> PublishingState:
+        paused = {p.part: p.reason for p in (self.live_paused, self.publishing_paused) if p.since is not None}
+        return PublishingState(len(self.pending) + len(self.star_outbox), len(self.unmarked),
+                               sorted(self.set_aside.values(), key=lambda i: i.last_at, reverse=True), paused,
+                               self.dead_lettered)
+
     async def publish_pending(self) -> int:
+        """One pass: every pending entry and star change is sent once. Each outcome is per item: published
+        (then marked, idempotently), set aside with its error (it will fail again: the rest flow past it), or
+        left pending (the broker is away: the pass ends with that error and is retried)."""
+        if self.unmarked:  # published earlier while the store was away: only the marking is repeated
+            marked = sorted(self.unmarked)
+            await asyncio.to_thread(self.store.mark_published, marked)
+            self.unmarked.difference_update(marked)
         if (generation := self.unchecked_generation) is not None:
             found = await asyncio.to_thread(self.store.unpublished_entries, generation)
             async with self.lock:
@@ -345,68 +468,116 @@ class Scorer:
                     self.unchecked_generation = None
         async with self.lock:
             ledger = self.ledger
-            ready = [ledger.entries[i] for i in sorted(self.pending) if ledger.attribution(ledger.entries[i].member_id)]
+            ready = [ledger.entries[i] for i in sorted(self.pending)
+                     if ledger.attribution(ledger.entries[i].member_id)]
             dirty, ledger.dirty_stars = ledger.dirty_stars, set()
-        sent: list[str] = []
-        futures = []
+        try:
+            await self._decide_star_changes(ledger, dirty)
+        except BaseException:
+            self.ledger.dirty_stars |= dirty  # decided nothing: look at them again next pass
+            raise
+        outbound = []
         for e in ready:
-            event = self._entry_event(ledger, e)
-            futures.append(await self._publish(event, f"scoring:{e.entry_id}", e.occurred_at, e.correlation_id,
-                                               e.sources[0]))
-            sent.append(f"scoring:{e.entry_id}")
-        star_changes = self._star_changes(ledger, dirty)
-        for event, event_id in star_changes:
-            futures.append(await self._publish(event, event_id, datetime.now(UTC), event_id, None))
-            sent.append(event_id)
-        await asyncio.gather(*futures)
+            try:
+                outbound.append(_entry_message(ledger, e))
+            except ValueError as exc:  # the contract refuses it: it will fail again
+                await self._set_aside(f"scoring:{e.entry_id}", "entry", exc)
+        outbound += [_star_message(ch) for ch in self.star_outbox.values()]
+        sent, outage = await self._send(outbound)
+        self.unmarked.update(sent)
+        self.pending.difference_update(i.removeprefix("scoring:") for i in sent)
+        for event_id in sent:
+            self.star_outbox.pop(event_id, None)
+            self.set_aside.pop(event_id, None)
         if sent:
             await asyncio.to_thread(self.store.mark_published, sent)
-            if star_changes:
-                levels = {(e.member_id, e.quarter): e.stars for e, _ in star_changes}
-                await asyncio.to_thread(self.store.record_stars, levels)
-                self.stars_published.update(levels)
-        async with self.lock:
-            self.pending.difference_update(e.entry_id for e in ready)
+            self.unmarked.difference_update(sent)
+        if outage is not None:
+            raise outage
         return len(sent)
 
-    def _entry_event(self, ledger: Ledger, e: Entry) -> c.Event:
-        community, unit = ledger.attribution(e.member_id) or ("", "")
-        common = {"member_id": e.member_id, "community_id": community, "unit_id": unit, "entry_id": e.entry_id,
-                  "points": abs(e.points), "rule": e.rule, "rule_set_version": ledger.rules.version,
-                  "quarter": e.quarter, "source_event_ids": list(e.sources)}
-        return c.PointsRevoked(**common) if e.points < 0 else c.PointsAwarded(**common)
+    async def _send(self, outbound: list[Outbound]) -> tuple[list[str], Exception | None]:
+        """Send each message (acks awaited together); what was published, and the outage that stopped the rest."""
+        futures: list[tuple[Outbound, Any]] = []
+        outage: Exception | None = None
+        for item in outbound:
+            try:
+                future = await self.broker.publish(item.body, item.topic, key=item.key.encode(),
+                                                   headers=item.headers, no_confirm=True)
+            except Exception as exc:  # refused at once (e.g. too large), or the broker is away
+                if is_outage(exc):
+                    outage = exc
+                    break  # the rest wait for the broker too
+                await self._set_aside(item.event_id, item.kind, exc)
+                continue
+            futures.append((item, future))
+        results = await asyncio.gather(*(f for _, f in futures), return_exceptions=True)
+        sent = []
+        for (item, _), result in zip(futures, results, strict=True):
+            if not isinstance(result, BaseException):
+                sent.append(item.event_id)
+            elif isinstance(result, Exception) and not is_outage(result):
+                await self._set_aside(item.event_id, item.kind, result)
+            elif isinstance(result, Exception):
+                outage = outage or result
+            else:
+                raise result  # cancelled: shutting down
+        return sent, outage
 
-    def _star_changes(self, ledger: Ledger, dirty: set[tuple[str, str]]) -> list[tuple[c.StarRatingChanged, str]]:
+    async def _set_aside(self, event_id: str, kind: str, exc: Exception) -> None:
+        """An item that will fail again: recorded with its error, counted, and passed over (the rest flow)."""
+        error = describe(exc, 400)
+        await asyncio.to_thread(self.store.set_aside, event_id, kind, error)
+        now = datetime.now(UTC)
+        before = self.set_aside.get(event_id)
+        self.set_aside[event_id] = SetAside(event_id, kind, error, (before.attempts if before else 0) + 1,
+                                            before.first_at if before else now, now)
+        if kind == "entry":
+            self.pending.discard(event_id.removeprefix("scoring:"))
+        self.star_outbox.pop(event_id, None)  # a recorded change that cannot be published: aside, not re-sent
+        log.error("publishing: an item set aside; the rest flow", extra={"fields": {
+            "event_id": event_id, "kind": kind, "error": error}})
+
+    async def _decide_star_changes(self, ledger: Ledger, dirty: set[tuple[str, str]]) -> None:
+        """Every (member, quarter) whose level differs from the last one decided gets a change: its place in the
+        member's changes of that quarter is part of its id (2★→3★, 3★→2★, 2★→3★ are three facts, three ids). The
+        changes and their messages are recorded before anything is published (a re-publish sends the same bytes)."""
         if not dirty:
-            return []
-        before = self.stars_published
-        out = []
+            return
+        changes = []
         for member, quarter in sorted(dirty):
             attr = ledger.attribution(member)
             if attr is None:
                 continue
             points, average, rated, stars = ledger.member_quarter(member, quarter)
-            previous = before.get((member, quarter), 0)
+            previous = self.star_levels.get((member, quarter), 0)
             if stars == previous:
                 continue
-            key = f"{member}|{quarter}|{previous}|{stars}|{ledger.rules.version}"
+            seq = self.star_changes.get((member, quarter), 0) + 1
+            key = f"{member}|{quarter}|{seq}|{previous}|{stars}|{ledger.rules.version}"
             event_id = f"scoring:s-{hashlib.sha256(key.encode()).hexdigest()[:32]}"
-            out.append((c.StarRatingChanged(member_id=member, community_id=attr[0], unit_id=attr[1], quarter=quarter,
-                                            stars=stars, previous_stars=previous, points=points,
+            try:
+                event = c.StarRatingChanged(member_id=member, community_id=attr[0], unit_id=attr[1],
+                                            quarter=quarter, stars=stars, previous_stars=previous, points=points,
                                             average_rating=average, rated_services=rated,
-                                            rule_set_version=ledger.rules.version), event_id))
-        return out
-
-    async def _publish(self, event: c.Event, event_id: str, at: datetime, correlation: str,
-                       causation: str | None) -> Any:
-        body = encode(event, event_id=event_id, producer="scoring", occurred_at=at,
-                      correlation_id=correlation or event_id, causation_id=causation)
-        return await self.broker.publish(body, event.TOPIC, key=event.key().encode(),
-                                         headers={k: v.decode() for k, v in event_headers(event)}, no_confirm=True)
+                                            rule_set_version=ledger.rules.version)
+                body = encode(event, event_id=event_id, producer="scoring", occurred_at=datetime.now(UTC),
+                              correlation_id=event_id, causation_id=None)
+            except ValueError as exc:
+                await self._set_aside(event_id, "stars", exc)
+                continue
+            changes.append(StarChange(event_id, member, quarter, seq, stars, body))
+        if changes:
+            await asyncio.to_thread(self.store.record_star_changes, changes)
+        for ch in changes:
+            self.star_levels[(ch.member_id, ch.quarter)] = ch.stars
+            self.star_changes[(ch.member_id, ch.quarter)] = ch.seq
+            self.star_outbox[ch.event_id] = ch
 
     # ---- quarterly notices ------------------------------------------------------------------------------
     async def publish_notices(self, quarter: str) -> list[dict[str, Any]]:
-        """每季度通报公示: one notice per community and per unit active in the quarter."""
+        """每季度通报公示: one notice per community and per unit active in the quarter. A notice that cannot be
+        encoded or published is set aside (and left out of the answer); the others are published."""
         async with self.lock:
             reports = await self._current_reports()
             version = self.ledger.rules.version
@@ -418,19 +589,56 @@ class Scorer:
                         continue
                     ranking = [c.RankedMember(rank=i + 1, member_id=r.member_id, points=r.points, stars=r.stars)
                                for i, r in enumerate(reports.ranking(scope, scope_id, quarter))]
-                    notice = c.QuarterlyNoticePublished(
-                        notice_id=f"{scope}-{scope_id}-{quarter}-{version}", scope=scope, scope_id=scope_id,
-                        quarter=quarter, rule_set_version=version,
-                        summary=c.NoticeSummary(**summary.__dict__), ranking=ranking)
+                    notice_id = f"{scope}-{scope_id}-{quarter}-{version}"
+                    try:
+                        notice = c.QuarterlyNoticePublished(
+                            notice_id=notice_id, scope=scope, scope_id=scope_id, quarter=quarter,
+                            rule_set_version=version, summary=c.NoticeSummary(**summary.__dict__), ranking=ranking)
+                    except ValueError as exc:
+                        await self._set_aside(f"scoring:{notice_id}", "notice", exc)
+                        continue
                     built.append(notice)
         out = []
         for notice in built:
             body = notice.model_dump(mode="json")
+            event_id = f"scoring:{notice.notice_id}"
             await asyncio.to_thread(self.store.save_notice, notice.notice_id, notice.scope, notice.scope_id,
                                     quarter, version, body)
-            event_id = f"scoring:{notice.notice_id}"
             if await asyncio.to_thread(self.store.unpublished, [event_id]):
-                await (await self._publish(notice, event_id, datetime.now(UTC), event_id, None))
-                await asyncio.to_thread(self.store.mark_published, [event_id])
+                try:
+                    message = encode(notice, event_id=event_id, producer="scoring", occurred_at=datetime.now(UTC),
+                                     correlation_id=event_id, causation_id=None)
+                except ValueError as exc:
+                    await self._set_aside(event_id, "notice", exc)
+                    continue
+                sent, outage = await self._send([Outbound(event_id, "notice", notice.TOPIC, notice.key(), message,
+                                                          _headers(notice))])
+                if outage is not None:
+                    raise outage
+                if not sent:
+                    continue  # set aside
+                await asyncio.to_thread(self.store.mark_published, sent)
             out.append(body)
         return out
+
+
+def _entry_message(ledger: Ledger, e: Entry) -> Outbound:
+    """PointsAwarded/PointsRevoked announcing an entry. Raises ValueError when the contract refuses it."""
+    community, unit = ledger.attribution(e.member_id) or ("", "")
+    common = {"member_id": e.member_id, "community_id": community, "unit_id": unit, "entry_id": e.entry_id,
+              "points": abs(e.points), "rule": e.rule, "rule_set_version": ledger.rules.version,
+              "quarter": e.quarter, "source_event_ids": list(e.sources)}
+    event_id = f"scoring:{e.entry_id}"
+    event = c.PointsRevoked(**common) if e.points < 0 else c.PointsAwarded(**common)
+    body = encode(event, event_id=event_id, producer="scoring", occurred_at=e.occurred_at,
+                  correlation_id=e.correlation_id or event_id, causation_id=e.sources[0])
+    return Outbound(event_id, "entry", event.TOPIC, event.key(), body, _headers(event))
+
+
+def _headers(event: c.Event) -> dict[str, str]:
+    return {k: v.decode() for k, v in event_headers(event)}
+
+
+def _star_message(ch: StarChange) -> Outbound:
+    return Outbound(ch.event_id, "stars", c.StarRatingChanged.TOPIC, ch.member_id, ch.body,
+                    {"type": c.StarRatingChanged.TYPE, "schema_version": str(c.StarRatingChanged.VERSION)})

@@ -16,6 +16,7 @@ import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -29,6 +30,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     delete,
     exists,
     func,
@@ -39,6 +41,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import Select
 
@@ -86,6 +90,27 @@ stars = Table("scoring_stars", metadata,
               Column("member_id", String(64), primary_key=True),
               Column("quarter", String(6), primary_key=True),
               Column("stars", Integer, nullable=False))
+# Every star change decided, with the message that announces it (the outbox of StarRatingChanged): written
+# before it is published, so a re-publish after a crash sends the same bytes. `seq` is the change's place in
+# the member's changes of that quarter (1, 2, ...), part of its event id: up, down and up again are three ids.
+star_changes = Table("scoring_star_changes", metadata,
+                     Column("event_id", String(250), primary_key=True),
+                     Column("member_id", String(64), nullable=False),
+                     Column("quarter", String(6), nullable=False),
+                     Column("seq", Integer, nullable=False),
+                     Column("stars", Integer, nullable=False),
+                     Column("body", Text, nullable=False),
+                     Column("created_at", DateTime(timezone=True), nullable=False),
+                     UniqueConstraint("member_id", "quarter", "seq", name="ux_scoring_star_changes_seq"))
+# What the publisher could not encode or publish (a deterministic error), with the error: set aside so the rest
+# flows; tried once more after each restart (a fixed bug then publishes it) and removed once published.
+set_aside = Table("scoring_set_aside", metadata,
+                  Column("event_id", String(250), primary_key=True),
+                  Column("kind", String(20), nullable=False),  # entry | stars | notice
+                  Column("error", String(500), nullable=False),
+                  Column("attempts", Integer, nullable=False),
+                  Column("first_at", DateTime(timezone=True), nullable=False),
+                  Column("last_at", DateTime(timezone=True), nullable=False))
 notices = Table("scoring_notices", metadata,
                 Column("notice_id", String(200), primary_key=True),
                 Column("scope", String(20), nullable=False),
@@ -224,23 +249,76 @@ class ScoringStore:
             ~exists().where(published.c.event_id == literal("scoring:").concat(t.c.entry_id)))))
 
     def mark_published(self, event_ids: Iterable[str]) -> None:
+        """Idempotent: an id already marked (a re-publish after a crash) is left as it is, so one duplicate can
+        never fail the whole batch (which was then published again, pass after pass)."""
         now = datetime.now(UTC)
-        rows = [{"event_id": i, "published_at": now} for i in event_ids]
-        if rows:
-            with self.engine.begin() as conn:
-                conn.execute(insert(published), rows)
-
-    def published_stars(self) -> dict[tuple[str, str], int]:
-        with self.engine.connect() as conn:
-            return {(r.member_id, r.quarter): r.stars for r in conn.execute(select(stars))}
-
-    def record_stars(self, changed: dict[tuple[str, str], int]) -> None:
+        rows = [{"event_id": i, "published_at": now} for i in dict.fromkeys(event_ids)]
+        if not rows:
+            return
         with self.engine.begin() as conn:
-            for (member, quarter), value in changed.items():
-                done = conn.execute(update(stars).where((stars.c.member_id == member) & (stars.c.quarter == quarter))
-                                    .values(stars=value)).rowcount
+            tidy = conn.execute(select(set_aside.c.event_id).limit(1)).first() is not None
+            for start in range(0, len(rows), 1000):
+                chunk = rows[start:start + 1000]
+                conn.execute(self._insert_new(published, ["event_id"]), chunk)
+                if tidy:  # published at last (a retry after a restart): no longer set aside
+                    conn.execute(delete(set_aside).where(set_aside.c.event_id.in_([r["event_id"] for r in chunk])))
+
+    def _insert_new(self, table: Table, keys: list[str]) -> Any:
+        """INSERT that leaves rows whose `keys` already exist untouched (ON CONFLICT DO NOTHING)."""
+        dialect = self.engine.dialect.name
+        statement = (postgresql_insert(table) if dialect == "postgresql" else sqlite_insert(table))
+        return statement.on_conflict_do_nothing(index_elements=keys)
+
+    # ---- star levels and their changes (span generations) -------------------------------------------------
+    def star_history(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """(the last level recorded per (member, quarter), how many changes each has had)."""
+        with self.engine.connect() as conn:
+            levels = {(r.member_id, r.quarter): r.stars for r in conn.execute(select(stars))}
+            counts = {(r.member_id, r.quarter): r.n for r in conn.execute(
+                select(star_changes.c.member_id, star_changes.c.quarter, func.max(star_changes.c.seq).label("n"))
+                .group_by(star_changes.c.member_id, star_changes.c.quarter))}
+        return levels, counts
+
+    def record_star_changes(self, changes: list[StarChange]) -> None:
+        """The decided changes (with their messages) and the new levels, in one transaction."""
+        if not changes:
+            return
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            conn.execute(self._insert_new(star_changes, ["event_id"]), [
+                {"event_id": ch.event_id, "member_id": ch.member_id, "quarter": ch.quarter, "seq": ch.seq,
+                 "stars": ch.stars, "body": ch.body.decode(), "created_at": now} for ch in changes])
+            for ch in changes:
+                done = conn.execute(update(stars).where((stars.c.member_id == ch.member_id)
+                                                        & (stars.c.quarter == ch.quarter))
+                                    .values(stars=ch.stars)).rowcount
                 if not done:
-                    conn.execute(insert(stars).values(member_id=member, quarter=quarter, stars=value))
+                    conn.execute(insert(stars).values(member_id=ch.member_id, quarter=ch.quarter, stars=ch.stars))
+
+    def unpublished_star_changes(self) -> list[StarChange]:
+        """Changes recorded but never marked published (a crash in between), in the order they were decided."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(star_changes).where(
+                ~exists().where(published.c.event_id == star_changes.c.event_id))
+                .order_by(star_changes.c.member_id, star_changes.c.quarter, star_changes.c.seq))
+            return [StarChange(r.event_id, r.member_id, r.quarter, r.seq, r.stars, r.body.encode()) for r in rows]
+
+    # ---- set aside -------------------------------------------------------------------------------------------------
+    def set_aside(self, event_id: str, kind: str, error: str) -> None:
+        now = datetime.now(UTC)
+        error = error[:500]
+        with self.engine.begin() as conn:
+            done = conn.execute(update(set_aside).where(set_aside.c.event_id == event_id).values(
+                error=error, attempts=set_aside.c.attempts + 1, last_at=now)).rowcount
+            if not done:
+                conn.execute(insert(set_aside).values(event_id=event_id, kind=kind, error=error, attempts=1,
+                                                      first_at=now, last_at=now))
+
+    def set_aside_items(self) -> list[SetAside]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(set_aside).order_by(set_aside.c.last_at.desc()))
+            return [SetAside(r.event_id, r.kind, r.error, r.attempts, _aware(r.first_at), _aware(r.last_at))
+                    for r in rows]
 
     # ---- notices ------------------------------------------------------------------------------------
     def save_notice(self, notice_id: str, scope: str, scope_id: str, quarter: str, version: str,
@@ -260,6 +338,32 @@ class ScoringStore:
                 (notices.c.scope == scope) & (notices.c.scope_id == scope_id) & (notices.c.quarter == quarter))
                 .order_by(notices.c.created_at.desc())).first()
         return json.loads(row[0]) if row else None
+
+
+@dataclass(frozen=True)
+class StarChange:
+    """A decided StarRatingChanged: its id, whose level it changes to what, and the message (bytes) announcing it."""
+
+    event_id: str
+    member_id: str
+    quarter: str
+    seq: int
+    stars: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class SetAside:
+    event_id: str
+    kind: str  # entry | stars | notice
+    error: str
+    attempts: int
+    first_at: datetime
+    last_at: datetime
+
+
+def _aware(at: datetime) -> datetime:
+    return at if at.tzinfo else at.replace(tzinfo=UTC)  # SQLite keeps no zone
 
 
 def _row(version: str, e: Entry) -> dict[str, Any]:
