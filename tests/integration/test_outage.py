@@ -110,6 +110,8 @@ class PrivatePostgres:
 
 @pytest.fixture
 def broker() -> Iterator[PrivateBroker]:
+    if os.environ.get("SANDAN_UNIT_ONLY") == "1":
+        pytest.skip("SANDAN_UNIT_ONLY=1: no private broker for the unit subset")
     b = PrivateBroker()
     try:
         b.start()
@@ -121,6 +123,8 @@ def broker() -> Iterator[PrivateBroker]:
 
 @pytest.fixture
 def store() -> Iterator[PrivatePostgres]:
+    if os.environ.get("SANDAN_UNIT_ONLY") == "1":
+        pytest.skip("SANDAN_UNIT_ONLY=1: no private PostgreSQL for the unit subset")
     pg = PrivatePostgres()
     try:
         pg.start()
