@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -11,12 +13,13 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from sandan_contracts import decode
+from sandan_contracts import decode, encode
+from sandan_contracts import events as c
 from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_contracts.rpc import scoring_pb2_grpc
-from sandan_eventbus.devtools import ServiceProcess, read_topic
+from sandan_eventbus.devtools import Received, ServiceProcess, read_topic
 from sandan_scoring.engine import end_offsets, replay
 from sandan_scoring.fold import Ledger, quarter_of
 from sandan_scoring.report import Reports
@@ -186,6 +189,113 @@ async def test_every_replay_path_folds_the_same_ledger(stack: Stack, scoring: Se
         assert member in ledger.by_member
         digests[workers] = Reports(ledger).digest()
     assert len(set(digests.values())) == 1, digests
+
+
+def _with_correlation(event: c.Event, correlation_id: str, number: int) -> bytes:
+    """The event as dispatch's relay would write it, but carrying `correlation_id` (the contract's encoder
+    refuses an oversized one, so it is swapped in afterwards: what a faulty or hostile producer could send)."""
+    env = json.loads(encode(event, event_id=f"dispatch:{number}", producer="dispatch",
+                            occurred_at=datetime.now(UTC), correlation_id="x", causation_id=None))
+    env["correlation_id"] = correlation_id
+    return json.dumps(env, separators=(",", ":")).encode()
+
+
+async def test_an_oversized_fact_is_dead_lettered_and_later_points_still_flow(stack: Stack,
+                                                                             scoring: ServiceProcess) -> None:
+    """issue 11, 1: a ServiceCompleted and a MemberCheckedIn whose correlation_id has 900,000 characters (the
+    contract allows 200) are dead-lettered by scoring, not folded; a later member's points are published."""
+    tag = uuid.uuid4().hex[:8]
+    member, later = f"m-{tag}", f"m-later-{tag}"
+    huge = "c" * 900_000
+    completed = c.ServiceCompleted(order_id=f"o-{tag}", demand_id=f"d-{tag}", member_id=member, hours=1.0)
+    checked_in = c.MemberCheckedIn(activity_id=f"a-{tag}", community_id=f"c-{tag}", member_id=member,
+                                   unit_id=f"u-{tag}")
+    await produce(stack.bootstrap, {"dispatch.orders.v1": [(completed.order_id, _with_correlation(completed, huge, 1))],
+                                    "dispatch.activities.v1": [(checked_in.activity_id,
+                                                                _with_correlation(checked_in, huge, 1))]})
+    reported = c.MemberReported(member_id=later, community_id=f"c-{tag}", unit_id=f"u-{tag}", grid_id=f"g-{tag}")
+    later_check_in = c.MemberCheckedIn(activity_id=f"a-later-{tag}", community_id=f"c-{tag}", member_id=later,
+                                       unit_id=f"u-{tag}")
+    await produce(stack.bootstrap, {
+        "dispatch.roster.v1": [(later, _with_correlation(reported, "walk-1", 1))],
+        "dispatch.activities.v1": [(later_check_in.activity_id, _with_correlation(later_check_in, "walk-1", 1))]})
+
+    for topic, key in (("dispatch.orders.v1.dlq", completed.order_id), ("dispatch.activities.v1.dlq",
+                                                                         checked_in.activity_id)):
+        dead = await read_topic(stack.bootstrap, topic, until=lambda found: bool(found), timeout=60,
+                                where=lambda r, key=key: r.key == key
+                                and r.headers.get("dlq.consumer.group") == "scoring")
+        assert dead, f"scoring did not dead-letter the oversized fact on {topic}"
+        assert len(dead[0].raw) > 900_000 and "correlation_id" in dead[0].headers["dlq.error"]
+    points = await stack.read("scoring.points.v1", later, 1, timeout=60)
+    _, awarded = decode(points[0].raw)
+    assert (awarded.rule, awarded.points, awarded.member_id) == ("activity_check_in", 8, later)
+    code = None
+    try:
+        await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    except grpc.aio.AioRpcError as exc:
+        code = exc.code()
+    assert code == grpc.StatusCode.NOT_FOUND  # nothing of the oversized facts was folded
+
+
+async def _stars_of(stack: Stack, member: str, stars: int, timeout: float = 60) -> list[Received]:
+    """Every StarRatingChanged of `member` on the points topic, once the latest says `stars`."""
+    def reached(found: list[Received]) -> bool:
+        changes = [r for r in found if r.envelope and r.envelope.type == "StarRatingChanged"]
+        return bool(changes) and decode(changes[-1].raw)[1].stars == stars
+
+    found = await read_topic(stack.bootstrap, "scoring.points.v1", until=reached, timeout=timeout,
+                             where=lambda r: r.key == member)
+    assert reached(found), f"{member} never reached {stars} stars"
+    return found
+
+
+async def test_up_down_and_up_again_publishes_each_fact_once_under_its_own_id(stack: Stack,
+                                                                                scoring: ServiceProcess) -> None:
+    """issue 11, 7: 2★→3★, 3★→2★, 2★→3★ in one quarter are three facts with three ids (the third once reused
+    the first one's id, marking it failed, and the whole pending batch was published again on every pass)."""
+    tag = uuid.uuid4().hex[:8]
+    member, community, unit = f"m-{tag}", f"c-{tag}", f"u-{tag}"
+    numbers = itertools.count(1)
+
+    def rated(stars: int) -> tuple[str, list[tuple[str, bytes]]]:
+        n = next(numbers)
+        event = c.ServiceRated(demand_id=f"d-{tag}-{n}", member_id=member, stars=stars)
+        raw = encode(event, event_id=f"intake:{n}", producer="intake", occurred_at=datetime.now(UTC),
+                     correlation_id=f"walk-{tag}", causation_id=None)
+        return "intake.demands.v1", [(event.demand_id, raw)]
+
+    def checked_in() -> tuple[str, list[tuple[str, bytes]]]:
+        n = next(numbers)  # event ids are unique, as a relay's are
+        event = c.MemberCheckedIn(activity_id=f"a-{tag}-{n}", community_id=community, member_id=member,
+                                  unit_id=unit)
+        return "dispatch.activities.v1", [(event.activity_id, _with_correlation(event, f"walk-{tag}", n))]
+
+    async def send(*parts: tuple[str, list[tuple[str, bytes]]]) -> None:
+        log: dict[str, list[tuple[str, bytes]]] = {}
+        for topic, messages in parts:
+            log.setdefault(topic, []).extend(messages)
+        await produce(stack.bootstrap, log)
+
+    reported = c.MemberReported(member_id=member, community_id=community, unit_id=unit, grid_id=f"g-{tag}")
+    await send(("dispatch.roster.v1", [(member, _with_correlation(reported, f"walk-{tag}", 1))]),
+               *[rated(5) for _ in range(3)], checked_in(), checked_in())  # 31 points, average 5: 2★
+    await _stars_of(stack, member, 2)
+    await send(*[checked_in() for _ in range(4)])  # 63 points: 3★
+    await _stars_of(stack, member, 3)
+    await send(rated(1))  # average 4.0: 2★
+    await _stars_of(stack, member, 2)
+    await send(rated(5))  # average 4.2, 68 points: 3★
+    await _stars_of(stack, member, 3)
+
+    found = await stack.read_all("scoring.points.v1", member, settle=5)
+    ids = [r.envelope.event_id for r in found if r.envelope]
+    assert len(ids) == len(found) == len(set(ids)), "a fact reached the points topic more than once"
+    changes = [decode(r.raw)[1] for r in found if r.envelope and r.envelope.type == "StarRatingChanged"]
+    assert [(ch.previous_stars, ch.stars) for ch in changes][-3:] == [(2, 3), (3, 2), (2, 3)]
+    ledger = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    assert {decode(r.raw)[1].entry_id for r in found if r.envelope and r.envelope.type == "PointsAwarded"} == \
+        {e.entry_id for e in ledger.entries}
 
 
 # Last in this module: its burst of simulated events keeps the other services busy for a while.

@@ -470,3 +470,13 @@ def test_dirty_sets_track_what_changed(ev: Events, rules: RuleSet) -> None:
     assert ledger.dirty_stars == {("m1", "2026Q2"), ("m2", "2026Q2")}
     assert len(ledger.dirty_entries) == 1
     assert ledger.applied == 2
+
+
+def test_a_reused_event_id_earns_nothing_twice_and_never_replaces_an_entry(ev: Events, rules: RuleSet) -> None:
+    """Two different check-ins under one event id (a producer reusing ids): the entry id hashes the source
+    event id, so the second would collide with the first. The first keeps its entry; the second earns nothing."""
+    first = ev.checked_in("a1", "m1", event_id="dispatch:7")
+    second = ev.checked_in("a2", "m1", event_id="dispatch:7", at=ev.at(days=100))  # another quarter
+    ledger = fold(rules, [first, second])
+    assert [(e.sources, e.quarter) for e in ledger.entries.values()] == [(("dispatch:7",), "2026Q2")]
+    assert set(ledger.checkins) == {("a1", "m1"), ("a2", "m1")}  # both check-ins are facts; one award

@@ -238,3 +238,18 @@ def test_partitions_are_shared_evenly_and_never_emptily() -> None:
     assert sorted(sum(sizes[p] for p in s) for s in two) == [110, 110]
     assert len(share_partitions({("a", 0): 5}, 3)) == 1
     assert share_partitions({}, 2) == [[]]
+
+
+def test_a_reused_event_id_is_folded_as_the_reference_does() -> None:
+    from datetime import UTC, datetime
+
+    from sandan_contracts import encode
+    from sandan_contracts import events as c
+
+    def check_in(activity: str, day: int) -> Record:
+        event = c.MemberCheckedIn(activity_id=activity, community_id="c1", member_id="m1", unit_id="u1")
+        return event.TOPIC, encode(event, event_id="dispatch:7", producer="dispatch", correlation_id="x",
+                                   occurred_at=datetime(2026, 4, day, tzinfo=UTC), causation_id=None)
+
+    python, _ = assert_same([check_in("a1", 1), check_in("a2", 2), check_in("a3", 3)])
+    assert len(python.entries) == 1 and len(python.checkins) == 3

@@ -216,6 +216,9 @@ impl Folder {
             return Ok(());
         }
         let id = PyString::new(py, &entry_id(&self.rules.version, rule, member, &cur.head.event_id));
+        if b.entries.contains(&id)? {
+            return Ok(()); // another fact under a reused event id: the id keeps naming the first (as fold.py)
+        }
         let member = self.member(py, member);
         let sources = PyTuple::new(py, [event_id(py, cur)])?;
         let at = occurred_at(py, cur)?;

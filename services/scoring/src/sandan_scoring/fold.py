@@ -195,8 +195,14 @@ class Ledger:
         sources = (fact.event_id,)
         digest = hashlib.blake2b(f"{self.rules.version}|{rule}|{member_id}|{fact.event_id}".encode(),
                                  digest_size=16).hexdigest()
-        entry = Entry(f"e-{digest}", member_id, points, rule, fact.quarter, sources,
-                      fact.occurred_at, fact.correlation_id)
+        entry_id = f"e-{digest}"
+        if entry_id in self.entries:
+            # Another fact under an event id already used (re-deliveries of the same fact were dropped above):
+            # producers must not reuse ids. The id keeps naming the first fact; the second earns nothing here
+            # (overwriting would change a published entry, and storing both would break the unique id).
+            return
+        entry = Entry(entry_id, member_id, points, rule, fact.quarter, sources, fact.occurred_at,
+                      fact.correlation_id)
         self.entries[entry.entry_id] = entry
         self.by_member.setdefault(member_id, []).append(entry.entry_id)
         if self.track_changes:
