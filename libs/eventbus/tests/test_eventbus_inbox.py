@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError
 from sandan_contracts import encode
 from sandan_contracts.envelope import Envelope
 from sandan_contracts.events import DemandWithdrawn, Event
-from sandan_eventbus.errors import FailedPrecondition
+from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.inbox import Inbox, Outcome, tracking_for
 from sandan_eventbus.outages import is_outage
 from sandan_eventbus.readiness import Readiness
@@ -197,6 +197,24 @@ async def test_a_refusal_is_recorded_with_no_effect_and_not_dead_lettered(app: U
     assert await inbox.receive(TOPIC, record(7, fact("d7"))) is Outcome.REFUSED
     assert calls == 1 and broker.published == [] and inbox.refused == 1
     assert await inbox.receive(TOPIC, record(7, fact("d7"))) is Outcome.DUPLICATE  # position recorded
+
+
+@pytest.mark.parametrize("refusal", [NotFound("demand d9 not found"), InvalidArgument("hours", "too many")])
+async def test_a_fact_naming_the_unknown_is_dead_lettered_at_once_and_changes_nothing(
+        app: UnitApp, refusal: Exception) -> None:
+    broker = FakeBroker()
+    calls = 0
+
+    def unknown(envelope: Envelope, _: Event) -> list[Any]:
+        nonlocal calls
+        calls += 1
+        raise refusal
+
+    inbox = make_inbox(app, broker, unknown, max_attempts=3)
+    assert await inbox.receive(TOPIC, record(9, fact("d9"))) is Outcome.DEAD_LETTERED
+    assert calls == 1 and inbox.refused == 0
+    assert broker.published[0][2]["dlq.error"].startswith("refused: ")
+    assert await inbox.receive(TOPIC, record(9, fact("d9"))) is Outcome.DUPLICATE  # its position is recorded
 
 
 async def test_a_bug_on_this_input_is_tried_a_few_times_then_dead_lettered(app: UnitApp) -> None:

@@ -7,12 +7,13 @@ message's outcome is durable, so a crash before that means redelivery, never los
 
 Every message ends in exactly one of these outcomes, and only the first three let the offset move past it:
 - applied (or found already applied): its effects and its position are saved together;
-- refused: the domain says the fact does not apply here (e.g. withdrawing a completed order); its position is
-  recorded with no effect and the refusal is logged. A refusal is a final answer, not a failure: a consumer
-  replaying history meets thousands of them, which would bury real poison in the dead-letter topic;
-- dead-lettered: a failure that would fail again (undecodable, a handler that keeps raising on this input) is
-  published to `<topic>.dlq` with the error in headers, then its position is recorded;
-  `sandan_eventbus.deadletters` re-drives it once the cause is fixed;
+- refused: the fact came too late for the state it names (`FailedPrecondition`, `AlreadyExists`: e.g. a
+  withdrawal that raced the service's completion); its position is recorded with no effect and the refusal is
+  logged. Such a refusal is the domain's final answer, not a failure, and needs no one's attention;
+- dead-lettered: a failure that would fail again and needs attention: undecodable, a fact naming something
+  this service does not know or a value its domain refuses (`NotFound`, `InvalidArgument`: the stores
+  disagree), a handler that keeps raising on this input. It is published to `<topic>.dlq` with the error in
+  headers, then its position is recorded; `sandan_eventbus.deadletters` re-drives it once the cause is fixed;
 - held: an outage (store or broker unreachable, timeouts; see `outages.py`) pauses this consumer, retrying
   with capped backoff for as long as it lasts, and the service reports not ready meanwhile. Every step is
   retried this way (the "already processed?" check, publishing a dead letter, recording its position), so
@@ -39,7 +40,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
 from sandan_contracts import TOPICS, Envelope, Event, decode
-from sandan_eventbus.errors import DomainError
+from sandan_eventbus.errors import DomainError, InvalidArgument, NotFound
 from sandan_eventbus.outages import backoff, describe, is_outage
 from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.store import ServiceApplication
@@ -70,6 +71,14 @@ class Outcome(enum.StrEnum):
 
 class Held(Exception):
     """An outage outlasted one delivery's wait; the message must be delivered again."""
+
+
+class Unapplicable(Exception):
+    """The domain refused a fact as naming something unknown here, or as malformed: dead-letter it."""
+
+    def __init__(self, refusal: DomainError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 def tracking_for(record: ConsumerRecord[Any, Any]) -> Tracking:
@@ -182,6 +191,8 @@ class Inbox:
                 if await self._until_done(component, deadline, self._in_thread(self.app.already_processed, tracking)):
                     return Outcome.DUPLICATE
                 raise
+            if isinstance(refusal, (NotFound, InvalidArgument)):
+                raise Unapplicable(refusal)
             if refusal is not None:
                 self.refused += 1
                 log.info("fact refused by the domain; recorded with no effect", extra={"fields": {
@@ -200,6 +211,10 @@ class Inbox:
             outcome = await attempt()  # the usual case, without retry machinery
         except Held:
             raise
+        except Unapplicable as unknown:  # deterministic: trying again cannot help
+            await self._dead_letter(component, deadline, topic, record, tracking,
+                                    f"refused: {describe(unknown.refusal, 1000)}")
+            return Outcome.DEAD_LETTERED
         except Exception as first:
             failed(first, 1)
             # A conflict (another writer saved the same aggregate) or a fluke is tried again a few times.
@@ -236,9 +251,12 @@ class Inbox:
 
     def _apply_once(self, handler: Handler, envelope: Envelope, event: Event,
                     tracking: Tracking) -> DomainError | None:
-        """Run the handler and save its changes with the position; a refusal saves the position alone."""
+        """Run the handler and save its changes with the position; a late fact's refusal saves the position
+        alone; a fact naming the unknown is returned unsaved (the caller dead-letters it)."""
         try:
             changed = list(handler(envelope, event))
+        except (NotFound, InvalidArgument) as unknown:
+            return unknown
         except DomainError as refusal:
             self.app.save_tracked(tracking=tracking)  # the fact does not apply here: recorded, no effect
             return refusal

@@ -28,7 +28,7 @@ class Person:
 
 
 class KeycloakAdmin:
-    def __init__(self, issuer: str = LOCAL_ISSUER, admin_user: str = "admin", admin_password: str = "admin",
+    def __init__(self, issuer: str = LOCAL_ISSUER, admin_user: str = "admin", admin_password: str = "admin",  # noqa: S107 - local bootstrap admin
                  timeout: float = 30.0) -> None:
         self.issuer = issuer.rstrip("/")
         base, _, realm = self.issuer.rpartition("/realms/")
