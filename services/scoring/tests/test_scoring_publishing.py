@@ -383,3 +383,22 @@ def test_paused_backoff_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
     asyncio.run(run())
     assert waits[0] <= 0.5 and max(waits) <= 30.0 and waits[-1] >= 24.0  # doubling, then at most the cap
     assert all(b >= a * 0.8 for a, b in itertools.pairwise(waits))
+
+
+# ---- quarterly notices ------------------------------------------------------------------------------------------
+async def test_notices_are_published_once_and_a_refused_one_is_set_aside(setup) -> None:  # type: ignore[no-untyped-def]
+    scorer, broker, ev, _ = setup
+    await feed(scorer, ev, reported(), checked_in())
+    broker.refuse = lambda s: (MessageSizeTooLargeError()  # type: ignore[assignment]
+                               if s.topic == "scoring.notices.v1" and s.key.startswith(b"unit-") else None)
+    bodies = await scorer.publish_notices(Q)
+    assert [b["notice_id"] for b in bodies] == [f"community-c1-{Q}-2026.1"]  # the unit's notice was set aside
+    notices = [s for s in broker.sent if s.topic == "scoring.notices.v1"]
+    assert [s.event_id for s in notices] == [f"scoring:community-c1-{Q}-2026.1"]
+    assert [(i.event_id, i.kind) for i in scorer.publishing_state().set_aside] == [(f"scoring:unit-u1-{Q}-2026.1",
+                                                                                  "notice")]
+    broker.refuse = lambda s: None  # type: ignore[assignment]
+    await scorer.publish_notices(Q)  # asked again: the one published is not published twice
+    assert [s.event_id for s in broker.sent if s.topic == "scoring.notices.v1"] == \
+        [f"scoring:community-c1-{Q}-2026.1", f"scoring:unit-u1-{Q}-2026.1"]
+    assert scorer.publishing_state().set_aside == [] and scorer.store.set_aside_items() == []

@@ -618,6 +618,7 @@ class Scorer:
                 if not sent:
                     continue  # set aside
                 await asyncio.to_thread(self.store.mark_published, sent)
+                self.set_aside.pop(event_id, None)  # published at last
             out.append(body)
         return out
 
