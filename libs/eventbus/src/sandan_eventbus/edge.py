@@ -11,6 +11,8 @@ The chain, outermost first:
    input policy (`sandan_eventbus.checks`: control and bidi override characters, each field's maximum) are
    refused with INVALID_ARGUMENT naming the field; free text reaches the servicer NFC-normalised.
 
+A request larger than `MAX_REQUEST_BYTES` (1 MiB) never reaches the chain: gRPC refuses it with RESOURCE_EXHAUSTED.
+
 A `CallGuard` is one async context manager around each call, whatever the method's cardinality: it may refuse
 before the method runs (`await call.context.abort(...)`) and clean up after it (also after a response stream
 ends). Extending the chain is writing one `around` and passing the guard to `server(..., guards=[...])`.
@@ -43,6 +45,9 @@ log = logging.getLogger(__name__)
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
 DEFAULT_MAX_IN_FLIGHT = 100
+# A request of more bytes is refused by gRPC itself (RESOURCE_EXHAUSTED "Received message larger than max"), before
+# any of our code: the largest request the input policy allows is a few kilobytes.
+MAX_REQUEST_BYTES = 1024 * 1024
 MAX_PUSHBACK_SECONDS = 60.0  # a longer queue than this is better answered by the caller's own deadline
 REPEATED_DEFAULT_ITEMS = 100  # a repeated string field not in the checks table
 
@@ -341,6 +346,7 @@ def server(service: str, guards: Sequence[grpc.aio.ServerInterceptor] = (), *,
     return grpc.aio.server(interceptors=interceptors(service, guards, limit), options=[
         # off: a second process on the same port must fail to bind, not share the port
         ("grpc.so_reuseport", 0),
+        ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
         # grpc core cancels calls (CANCELLED, not retried) once more than 1,000 wait to reach the application;
         # the in-flight limit answers them itself, with a retry hint, so let them reach it
         ("grpc.server.max_pending_requests", 20_000),
