@@ -116,3 +116,17 @@ def test_golden_timestamps_are_utc_z() -> None:
 def test_schema_dir_has_no_orphans() -> None:
     topics = {p.name for p in SCHEMA_DIR.iterdir() if p.is_dir()}
     assert topics == {cls.TOPIC for cls in EVENT_TYPES.values()}
+
+
+def test_a_fact_names_who_caused_it_by_an_opaque_subject_and_reads_the_same_without() -> None:
+    with_actor = next(p for p in GOLDEN if p.name == "DemandPosted.v1.with-actor.json")
+    without = next(p for p in GOLDEN if p.name == "DemandPosted.v1.json")
+    envelope, event = decode(with_actor.read_bytes())
+    assert envelope.actor == "9b2f6c1e-4d3a-4f7b-8e21-0c5d7a9f3b64"
+    assert decode(without.read_bytes())[0].actor is None
+    assert event == decode(without.read_bytes())[1]
+    for bad in ("", "a b", "名字", "x" * 201):
+        raw = json.loads(with_actor.read_text("utf-8"))
+        raw["actor"] = bad
+        with pytest.raises(ValueError, match="actor"):
+            decode(json.dumps(raw).encode())

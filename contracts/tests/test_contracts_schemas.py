@@ -45,7 +45,8 @@ def test_schema_is_the_envelope_around_the_event(cls) -> None:
     assert props["type"]["const"] == cls.TYPE
     assert props["schema_version"]["const"] == cls.VERSION
     assert set(props) == {"event_id", "type", "schema_version", "occurred_at", "producer", "key",
-                          "correlation_id", "causation_id", "data"}
+                          "correlation_id", "causation_id", "actor", "data"}
+    assert "actor" not in schema["required"]  # optional: facts published before it, and by no person, lack it
     assert props["data"]["title"] == cls.__name__
     assert set(props["data"]["properties"]) == set(cls.model_fields)
     assert schema["x-topic"] == cls.TOPIC and schema["x-key"] == cls.KEY

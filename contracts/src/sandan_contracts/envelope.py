@@ -2,7 +2,7 @@
 
 Wire format (JSON, UTF-8):
     {"event_id": ..., "type": ..., "schema_version": 1, "occurred_at": "...Z", "producer": ...,
-     "key": ..., "correlation_id": ..., "causation_id": ..., "data": {...the event's fields...}}
+     "key": ..., "correlation_id": ..., "causation_id": ..., ["actor": ...,] "data": {...the event's fields...}}
 The same `type` and `schema_version` are also sent as Kafka headers so a router need not parse the body.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sandan_contracts.events import Event, event_class
-from sandan_contracts.events.base import Id, UtcDatetime
+from sandan_contracts.events.base import Id, Subject, UtcDatetime
 
 
 class Envelope(BaseModel):
@@ -29,6 +29,9 @@ class Envelope(BaseModel):
     key: Id
     correlation_id: str = Field(min_length=1, max_length=200)
     causation_id: str | None = Field(default=None, max_length=200)
+    # Who caused the fact: the opaque subject id of the caller's token (never a name); absent for facts no person
+    # caused (a consumer's reaction, a sweep) and for every fact published before actors were recorded.
+    actor: Subject | None = None
     data: dict[str, Any]
 
 
@@ -44,6 +47,7 @@ def encode(
     occurred_at: datetime,
     correlation_id: str,
     causation_id: str | None,
+    actor: str | None = None,
 ) -> bytes:
     if occurred_at.tzinfo is None:
         raise ValueError("occurred_at must be timezone-aware")
@@ -56,9 +60,11 @@ def encode(
         key=event.key(),
         correlation_id=correlation_id,
         causation_id=causation_id,
+        actor=actor,
         data=event.model_dump(mode="json"),
     )
-    return envelope.model_dump_json().encode()
+    # `actor` is left out when absent, so facts no person caused keep the bytes they always had.
+    return envelope.model_dump_json(exclude={"actor"} if actor is None else None).encode()
 
 
 def decode(raw: bytes) -> tuple[Envelope, Event]:

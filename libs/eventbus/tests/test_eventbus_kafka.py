@@ -14,6 +14,7 @@ from eventsourcing.domain import Aggregate, event
 from sandan_contracts import decode
 from sandan_contracts.envelope import Envelope
 from sandan_contracts.events import DemandWithdrawn, Event
+from sandan_eventbus.auth.principal import Principal, acting_as
 from sandan_eventbus.devtools import read_topic
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import create_topics, make_broker
@@ -56,7 +57,8 @@ async def test_the_relay_publishes_each_stored_fact_once_and_resumes_after_a_res
     url = f"sqlite:///{tmp_path}/relay.db"
     app = RelayApp(url)
     keys = [f"relay-{uuid.uuid4().hex[:8]}" for _ in range(3)]
-    with traced("walk-r"):
+    secretary = Principal("3f1c-subject", frozenset({"branch_secretary"}), acting_role="branch_secretary")
+    with traced("walk-r"), acting_as(secretary):
         for key in keys[:2]:
             note = Note(key)
             note.see("internal")  # stays inside
@@ -88,6 +90,10 @@ async def test_the_relay_publishes_each_stored_fact_once_and_resumes_after_a_res
         assert envelope.event_id.startswith("relaytest:")
     first = await read_topic(topics, TOPIC, until=lambda f: len(f) >= 1, where=lambda r: r.key == keys[0])
     assert first[0].envelope.correlation_id == "walk-r" and first[0].envelope.causation_id is None
+    # the public envelope names who acted by their opaque subject id; a fact no person caused names no one
+    assert first[0].envelope.actor == "3f1c-subject"
+    last = await read_topic(topics, TOPIC, until=lambda f: len(f) >= 1, where=lambda r: r.key == keys[2])
+    assert last[0].envelope.actor is None and b'"actor"' not in last[0].raw
     assert first[0].headers["type"] == "DemandWithdrawn"
 
 

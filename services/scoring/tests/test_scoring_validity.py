@@ -203,7 +203,7 @@ def exhaustive() -> list[tuple[str, bytes]]:
                     env = envelope_of(event, 100 + n)
                     node = env if where == "envelope" else env["data"]
                     if value is None:
-                        node.pop(name)
+                        node.pop(name, None)  # an optional field may be absent already (actor)
                     else:
                         node[name] = value
                     out.append((event.TOPIC, dumps(env)))

@@ -11,6 +11,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Strin
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 # An event id or an id derived from event ids, e.g. "intake:12" (longer than an Id).
 Ref = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
+# The opaque subject id of a caller's token (an OIDC `sub`: printable ASCII, never a name).
+Subject = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[!-~]+$")]
 # A version label of data such as a rule set, e.g. "2026.1".
 Version = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 # A machine word: category, team, reason code.

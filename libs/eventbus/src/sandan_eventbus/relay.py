@@ -94,6 +94,7 @@ class Relay:
                 occurred_at=p.occurred_at,
                 correlation_id=p.trace.correlation_id if p.trace else event_id,
                 causation_id=p.trace.causation_id if p.trace else None,
+                actor=p.trace.actor.subject if p.trace and p.trace.actor else None,  # opaque: never a name
             )
             futures.append(await self.broker.publish(
                 body, contract.TOPIC, key=contract.key().encode(),

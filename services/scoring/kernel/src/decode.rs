@@ -25,6 +25,7 @@ struct Envelope<'a> {
     key: Str<'a>,
     correlation_id: Str<'a>,
     causation_id: Option<Str<'a>>,
+    actor: Option<Str<'a>>,
     data: Data<'a>,
 }
 
@@ -58,7 +59,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut event_id, mut kind, mut occurred_at): (Option<Str>, Option<Str>, Option<Str>) = (None, None, None);
         let (mut key, mut correlation_id, mut producer): (Option<Str>, Option<Str>, Option<Str>) = (None, None, None);
-        let mut causation_id: Option<Option<Str>> = None;
+        let (mut causation_id, mut actor): (Option<Option<Str>>, Option<Option<Str>>) = (None, None);
         let (mut schema_version, mut data): (Option<u64>, Option<Data>) = (None, None);
         while let Some(name) = map.next_key::<Str<'de>>()? {
             match name.as_ref() {
@@ -70,6 +71,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
                 "correlation_id" => once(&mut correlation_id, map.next_value()?, "correlation_id")?,
                 "producer" => once(&mut producer, map.next_value()?, "producer")?,
                 "causation_id" => once(&mut causation_id, map.next_value()?, "causation_id")?,
+                "actor" => once(&mut actor, map.next_value()?, "actor")?,
                 "data" => {
                     let value = match kind.as_deref() {
                         Some(k) => Data::Decoded(map.next_value_seed(BodySeed(k))?),
@@ -92,6 +94,7 @@ impl<'de> Visitor<'de> for EnvelopeVisitor {
             key: key.ok_or_else(|| missing("key"))?,
             correlation_id: correlation_id.ok_or_else(|| missing("correlation_id"))?,
             causation_id: causation_id.flatten(), // absent and null are both "no cause"
+            actor: actor.flatten(),               // absent and null are both "no person"
             data: data.ok_or_else(|| missing("data"))?,
         })
     }
@@ -329,6 +332,11 @@ fn chars_within(s: &str, low: usize, high: usize) -> bool {
         return false; // fewer bytes than characters needed
     }
     bytes <= high || (low..=high).contains(&s.chars().count())
+}
+
+/// The contract's `Subject`: 1 to 200 printable ASCII characters, no spaces (`^[!-~]+$`).
+fn is_subject(s: &str) -> bool {
+    (1..=200).contains(&s.len()) && s.bytes().all(|b| (0x21..=0x7e).contains(&b))
 }
 
 const URGENCY: [&str; 3] = ["urgent", "normal", "routine"];
@@ -577,7 +585,8 @@ pub fn decode(raw: &[u8]) -> Option<Fact<'_>> {
         && chars_within(&env.event_id, 1, 200)
         && chars_within(&env.producer, 1, 80)
         && chars_within(&env.correlation_id, 1, 200)
-        && env.causation_id.as_deref().is_none_or(|c| chars_within(c, 0, 200));
+        && env.causation_id.as_deref().is_none_or(|c| chars_within(c, 0, 200))
+        && env.actor.as_deref().is_none_or(is_subject);
     if !head_valid {
         return None;
     }
