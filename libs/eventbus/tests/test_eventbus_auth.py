@@ -195,3 +195,13 @@ def test_unknown_roles_in_a_token_are_dropped_and_unknown_roles_in_the_matrix_ar
     assert principal.roles == frozenset({"member"})
     with pytest.raises(ValueError, match="unknown roles"):
         parse({"roles": {"a": ""}, "svc.S": {"M": {"roles": ["b"]}}})
+
+
+def test_a_resident_account_is_bound_to_a_resident_id_every_service_derives_alike() -> None:
+    claims = {"sub": "kc-sub-1", "iss": "https://id.example/realms/sandan", "realm_access": {"roles": ["resident"]}}
+    one, again = Principal.from_claims(claims), Principal.from_claims(dict(claims))
+    assert one.resident_id and one.resident_id == again.resident_id
+    assert Principal.from_claims({**claims, "sub": "kc-sub-2"}).resident_id != one.resident_id
+    assert Principal.from_claims({**claims, "iss": "https://other.example"}).resident_id != one.resident_id
+    assert Principal.from_claims({**claims, "resident_id": "r-set-by-issuer"}).resident_id == "r-set-by-issuer"
+    assert Principal.from_claims({**claims, "realm_access": {"roles": ["member"]}}).resident_id is None

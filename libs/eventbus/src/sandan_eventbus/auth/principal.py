@@ -8,6 +8,7 @@ with `Scopes` (sandan_eventbus.auth.scopes).
 from __future__ import annotations
 
 import contextvars
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,14 @@ from sandan_eventbus.errors import DomainError
 # into the token; see deploy/keycloak/).
 PLACE_CLAIMS = ("county_id", "town_id", "community_id", "grid_id", "unit_id")
 BINDING_CLAIMS = ("member_id", "resident_id")
+# A resident with an account is the resident record named by their token: `resident_id` when the issuer sets
+# it, else an id derived from the issuer and subject, the same in every service (no attribute to keep in sync,
+# and a resident can register themselves). Fixed forever: resident ids derived from it are stored.
+RESIDENT_NAMESPACE = uuid.UUID("3c9a7e52-0b6d-4f1e-a8d4-5e2f7b1c9a06")
+
+
+def resident_id_for(issuer: str, subject: str) -> str:
+    return str(uuid.uuid5(RESIDENT_NAMESPACE, f"{issuer}|{subject}"))
 
 
 class PermissionDenied(DomainError):
@@ -67,8 +76,11 @@ class Principal:
                 value = value[0]
             return value if isinstance(value, str) and value else None
 
+        places = {name: text(name) for name in (*PLACE_CLAIMS, *BINDING_CLAIMS)}
+        if "resident" in roles and places["resident_id"] is None:
+            places["resident_id"] = resident_id_for(str(claims.get("iss", "")), str(claims["sub"]))
         return cls(subject=str(claims["sub"]), roles=roles, client_id=text("azp") or text("client_id") or "",
-                   claims=dict(claims), **{name: text(name) for name in (*PLACE_CLAIMS, *BINDING_CLAIMS)})
+                   claims=dict(claims), **places)
 
 
 # Internal work with no caller (consumers reacting to facts, sweeps, start-up): passes every scope check.
