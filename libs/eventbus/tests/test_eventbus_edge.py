@@ -242,13 +242,37 @@ def test_pushback_gives_each_refused_caller_its_own_turn_at_the_pace_the_service
     assert limit.pushback_ms() == 20
 
 
+class NoMetadata:
+    def invocation_metadata(self) -> tuple[()]:
+        return ()
+
+
 async def test_the_pace_follows_how_long_calls_take() -> None:
     now = [0.0]
     limit = InFlightLimit(1, clock=lambda: now[0])
     for _ in range(200):
-        async with limit.around(Call("/x/Y", None)):  # type: ignore[arg-type]  # a call of 20 ms
+        async with limit.around(Call("/x/Y", NoMetadata())):  # type: ignore[arg-type]  # a call of 20 ms
             now[0] += 0.02
     assert limit.mean_seconds == pytest.approx(0.02, rel=0.01)
+
+
+async def test_a_retry_refused_three_times_may_use_a_quarter_more() -> None:
+    """gRPC's retry policy says which attempt a call is (grpc-previous-rpc-attempts); the fourth and fifth may use
+    limit // 4 + 1 more places, so a burst does not fail its unluckiest callers."""
+    async with serving(limit=4, channel=channels.aio_channel) as (channel, intake, chain):
+        intake.gate.clear()
+        stub = intake_pb2_grpc.IntakeStub(channel)
+        held = [asyncio.ensure_future(stub.GetDemand(intake_pb2.DemandRef(demand_id=f"d{i}"))) for i in range(4)]
+        while len(intake.seen) < 4:
+            await asyncio.sleep(0.01)
+        late = [asyncio.ensure_future(stub.GetDemand(intake_pb2.DemandRef(demand_id=f"late{i}"))) for i in range(3)]
+        while len(intake.seen) < 6 or not any(t.done() for t in late):  # 2 let in on a late attempt, 1 gives up
+            await asyncio.sleep(0.01)
+        [turned_away] = [t for t in late if t.done()]
+        assert turned_away.exception().code() == Code.RESOURCE_EXHAUSTED  # type: ignore[union-attr]
+        assert chain[0].refused == 3 * 3 + 2  # three attempts each at the limit, the unlucky one twice more
+        intake.gate.set()
+        assert len(await asyncio.gather(*held, *(t for t in late if t is not turned_away))) == 6
 
 
 def test_the_limit_is_a_setting_per_service(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,8 @@ The chain, outermost first:
 1. `InFlightLimit`: at most `<SERVICE>_GRPC_MAX_IN_FLIGHT` calls (default 100) are handled at once; a call beyond
    that is refused at once, before any work, with RESOURCE_EXHAUSTED and the standard retry hint
    (`grpc-retry-pushback-ms` trailer). A refused call did not run, so retrying it is always safe; the shipped
-   clients do so (`sandan_eventbus.channels`). Health checks are never limited, so probes answer under load.
+   clients do so (`sandan_eventbus.channels`), and a retry already refused three times may use a quarter more.
+   Health checks are never limited, so probes answer under load.
 2. the `guards` a service adds (e.g. authentication): each a `CallGuard`, in the order given.
 3. `RequestPolicy`: a request protobuf cannot decode (invalid UTF-8 in a string field) and a request breaking the
    input policy (`sandan_eventbus.checks`: control and bidi override characters, each field's maximum) are
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 HEALTH_PREFIX = "/grpc.health.v1.Health/"
 PUSHBACK_HEADER = "grpc-retry-pushback-ms"
+PREVIOUS_ATTEMPTS_HEADER = "grpc-previous-rpc-attempts"  # sent by gRPC's retry policy on every retry
 DEFAULT_MAX_IN_FLIGHT = 100
 # A request of more bytes is refused by gRPC itself (RESOURCE_EXHAUSTED "Received message larger than max"), before
 # any of our code: the largest request the input policy allows is a few kilobytes.
@@ -171,9 +173,15 @@ class InFlightLimit(CallGuard):
         wait = (self._next_turn - now) * (0.9 + 0.2 * self.rand())  # +-10%: turns never collide exactly
         return round(min(max(wait, 0.005), MAX_PUSHBACK_SECONDS) * 1000)
 
+    def ceiling(self, call: Call) -> int:
+        """The limit, and a quarter more for a caller already refused three times: gRPC gives a call five attempts,
+        and a burst the pushback could not spread evenly enough must not fail its unluckiest callers."""
+        attempts = call.metadata(PREVIOUS_ATTEMPTS_HEADER) or "0"
+        return self.limit + (self.limit // 4 + 1 if attempts.isdigit() and int(attempts) >= 3 else 0)
+
     @contextlib.asynccontextmanager
     async def around(self, call: Call) -> AsyncIterator[None]:
-        if self.in_flight >= self.limit:
+        if self.in_flight >= self.ceiling(call):
             self.refused += 1
             pushback = self.pushback_ms()
             await call.context.abort(
