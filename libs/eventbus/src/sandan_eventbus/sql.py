@@ -4,11 +4,13 @@ settings are given apart from the URL, as for the event store (sandan_eventbus.c
 
 from __future__ import annotations
 
+import os
+import tempfile
+import weakref
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.pool import StaticPool
 
 from sandan_eventbus.config import check_postgres_url, db_password, sqlalchemy_url
 
@@ -16,8 +18,14 @@ from sandan_eventbus.config import check_postgres_url, db_password, sqlalchemy_u
 def engine_for(url: str) -> Engine:
     target = sqlalchemy_url(url)
     if target == "sqlite://":
-        # One shared connection, or every worker thread would see its own empty in-memory database.
-        return create_engine(target, poolclass=StaticPool, connect_args={"check_same_thread": False})
+        # memory:// (unit tests): a throwaway SQLite file, removed with the engine. One in-memory connection
+        # shared by every worker thread was not thread-safe (concurrent lanes broke it at random); a file gives
+        # each thread its own connection with SQLite's own locking.
+        fd, path = tempfile.mkstemp(prefix="sandan-", suffix=".db")
+        os.close(fd)
+        engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})
+        weakref.finalize(engine, _remove, path)
+        return engine
     if target.startswith("sqlite:"):
         return create_engine(target, connect_args={"check_same_thread": False})
     check_postgres_url(url)
@@ -34,3 +42,11 @@ def engine_for(url: str) -> Engine:
             if password:
                 cparams["password"] = password
     return engine
+
+
+def _remove(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        try:
+            os.remove(path + suffix)
+        except FileNotFoundError:
+            pass
