@@ -27,7 +27,7 @@ def test_regenerated_protos_are_byte_identical(tmp_path: Path) -> None:
     fresh = _generated(tmp_path / "sandan_contracts" / "rpc")
     committed = _generated(RPC)
     protos = sorted(p.stem for p in RPC.glob("*.proto"))
-    assert protos == ["dispatch", "intake", "notify", "ops", "scoring"]
+    assert protos == ["audit", "dispatch", "intake", "notify", "ops", "scoring"]
     assert sorted(fresh) == sorted(f"{stem}{suffix}" for stem in protos
                                    for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
     assert sorted(committed) == sorted(fresh), "stale or missing generated files: run python contracts/gen_protos.py"

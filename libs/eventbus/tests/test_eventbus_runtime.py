@@ -12,9 +12,15 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sandan_eventbus.config import ConfigError
 from sandan_eventbus.healthcheck import check
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.runtime import LIVENESS, ServiceRuntime
+from sandan_eventbus.security import GrpcTlsSettings, OidcSettings
+
+# Health checks need no token, so the issuer is never asked; plaintext is allowed for the test.
+OIDC = OidcSettings(issuer="http://127.0.0.1:9/realms/unused")
+PLAINTEXT = GrpcTlsSettings(plaintext="allow")
 
 
 async def status(address: str, service: str) -> str:
@@ -35,7 +41,8 @@ async def eventually(address: str, service: str, expected: str) -> None:
 @pytest.mark.kafka
 async def test_readiness_reaches_health_and_liveness_stays_serving(kafka_bootstrap: str) -> None:
     runtime = ServiceRuntime(name="probe-test", broker=make_broker("runtime-test", kafka_bootstrap), relay=None,
-                             inbox=None, grpc_address="127.0.0.1:0", register_servicers=lambda server: ["svc.v1.S"])
+                             inbox=None, grpc_address="127.0.0.1:0", register_servicers=lambda server: ["svc.v1.S"],
+                             oidc=OIDC, tls=PLAINTEXT)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     try:
@@ -80,7 +87,8 @@ async def test_a_stop_while_the_broker_cannot_be_reached_ends_the_start(unreacha
                                                                         request: pytest.FixtureRequest) -> None:
     bootstrap = closed_port() if unreachable == "refused" else request.getfixturevalue("black_hole")
     runtime = ServiceRuntime(name="start-test", broker=make_broker("runtime-start", bootstrap), relay=None,
-                             inbox=None, grpc_address="127.0.0.1:0", register_servicers=lambda server: [])
+                             inbox=None, grpc_address="127.0.0.1:0", register_servicers=lambda server: [],
+                             oidc=OIDC, tls=PLAINTEXT)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
     await asyncio.sleep(2)  # trying to connect
@@ -88,3 +96,19 @@ async def test_a_stop_while_the_broker_cannot_be_reached_ends_the_start(unreacha
     stop.set()
     await asyncio.wait_for(task, 10)  # returns; before this work it waited on the broker for good
     assert not runtime.ready.is_set() and runtime.bound_port == 0
+
+
+def test_a_service_does_not_start_without_an_issuer_or_a_way_to_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("SANDAN_OIDC_ISSUER", "SANDAN_GRPC_PLAINTEXT", "SANDAN_GRPC_TLS_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+    def build() -> ServiceRuntime:
+        return ServiceRuntime(name="no-issuer", broker=make_broker("no-issuer", "127.0.0.1:9"), relay=None,
+                              inbox=None, grpc_address="127.0.0.1:0", register_servicers=lambda server: [])
+
+    with pytest.raises(ConfigError, match="SANDAN_OIDC_ISSUER"):
+        build()
+    monkeypatch.setenv("SANDAN_OIDC_ISSUER", "http://127.0.0.1:9/realms/x")
+    monkeypatch.setenv("SANDAN_GRPC_PLAINTEXT", "yes please")
+    with pytest.raises(ConfigError, match="SANDAN_GRPC_PLAINTEXT"):
+        build()

@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from sandan_contracts.rpc import audit_pb2 as sandan__contracts_dot_rpc_dot_audit__pb2
 from sandan_contracts.rpc import dispatch_pb2 as sandan__contracts_dot_rpc_dot_dispatch__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -69,6 +70,11 @@ class DispatchStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Member.FromString,
                 _registered_method=True)
+        self.GetMemberHistory = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/GetMemberHistory',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
+                _registered_method=True)
         self.GetMemberContact = channel.unary_unary(
                 '/sandan.dispatch.v1.Dispatch/GetMemberContact',
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
@@ -113,6 +119,11 @@ class DispatchStub:
                 '/sandan.dispatch.v1.Dispatch/FindOrderByDemand',
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.DemandRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Order.FromString,
+                _registered_method=True)
+        self.GetOrderHistory = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/GetOrderHistory',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.OrderRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
                 _registered_method=True)
         self.ListOrders = channel.unary_unary(
                 '/sandan.dispatch.v1.Dispatch/ListOrders',
@@ -202,6 +213,13 @@ class DispatchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMemberHistory(self, request, context):
+        """Who did what to the member's roster record, and when, in order.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMemberContact(self, request, context):
         """Authorised calls for notify (metadata "authorization: Bearer <token>"): how to reach a member or a unit.
         """
@@ -255,6 +273,13 @@ class DispatchServicer:
 
     def FindOrderByDemand(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetOrderHistory(self, request, context):
+        """Who did what to the order, and when, in order.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -345,6 +370,11 @@ def add_DispatchServicer_to_server(servicer, server):
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Member.SerializeToString,
             ),
+            'GetMemberHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemberHistory,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.SerializeToString,
+            ),
             'GetMemberContact': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMemberContact,
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
@@ -389,6 +419,11 @@ def add_DispatchServicer_to_server(servicer, server):
                     servicer.FindOrderByDemand,
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.DemandRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Order.SerializeToString,
+            ),
+            'GetOrderHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetOrderHistory,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.OrderRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.SerializeToString,
             ),
             'ListOrders': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOrders,
@@ -620,6 +655,33 @@ class Dispatch:
             '/sandan.dispatch.v1.Dispatch/GetMember',
             sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_dispatch__pb2.Member.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemberHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/GetMemberHistory',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
             options,
             channel_credentials,
             insecure,
@@ -863,6 +925,33 @@ class Dispatch:
             '/sandan.dispatch.v1.Dispatch/FindOrderByDemand',
             sandan__contracts_dot_rpc_dot_dispatch__pb2.DemandRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_dispatch__pb2.Order.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetOrderHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/GetOrderHistory',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.OrderRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
             options,
             channel_credentials,
             insecure,

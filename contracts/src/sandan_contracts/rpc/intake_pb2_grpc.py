@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from sandan_contracts.rpc import audit_pb2 as sandan__contracts_dot_rpc_dot_audit__pb2
 from sandan_contracts.rpc import intake_pb2 as sandan__contracts_dot_rpc_dot_intake__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -84,6 +85,11 @@ class IntakeStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.Demand.FromString,
                 _registered_method=True)
+        self.GetDemandHistory = channel.unary_unary(
+                '/sandan.intake.v1.Intake/GetDemandHistory',
+                request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
+                _registered_method=True)
         self.GetServiceContact = channel.unary_unary(
                 '/sandan.intake.v1.Intake/GetServiceContact',
                 request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ServiceContactRequest.SerializeToString,
@@ -162,6 +168,13 @@ class IntakeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetDemandHistory(self, request, context):
+        """Who did what to the demand, and when, in order (contact releases included).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetServiceContact(self, request, context):
         """Authorised call: only the member who holds the order gets the resident's contact and the description.
         """
@@ -228,6 +241,11 @@ def add_IntakeServicer_to_server(servicer, server):
                     servicer.GetDemand,
                     request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.Demand.SerializeToString,
+            ),
+            'GetDemandHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDemandHistory,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.SerializeToString,
             ),
             'GetServiceContact': grpc.unary_unary_rpc_method_handler(
                     servicer.GetServiceContact,
@@ -510,6 +528,33 @@ class Intake:
             '/sandan.intake.v1.Intake/GetDemand',
             sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_intake__pb2.Demand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDemandHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.intake.v1.Intake/GetDemandHistory',
+            sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,3 +28,7 @@ class FailedPrecondition(DomainError):
 
 class AlreadyExists(DomainError):
     pass
+
+
+class PermissionDenied(DomainError):
+    """The caller is authenticated but this is outside their role or scope; nothing changed."""

@@ -30,13 +30,14 @@ from faststream.kafka import KafkaBroker
 from grpc_health.v1 import health, health_pb2
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from sandan_eventbus import edge, redrive
+from sandan_eventbus import edge, redrive, security
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import bootstrap_servers
 from sandan_eventbus.outages import backoff, describe
 from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.relay import Relay
 from sandan_eventbus.rpc import add_health, set_serving
+from sandan_eventbus.security import GrpcTlsSettings, OidcSettings
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,15 @@ class ServiceRuntime:
     shutdown_seconds: float = 25.0
     # One attempt to connect to the broker; then it is stopped and tried again.
     connect_timeout_seconds: float = 60.0
+    # Who issues the tokens every call must carry, and the server's TLS (default: from the environment,
+    # SANDAN_OIDC_* and SANDAN_GRPC_*; see sandan_eventbus.security). Both are required: no call goes unverified.
+    oidc: OidcSettings | None = None
+    tls: GrpcTlsSettings | None = None
 
     def __post_init__(self) -> None:
+        # read before anything starts, so a missing issuer or certificate stops the service at once
+        self.oidc = self.oidc or security.load(OidcSettings)
+        self.tls = self.tls or security.load(GrpcTlsSettings)
         if self.readiness is None:
             self.readiness = Readiness(self.name)
         for part in (self.inbox, self.relay):
@@ -97,12 +105,15 @@ class ServiceRuntime:
         try:
             if self.on_start is not None and not await _unless_stopped(self.on_start(), stop):
                 return
-            server = edge.server(self.name)  # in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), input policy
+            # in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), then authentication (a verified token on every call,
+            # allowed by role: sandan_contracts/rpc/access.toml), then the input policy
+            assert self.oidc is not None and self.tls is not None
+            server = edge.server(self.name, guards=self.oidc.guards())
             names = self.register_servicers(server)
             if self.inbox is not None:
                 names += redrive.add_to_server(server, self.inbox, self.bootstrap or bootstrap_servers())
             servicer = add_health(server)
-            self.bound_port = server.add_insecure_port(self.grpc_address)
+            self.bound_port = self.tls.bind(server, self.grpc_address)  # TLS, or plaintext where allowed
             if self.bound_port == 0:
                 raise RuntimeError(f"cannot bind gRPC to {self.grpc_address}")
             await server.start()

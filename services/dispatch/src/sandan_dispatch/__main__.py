@@ -58,7 +58,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
 def main() -> None:
     settings = load_or_exit("dispatch", Settings.from_env)
     setup("sandan_dispatch", settings.log_level)
-    run_until_signalled(build_runtime(settings))
+    run_until_signalled(load_or_exit("dispatch", lambda: build_runtime(settings)))
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ def main() -> None:
     log = setup("intake", settings.log_level)
     log.info("starting", extra={"fields": {"grpc_address": settings.grpc_address,
                                            "consumer_group": settings.consumer_group}})
-    run_until_signalled(build_runtime(settings))
+    run_until_signalled(load_or_exit("intake", lambda: build_runtime(settings)))
 
 
 if __name__ == "__main__":

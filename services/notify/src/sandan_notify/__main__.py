@@ -89,7 +89,7 @@ def main() -> None:
                                            "fake_now": settings.fake_now or None}})
     if settings.fake_now:
         log.warning("NOTIFY_FAKE_NOW is set: the clock is fake (tests only, not for production)")
-    run_until_signalled(build_runtime(settings))
+    run_until_signalled(load_or_exit("notify", lambda: build_runtime(settings)))
 
 
 if __name__ == "__main__":

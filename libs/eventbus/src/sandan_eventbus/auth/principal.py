@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandan_eventbus.errors import DomainError
+from sandan_eventbus.errors import PermissionDenied
+
+__all__ = ["SYSTEM", "PermissionDenied", "Principal", "acting_as", "acting_for", "current", "on_behalf_of"]
 
 # The claims that say where a person acts, and the record they are bound to (Keycloak user attributes mapped
 # into the token; see deploy/keycloak/).
@@ -28,10 +30,6 @@ RESIDENT_NAMESPACE = uuid.UUID("3c9a7e52-0b6d-4f1e-a8d4-5e2f7b1c9a06")
 
 def resident_id_for(issuer: str, subject: str) -> str:
     return str(uuid.uuid5(RESIDENT_NAMESPACE, f"{issuer}|{subject}"))
-
-
-class PermissionDenied(DomainError):
-    """The caller is authenticated but this is outside their role or scope; nothing changed."""
 
 
 @dataclass(frozen=True)
