@@ -100,3 +100,14 @@ def keycloak(oidc_issuer: str) -> Iterator[object]:
         _unavailable("Keycloak", exc)
     yield admin
     admin.close()
+
+
+@pytest.fixture(scope="session")
+def local_issuer() -> Iterator[object]:
+    """A local OIDC issuer for unit tests (real RS256 tokens, real JWKS over HTTP): `local_issuer.guards()` for a
+    test server, `local_issuer.metadata("sub", ["member"], member_id="m-1")` for a call."""
+    from sandan_eventbus.auth.devissuer import LocalIssuer
+
+    issuer = LocalIssuer()
+    yield issuer
+    issuer.close()

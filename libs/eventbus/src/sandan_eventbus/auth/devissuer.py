@@ -17,7 +17,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from sandan_eventbus.auth.tokens import Issuer
+from sandan_eventbus.auth.interceptor import AuthInterceptor
+from sandan_eventbus.auth.tokens import Issuer, KeySet, TokenVerifier
 
 
 class LocalIssuer:
@@ -57,6 +58,15 @@ class LocalIssuer:
     @property
     def issuer(self) -> Issuer:
         return Issuer(self.url, audience=self.audience)
+
+    def guards(self) -> list[AuthInterceptor]:
+        """The authentication interceptor trusting this issuer, for a test server: edge.server(name, guards=...)."""
+        return [AuthInterceptor(TokenVerifier(self.issuer, KeySet(self.issuer, refresh_cooldown=0.5)))]
+
+    def metadata(self, subject: str = "", roles: tuple[str, ...] | list[str] = (), **claims: Any,
+                 ) -> tuple[tuple[str, str]]:
+        """Call metadata carrying a fresh token: stub.Method(request, metadata=issuer.metadata(...))."""
+        return (("authorization", f"Bearer {self.token(subject, roles, **claims)}"),)
 
     def rotate(self) -> str:
         """A new signing key (the old ones stay published); returns its kid."""
