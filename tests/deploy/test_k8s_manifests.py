@@ -375,6 +375,10 @@ def test_workloads_are_well_formed(overlay: str) -> None:
                 f"{name}: Service targetPort {target} is no container port"
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             assert c[probe]["grpc"]["port"] == port, f"{name}: {probe} must be a gRPC probe on {port}"
+        # readiness goes NOT_SERVING during an outage (the service waits it out); liveness must not, or
+        # Kubernetes would restart a pod that is only waiting
+        assert c["livenessProbe"]["grpc"].get("service") == "liveness", f"{name}: liveness asks 'liveness'"
+        assert c["readinessProbe"]["grpc"].get("service", "") == "", f"{name}: readiness asks the default"
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True

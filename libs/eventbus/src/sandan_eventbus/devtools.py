@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandan_contracts import Envelope
-from sandan_eventbus.kafka import partitions_of
+from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 
 
 class ServiceProcess:
@@ -86,7 +86,7 @@ class Received:
 async def read_topic(bootstrap: str, topic: str, until: Callable[[list[Received]], bool],
                      where: Callable[[Received], bool] = lambda r: True, timeout: float = 30) -> list[Received]:
     """Read `topic` from the beginning (no consumer group) until `until(matching)` or the timeout."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(bootstrap), enable_auto_commit=False,
                                 client_id=f"reader-{uuid.uuid4().hex[:6]}")
     await consumer.start()
     found: list[Received] = []

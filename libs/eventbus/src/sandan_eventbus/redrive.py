@@ -28,6 +28,7 @@ from eventsourcing.domain import Aggregate, event
 from sandan_contracts import TOPICS
 from sandan_contracts.rpc import ops_pb2 as pb
 from sandan_contracts.rpc import ops_pb2_grpc
+from sandan_eventbus.auth.principal import current as current_principal
 from sandan_eventbus.inbox import TRUNCATED_BYTES, Inbox
 from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
@@ -268,7 +269,11 @@ class DeadLettersServicer(ops_pb2_grpc.DeadLettersServicer):
     # --- re-driving ---------------------------------------------------------------------------
     async def Redrive(self, request: pb.RedriveRequest,
                       context: grpc.aio.ServicerContext) -> pb.RedriveReply:
-        operator = _clean(request.operator or _metadata(context, OPERATOR_HEADER), 100)
+        # Who asked is the verified caller (the operator's token subject); a stated name only where there is no
+        # caller (the servicer called in-process, without the interceptor).
+        caller = current_principal()
+        operator = caller.subject if not caller.is_system else _clean(
+            request.operator or _metadata(context, OPERATOR_HEADER), 100)
         if not operator:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "operator: say who asks for the re-drive")
         if not 1 <= len(request.dead_letters) <= MAX_PER_REDRIVE:
