@@ -1,56 +1,45 @@
-"""The gRPC edge on an in-process grpc.aio server with an in-memory app: status codes and the happy path."""
+"""The gRPC edge on an in-process grpc.aio server with an in-memory app: status codes and the happy path.
+
+Calls carry real signed tokens (the local issuer): the branch secretary of c-1, or the member holding a demand."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 import pytest
-from eventsourcing.persistence import Tracking
 
-from sandan_contracts import Envelope, Event
+from sandan_contracts import Event
 from sandan_contracts.events import OrderAccepted, ServiceCompleted
 from sandan_contracts.rpc import intake_pb2 as pb
-from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
-from sandan_eventbus import edge
+from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.errors import InvalidArgument
-from sandan_intake.api import add_to_server
 from sandan_intake.application import IntakeApplication
-from sandan_intake.residents import ResidentStore
+from services.intake.tests.support import Caller, Served, serving
 
 
 @dataclass
 class Harness:
-    stub: IntakeStub
+    stub: Caller  # the branch secretary of c-1: in scope for everything here but a member's contact
     app: IntakeApplication
-    wakes: list[int] = field(default_factory=list)
-    offset: int = 0
+    served: Served
+
+    @property
+    def wakes(self) -> list[int]:
+        return self.served.wakes
+
+    def member(self, member_id: str) -> Caller:
+        return self.served.as_(f"sub-{member_id}", ["member"], member_id=member_id)
 
     def apply(self, event: Event) -> None:
-        """Stand-in for the Inbox: the consumer policy saved with a tracking record."""
-        self.offset += 1
-        envelope = Envelope(event_id=f"dispatch:{self.offset}", type=event.TYPE, schema_version=1,
-                            occurred_at="2025-03-01T08:00:00Z", producer="dispatch", key=event.key(),
-                            correlation_id="c", data=event.model_dump(mode="json"))
-        changed = self.app.on_order_event(envelope, event)
-        self.app.save_tracked(*changed, tracking=Tracking("kafka:dispatch.orders.v1:0", self.offset))
+        self.served.apply(event)
 
 
 @pytest.fixture
-async def h() -> AsyncIterator[Harness]:
-    app = IntakeApplication(ResidentStore("memory://"), "memory://")
-    server = edge.server("intake")
-    wakes: list[int] = []
-    add_to_server(server, app, lambda: wakes.append(1))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Harness(IntakeStub(channel), app, wakes)
-    finally:
-        await server.stop(None)
-        app.close()
+async def h(local_issuer: LocalIssuer) -> AsyncIterator[Harness]:
+    async with serving(local_issuer) as served:
+        yield Harness(served.as_("sub-secretary", ["branch_secretary"], community_id="c-1"), served.app, served)
 
 
 async def register(h: Harness) -> pb.Resident:
@@ -150,12 +139,13 @@ async def test_happy_path(h: Harness) -> None:
     again = await h.stub.PostDemand(request)  # a retried post
     assert again.demand_id == demand.demand_id
 
-    denied = await status_of(h.stub.GetServiceContact(
+    denied = await status_of(h.member("m-1").GetServiceContact(
         pb.ServiceContactRequest(demand_id=demand.demand_id, member_id="m-1")))
     assert denied.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     h.apply(OrderAccepted(order_id="o-1", demand_id=demand.demand_id, member_id="m-1", via="dispatch"))
-    contact = await h.stub.GetServiceContact(pb.ServiceContactRequest(demand_id=demand.demand_id, member_id="m-1"))
+    contact = await h.member("m-1").GetServiceContact(pb.ServiceContactRequest(demand_id=demand.demand_id,
+                                                                              member_id="m-1"))
     assert (contact.name, contact.phone, contact.address, contact.description) == (
         "Liu Yang", "13900001111", "12 Well Street", "Please fetch my medicine")
     h.apply(ServiceCompleted(order_id="o-1", demand_id=demand.demand_id, member_id="m-1", hours=1.0))

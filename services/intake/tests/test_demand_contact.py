@@ -1,5 +1,5 @@
-"""GetDemandContact: how notify reaches a demand's resident, only with a configured bearer token;
-and the optional e-mail / WeChat openid a resident may register."""
+"""GetDemandContact: how notify reaches a demand's resident, only for notify's service identity (a real signed
+token with role service_notify); and the optional e-mail / WeChat openid a resident may register."""
 
 from __future__ import annotations
 
@@ -11,36 +11,35 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from sandan_contracts.rpc import intake_pb2 as pb
-from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
+from sandan_eventbus.auth.devissuer import LocalIssuer
+from sandan_eventbus.config import ConfigError
 from sandan_eventbus.errors import InvalidArgument
-from sandan_intake.api import add_to_server
-from sandan_intake.application import IntakeApplication
 from sandan_intake.residents import ResidentStore
 from sandan_intake.settings import Settings
+from services.intake.tests.support import Caller, Served, serving
 
-TOKEN = "notify-secret-1"
+# Every role of the matrix but notify's: none may read a resident's contact for delivery.
+NOT_NOTIFY = ["resident", "grid_worker", "member", "grid_leader", "branch_secretary", "town_office", "county_office",
+              "unit_admin", "partner", "operator", "service_intake", "service_dispatch", "service_scoring",
+              "service_gateway"]
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[IntakeStub]:
-    app = IntakeApplication(ResidentStore("memory://"), "memory://")
-    server = grpc.aio.server()
-    add_to_server(server, app, lambda: None, frozenset({TOKEN, "other-token"}))
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield IntakeStub(channel)
-    finally:
-        await server.stop(None)
-        app.close()
+async def served(local_issuer: LocalIssuer) -> AsyncIterator[Served]:
+    async with serving(local_issuer) as served:
+        yield served
 
 
-def bearer(token: str) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),)
+def notify(served: Served) -> Caller:
+    return served.as_("service-account-notify", ["service_notify"])
 
 
-async def a_demand(stub: IntakeStub, **resident: str) -> pb.Demand:
+def secretary(served: Served) -> Caller:
+    return served.as_("sub-secretary", ["branch_secretary"], community_id="c-1")
+
+
+async def a_demand(served: Served, **resident: str) -> pb.Demand:
+    stub = secretary(served)
     who = await stub.RegisterResident(pb.RegisterResidentRequest(
         community_id="c-1", name="Liu Yang", phone="13900001111", address="12 Well Street", **resident))
     return await stub.PostDemand(pb.PostDemandRequest(
@@ -48,58 +47,55 @@ async def a_demand(stub: IntakeStub, **resident: str) -> pb.Demand:
         other_text="errand", description="Please fetch my medicine", urgency="normal", channel="app"))
 
 
-async def test_notify_gets_the_contact_with_its_token(stub: IntakeStub) -> None:
-    demand = await a_demand(stub, email="liu@example.org", wechat_openid="oWx_123456")
-    contact = await stub.GetDemandContact(pb.DemandRef(demand_id=demand.demand_id), metadata=bearer(TOKEN))
+async def test_notify_gets_the_contact_with_its_token(served: Served) -> None:
+    demand = await a_demand(served, email="liu@example.org", wechat_openid="oWx_123456")
+    contact = await notify(served).GetDemandContact(pb.DemandRef(demand_id=demand.demand_id))
     assert (contact.demand_id, contact.resident_id, contact.community_id) == (
         demand.demand_id, demand.resident_id, "c-1")
     assert (contact.name, contact.phone, contact.email, contact.wechat_openid) == (
         "Liu Yang", "13900001111", "liu@example.org", "oWx_123456")
 
 
-async def test_optional_fields_come_back_empty(stub: IntakeStub) -> None:
-    demand = await a_demand(stub)
-    contact = await stub.GetDemandContact(pb.DemandRef(demand_id=demand.demand_id), metadata=bearer("other-token"))
+async def test_optional_fields_come_back_empty(served: Served) -> None:
+    demand = await a_demand(served)
+    contact = await notify(served).GetDemandContact(pb.DemandRef(demand_id=demand.demand_id))
     assert (contact.email, contact.wechat_openid, contact.phone) == ("", "", "13900001111")
 
 
-async def test_without_or_with_a_wrong_token_it_is_refused(stub: IntakeStub) -> None:
-    demand = await a_demand(stub)
+async def test_without_or_with_a_wrong_token_it_is_refused(served: Served) -> None:
+    demand = await a_demand(served)
+    before = served.stored()
     with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await stub.GetDemandContact(pb.DemandRef(demand_id=demand.demand_id))
+        await served.stub.GetDemandContact(pb.DemandRef(demand_id=demand.demand_id))
     assert missing.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    with pytest.raises(grpc.aio.AioRpcError) as wrong:
-        await stub.GetDemandContact(pb.DemandRef(demand_id=demand.demand_id), metadata=bearer("guess"))
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:  # a valid token of a person, not notify's identity
+        await secretary(served).GetDemandContact(pb.DemandRef(demand_id=demand.demand_id))
     assert wrong.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert served.stored() == before  # no release was recorded
 
 
-async def test_unknown_demand_is_not_found(stub: IntakeStub) -> None:
+async def test_unknown_demand_is_not_found(served: Served) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as error:
-        await stub.GetDemandContact(pb.DemandRef(demand_id="6b1a3c4e-0000-4000-8000-000000000000"),
-                                    metadata=bearer(TOKEN))
+        await notify(served).GetDemandContact(pb.DemandRef(demand_id="6b1a3c4e-0000-4000-8000-000000000000"))
     assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-async def test_no_tokens_configured_refuses_everyone() -> None:
-    app = IntakeApplication(ResidentStore("memory://"), "memory://")
-    server = grpc.aio.server()
-    add_to_server(server, app, lambda: None)  # the default: no token may read contacts
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            with pytest.raises(grpc.aio.AioRpcError) as error:
-                await IntakeStub(channel).GetDemandContact(pb.DemandRef(demand_id="x"), metadata=bearer(TOKEN))
-        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    finally:
-        await server.stop(None)
-        app.close()
+async def test_only_notify_may_read_contacts_for_delivery(served: Served) -> None:
+    """What used to be "no tokens configured refuses everyone": no role but service_notify gets through."""
+    demand = await a_demand(served)
+    before = served.stored()
+    for role in NOT_NOTIFY:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await served.as_(f"sub-{role}", [role], community_id="c-1", member_id="m-1").GetDemandContact(
+                pb.DemandRef(demand_id=demand.demand_id))
+        assert error.value.code() == grpc.StatusCode.PERMISSION_DENIED, role
+    assert served.stored() == before
 
 
-async def test_malformed_optional_fields_are_refused(stub: IntakeStub) -> None:
+async def test_malformed_optional_fields_are_refused(served: Served) -> None:
     for field, value in (("email", "not-an-address"), ("wechat_openid", "bad id!")):
         with pytest.raises(grpc.aio.AioRpcError) as error:
-            await stub.RegisterResident(pb.RegisterResidentRequest(
+            await secretary(served).RegisterResident(pb.RegisterResidentRequest(
                 community_id="c-1", name="Li", phone="13900001111", address="x", **{field: value}))
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert error.value.details().startswith(f"{field}:")
@@ -124,10 +120,24 @@ def test_store_from_before_the_optional_columns_is_upgraded(tmp_path: Path) -> N
         ResidentStore("memory://").register("c-1", "Li", "1234567", "y", wechat_openid="x")
 
 
-def test_contact_tokens_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_places_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The shared contact tokens are gone (notify calls with its own identity); SANDAN_PLACES_FILE says which
+    town each community is in, read at start."""
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     monkeypatch.setenv("INTAKE_EVENTSTORE_URL", "memory://")
-    monkeypatch.delenv("INTAKE_CONTACT_TOKENS", raising=False)
-    assert Settings.from_env().contact_tokens == frozenset()
-    monkeypatch.setenv("INTAKE_CONTACT_TOKENS", " a1 , b2,,")
-    assert Settings.from_env().contact_tokens == frozenset({"a1", "b2"})
+    monkeypatch.setenv("INTAKE_CONTACT_TOKENS", "a1")  # ignored now
+    monkeypatch.delenv("SANDAN_PLACES_FILE", raising=False)
+    settings = Settings.from_env()
+    assert not hasattr(settings, "contact_tokens")
+    assert (settings.places.county_id, settings.places.towns) == (None, {})
+    places = tmp_path / "places.toml"
+    places.write_text('[county]\nid = "taihe"\n[communities.c-1]\ntown = "t-1"\n', encoding="utf-8")
+    monkeypatch.setenv("SANDAN_PLACES_FILE", str(places))
+    assert (Settings.from_env().places.county_id, Settings.from_env().places.town_of("c-1")) == ("taihe", "t-1")
+    for broken in ("[county", "communities = 3\n"):
+        places.write_text(broken, encoding="utf-8")
+        with pytest.raises(ConfigError, match="SANDAN_PLACES_FILE"):
+            Settings.from_env()
+    monkeypatch.setenv("SANDAN_PLACES_FILE", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="SANDAN_PLACES_FILE: cannot read"):
+        Settings.from_env()

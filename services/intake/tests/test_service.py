@@ -1,8 +1,10 @@
 """The whole service on a real broker: gRPC in, DemandPosted out, a dispatch fact back in.
 
-Given a running intake (SQLite store, fresh consumer group)
-when a resident posts a demand, then DemandPosted appears on intake.demands.v1 without personal data;
-when dispatch publishes OrderAccepted, then the demand becomes accepted and the member gets the contact.
+Given a running intake (SQLite store, a fresh consumer group starting at the topic's end, tokens from a local OIDC
+issuer)
+when a resident registers themselves and posts a demand, then DemandPosted appears on intake.demands.v1 without
+personal data; when dispatch publishes OrderAccepted, then the demand becomes accepted, the member gets the
+contact, and the demand's history names who did each step.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from sandan_contracts import TOPICS, decode, encode
 from sandan_contracts.events import OrderAccepted
 from sandan_contracts.rpc import intake_pb2 as pb
 from sandan_contracts.rpc.intake_pb2_grpc import IntakeStub
+from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.healthcheck import check
 from sandan_eventbus.kafka import create_topics
 from sandan_intake.__main__ import build_runtime
 from sandan_intake.settings import Settings
+from services.intake.tests.support import Caller
 
 pytestmark = pytest.mark.kafka
 
@@ -62,11 +66,30 @@ class TopicReader:
             await self.consumer.stop()
 
 
-async def test_service_end_to_end(kafka_bootstrap: str, tmp_path: Any) -> None:
+async def group_starts_at_end(bootstrap: str, group: str, topic: str) -> None:
+    """Commit the group's position at the topic's current end: the shared broker's history (other tests' orders,
+    unknown here and dead-lettered one by one) would otherwise stand between the service and this test's fact."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in range(TOPICS[topic].partitions)]
+        consumer.assign(parts)
+        await consumer.commit(await consumer.end_offsets(parts))
+    finally:
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer.stop()
+
+
+async def test_service_end_to_end(kafka_bootstrap: str, tmp_path: Any, local_issuer: LocalIssuer,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # the runtime verifies every call against this issuer; plaintext gRPC on 127.0.0.1 for the test
+    monkeypatch.setenv("SANDAN_OIDC_ISSUER", local_issuer.url)
+    monkeypatch.setenv("SANDAN_GRPC_PLAINTEXT", "allow")
     await create_topics(kafka_bootstrap)
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, eventstore_url=f"sqlite:///{tmp_path}/e.db",
                         database_url=f"sqlite:///{tmp_path}/r.db", grpc_address="127.0.0.1:0",
                         consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}", log_level="INFO")
+    await group_starts_at_end(kafka_bootstrap, settings.consumer_group, ORDERS)
     runtime = build_runtime(settings)
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
@@ -82,9 +105,12 @@ async def test_service_end_to_end(kafka_bootstrap: str, tmp_path: Any) -> None:
             raise
         async with grpc.aio.insecure_channel(address) as channel:
             stub = IntakeStub(channel)
-            resident = await stub.RegisterResident(pb.RegisterResidentRequest(
+            zhao = Caller(stub, local_issuer, f"zhao-{uuid.uuid4().hex[:8]}", ["resident"])
+            member = Caller(stub, local_issuer, "sub-m-e2e", ["member"], member_id="m-e2e")
+            resident = await zhao.RegisterResident(pb.RegisterResidentRequest(
                 community_id="c-e2e", name="Zhao Lei", phone="13700002222", address="8 River Road"))
-            demand = await stub.PostDemand(pb.PostDemandRequest(
+            assert resident.resident_id == zhao.resident_id  # bound to the account
+            demand = await zhao.PostDemand(pb.PostDemandRequest(
                 client_request_id="e2e-1", resident_id=resident.resident_id, community_id="c-e2e", grid_id="g-1",
                 other_text="errand", description="Carry groceries upstairs", urgency="urgent", channel="app"))
 
@@ -102,21 +128,31 @@ async def test_service_end_to_end(kafka_bootstrap: str, tmp_path: Any) -> None:
             try:
                 accepted = OrderAccepted(order_id=f"o-{uuid.uuid4().hex[:8]}", demand_id=demand.demand_id,
                                          member_id="m-e2e", via="claim")
-                body = encode(accepted, event_id=f"dispatch-test:{uuid.uuid4().hex}", producer="dispatch",
+                envelope_id = f"dispatch-test:{uuid.uuid4().hex}"
+                body = encode(accepted, event_id=envelope_id, producer="dispatch",
                               occurred_at=datetime.now(UTC), correlation_id="e2e", causation_id=None)
                 await producer.send_and_wait(ORDERS, body, key=accepted.key().encode())
             finally:
                 await producer.stop()
 
             for _ in range(100):
-                current = await stub.GetDemand(pb.DemandRef(demand_id=demand.demand_id))
+                current = await zhao.GetDemand(pb.DemandRef(demand_id=demand.demand_id))
                 if current.status == "accepted":
                     break
                 await asyncio.sleep(0.2)
             assert (current.status, current.member_id) == ("accepted", "m-e2e")
-            contact = await stub.GetServiceContact(pb.ServiceContactRequest(demand_id=demand.demand_id,
-                                                                            member_id="m-e2e"))
+            contact = await member.GetServiceContact(pb.ServiceContactRequest(demand_id=demand.demand_id,
+                                                                              member_id="m-e2e"))
             assert contact.phone == "13700002222"
+            history = await zhao.GetDemandHistory(pb.DemandRef(demand_id=demand.demand_id))
+            assert [(e.what, e.subject, e.role, e.caused_by) for e in history.entries] == [
+                ("Posted", zhao.subject, "resident", ""),
+                ("AcceptanceRecorded", "", "", envelope_id),  # the inbox records the fact that caused it
+                ("ContactReleased", "sub-m-e2e", "member", ""),
+            ]
+            with pytest.raises(grpc.aio.AioRpcError) as anonymous:
+                await stub.GetDemand(pb.DemandRef(demand_id=demand.demand_id))
+            assert anonymous.value.code() == grpc.StatusCode.UNAUTHENTICATED
     finally:
         stop.set()
         with contextlib.suppress(Exception):

@@ -19,13 +19,13 @@ from sandan_intake.settings import Settings
 
 
 def build_runtime(settings: Settings) -> ServiceRuntime:
-    app = IntakeApplication(ResidentStore(settings.database_url), settings.eventstore_url)
+    app = IntakeApplication(ResidentStore(settings.database_url), settings.eventstore_url, places=settings.places)
     broker = make_broker("intake", settings.kafka_bootstrap_servers)
     relay = Relay(app, broker, to_contract)
     inbox = Inbox(app, broker, settings.consumer_group, {ORDERS: app.on_order_event}, on_saved=relay.wake)
 
     def register(server: grpc.aio.Server) -> list[str]:
-        return api.add_to_server(server, app, relay.wake, settings.contact_tokens)
+        return api.add_to_server(server, app, relay.wake)
 
     return ServiceRuntime(name="intake", broker=broker, relay=relay, inbox=inbox,
                           grpc_address=settings.grpc_address, register_servicers=register,

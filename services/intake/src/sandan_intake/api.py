@@ -1,7 +1,9 @@
 """The gRPC edge (sandan.intake.v1.Intake): validate the request, run the use case, map the answer.
 
 Each command runs in a worker thread through `rpc.call`, which also maps refusals to status codes
-(InvalidArgument -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, FailedPrecondition -> FAILED_PRECONDITION).
+(InvalidArgument -> INVALID_ARGUMENT, NotFound -> NOT_FOUND, FailedPrecondition -> FAILED_PRECONDITION,
+PermissionDenied -> PERMISSION_DENIED). The caller was authenticated and allowed by role before the servicer runs
+(the runtime's interceptor); the worker thread carries them to the use cases, which check scope.
 After a write, `wake` nudges the outbox relay so the new events are published at once.
 """
 
@@ -13,8 +15,9 @@ from typing import TypeVar
 
 import grpc
 
-from sandan_contracts.rpc import intake_pb2, intake_pb2_grpc
+from sandan_contracts.rpc import audit_pb2, intake_pb2, intake_pb2_grpc
 from sandan_eventbus import rpc
+from sandan_eventbus.audit import AuditEntry
 from sandan_eventbus.checks import check_choice, check_id
 from sandan_eventbus.errors import InvalidArgument
 from sandan_intake.application import IntakeApplication
@@ -50,12 +53,15 @@ def _menu_item(item: MenuItem) -> intake_pb2.MenuItem:
     )
 
 
+def _entry(e: AuditEntry) -> audit_pb2.Entry:
+    return audit_pb2.Entry(version=e.version, at=rfc3339(e.at), what=e.what, subject=e.subject, role=e.role,
+                           on_behalf_of=e.on_behalf_of, caused_by=e.caused_by, correlation_id=e.correlation_id)
+
+
 class IntakeServicer(intake_pb2_grpc.IntakeServicer):
-    def __init__(self, app: IntakeApplication, wake: Callable[[], None] = lambda: None,
-                 contact_tokens: frozenset[str] = frozenset()) -> None:
+    def __init__(self, app: IntakeApplication, wake: Callable[[], None] = lambda: None) -> None:
         self.app = app
         self.wake = wake
-        self.contact_tokens = contact_tokens  # bearer tokens allowed to read residents' contacts (notify)
 
     async def _write(self, context: grpc.aio.ServicerContext, command: Callable[[], R]) -> R:
         result = await rpc.call(context, command)
@@ -170,11 +176,20 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
 
         return await rpc.call(context, get)
 
+    async def GetDemandHistory(self, request: intake_pb2.DemandRef,
+                               context: grpc.aio.ServicerContext) -> audit_pb2.History:
+        def history() -> audit_pb2.History:
+            entries = self.app.demand_history(_required("demand_id", request.demand_id))
+            return audit_pb2.History(entries=[_entry(e) for e in entries])
+
+        return await rpc.call(context, history)
+
     async def GetServiceContact(self, request: intake_pb2.ServiceContactRequest,
                                 context: grpc.aio.ServicerContext) -> intake_pb2.ServiceContact:
+        # A release is stored but never published: no relay to wake.
         def contact() -> intake_pb2.ServiceContact:
-            found = self.app.service_contact(_required("demand_id", request.demand_id),
-                                             check_id("member_id", request.member_id))
+            member_id = check_id("member_id", request.member_id) if request.member_id else None
+            found = self.app.service_contact(_required("demand_id", request.demand_id), member_id)
             return intake_pb2.ServiceContact(demand_id=found.demand_id, name=found.name, phone=found.phone,
                                              address=found.address, description=found.description)
 
@@ -182,8 +197,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
 
     async def GetDemandContact(self, request: intake_pb2.DemandRef,
                                context: grpc.aio.ServicerContext) -> intake_pb2.ResidentContact:
-        await rpc.require_token(context, self.contact_tokens)
-
         def contact() -> intake_pb2.ResidentContact:
             demand, resident = self.app.demand_contact(_required("demand_id", request.demand_id))
             return intake_pb2.ResidentContact(
@@ -194,8 +207,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
         return await rpc.call(context, contact)
 
 
-def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None],
-                  contact_tokens: frozenset[str] = frozenset()) -> list[str]:
+def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None]) -> list[str]:
     """Register the servicer; returns the service names health should report."""
-    intake_pb2_grpc.add_IntakeServicer_to_server(IntakeServicer(app, wake, contact_tokens), server)
+    intake_pb2_grpc.add_IntakeServicer_to_server(IntakeServicer(app, wake), server)
     return [SERVICE_NAME]

@@ -301,12 +301,30 @@ class Demand(Aggregate):
         self.served_hours = hours
 
     # -- authorisation --
+    @property
+    def is_held(self) -> bool:
+        """Open and in a member's hands: accepted, or served and not yet confirmed."""
+        return self.status in (ACCEPTED, SERVED) and self.member_id is not None
+
+    def held_by(self, member_id: str | None) -> bool:
+        return self.is_held and bool(member_id) and member_id == self.member_id
+
     def ensure_held_by(self, member_id: str) -> None:
         """Only the member who currently holds the demand may see the resident's contact."""
         if self.status not in (ACCEPTED, SERVED):
             raise FailedPrecondition(f"no contact: demand is {self.status}")
-        if not member_id or member_id != self.member_id:
+        if not self.held_by(member_id):
             raise FailedPrecondition(f"no contact: member {quote(member_id)} does not hold this demand")
+
+    # -- contact releases: who was given the resident's contact (stored, never published) --
+    def record_contact_release(self, subject: str, role: str, member_id: str | None = None) -> None:
+        """The record of a release, on the demand itself, so its history shows every one. `subject` is the
+        receiver's opaque token subject; `member_id` the member it was released to as the holder, if any."""
+        self._contact_released(subject=subject, role=role, member_id=member_id)
+
+    @event("ContactReleased")
+    def _contact_released(self, subject: str, role: str, member_id: str | None) -> None:
+        pass  # changes no state: the event is the record
 
     def _require(self, allowed: set[str], action: str) -> None:
         if self.status not in allowed:

@@ -1,7 +1,8 @@
 """Stored domain events -> published contract events on intake.demands.v1 (used by the outbox relay).
 
 Only what receivers need, by opaque id: never the description, the rating comment, or anything from
-the residents' table. The menu and the records of dispatch's own facts stay internal (None).
+the residents' table. The menu, the records of dispatch's own facts and the records of contact releases stay
+internal (None): a release is for the demand's history, not for any topic.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from sandan_intake.domain import Demand
 
 
 def to_contract(domain_event: Any) -> Event | None:
+    if isinstance(domain_event, Demand.ContactReleased):
+        return None  # who got a resident's contact is audit, never published
     demand_id = str(domain_event.originator_id)
     if isinstance(domain_event, Demand.Posted):
         return DemandPosted(

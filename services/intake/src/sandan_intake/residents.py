@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, insert, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from sandan_eventbus.checks import check_email, check_id, check_openid, check_phone, check_text, quote
-from sandan_eventbus.errors import NotFound
+from sandan_eventbus.errors import AlreadyExists, NotFound
 from sandan_eventbus.sql import engine_for
 
 metadata = MetaData()
@@ -66,9 +67,12 @@ class ResidentStore:
                     conn.execute(text(f"ALTER TABLE {residents.name} ADD COLUMN {column} {ddl}"))
 
     def register(self, community_id: str, name: str, phone: str, address: str, *,
-                 email: str | None = None, wechat_openid: str | None = None) -> Resident:
+                 email: str | None = None, wechat_openid: str | None = None,
+                 resident_id: str | None = None) -> Resident:
+        """A new record: under `resident_id` (a resident's own account) or a fresh uuid. AlreadyExists when the
+        id has a record already."""
         resident = Resident(
-            resident_id=str(uuid.uuid4()),
+            resident_id=resident_id or str(uuid.uuid4()),
             community_id=check_id("community_id", community_id),
             name=check_text("name", name, 1, 100),
             phone=check_phone("phone", (phone or "").strip()),
@@ -76,12 +80,15 @@ class ResidentStore:
             email=_optional("email", email, check_email),
             wechat_openid=_optional("wechat_openid", wechat_openid, check_openid),
         )
-        with self.engine.begin() as conn:
-            conn.execute(insert(residents).values(
-                resident_id=resident.resident_id, community_id=resident.community_id, name=resident.name,
-                phone=resident.phone, address=resident.address, registered_at=datetime.now(UTC),
-                email=resident.email, wechat_openid=resident.wechat_openid,
-            ))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(residents).values(
+                    resident_id=resident.resident_id, community_id=resident.community_id, name=resident.name,
+                    phone=resident.phone, address=resident.address, registered_at=datetime.now(UTC),
+                    email=resident.email, wechat_openid=resident.wechat_openid,
+                ))
+        except IntegrityError:  # the primary key: this resident id is registered already
+            raise AlreadyExists(f"resident {resident.resident_id} is already registered") from None
         return resident
 
     def get(self, resident_id: str) -> Resident:

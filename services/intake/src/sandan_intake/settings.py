@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 
+from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.config import ConfigError, eventstore_env, optional, required
-from sandan_eventbus.rpc import tokens_from
 
 
 @dataclass(frozen=True)
@@ -16,7 +17,9 @@ class Settings:
     grpc_address: str
     consumer_group: str
     log_level: str
-    contact_tokens: frozenset[str] = frozenset()  # who may call GetDemandContact; empty: nobody
+    # Which town each community is in, for town and county offices' scope (SANDAN_PLACES_FILE; without it
+    # offices reach no demand).
+    places: Places = field(default_factory=Places)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -35,5 +38,15 @@ class Settings:
             grpc_address=optional("INTAKE_GRPC_ADDRESS", "127.0.0.1:50051"),
             consumer_group=optional("INTAKE_CONSUMER_GROUP", "intake"),
             log_level=log_level,
-            contact_tokens=tokens_from(optional("INTAKE_CONTACT_TOKENS", "")),
+            places=_places(optional("SANDAN_PLACES_FILE", "")),
         )
+
+
+def _places(path: str) -> Places:
+    """Read at start, so a missing or malformed directory stops the service rather than refusing offices later."""
+    try:
+        return Places.from_file(path or None)
+    except OSError as exc:
+        raise ConfigError(f"SANDAN_PLACES_FILE: cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, AttributeError, TypeError, KeyError) as exc:
+        raise ConfigError(f"SANDAN_PLACES_FILE: {path} is not a places directory: {exc}") from None
