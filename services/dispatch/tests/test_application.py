@@ -452,7 +452,7 @@ def test_claims_that_both_read_before_either_saves(app: DispatchApplication,
     app.offer_order(order_id, ["medical"])
     loaded = threading.Barrier(2, timeout=10)
     first_load = threading.local()
-    real_order = app.order
+    real_order = app._order  # the loader every order command reads through
 
     def order_then_wait(oid: str) -> Order:
         result = real_order(oid)
@@ -461,7 +461,7 @@ def test_claims_that_both_read_before_either_saves(app: DispatchApplication,
             loaded.wait()
         return result
 
-    monkeypatch.setattr(app, "order", order_then_wait)
+    monkeypatch.setattr(app, "_order", order_then_wait)
     results = _race(lambda: app.accept_order(order_id, "m1"), lambda: app.accept_order(order_id, "m3"))
     monkeypatch.undo()
     _exactly_one_claim_wins(app, order_id, results)

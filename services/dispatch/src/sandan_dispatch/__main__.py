@@ -21,7 +21,8 @@ log = logging.getLogger("sandan_dispatch")
 
 
 def build_runtime(settings: Settings) -> ServiceRuntime:
-    app = DispatchApplication(settings.eventstore_url, contacts=Contacts(settings.database_url))
+    app = DispatchApplication(settings.eventstore_url, contacts=Contacts(settings.database_url),
+                              places=settings.places)
     broker = make_broker("dispatch", settings.kafka_bootstrap)
     relay = Relay(app, broker, to_contract)
     inbox = Inbox(app, broker, settings.consumer_group, {"intake.demands.v1": app.on_demand_event},
@@ -42,7 +43,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
             except TimeoutError:
                 pass
 
-    servicer = api.DispatchServicer(app, on_write=relay.wake, contact_tokens=settings.contact_tokens)
+    servicer = api.DispatchServicer(app, on_write=relay.wake)
     return ServiceRuntime(
         name="dispatch",
         broker=broker,

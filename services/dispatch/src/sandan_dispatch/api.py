@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
+from sandan_contracts.rpc import audit_pb2
 from sandan_contracts.rpc import dispatch_pb2 as pb
 from sandan_contracts.rpc import dispatch_pb2_grpc as pb_grpc
 from sandan_dispatch.application import DispatchApplication
 from sandan_dispatch.domain import Activity, GridGroup, Member, Order, Unit
+from sandan_eventbus.audit import AuditEntry
 from sandan_eventbus.errors import InvalidArgument
-from sandan_eventbus.rpc import call, require_token
+from sandan_eventbus.rpc import call
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Dispatch"].full_name
 
@@ -49,6 +51,12 @@ def activity_pb(a: Activity) -> pb.Activity:
     )
 
 
+def history_pb(entries: list[AuditEntry]) -> audit_pb2.History:
+    return audit_pb2.History(entries=[audit_pb2.Entry(
+        version=e.version, at=e.at.astimezone(UTC).isoformat(), what=e.what, subject=e.subject, role=e.role,
+        on_behalf_of=e.on_behalf_of, caused_by=e.caused_by, correlation_id=e.correlation_id) for e in entries])
+
+
 def timestamp(field: str, value: str) -> datetime:
     """An RFC 3339 timestamp with its UTC offset (a naive time is ambiguous across time zones)."""
     if not value.strip():
@@ -69,11 +77,12 @@ def _required(field: str, value: str) -> str:
 
 
 class DispatchServicer(pb_grpc.DispatchServicer):
-    def __init__(self, app: DispatchApplication, on_write: Callable[[], None] = lambda: None,
-                 contact_tokens: frozenset[str] = frozenset()) -> None:
+    """Who may call each method is the interceptor's (role) and the application's (scope) business: the
+    servicer only translates."""
+
+    def __init__(self, app: DispatchApplication, on_write: Callable[[], None] = lambda: None) -> None:
         self.app = app
         self.on_write = on_write  # wakes the relay so the new facts go out at once
-        self.contact_tokens = contact_tokens  # who may read contacts; empty: nobody
 
     async def _write(self, context: grpc.aio.ServicerContext, command: Callable[..., Any], *args: Any) -> Any:
         result = await call(context, command, *args)
@@ -108,13 +117,14 @@ class DispatchServicer(pb_grpc.DispatchServicer):
     async def GetMember(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> pb.Member:
         return member_pb(await call(context, self.app.member, request.member_id))
 
-    # ---- contacts (authorised callers only) -------------------------------------------------------
+    async def GetMemberHistory(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> audit_pb2.History:
+        return history_pb(await call(context, self.app.member_history, request.member_id))
+
+    # ---- contacts (notify's service identity only) ------------------------------------------------
     async def GetMemberContact(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> pb.MemberContact:
-        await require_token(context, self.contact_tokens)
         return pb.MemberContact(**asdict(await call(context, self.app.member_contact, request.member_id)))
 
     async def GetUnitContact(self, request: pb.UnitRef, context: grpc.aio.ServicerContext) -> pb.UnitContact:
-        await require_token(context, self.contact_tokens)
         return pb.UnitContact(**asdict(await call(context, self.app.unit_contact, request.unit_id)))
 
     # ---- themed party days -----------------------------------------------------------------------
@@ -151,6 +161,9 @@ class DispatchServicer(pb_grpc.DispatchServicer):
     async def FindOrderByDemand(self, request: pb.DemandRef, context: grpc.aio.ServicerContext) -> pb.Order:
         return order_pb(await call(context, self.app.order_for_demand, request.demand_id))
 
+    async def GetOrderHistory(self, request: pb.OrderRef, context: grpc.aio.ServicerContext) -> audit_pb2.History:
+        return history_pb(await call(context, self.app.order_history, request.order_id))
+
     async def ListOrders(self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext) -> pb.Orders:
         orders = await call(context, self.app.orders, request.community_id, request.status)
         return pb.Orders(orders=[order_pb(o) for o in orders])
@@ -160,7 +173,7 @@ class DispatchServicer(pb_grpc.DispatchServicer):
 
     def _dispatch(self, request: pb.DispatchOrderRequest) -> Order:
         _required("member_id", request.member_id)
-        return self.app.dispatch_order(request.order_id, request.member_id, request.dispatched_by or "branch")
+        return self.app.dispatch_order(request.order_id, request.member_id, request.dispatched_by)
 
     async def OfferOrder(self, request: pb.OfferOrderRequest, context: grpc.aio.ServicerContext) -> pb.Order:
         return order_pb(await self._write(context, self.app.offer_order, request.order_id, list(request.teams)))

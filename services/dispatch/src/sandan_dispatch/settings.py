@@ -1,13 +1,28 @@
-"""dispatch's configuration: environment only, failing fast on what has no safe default."""
+"""dispatch's configuration: environment only, failing fast on what has no safe default.
+
+Identity (SANDAN_OIDC_*) and gRPC transport (SANDAN_GRPC_*) settings are the runtime's (sandan_eventbus.security).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 
+from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.config import ConfigError, number, optional, required
-from sandan_eventbus.rpc import tokens_from
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def places_from(path: str) -> Places:
+    """The places directory (which town each community belongs to, the county's id). Unset: town and county
+    offices reach no community (refused rather than guessed); set but unreadable: a clear error at start."""
+    try:
+        return Places.from_file(path or None)
+    except OSError as error:
+        raise ConfigError(f"SANDAN_PLACES_FILE: cannot read {path} ({error.strerror})") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"SANDAN_PLACES_FILE: {path} is not valid TOML ({error})") from None
 
 
 @dataclass(frozen=True)
@@ -19,8 +34,7 @@ class Settings:
     consumer_group: str
     deadline_sweep_seconds: float
     log_level: str
-    # Bearer tokens that may call GetMemberContact / GetUnitContact (one per calling service, e.g. notify).
-    contact_tokens: frozenset[str] = frozenset()
+    places: Places = field(default_factory=Places)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -36,5 +50,5 @@ class Settings:
             consumer_group=optional("DISPATCH_CONSUMER_GROUP", "dispatch"),
             deadline_sweep_seconds=number("DISPATCH_DEADLINE_SWEEP_SECONDS", 30.0),
             log_level=log_level,
-            contact_tokens=tokens_from(optional("DISPATCH_CONTACT_TOKENS", "")),
+            places=places_from(optional("SANDAN_PLACES_FILE", "")),
         )

@@ -1,0 +1,210 @@
+"""Orders: what the branch, the grid leaders and the members do with residents' demands, and how dispatch reacts
+to the demands read from intake. Who may do each (access.toml): the secretary in their community, a grid leader
+in their grid (and only to members of it), a member only as themselves, a town office on its town's orders at the
+town level; offices read in their town or county.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sandan_contracts import Envelope, Event
+from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested
+from sandan_dispatch.base import DispatchBase
+from sandan_dispatch.domain import MAX_HOURS, Member, Order, Unit
+from sandan_dispatch.scope import Rule
+from sandan_eventbus.audit import AuditEntry, history
+from sandan_eventbus.auth.principal import Principal, current
+from sandan_eventbus.checks import check_choice, check_code, check_id, check_many, check_text
+from sandan_eventbus.errors import InvalidArgument, PermissionDenied
+
+DISPATCHERS = ("branch", "grid_leader")
+STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
+# Which dispatcher a call records is the caller's role, not the caller's say.
+DISPATCHER_OF_ROLE = {"grid_leader": "grid_leader", "branch_secretary": "branch"}
+
+
+class Orders(DispatchBase):
+    # ---- reading: GetOrder, FindOrderByDemand, GetOrderHistory, ListOrders ----------------------------
+    def order(self, order_id: str) -> Order:
+        order = self._order(order_id)
+        self.guard.require(f"read order {order.order_id}", **self._readers(order, self._caller_as_member()))
+        return order
+
+    def order_for_demand(self, demand_id: str) -> Order:
+        order = self._order_for_demand(demand_id)
+        self.guard.require(f"read order {order.order_id}", **self._readers(order, self._caller_as_member()))
+        return order
+
+    def order_history(self, order_id: str) -> list[AuditEntry]:
+        """Who did what to the order, and when, in order."""
+        order = self._order(order_id)
+        self.guard.require(f"read the history of order {order.order_id}",
+                           **self._readers(order, self._caller_as_member()))
+        return history(self, order.id)
+
+    def orders(self, community_id: str = "", status: str = "") -> list[Order]:
+        """The orders the caller may see (filtered, never refused), of a community or all, of a status or all."""
+        if community_id:
+            check_id("community_id", community_id)
+        if status and status not in STATUSES:
+            raise InvalidArgument("status", f"must be one of {', '.join(STATUSES)} (or empty for all)")
+        self.board.catch_up(self)
+        me = self._caller_as_member()
+        found = [self._order(oid) for oid in self.board.orders_of(community_id, status)]
+        return [o for o in found if self.guard.allowed(**self._readers(o, me)) is not None]
+
+    def _caller_as_member(self) -> Member | None:
+        """The calling member's roster record (their grid and teams decide which offers they see)."""
+        member_id = current().member_id
+        return self._maybe(Member, Member.create_id(member_id)) if member_id else None
+
+    def _readers(self, order: Order, me: Member | None) -> dict[str, Rule]:
+        """GetOrder's row: a member sees what they hold (or held) and the offers they may claim; a grid leader
+        their grid; the secretary their community; the offices their town or county."""
+        def member_sees(who: Principal) -> bool:
+            if who.member_id and order.member_id == who.member_id:
+                return True
+            return (order.status == "offered" and me is not None and me.member_id == who.member_id
+                    and order.may_be_claimed_by(me))
+
+        place = self.guard.at(order.community_id, grid_id=order.grid_id)
+        return {"member": member_sees, "grid_leader": place, "branch_secretary": place, "town_office": place,
+                "county_office": place}
+
+    # ---- the branch and the grid leaders ------------------------------------------------------------
+    def dispatch_order(self, order_id: str, member_id: str, dispatched_by: str = "") -> Order:
+        """Assign the order to one member. `dispatched_by` follows the caller's role (a grid leader's dispatch
+        is the grid leader's); a caller naming another is refused. Without a caller (internal work) it is
+        as given, `branch` by default."""
+        if dispatched_by:
+            check_choice("dispatched_by", dispatched_by, DISPATCHERS)
+        check_id("member_id", member_id)
+
+        def command() -> Order:
+            order = self._order(order_id)
+            member = self._member(member_id)
+            with self.guard.acting(
+                    f"dispatch order {order.order_id} to member {member_id}",
+                    grid_leader=lambda who: self.guard.at(order.community_id, grid_id=order.grid_id)(who)
+                    and self.guard.at(member.community_id, grid_id=member.grid_id)(who),
+                    branch_secretary=self.guard.at(order.community_id)) as who:
+                by = DISPATCHER_OF_ROLE.get(who.acting_role, dispatched_by or "branch")
+                if dispatched_by and dispatched_by != by:
+                    raise PermissionDenied(f"a {who.acting_role} dispatches as {by}, not as {dispatched_by}")
+                order.dispatch(member, by)
+                self.save(order)
+            return order
+
+        return self.retrying(command)
+
+    def offer_order(self, order_id: str, teams: list[str]) -> Order:
+        check_many("teams", teams, 10, check_code)
+        return self._on_order(order_id, lambda o: self.guard.acting(
+            f"offer order {o.order_id}", grid_leader=self.guard.at(o.community_id, grid_id=o.grid_id),
+            branch_secretary=self.guard.at(o.community_id)), lambda o: o.offer(teams))
+
+    def escalate_order(self, order_id: str, reason: str, joint_meeting_units: list[str], note: str = "") -> Order:
+        """One level up: the secretary takes their community's order to the town, the town office its town's
+        order to the county (with the units of a joint meeting)."""
+        check_code("reason", reason)
+        note = check_text("note", note, 0, 500, multiline=True)
+        check_many("joint_meeting_units", joint_meeting_units, 50, check_id)
+        for unit in joint_meeting_units:
+            self._get(Unit, Unit.create_id(unit), f"unit {unit} (joint_meeting_units) has not reported")
+
+        def scope(order: Order) -> Any:
+            place = self.guard.at(order.community_id)
+            return self.guard.acting(
+                f"escalate order {order.order_id} from the {order.level} level",
+                branch_secretary=lambda who: order.level == "community" and place(who),
+                town_office=lambda who: order.level == "town" and place(who))
+
+        def escalate(order: Order) -> None:
+            next_due = self.clock() + timedelta(seconds=order.deadline_seconds)
+            order.escalate(reason, joint_meeting_units, next_due, note)
+
+        return self._on_order(order_id, scope, escalate)
+
+    def suggest_members(self, order_id: str, limit: int = 5) -> list[dict[str, Any]]:
+        """Rank active members of the order's community: same grid, a team matching the category,
+        fewest open orders (就近、方便、高效)."""
+        order = self._order(order_id)
+        self.guard.require(f"see candidates for order {order.order_id}",
+                           grid_leader=self.guard.at(order.community_id, grid_id=order.grid_id),
+                           branch_secretary=self.guard.at(order.community_id))
+        self.board.catch_up(self)
+        ranked = []
+        for m in self.board.members_of(order.community_id):
+            same_grid = m.grid_id == order.grid_id
+            team_matches = order.category in m.teams or bool(set(m.teams) & set(order.offered_teams))
+            load = self.board.open_load(m.member_id)
+            score = 2.0 * same_grid + 1.5 * team_matches - 0.5 * load
+            ranked.append({"member_id": m.member_id, "score": score, "same_grid": same_grid,
+                           "team_matches": team_matches, "open_orders": load})
+        ranked.sort(key=lambda c: (-c["score"], c["open_orders"], c["member_id"]))
+        return ranked[: max(1, min(limit or 5, 50))]
+
+    # ---- the members (only as themselves; the order decides whether they may) ------------------------
+    def accept_order(self, order_id: str, member_id: str) -> Order:
+        return self._on_order(order_id, lambda o: self._as_member(member_id, f"accept order {o.order_id}"),
+                              lambda o: o.accept(self._member(member_id)))
+
+    def decline_order(self, order_id: str, member_id: str, reason: str) -> Order:
+        check_id("member_id", member_id)
+        check_code("reason", reason)
+        return self._on_order(order_id, lambda o: self._as_member(member_id, f"decline order {o.order_id}"),
+                              lambda o: o.decline(member_id, reason))
+
+    def complete_service(self, order_id: str, member_id: str, hours: float, notes: str = "") -> Order:
+        check_id("member_id", member_id)
+        notes = check_text("notes", notes, 0, 1000, multiline=True)
+        if not 0 < hours <= MAX_HOURS:  # checked before the state: such a request could never succeed
+            raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_HOURS:g}")
+        return self._on_order(order_id, lambda o: self._as_member(member_id, f"complete order {o.order_id}"),
+                              lambda o: o.complete(member_id, hours, notes))
+
+    def _as_member(self, member_id: str, what: str) -> Any:
+        return self.guard.acting(f"{what} as member {member_id}", member=self.guard.themselves(member_id))
+
+    # ---- deadlines (the sweep: internal work) --------------------------------------------------------
+    def sweep_deadlines(self) -> list[str]:
+        """Mark every order past its deadline overdue (and escalate it); returns their ids."""
+        now = self.clock()
+        self.board.catch_up(self)
+        marked = []
+        for order_id in self.board.past_due(now):
+            def command(order_id: str = order_id) -> bool:
+                order = self._order(order_id)
+                if not order.is_overdue(now):
+                    return False
+                order.mark_overdue(now, now + timedelta(seconds=order.deadline_seconds))
+                self.save(order)
+                return True
+
+            if self.retrying(command):
+                marked.append(order_id)
+        return marked
+
+    # ---- reacting to residents' demands (consumed from intake.demands.v1) -----------------------
+    def on_demand_event(self, envelope: Envelope, event: Event) -> list[Any]:
+        """What a resident's fact means for the orders. Returns changed aggregates; the Inbox saves them
+        together with the consumed position."""
+        if isinstance(event, DemandPosted):
+            if self._maybe(Order, Order.create_id(event.demand_id)) is not None:
+                return []
+            return [Order(demand_id=event.demand_id, community_id=event.community_id, grid_id=event.grid_id,
+                          category=event.category, urgency=event.urgency, care_tags=list(event.care_tags),
+                          due_at=event.due_at, deadline_seconds=event.deadline_seconds)]
+        if isinstance(event, DemandWithdrawn):
+            order = self._order_for_demand(event.demand_id)
+            order.cancel("demand_withdrawn")
+            return [order]
+        if isinstance(event, RedoRequested):
+            order = self._order_for_demand(event.demand_id)
+            if order.redo_count >= event.redo_count:
+                return []
+            order.reopen(event.redo_count, self.clock() + timedelta(seconds=order.deadline_seconds))
+            return [order]
+        return []  # CompletionConfirmed, ServiceRated: nothing changes for the order

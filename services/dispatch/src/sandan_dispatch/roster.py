@@ -1,0 +1,227 @@
+"""The roster (双报到): units and members report to a community, members join teams or leave, grid groups get a
+leader. Who may do each (access.toml): a member only as themselves, a unit admin for their unit, a grid leader in
+their grid, the branch secretary in their community; offices read in their town or county.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+from sandan_dispatch.base import DispatchBase
+from sandan_dispatch.domain import GridGroup, Member, Unit
+from sandan_dispatch.scope import anyone
+from sandan_eventbus.audit import AuditEntry, history
+from sandan_eventbus.checks import (
+    check_code,
+    check_email,
+    check_id,
+    check_many,
+    check_openid,
+    check_phone,
+    check_text,
+    check_webhook_url,
+)
+from sandan_eventbus.errors import AlreadyExists, FailedPrecondition
+
+
+@dataclass(frozen=True)
+class MemberContactCard:
+    """What notify may learn about a member (the authorised GetMemberContact call)."""
+
+    member_id: str
+    community_id: str
+    unit_id: str
+    name: str = ""
+    phone: str = ""
+    email: str = ""
+    wechat_openid: str = ""
+
+
+@dataclass(frozen=True)
+class UnitContactCard:
+    """Where a unit organisation's notices go (the authorised GetUnitContact call)."""
+
+    unit_id: str
+    community_id: str
+    unit_name: str
+    contact_email: str = ""
+    webhook_url: str = ""
+
+
+class Roster(DispatchBase):
+    # ---- units -----------------------------------------------------------------------------------
+    def report_unit(self, unit_id: str, community_id: str, unit_name: str, contact_email: str = "",
+                    webhook_url: str = "") -> Unit:
+        """A unit reports; its addresses (optional) go to the contacts table, never into an event.
+        Reporting again to the same community is a retry; addresses given then replace the stored ones
+        (so only the unit's admin or the secretary of the community it reports to may do it: a webhook is where
+        the unit's notices go)."""
+        check_id("unit_id", unit_id)
+        check_id("community_id", community_id)
+        unit_name = check_text("unit_name", unit_name, 1, 100)
+        contact_email, webhook_url = contact_email.strip(), webhook_url.strip()
+        if contact_email:
+            check_email("contact_email", contact_email)
+        if webhook_url:
+            check_webhook_url("webhook_url", webhook_url)
+        place = self.guard.at(community_id, unit_id=unit_id)
+        with self.guard.acting(f"report unit {unit_id} to community {community_id}", unit_admin=place,
+                               branch_secretary=place):
+            return self.retrying(self._report_unit, unit_id, community_id, unit_name, contact_email, webhook_url)
+
+    def _report_unit(self, unit_id: str, community_id: str, unit_name: str, contact_email: str,
+                     webhook_url: str) -> Unit:
+        existing = self._maybe(Unit, Unit.create_id(unit_id))
+        if existing is not None and existing.community_id != community_id:
+            raise AlreadyExists(f"unit {unit_id} already reported to {existing.community_id}")
+        if self.contacts is not None and (contact_email or webhook_url):
+            self.contacts.put_unit(unit_id, contact_email, webhook_url)  # the addresses first, then the fact
+        if existing is not None:
+            return existing  # reporting again is a retry, not a new fact
+        unit = Unit(unit_id=unit_id, community_id=community_id, unit_name=unit_name)
+        self.save(unit)
+        return unit
+
+    # ---- members ---------------------------------------------------------------------------------
+    def report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
+                      teams: list[str], skills: list[str], name: str = "", phone: str = "", email: str = "",
+                      wechat_openid: str = "") -> Member:
+        check_id("member_id", member_id)
+        check_id("unit_id", unit_id)
+        check_id("community_id", community_id)
+        check_id("grid_id", grid_id)
+        check_many("teams", teams, 10, check_code)
+        check_many("skills", skills, 20, check_code)
+        name = check_text("name", name, 1, 100) if name else ""
+        phone, email, wechat_openid = phone.strip(), email.strip(), wechat_openid.strip()
+        if phone:
+            check_phone("phone", phone)
+        if email:
+            check_email("email", email)
+        if wechat_openid:
+            check_openid("wechat_openid", wechat_openid)
+        with self.guard.acting(f"report member {member_id} of unit {unit_id} to community {community_id}",
+                               member=self.guard.themselves(member_id),
+                               unit_admin=self.guard.at(community_id, unit_id=unit_id),
+                               branch_secretary=self.guard.at(community_id)):
+            self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
+            contact = (name, phone, email, wechat_openid)
+            return self.retrying(self._report_member, member_id, unit_id, community_id, grid_id, teams, skills,
+                                 contact)
+
+    def _report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
+                       teams: list[str], skills: list[str], contact: tuple[str, str, str, str]) -> Member:
+        existing = self._maybe(Member, Member.create_id(member_id))
+        if existing is not None and existing.active:
+            raise AlreadyExists(f"member {member_id} already reported to {existing.community_id}")
+        if existing is not None:
+            raise FailedPrecondition(f"member {member_id} has left; re-reporting needs a new member id")
+        if self.contacts is not None and any(contact):
+            self.contacts.put_member(member_id, *contact)  # personal data first, then the fact
+        member = Member(member_id=member_id, unit_id=unit_id, community_id=community_id, grid_id=grid_id,
+                        teams=teams, skills=skills)
+        self.save(member)
+        return member
+
+    def join_team(self, member_id: str, team: str) -> Member:
+        check_code("team", team)
+        known = self._member(member_id)  # a member's community, grid and unit never change: checked once
+        with self.guard.acting(f"change the teams of member {member_id}",
+                               member=self.guard.themselves(known.member_id),
+                               grid_leader=self.guard.at(known.community_id, grid_id=known.grid_id),
+                               branch_secretary=self.guard.at(known.community_id)):
+            def command() -> Member:
+                member = self._member(member_id)
+                member.join_team(team)
+                self.save(member)
+                return member
+
+            return self.retrying(command)
+
+    def member_leaves(self, member_id: str, reason: str) -> Member:
+        """The member leaves the community; orders they still hold go back to the pool (part of the same act,
+        recorded under the same caller)."""
+        check_code("reason", reason)
+        known = self._member(member_id)
+        with self.guard.acting(f"record that member {member_id} leaves",
+                               member=self.guard.themselves(known.member_id),
+                               unit_admin=self.guard.at(known.community_id, unit_id=known.unit_id),
+                               branch_secretary=self.guard.at(known.community_id)):
+            def command() -> Member:
+                member = self._member(member_id)
+                member.leave(reason)
+                self.save(member)
+                return member
+
+            member = self.retrying(command)
+            self.board.catch_up(self)
+            for order_id in self.board.held_by(member_id):
+                self._on_order(order_id, lambda _: nullcontext(),  # in scope: the member's leaving is
+                               lambda o: o.decline(member_id, "member_left") if o.member_id == member_id else None)
+            return member
+
+    def member(self, member_id: str) -> Member:
+        member = self._member(member_id)
+        place = self.guard.at(member.community_id, grid_id=member.grid_id, unit_id=member.unit_id)
+        self.guard.require(f"read member {member_id}", member=self.guard.themselves(member.member_id),
+                           grid_leader=place, unit_admin=place, branch_secretary=place, town_office=place,
+                           county_office=place)
+        return member
+
+    def member_history(self, member_id: str) -> list[AuditEntry]:
+        """Who did what to the member's roster record, and when, in order."""
+        member = self._member(member_id)
+        place = self.guard.at(member.community_id, unit_id=member.unit_id)
+        self.guard.require(f"read the history of member {member_id}",
+                           member=self.guard.themselves(member.member_id), unit_admin=place,
+                           branch_secretary=place, town_office=place, county_office=place)
+        return history(self, member.id)
+
+    # ---- grid groups -----------------------------------------------------------------------------
+    def form_grid_group(self, community_id: str, grid_id: str) -> GridGroup:
+        check_id("community_id", community_id)
+        check_id("grid_id", grid_id)
+        with self.guard.acting(f"form grid groups in community {community_id}",
+                               branch_secretary=self.guard.at(community_id)):
+            return self.retrying(self._form_grid_group, community_id, grid_id)
+
+    def _form_grid_group(self, community_id: str, grid_id: str) -> GridGroup:
+        existing = self._maybe(GridGroup, GridGroup.create_id(grid_id))
+        if existing is not None:
+            if existing.community_id != community_id:
+                raise AlreadyExists(f"grid {grid_id} belongs to {existing.community_id}")
+            return existing
+        group = GridGroup(grid_id=grid_id, community_id=community_id)
+        self.save(group)
+        return group
+
+    def appoint_grid_leader(self, grid_id: str, member_id: str) -> GridGroup:
+        def command() -> GridGroup:
+            group = self._grid(grid_id)
+            with self.guard.acting(f"appoint the leader of grid {grid_id}",
+                                   branch_secretary=self.guard.at(group.community_id)):
+                group.appoint_leader(self._member(member_id))
+                self.save(group)
+            return group
+
+        return self.retrying(command)
+
+    # ---- contacts for notify (GetMemberContact / GetUnitContact: notify's service identity only) -------
+    def member_contact(self, member_id: str) -> MemberContactCard:
+        """How to reach a member; empty fields when the member gave none."""
+        member = self._member(member_id)
+        self.guard.require(f"read the contact of member {member_id}", service_notify=anyone)
+        found = self.contacts.member(member_id) if self.contacts is not None else None
+        if found is None:
+            return MemberContactCard(member.member_id, member.community_id, member.unit_id)
+        return MemberContactCard(member.member_id, member.community_id, member.unit_id, found.name, found.phone,
+                                 found.email or "", found.wechat_openid or "")
+
+    def unit_contact(self, unit_id: str) -> UnitContactCard:
+        """Where a unit's notices go; empty addresses when the unit gave none."""
+        unit = self._unit(unit_id)
+        self.guard.require(f"read the contact of unit {unit_id}", service_notify=anyone)
+        found = self.contacts.unit(unit_id) if self.contacts is not None else None
+        return UnitContactCard(unit.unit_id, unit.community_id, unit.unit_name,
+                               (found.contact_email or "") if found else "", (found.webhook_url or "") if found else "")

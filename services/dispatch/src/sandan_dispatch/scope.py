@@ -1,0 +1,87 @@
+"""Who may act where in dispatch: the scope half of each row of access.toml, as one rule per role.
+
+The interceptor has already let the call in by role. Each use case then names, for every role of its method's
+row, what the caller's place or record must match (an order's community and grid, a member's unit, their own
+member id...). A rule is checked before anything is decided or saved, so a refusal changes nothing. Roles a use
+case does not name are refused (default deny, like the matrix).
+
+A person may hold several roles of a row (a grid leader is a member too): the call acts under the role the
+interceptor chose if its rule holds, else under the first other role of theirs whose rule does, and the events the
+call stores record that role. Internal work (`SYSTEM`: the inbox, the deadline sweep, tests of the use cases)
+passes every rule.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from sandan_eventbus.auth.principal import Principal, acting_as, current
+from sandan_eventbus.auth.scopes import Places, Scopes
+from sandan_eventbus.errors import PermissionDenied
+
+Rule = Callable[[Principal], bool]
+
+
+def anyone(_: Principal) -> bool:
+    """No place to match: everyone holding the role (activities are announced; notify reads every contact)."""
+    return True
+
+
+def _same_uuid(a: str | None, b: str) -> bool:
+    try:
+        return a is not None and uuid.UUID(a) == uuid.UUID(b)
+    except ValueError:
+        return False
+
+
+class Guard:
+    def __init__(self, places: Places | None = None) -> None:
+        self.scopes = Scopes(places)
+
+    # ---- rules ------------------------------------------------------------------------------------------
+    def at(self, community_id: str, grid_id: str | None = None, unit_id: str | None = None) -> Rule:
+        """The caller's place reaches this one: a secretary's or grid worker's community, a grid leader's grid
+        (their community when `grid_id` is None), a unit admin's unit, a town office's town, the county."""
+        return lambda who: self.scopes.covers(who, community_id, grid_id, unit_id)
+
+    @staticmethod
+    def themselves(member_id: str) -> Rule:
+        """A member acts only as the member record their token is bound to."""
+        return lambda who: bool(who.member_id) and who.member_id == member_id
+
+    @staticmethod
+    def resident(resident_id: str) -> Rule:
+        """A resident acts only for the resident record their token is bound to."""
+        return lambda who: _same_uuid(who.resident_id, resident_id)
+
+    # ---- checks -----------------------------------------------------------------------------------------
+    @staticmethod
+    def allowed(**rules: Rule) -> Principal | None:
+        """The caller, as the role whose rule holds (see the module's note), or None when none does."""
+        who = current()
+        if who.is_system:
+            return who
+        for role in dict.fromkeys((who.acting_role, *rules)):
+            rule = rules.get(role)
+            if rule is None or role not in who.roles:
+                continue
+            as_role = who if role == who.acting_role else who.as_role(role)
+            if rule(as_role):
+                return as_role
+        return None
+
+    def require(self, what: str, **rules: Rule) -> Principal:
+        """The caller as the role they act under here, or PermissionDenied naming what they may not do."""
+        who = self.allowed(**rules)
+        if who is None:
+            raise PermissionDenied(f"{current().acting_role or 'caller'} may not {what}: outside their scope")
+        return who
+
+    @contextmanager
+    def acting(self, what: str, **rules: Rule) -> Iterator[Principal]:
+        """`require`, then run the block as that role, so the events it stores record the role that allowed it."""
+        who = self.require(what, **rules)
+        with acting_as(who):
+            yield who
