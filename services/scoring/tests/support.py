@@ -9,16 +9,32 @@ test_scoring_reports.py).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+
+import grpc
+from faststream.kafka import KafkaBroker
 
 from sandan_contracts import Event, encode
 from sandan_contracts import events as c
+from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
+from sandan_eventbus import channels, edge
+from sandan_eventbus.auth.client import AioBearerAuth, StaticToken
+from sandan_eventbus.auth.devissuer import LocalIssuer
+from sandan_eventbus.auth.scopes import Places, Scopes
+from sandan_eventbus.rpc import add_health, set_serving
+from sandan_scoring.api import SERVICE_NAME, ScoringServicer, register
+from sandan_scoring.engine import Scorer
 from sandan_scoring.facts import Fact, read_fact
 from sandan_scoring.fold import Ledger
 from sandan_scoring.folding import fold_records
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook, RuleSet
+from sandan_scoring.store import ScoringStore
 
 # 2026-04-06 09:00 in China: well inside 2026Q2.
 T0 = datetime(2026, 4, 6, 1, 0, tzinfo=UTC)
@@ -189,3 +205,50 @@ def assert_same(records: list[Record], **kw: Any) -> tuple[Ledger, Ledger]:
     assert list(native.entries) == list(python.entries)  # the same order too
     assert Reports(native).digest() == Reports(python).digest()
     return python, native
+
+
+# ---- the gRPC edge, served in-process -----------------------------------------------------------------------
+# The hand-made county's places: c1 in the town of north, c2 in south.
+PLACES = """
+[county]
+id = "taihe"
+[communities.c1]
+town = "north"
+[communities.c2]
+town = "south"
+"""
+
+
+@dataclass
+class Client:
+    stub: pb_grpc.ScoringStub
+    scorer: Scorer
+    address: str
+    token: str  # the county office's who is also county IT, which `stub` sends on every call
+    unauthenticated: pb_grpc.ScoringStub  # sends no token of its own: give one per call (metadata=...)
+
+
+@asynccontextmanager
+async def serving(tmp_path: Path, issuer: LocalIssuer, *, input_policy: bool = True) -> AsyncIterator[Client]:
+    """scoring's servicer on a real socket, behind the authentication interceptor (and, unless `input_policy` is
+    off, the edge's whole chain), called as the county office who is also county IT."""
+    rulebook = RuleBook()
+    store = ScoringStore(f"sqlite:///{tmp_path}/scoring.db")
+    scorer = Scorer(store, rulebook, "unused:9092", KafkaBroker("unused:9092"), "2026.1")
+    scorer.ledger = fold(rulebook.get("2026.1"), hand_county(Events()))
+    server = (edge.server("scoring", guards=issuer.guards()) if input_policy
+              else grpc.aio.server(interceptors=issuer.guards()))
+    assert register(server, ScoringServicer(scorer, Scopes(Places.parse(PLACES)))) == [SERVICE_NAME]
+    health = add_health(server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    await set_serving(health, [SERVICE_NAME], True)
+    token = issuer.token("county-it", ["county_office", "operator"], county_id="taihe")
+    address = f"127.0.0.1:{port}"
+    try:
+        async with channels.aio_channel(address, interceptors=[AioBearerAuth(StaticToken(token))]) as channel, \
+                channels.aio_channel(address) as bare:
+            yield Client(pb_grpc.ScoringStub(channel), scorer, address, token, pb_grpc.ScoringStub(bare))
+    finally:
+        await server.stop(None)
+        store.engine.dispose()

@@ -1,7 +1,9 @@
 """scoring's gRPC edge, served in-process on a real socket, over a ledger filled directly (no Kafka).
 
 Only the RPCs that read the ledger and the store are called; the broker is constructed but never started.
-The numbers are those of the hand-made county (see test_scoring_reports.py).
+The numbers are those of the hand-made county (see test_scoring_reports.py). The server has the production chain
+(`edge.server` with the authentication interceptor) and these calls carry a real signed token of the county
+office who is also county IT, whose scope is everything (scope itself: test_scoring_access.py).
 """
 
 from __future__ import annotations
@@ -9,53 +11,33 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-from faststream.kafka import KafkaBroker
 
 from sandan_contracts.rpc import scoring_pb2 as pb
-from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
-from sandan_eventbus.rpc import add_health, set_serving
+from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_scoring import healthcheck
-from sandan_scoring.api import SERVICE_NAME, ScoringServicer, register
-from sandan_scoring.engine import Scorer
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook, RuleError
-from sandan_scoring.store import ScoringStore
-from services.scoring.tests.support import Events, fold, hand_county
+from services.scoring.tests.support import Client, Events, fold, hand_county, serving
 
 Code = grpc.StatusCode
 Q = "2026Q2"
 
 
-@dataclass
-class Client:
-    stub: pb_grpc.ScoringStub
-    scorer: Scorer
-    address: str
+@pytest.fixture
+async def client(tmp_path: Path, local_issuer: LocalIssuer) -> AsyncIterator[Client]:
+    async with serving(tmp_path, local_issuer) as c:
+        yield c
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[Client]:
-    rulebook = RuleBook()
-    store = ScoringStore(f"sqlite:///{tmp_path}/scoring.db")
-    scorer = Scorer(store, rulebook, "unused:9092", KafkaBroker("unused:9092"), "2026.1")
-    scorer.ledger = fold(rulebook.get("2026.1"), hand_county(Events()))
-    server = grpc.aio.server()
-    assert register(server, ScoringServicer(scorer)) == [SERVICE_NAME]
-    health = add_health(server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    await set_serving(health, [SERVICE_NAME], True)
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield Client(pb_grpc.ScoringStub(channel), scorer, f"127.0.0.1:{port}")
-    finally:
-        await server.stop(None)
-        store.engine.dispose()
+async def servicer_alone(tmp_path: Path, local_issuer: LocalIssuer) -> AsyncIterator[Client]:
+    """Without the edge's input policy in front: the servicer's own argument checks answer."""
+    async with serving(tmp_path, local_issuer, input_policy=False) as c:
+        yield c
 
 
 async def status_of(call) -> tuple[grpc.StatusCode, str]:  # type: ignore[no-untyped-def]
@@ -269,13 +251,26 @@ MEGABYTE = "9" * 1_000_000
 
 @pytest.mark.parametrize("call", ["what-if", "rebuild"])
 @pytest.mark.parametrize("version", [MEGABYTE, "2026.1\n", "../2026.1", "成" * 10, "-2026", "v" * 41])
-async def test_a_malformed_rule_set_version_is_an_invalid_argument(client: Client, call: str, version: str) -> None:
-    """A 1 MB rule_set_version answered RESOURCE_EXHAUSTED: the error message repeated it in full."""
+async def test_a_malformed_rule_set_version_is_an_invalid_argument(servicer_alone: Client, call: str,
+                                                                 version: str) -> None:
+    """A 1 MB rule_set_version answered RESOURCE_EXHAUSTED: the error message repeated it in full. (Through the
+    edge, its input policy answers first for some: test_a_malformed_rule_set_version_through_the_edge.)"""
+    client = servicer_alone
     rpc = (client.stub.WhatIf(pb.WhatIfRequest(rule_set_version=version, quarter=Q)) if call == "what-if"
            else client.stub.Rebuild(pb.RebuildRequest(rule_set_version=version)).read())
     code, details = await status_of(rpc)
     assert code == Code.INVALID_ARGUMENT
     assert details.startswith("rule_set_version: must be a version") and len(details) < 120
+
+
+@pytest.mark.parametrize("call", ["what-if", "rebuild"])
+@pytest.mark.parametrize("version", [MEGABYTE, "2026.1\n", "../2026.1", "成" * 10, "-2026", "v" * 41])
+async def test_a_malformed_rule_set_version_through_the_edge(client: Client, call: str, version: str) -> None:
+    rpc = (client.stub.WhatIf(pb.WhatIfRequest(rule_set_version=version, quarter=Q)) if call == "what-if"
+           else client.stub.Rebuild(pb.RebuildRequest(rule_set_version=version)).read())
+    code, details = await status_of(rpc)
+    assert code == Code.INVALID_ARGUMENT
+    assert details.startswith("rule_set_version: must ") and len(details) < 120
 
 
 @pytest.mark.parametrize("call", ["what-if", "rebuild"])
@@ -327,6 +322,7 @@ async def test_publishing_reports_what_waits_and_what_was_set_aside(client: Clie
 async def test_the_health_check_shows_set_aside_items(client: Client, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("SCORING_GRPC_ADDRESS", client.address)
+    monkeypatch.setenv("SANDAN_TOKEN", client.token)  # Publishing is for the county office and county IT
 
     async def probe(*args: str) -> tuple[int, dict[str, object]]:
         with pytest.raises(SystemExit) as done:

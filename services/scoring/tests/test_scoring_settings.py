@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
+from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.config import ConfigError
 from sandan_eventbus.logs import setup
 from sandan_scoring.settings import Settings
@@ -46,4 +48,21 @@ def test_the_required_variables_are_required(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     monkeypatch.setenv("SCORING_DATABASE_URL", "sqlite:///x.db")
     with pytest.raises(ConfigError, match="KAFKA_BOOTSTRAP_SERVERS"):
+        Settings.from_env()
+
+
+def test_the_places_directory_gives_offices_their_reach(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    env.delenv("SANDAN_PLACES_FILE", raising=False)
+    assert Settings.from_env().places == Places()  # no town or county office reaches anything (a warning says so)
+    places = tmp_path / "places.toml"
+    places.write_text('[county]\nid = "taihe"\n[communities.c1]\ntown = "north"\n', encoding="utf-8")
+    env.setenv("SANDAN_PLACES_FILE", str(places))
+    read = Settings.from_env().places
+    assert (read.county_id, read.town_of("c1")) == ("taihe", "north")
+    env.setenv("SANDAN_PLACES_FILE", str(tmp_path / "missing.toml"))
+    with pytest.raises(ConfigError, match="SANDAN_PLACES_FILE"):
+        Settings.from_env()
+    places.write_text("[county\n", encoding="utf-8")
+    env.setenv("SANDAN_PLACES_FILE", str(places))
+    with pytest.raises(ConfigError, match="not valid TOML"):
         Settings.from_env()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sandan_eventbus.auth.scopes import Scopes
 from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
@@ -23,7 +24,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
     readiness = Readiness("scoring")
     scorer = Scorer(ScoringStore(settings.database_url), rulebook, settings.kafka_bootstrap, broker,
                     settings.rule_set, settings.replay_workers, readiness=readiness)
-    servicer = api.ScoringServicer(scorer)
+    servicer = api.ScoringServicer(scorer, Scopes(settings.places))
     return ServiceRuntime(
         name="scoring",
         readiness=readiness,

@@ -1,41 +1,67 @@
-"""scoring's gRPC API: ledgers, leaderboards, reports, notices, rule sets, what-if, and the admin rebuild."""
+"""scoring's gRPC API: ledgers, leaderboards, reports, notices, rule sets, what-if, and the admin rebuild.
+
+Every call has passed the interceptor (a verified token whose role access.toml's row names); each method then
+checks its arguments, then the caller's scope (`scope.py`: whose figures this role may read), then whether what
+was asked for exists. Refusals are raised as the shared domain errors and become their status in one place
+(`_refusals`), with bounded messages that name the field and quote at most a short prefix of what was sent.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import grpc
 
+from sandan_contracts.events.scoring import Quarter
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
-from sandan_eventbus.checks import ID, VERSION, Shape, quote
+from sandan_eventbus.auth.principal import current
+from sandan_eventbus.auth.scopes import Scopes
+from sandan_eventbus.checks import Shape, check_id, check_version, quote
+from sandan_eventbus.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.outages import is_outage
+from sandan_eventbus.rpc import details, status_for
 from sandan_scoring.engine import Progress, Scorer
 from sandan_scoring.report import Summary
 from sandan_scoring.rules import RuleError
+from sandan_scoring.scope import Asked, FigureScope, LedgerRoster
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Scoring"].full_name
-_QUARTER = Shape(re.compile(r"[0-9]{4}Q[1-4]"), 6, 6)
-# Error messages name the field and quote at most a short prefix of what was sent (`quote`): a message repeating
-# a megabyte of input overflows gRPC's metadata and turns the answer into RESOURCE_EXHAUSTED.
+# The contract's pattern; a quarter is always six characters (2026Q4)
+_QUARTER = Shape(Shape.of(Quarter).pattern, 6, 6)
+R = TypeVar("R")
 
 
-async def _check(context: grpc.aio.ServicerContext, field: str, value: str, shape: Shape, hint: str) -> None:
-    """The contract's shape of a value (its pattern and length), checked before the value is used anywhere."""
-    if not shape.matches(value):
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"{field}: {hint}")
+def check_quarter(value: str) -> str:
+    if not _QUARTER.matches(value):
+        raise InvalidArgument("quarter", "must look like 2026Q4")
+    return value
 
 
-async def _rule_set(context: grpc.aio.ServicerContext, scorer: Scorer, version: str) -> None:
+def _rule_set(scorer: Scorer, version: str) -> None:
     """A rule set version: well formed (the contract's `Version`), then known."""
-    await _check(context, "rule_set_version", version, VERSION, "must be a version like 2026.1 (1-40 letters, "
-                 "digits, '_', '.' or '-')")
+    check_version("rule_set_version", version)
     try:
         scorer.rulebook.get(version)
     except RuleError as exc:
-        await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"rule_set_version: {exc}")
+        raise InvalidArgument("rule_set_version", str(exc)) from None
+
+
+def _refusals(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """A unary method whose refusals (DomainError) are answered with their status code."""
+
+    @functools.wraps(method)
+    async def guarded(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except DomainError as error:
+            await context.abort(status_for(error), details(error))
+            raise  # unreachable: abort raises
+
+    return guarded
 
 
 def _summary(s: Summary) -> pb.Summary:
@@ -48,19 +74,22 @@ def _summary(s: Summary) -> pb.Summary:
 
 
 class ScoringServicer(pb_grpc.ScoringServicer):
-    def __init__(self, scorer: Scorer) -> None:
+    def __init__(self, scorer: Scorer, scopes: Scopes | None = None) -> None:
         self.scorer = scorer
+        self.scope = FigureScope(scopes or Scopes())
         self.rebuilding = asyncio.Lock()
 
+    @_refusals
     async def GetMemberLedger(self, request: pb.MemberLedgerRequest,
                               context: grpc.aio.ServicerContext) -> pb.MemberLedger:
-        await _check(context, "member_id", request.member_id, ID, "must be an opaque id")
+        check_id("member_id", request.member_id)
         if request.quarter:
-            await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
+            check_quarter(request.quarter)
         ledger = self.scorer.ledger
+        self.scope.check(current(), "GetMemberLedger", LedgerRoster(ledger), Asked(member_id=request.member_id))
         attr = ledger.attribution(request.member_id)
         if attr is None and request.member_id not in ledger.by_member:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"member {quote(request.member_id)} not known to scoring")
+            raise NotFound(f"member {quote(request.member_id)} not known to scoring")
         entries = [pb.LedgerEntry(entry_id=e.entry_id, points=e.points, rule=e.rule,
                                   rule_set_version=ledger.rules.version, quarter=e.quarter,
                                   source_event_ids=list(e.sources), occurred_at=e.occurred_at.isoformat())
@@ -71,26 +100,31 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         return pb.MemberLedger(member_id=request.member_id, community_id=community, unit_id=unit, entries=entries,
                                totals=totals, stars=stars)
 
+    @_refusals
     async def Leaderboard(self, request: pb.LeaderboardRequest, context: grpc.aio.ServicerContext) -> pb.Ranking:
         if bool(request.community_id) == bool(request.unit_id):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "community_id: give exactly one of community_id, unit_id")
-        await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
+            raise InvalidArgument("community_id", "give exactly one of community_id, unit_id")
+        check_quarter(request.quarter)
         scope, scope_id = ("community", request.community_id) if request.community_id else ("unit", request.unit_id)
-        await _check(context, f"{scope}_id", scope_id, ID, "must be an opaque id")
-        rows = (await self.scorer.reports()).ranking(scope, scope_id, request.quarter)  # type: ignore[arg-type]
+        check_id(f"{scope}_id", scope_id)
+        reports = await self.scorer.reports()
+        self.scope.check(current(), "Leaderboard", reports,
+                         Asked(community_id=request.community_id or None, unit_id=request.unit_id or None))
+        rows = reports.ranking(scope, scope_id, request.quarter)  # type: ignore[arg-type]
         limit = request.limit if request.limit > 0 else 50
         return pb.Ranking(members=[
             pb.RankedMember(rank=i + 1, member_id=r.member_id, points=r.points, stars=r.stars,
                             average_rating=r.average_rating or 0.0, rated_services=r.rated_services)
             for i, r in enumerate(rows[:limit])])
 
-    async def _report(self, scope: str, request: pb.ScopeQuarter, context: grpc.aio.ServicerContext) -> pb.Report:
-        await _check(context, "scope_id", request.scope_id, ID, "must be an opaque id")
-        await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
+    async def _report(self, scope: str, request: pb.ScopeQuarter) -> pb.Report:
+        check_id("scope_id", request.scope_id)
+        check_quarter(request.quarter)
         reports = await self.scorer.reports()
+        asked = Asked(community_id=request.scope_id) if scope == "community" else Asked(unit_id=request.scope_id)
+        self.scope.check(current(), "CommunityNotice" if scope == "community" else "UnitReport", reports, asked)
         if request.scope_id not in reports.scopes()[scope]:  # type: ignore[index]
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"{scope} {quote(request.scope_id)} not known to scoring")
+            raise NotFound(f"{scope} {quote(request.scope_id)} not known to scoring")
         rows = reports.ranking(scope, request.scope_id, request.quarter)  # type: ignore[arg-type]
         published = await asyncio.to_thread(self.scorer.store.notice, scope, request.scope_id, request.quarter)
         return pb.Report(scope=scope, scope_id=request.scope_id, quarter=request.quarter,
@@ -101,15 +135,19 @@ class ScoringServicer(pb_grpc.ScoringServicer):
                                                   rated_services=r.rated_services) for i, r in enumerate(rows)],
                          published=published is not None)
 
+    @_refusals
     async def UnitReport(self, request: pb.ScopeQuarter, context: grpc.aio.ServicerContext) -> pb.Report:
-        return await self._report("unit", request, context)
+        return await self._report("unit", request)
 
+    @_refusals
     async def CommunityNotice(self, request: pb.ScopeQuarter, context: grpc.aio.ServicerContext) -> pb.Report:
-        return await self._report("community", request, context)
+        return await self._report("community", request)
 
+    @_refusals
     async def PublishQuarterlyNotices(self, request: pb.QuarterRef,
                                       context: grpc.aio.ServicerContext) -> pb.NoticesPublished:
-        await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
+        check_quarter(request.quarter)
+        self._county("PublishQuarterlyNotices")
         try:
             notices = await self.scorer.publish_notices(request.quarter)
         except Exception as exc:
@@ -120,31 +158,39 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         return pb.NoticesPublished(notice_ids=[n["notice_id"] for n in notices])
 
     async def RuleSets(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.RuleSetList:
+        # the published points rules: every role of the row may read them (the interceptor checked the role)
         active = self.scorer.ledger.rules.version
         return pb.RuleSetList(rule_sets=[pb.RuleSet(version=r.version, description=r.description,
                                                     active=r.version == active)
                                          for r in sorted(self.scorer.rulebook.sets.values(), key=lambda r: r.version)])
 
+    @_refusals
     async def WhatIf(self, request: pb.WhatIfRequest, context: grpc.aio.ServicerContext) -> pb.WhatIfReport:
-        await _check(context, "quarter", request.quarter, _QUARTER, "must look like 2026Q4")
-        await _rule_set(context, self.scorer, request.rule_set_version)
-        current, candidate = await self.scorer.what_if(request.rule_set_version)
-        members = sorted(set(current.by_member) | set(candidate.by_member))
+        check_quarter(request.quarter)
+        _rule_set(self.scorer, request.rule_set_version)
+        self._county("WhatIf")
+        current_ledger, candidate = await self.scorer.what_if(request.rule_set_version)
+        members = sorted(set(current_ledger.by_member) | set(candidate.by_member))
         rows = []
         for m in members:
-            now, then = current.member_quarter(m, request.quarter), candidate.member_quarter(m, request.quarter)
+            now = current_ledger.member_quarter(m, request.quarter)
+            then = candidate.member_quarter(m, request.quarter)
             if now[0] or then[0]:
                 rows.append(pb.MemberComparison(member_id=m, current_points=now[0], candidate_points=then[0],
                                                 current_stars=now[3], candidate_stars=then[3]))
-        return pb.WhatIfReport(current_version=current.rules.version, candidate_version=candidate.rules.version,
-                               members=rows)
+        return pb.WhatIfReport(current_version=current_ledger.rules.version,
+                               candidate_version=candidate.rules.version, members=rows)
 
     async def Rebuild(self, request: pb.RebuildRequest,
                       context: grpc.aio.ServicerContext) -> AsyncIterator[pb.RebuildProgress]:
-        if request.rule_set_version:  # empty: the active rule set
-            await _rule_set(context, self.scorer, request.rule_set_version)
-        if self.rebuilding.locked():
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "a rebuild is already running")
+        # operators only (the interceptor's role check is the whole scope: the county's ledger)
+        try:
+            if request.rule_set_version:  # empty: the active rule set
+                _rule_set(self.scorer, request.rule_set_version)
+            if self.rebuilding.locked():
+                raise FailedPrecondition("a rebuild is already running")
+        except DomainError as error:
+            await context.abort(status_for(error), details(error))
         queue: asyncio.Queue[Progress] = asyncio.Queue()
         async with self.rebuilding:
             task = asyncio.create_task(self.scorer.rebuild(request.rule_set_version or None, queue.put_nowait))
@@ -162,14 +208,17 @@ class ScoringServicer(pb_grpc.ScoringServicer):
                     task.result()  # re-raises a failed rebuild
             await task
 
+    @_refusals
     async def Digest(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.DigestReply:
+        self._county("Digest")
         digest = await self.scorer.digest()
         return pb.DigestReply(digest=digest, generation=self.scorer.generation,
                               rule_set_version=self.scorer.ledger.rules.version,
                               entries=len(self.scorer.ledger.entries))
 
-
+    @_refusals
     async def Publishing(self, request: pb.Empty, context: grpc.aio.ServicerContext) -> pb.PublishingReport:
+        self._county("Publishing")
         state = self.scorer.publishing_state()
         return pb.PublishingReport(
             pending=state.pending, unmarked=state.unmarked, set_aside=len(state.set_aside),
@@ -178,6 +227,10 @@ class ScoringServicer(pb_grpc.ScoringServicer):
                    for i in state.set_aside[:100]],
             paused=[pb.Pause(part=part, reason=reason) for part, reason in sorted(state.paused.items())],
             dead_lettered=state.dead_lettered)
+
+    def _county(self, method: str) -> None:
+        """The county-wide methods: a county office of the places directory's county, or county IT."""
+        self.scope.check(current(), method, LedgerRoster(self.scorer.ledger))
 
 
 def register(server: grpc.aio.Server, servicer: ScoringServicer) -> list[str]:

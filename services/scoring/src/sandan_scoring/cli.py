@@ -1,4 +1,9 @@
-"""`sandan-scoring rebuild|digest|notices|what-if`: admin commands against a running scoring service."""
+"""`sandan-scoring rebuild|digest|notices|what-if`: admin commands against a running scoring service.
+
+Called as a person: `--token` (or SANDAN_TOKEN) is the caller's access token (an operator's for rebuild; a county
+office's or an operator's for digest and what-if; a county office's for notices). TLS to the service as every
+service calls another: SANDAN_GRPC_TLS_CA_FILE, or SANDAN_GRPC_PLAINTEXT=allow for a local run.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,23 @@ import grpc
 
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
+from sandan_eventbus import channels, security
+from sandan_eventbus.auth.client import AioBearerAuth, StaticToken
+from sandan_eventbus.config import ConfigError, load_or_exit
+from sandan_eventbus.security import GrpcTlsSettings
+
+
+def connect(address: str, token: str) -> grpc.aio.Channel:
+    if not token:
+        raise ConfigError("a token is required: --token or SANDAN_TOKEN (an operator's or a county office's)")
+    tls: GrpcTlsSettings = security.load(GrpcTlsSettings)
+    return channels.aio_channel(address, tls.channel_credentials(), [AioBearerAuth(StaticToken(token))])
 
 
 async def run(args: argparse.Namespace) -> int:
     address = args.address or os.environ.get("SCORING_GRPC_ADDRESS", "127.0.0.1:50053")
-    async with grpc.aio.insecure_channel(address) as channel:
+    token = args.token or os.environ.get("SANDAN_TOKEN", "")
+    async with load_or_exit("sandan-scoring", lambda: connect(address, token)) as channel:
         stub = pb_grpc.ScoringStub(channel)
         if args.command == "rebuild":
             async for p in stub.Rebuild(pb.RebuildRequest(rule_set_version=args.rules or "")):
@@ -40,6 +57,7 @@ async def run(args: argparse.Namespace) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="sandan-scoring")
     parser.add_argument("--address", default="")
+    parser.add_argument("--token", default="", help="the caller's access token (default: SANDAN_TOKEN)")
     sub = parser.add_subparsers(dest="command", required=True)
     rebuild = sub.add_parser("rebuild", help="replay the event log and swap the rebuilt ledger in")
     rebuild.add_argument("--rules", default="", help="rule set version (default: the active one)")

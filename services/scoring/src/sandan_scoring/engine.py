@@ -25,7 +25,7 @@ from faststream.kafka import KafkaBroker
 from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import headers as event_headers
-from sandan_eventbus.kafka import partitions_of
+from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
 from sandan_eventbus.readiness import Readiness
 from sandan_scoring.facts import SKIPPED_TYPES, SOURCE_TOPICS, type_of
@@ -59,7 +59,7 @@ async def _partitions(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
 
 async def end_offsets(bootstrap: str) -> Positions:
     """The current end offset of every source partition (a replay's natural target)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(bootstrap))  # TLS and SASL from KAFKA_* (sandan_eventbus.kafka)
     await consumer.start()
     try:
         ends = await consumer.end_offsets(await _partitions(consumer))
@@ -75,7 +75,7 @@ async def replay(bootstrap: str, ledger: Ledger, until: Positions | None,
 
     workers=0: through librdkafka (fetch in C threads, fold here); 1: aiokafka in this process;
     N>1: librdkafka on N processes, merged (then `after_batch` runs only once, at the end)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, client_id="scoring-replay",
+    consumer = AIOKafkaConsumer(**aiokafka_kwargs(bootstrap), enable_auto_commit=False, client_id="scoring-replay",
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:
@@ -299,7 +299,7 @@ class Scorer:
         """Fold what arrives, batch by batch. Whatever fails (the broker away, a bug) pauses live folding and is
         retried from the stored positions: nothing is skipped (the fold drops what it already has)."""
         while not stop.is_set():
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+            consumer = AIOKafkaConsumer(**aiokafka_kwargs(self.bootstrap), enable_auto_commit=False,
                                         client_id="scoring-live", auto_offset_reset="earliest")
             try:
                 await consumer.start()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from sandan_eventbus.kafka import librdkafka_config
 from sandan_scoring.facts import SKIPPED_TYPES, type_of
 from sandan_scoring.fold import Ledger
 from sandan_scoring.folding import fold_records, folder
@@ -85,9 +86,10 @@ def open_consumers(bootstrap: str, wanted: Positions, begin: Positions) -> list[
     """FETCHERS consumers, each assigned its share of the wanted partitions from `begin` (default 0), with the
     partitions it has left to read."""
     group = f"scoring-replay-{uuid.uuid4().hex[:8]}"  # never committed: positions live in our store
+    connection = librdkafka_config(bootstrap)  # TLS and SASL from KAFKA_* (a worker process reads the same env)
     assigned = []
     for part_share in share_partitions(wanted, FETCHERS):
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, **SETTINGS})
+        consumer = Consumer({**connection, "group.id": group, **SETTINGS})
         consumer.assign([TopicPartition(t, p, begin.get((t, p), 0)) for (t, p) in part_share])
         assigned.append((consumer, set(part_share)))
     return assigned

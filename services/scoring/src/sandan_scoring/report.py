@@ -88,6 +88,7 @@ class Reports:
                 self.ratings[(r.member_id, r.quarter)].append(r.stars)
         self.demand_community = {o.demand_id: o.community_id for o in ledger.orders.values()}
         self._counts: dict[tuple[str, str, str], _Counts] | None = None
+        self._unit_communities: dict[str, frozenset[str]] | None = None
 
     # ---- members ---------------------------------------------------------------------------------
     def entries_of(self, member_id: str, quarter: str = "") -> list[Entry]:
@@ -102,6 +103,19 @@ class Reports:
 
     def totals(self, member_id: str) -> dict[str, int]:
         return self.ledger.member_totals(member_id)
+
+    def attribution_of(self, member_id: str) -> tuple[str, str] | None:
+        """(community, unit) of a member, as `Ledger.attribution` says."""
+        return self.attribution.get(member_id)
+
+    def communities_of(self, unit_id: str) -> frozenset[str]:
+        """The communities a unit's members serve in (who may read the unit's figures depends on it)."""
+        if self._unit_communities is None:
+            index: dict[str, set[str]] = defaultdict(set)
+            for community, unit in self.attribution.values():
+                index[unit].add(community)
+            self._unit_communities = {unit: frozenset(found) for unit, found in index.items()}
+        return self._unit_communities.get(unit_id, frozenset())
 
     def members_in(self, scope: Scope, scope_id: str) -> list[str]:
         index = 0 if scope == "community" else 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.config import ConfigError, number, optional, required
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -27,6 +29,7 @@ class Settings:
     rule_set: str
     replay_workers: int
     log_level: str
+    places: Places = field(default_factory=Places)  # which town each community is in (town/county scope)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -41,4 +44,17 @@ class Settings:
             # 1 = aiokafka in-process, N>1 = librdkafka on N processes, merged
             replay_workers=max(0, int(number("SCORING_REPLAY_WORKERS", 0))),
             log_level=log_level(),
+            places=places(),
         )
+
+
+def places() -> Places:
+    """SANDAN_PLACES_FILE: the places directory (deploy/local/places.toml). Without it no town or county office
+    reaches anything (a warning says so); a file that is named but unreadable stops the service."""
+    path = optional("SANDAN_PLACES_FILE", "")
+    try:
+        return Places.from_file(path or None)
+    except OSError as exc:
+        raise ConfigError(f"SANDAN_PLACES_FILE {path[:200]}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"SANDAN_PLACES_FILE {path[:200]} is not valid TOML: {exc}") from None

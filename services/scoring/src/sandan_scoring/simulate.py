@@ -151,7 +151,9 @@ async def produce(bootstrap: str, log: dict[str, list[tuple[str, bytes]]]) -> in
     """Write a simulated log to the real topics (keyed, so each key keeps its order)."""
     from aiokafka import AIOKafkaProducer
 
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all",
+    from sandan_eventbus.kafka import aiokafka_kwargs
+
+    producer = AIOKafkaProducer(**aiokafka_kwargs(bootstrap), enable_idempotence=True, acks="all",
                                 linger_ms=20, max_batch_size=512 * 1024, compression_type=None)
     await producer.start()
     try:
