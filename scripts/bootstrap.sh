@@ -19,7 +19,8 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing packages into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -c constraints.txt -r requirements-dev.txt \
-    -e contracts -e libs/eventbus -e services/intake -e services/dispatch -e services/notify -e services/scoring
+    -e contracts -e libs/eventbus -e services/intake -e services/dispatch -e services/notify -e services/scoring \
+    -e services/gateway
   if command -v cargo >/dev/null; then
     echo "bootstrap: building scoring's fold kernel with $(cargo --version)" >&2
     .venv/bin/python -m pip install -q ./services/scoring/kernel

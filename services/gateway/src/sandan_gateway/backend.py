@@ -1,0 +1,87 @@
+"""The four services as the gateway calls them: one channel each (the shipped retry policy, TLS when configured),
+every call carrying a bearer token, a correlation id and a deadline.
+
+A person's call carries that person's access token, so the services (not the gateway) decide what is allowed; the
+gateway's own calls (public notice board, partner systems through Open311) carry its service identity
+(`sandan-gateway`, client credentials). A refusal comes back as `Refused` with the gRPC code and the service's
+message, which the HTTP layer turns into a plain message or a problem+json answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+
+from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc, scoring_pb2_grpc
+from sandan_eventbus.auth.client import TokenSource, TokenUnavailable
+from sandan_eventbus.channels import options
+
+R = TypeVar("R")
+_FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
+
+
+@dataclass
+class Refused(Exception):
+    """A service said no (or could not be reached). `field` names the request field an INVALID_ARGUMENT is about."""
+
+    code: grpc.StatusCode
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+
+def refused(error: grpc.aio.AioRpcError) -> Refused:
+    message = error.details() or error.code().name.lower()
+    found = _FIELD.match(message) if error.code() == grpc.StatusCode.INVALID_ARGUMENT else None
+    return Refused(error.code(), message, found.group(1) if found else None)
+
+
+def channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=options())
+    return grpc.aio.secure_channel(address, credentials, options=options())
+
+
+class Backend:
+    def __init__(self, addresses: dict[str, str], credentials: grpc.ChannelCredentials | None,
+                 identity: TokenSource | None, timeout: float = 10.0) -> None:
+        self._channels = {name: channel(address, credentials) for name, address in addresses.items()}
+        self.intake = intake_pb2_grpc.IntakeStub(self._channels["intake"])
+        self.dispatch = dispatch_pb2_grpc.DispatchStub(self._channels["dispatch"])
+        self.scoring = scoring_pb2_grpc.ScoringStub(self._channels["scoring"])
+        self.notify = notify_pb2_grpc.NotifyStub(self._channels["notify"])
+        self.identity = identity
+        self.timeout = timeout
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+
+    async def call(self, method: Callable[..., Awaitable[R]], request: Any, token: str,
+                   correlation_id: str | None = None) -> R:
+        """`method` as the holder of `token` (a signed-in person's access token)."""
+        metadata = (("authorization", f"Bearer {token}"),
+                    ("x-correlation-id", correlation_id or f"gateway-{uuid.uuid4().hex}"))
+        try:
+            return await method(request, metadata=metadata, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise refused(error) from None
+
+    async def as_gateway(self, method: Callable[..., Awaitable[R]], request: Any,
+                         correlation_id: str | None = None) -> R:
+        """`method` as the gateway itself (public pages, partner systems)."""
+        if self.identity is None:
+            raise Refused(grpc.StatusCode.UNAVAILABLE, "the gateway has no service identity configured")
+        try:
+            token = await asyncio.to_thread(self.identity.token)  # blocking at most once per token lifetime
+        except TokenUnavailable as exc:
+            raise Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+        return await self.call(method, request, token, correlation_id)

@@ -1,0 +1,532 @@
+"""The pages: server-rendered Jinja2, Chinese first (English switch), mobile first, an elderly mode (长辈版).
+
+Every form posts back here with the session's CSRF token and is answered with a redirect (post/redirect/get), so
+a reload never posts twice. A refusal from a service becomes a plain message with a way back, never a trace.
+Each page works without JavaScript; a little plain JS adds live updates (EventSource) and deadline countdowns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import grpc
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from sandan_contracts.rpc import dispatch_pb2, intake_pb2, scoring_pb2
+from sandan_gateway import api
+from sandan_gateway.auth import Caller, check_csrf, safe_next
+from sandan_gateway.backend import Backend, Refused
+from sandan_gateway.places import Directory, current_quarter, previous_quarters
+
+HERE = Path(__file__).resolve().parent
+templates = Jinja2Templates(directory=HERE / "templates")
+router = APIRouter(include_in_schema=False)
+
+LANG_COOKIE, ELDER_COOKIE = "lang", "elder"
+WORKERS = ("grid_worker", "branch_secretary")
+CONSOLE = ("branch_secretary", "grid_leader", "grid_worker")
+OFFICES = ("town_office", "county_office")
+
+# Plain words for codes the services use (Chinese, English).
+WORDS: dict[str, tuple[str, str]] = {
+    "posted": ("已提交，等待社区派单", "posted, waiting for the community"),
+    "accepted": ("党员已接单", "accepted by a party member"),
+    "served": ("服务已完成，请确认", "served: please confirm"),
+    "confirmed": ("已确认完成", "confirmed"),
+    "withdrawn": ("已撤回", "withdrawn"),
+    "open": ("待派单", "waiting for dispatch"),
+    "dispatched": ("已派给党员", "dispatched to a member"),
+    "offered": ("待认领", "offered to volunteers"),
+    "completed": ("已完成", "completed"),
+    "cancelled": ("已取消", "cancelled"),
+    "scheduled": ("报名中", "open for sign-up"),
+    "urgent": ("紧急", "urgent"), "normal": ("一般", "normal"), "routine": ("不急", "not urgent"),
+    "elderly_alone": ("孤寡/空巢老人", "elderly living alone"),
+    "student_hardship": ("困难大学生", "student in hardship"),
+    "left_behind_child": ("留守儿童", "left-behind child"), "disabled": ("残疾人", "disabled"),
+    "community": ("社区", "community"), "town": ("镇街", "town"), "county": ("县", "county"),
+    "service_completed": ("完成服务", "service completed"), "resident_rating": ("居民好评", "resident's rating"),
+    "activity_check_in": ("参加主题党日", "themed party day"), "on_time": ("按时完成", "on time"),
+    "claim": ("主动认领", "claimed an offer"),
+}
+STATUS_STEPS = ("posted", "accepted", "served", "confirmed")
+MESSAGES: dict[str, tuple[str, str]] = {
+    "PERMISSION_DENIED": ("您没有权限做这件事。", "You are not allowed to do this."),
+    "NOT_FOUND": ("没有找到。请检查编号。", "Not found. Please check the number."),
+    "INVALID_ARGUMENT": ("填写的内容有误，请检查后重试。", "Something you entered is not right. Please check it."),
+    "FAILED_PRECONDITION": ("现在不能这样做（状态已变化）。", "This cannot be done now (the state has changed)."),
+    "ALREADY_EXISTS": ("已经存在。", "It exists already."),
+    "UNAUTHENTICATED": ("请重新登录。", "Please sign in again."),
+    "UNAVAILABLE": ("服务暂时不可用，请稍后再试。", "The service is not reachable. Please try again later."),
+    "RESOURCE_EXHAUSTED": ("服务繁忙，请稍后再试。", "The service is busy. Please try again in a moment."),
+    "DEADLINE_EXCEEDED": ("服务没有及时响应，请稍后再试。", "The service did not answer in time."),
+    "bad_input": ("填写的内容有误。", "Something you entered is not right."),
+    "error": ("出了点问题。", "Something went wrong."),
+}
+DONE: dict[str, tuple[str, str]] = {
+    "posted": ("已提交！社区会尽快安排。", "Posted! The community will arrange it soon."),
+    "registered": ("登记成功。", "Registered."),
+    "saved": ("已完成。", "Done."),
+}
+
+
+def lang_of(request: Request) -> str:
+    return "en" if request.cookies.get(LANG_COOKIE) == "en" else "zh"
+
+
+def context(request: Request, who: Caller | None = None, **extra: Any) -> dict[str, Any]:
+    lang = lang_of(request)
+
+    def t(zh: str, en: str) -> str:
+        return zh if lang == "zh" else en
+
+    def word(code: str) -> str:
+        found = WORDS.get(code)
+        return (found[0] if lang == "zh" else found[1]) if found else code
+
+    directory: Directory = request.app.state.directory
+    done = DONE.get(request.query_params.get("done", ""))
+    return {"request": request, "lang": lang, "elder": request.cookies.get(ELDER_COOKIE) == "1", "t": t,
+            "word": word, "who": who, "roles": who.principal.roles if who else frozenset(),
+            "csrf": who.csrf if who else "", "community_name": directory.name_of, "directory": directory,
+            "done": (done[0] if lang == "zh" else done[1]) if done else "", "path": request.url.path, **extra}
+
+
+def render(request: Request, name: str, who: Caller | None = None, status: int = 200, **extra: Any) -> HTMLResponse:
+    response = templates.TemplateResponse(request, name, context(request, who, **extra), status_code=status)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def message_page(request: Request, status: int, key: str, detail: str = "") -> HTMLResponse:
+    zh, en = MESSAGES.get(key, MESSAGES["error"])
+    return render(request, "message.html", None, status, message_zh=zh, message_en=en, detail=detail[:300])
+
+
+def refusal_page(request: Request, error: Refused) -> HTMLResponse:
+    from sandan_gateway.problems import http_status
+
+    return message_page(request, http_status(error.code), error.code.name, error.message)
+
+
+async def page_caller(request: Request) -> Caller:
+    return await request.app.state.auth.caller(request)
+
+
+async def form_caller(request: Request, who: Annotated[Caller, Depends(page_caller)]) -> Caller:
+    await check_csrf(request, who)
+    return who
+
+
+Who = Annotated[Caller, Depends(page_caller)]
+Poster = Annotated[Caller, Depends(form_caller)]
+
+
+def services(request: Request) -> Backend:
+    return request.app.state.backend
+
+
+def back(path: str, done: str = "saved") -> RedirectResponse:
+    return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+# ---- public ----------------------------------------------------------------------------------------------------
+@router.get("/")
+async def landing(request: Request) -> Response:
+    who = await request.app.state.auth.optional_caller(request)
+    return render(request, "landing.html", who)
+
+
+@router.get("/prefs")
+async def prefs(request: Request, lang: str = "", elder: str = "", next: str = "/") -> Response:
+    """Language and elderly mode: plain cookies (no personal data, no session needed, readable by the pages)."""
+    response = RedirectResponse(safe_next(next), status_code=303)
+    secure = request.app.state.settings.secure_cookies
+    if lang in ("zh", "en"):
+        response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax", secure=secure)
+    if elder in ("0", "1"):
+        response.set_cookie(ELDER_COOKIE, elder, max_age=365 * 86400, samesite="lax", secure=secure)
+    return response
+
+
+@router.get("/home")
+async def home(request: Request, who: Who) -> Response:
+    roles = who.principal.roles
+    for path, wanted in (("/office", OFFICES), ("/console", CONSOLE), ("/member", ("member",)),
+                         ("/resident", ("resident",))):
+        if roles & set(wanted):
+            return RedirectResponse(path, status_code=303)
+    return RedirectResponse("/notices", status_code=303)
+
+
+@router.get("/notices")
+async def notices(request: Request, quarter: str = "") -> Response:
+    who = await request.app.state.auth.optional_caller(request)
+    return render(request, "notices.html", who, quarters=previous_quarters(4), quarter=quarter or current_quarter())
+
+
+async def _notice(request: Request, scope: str, scope_id: str, quarter: str) -> Any:
+    backend: Backend = request.app.state.backend
+    method = backend.scoring.CommunityNotice if scope == "community" else backend.scoring.UnitReport
+    return await backend.as_gateway(method, scoring_pb2.ScopeQuarter(scope_id=scope_id, quarter=quarter))
+
+
+@router.get("/notices/communities/{community_id}")
+async def community_notice(request: Request, community_id: str, quarter: str = "") -> Response:
+    quarter = quarter if _is_quarter(quarter) else current_quarter()
+    report = await _notice(request, "community", community_id, quarter)
+    return render(request, "notice.html", await request.app.state.auth.optional_caller(request), report=report,
+                  scope="community", scope_id=community_id, quarter=quarter, quarters=previous_quarters(4))
+
+
+@router.get("/notices/units/lookup")
+async def unit_lookup(unit: str = "") -> Response:
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/notices/units/{quote(unit.strip(), safe='')}" if unit.strip() else "/notices",
+                            status_code=303)
+
+
+@router.get("/notices/units/{unit_id}")
+async def unit_notice(request: Request, unit_id: str, quarter: str = "", print: str = "") -> Response:
+    quarter = quarter if _is_quarter(quarter) else current_quarter()
+    report = await _notice(request, "unit", unit_id, quarter)
+    return render(request, "notice.html", await request.app.state.auth.optional_caller(request), report=report,
+                  scope="unit", scope_id=unit_id, quarter=quarter, quarters=previous_quarters(4),
+                  printable=print == "1")
+
+
+def _is_quarter(value: str) -> bool:
+    return len(value) == 6 and value[:4].isdigit() and value[4] == "Q" and value[5] in "1234"
+
+
+# ---- residents (and workers acting for them) ------------------------------------------------------------------
+@router.get("/resident")
+async def resident(request: Request, who: Who) -> Response:
+    backend: Backend = request.app.state.backend
+    p = who.principal
+    community = request.query_params.get("community") or p.community_id or ""
+    menu: list[Any] = []
+    if community:
+        try:
+            menu = [i for i in (await backend.call(backend.intake.ListMenu, intake_pb2.ListMenuRequest(
+                community_id=community), who.token)).items if not i.retired]
+        except Refused:
+            menu = []
+    recent = who.session.recent if who.session else []
+    return render(request, "resident.html", who, community=community, menu=menu, recent=recent,
+                  acting_for_others=bool(p.roles & set(WORKERS)))
+
+
+@router.post("/resident/register")
+async def resident_register(request: Request, who: Poster, community_id: Annotated[str, Form()],
+                            name: Annotated[str, Form(max_length=100)], phone: Annotated[str, Form(max_length=30)],
+                            address: Annotated[str, Form(max_length=200)]) -> Response:
+    backend: Backend = request.app.state.backend
+    reply = await backend.call(backend.intake.RegisterResident, intake_pb2.RegisterResidentRequest(
+        community_id=community_id, name=name, phone=phone, address=address), who.token)
+    if who.principal.roles & set(WORKERS):  # a worker needs the new resident's number to post for them
+        return RedirectResponse(f"/resident?done=registered&resident={reply.resident_id}", status_code=303)
+    return back("/resident", "registered")
+
+
+@router.post("/resident/demands")
+async def resident_post(request: Request, who: Poster, client_request_id: Annotated[str, Form(max_length=100)],
+                        menu_item_id: Annotated[str, Form()] = "",
+                        other_text: Annotated[str, Form(max_length=100)] = "",
+                        description: Annotated[str, Form(max_length=1000)] = "",
+                        urgency: Annotated[str, Form()] = "normal", care_tags: Annotated[list[str], Form()] = (),  # type: ignore[assignment]
+                        community_id: Annotated[str, Form()] = "", grid_id: Annotated[str, Form()] = "",
+                        resident_id: Annotated[str, Form()] = "") -> Response:
+    backend: Backend = request.app.state.backend
+    p = who.principal
+    worker = bool(p.roles & set(WORKERS)) and bool(resident_id)
+    item = "" if menu_item_id == "other" else menu_item_id
+    reply = await backend.call(backend.intake.PostDemand, intake_pb2.PostDemandRequest(
+        client_request_id=client_request_id, resident_id=resident_id if worker else (p.resident_id or ""),
+        community_id=community_id or p.community_id or "", grid_id=grid_id or p.grid_id or "",
+        menu_item_id=item, other_text=other_text if not item else "", description=description, urgency=urgency,
+        care_tags=[c for c in care_tags if c], channel="grid_worker" if worker else "app"), who.token)
+    await _remember(request, who, reply.demand_id)
+    return RedirectResponse(f"/resident/demands/{reply.demand_id}?done=posted", status_code=303)
+
+
+async def _remember(request: Request, who: Caller, demand_id: str) -> None:
+    """Until intake lists a resident's demands, the session keeps the last few posted here (a convenience)."""
+    if who.session is None:
+        return
+    who.session.recent = [demand_id, *(d for d in who.session.recent if d != demand_id)][:20]
+    await asyncio.to_thread(request.app.state.auth.store.save, who.session)
+
+
+@router.get("/resident/demands/{demand_id}")
+async def resident_demand(request: Request, demand_id: str, who: Who) -> Response:
+    backend: Backend = request.app.state.backend
+    demand = await backend.call(backend.intake.GetDemand, intake_pb2.DemandRef(demand_id=demand_id), who.token)
+    steps = STATUS_STEPS if demand.status != "withdrawn" else ("posted", "withdrawn")
+    return render(request, "demand.html", who, demand=demand, steps=steps,
+                  reached=steps.index(demand.status) if demand.status in steps else 0)
+
+
+@router.post("/resident/demands/{demand_id}/{action}")
+async def resident_action(request: Request, demand_id: str, action: str, who: Poster,
+                          stars: Annotated[int, Form(ge=0, le=5)] = 0,
+                          comment: Annotated[str, Form(max_length=500)] = "",
+                          reason: Annotated[str, Form(max_length=200)] = "") -> Response:
+    backend: Backend = request.app.state.backend
+    ref = intake_pb2.DemandRef(demand_id=demand_id)
+    if action == "confirm":
+        await backend.call(backend.intake.ConfirmCompletion, ref, who.token)
+    elif action == "rate":
+        await backend.call(backend.intake.RateService, intake_pb2.RateServiceRequest(
+            demand_id=demand_id, stars=stars, comment=comment), who.token)
+    elif action == "redo":
+        await backend.call(backend.intake.RequestRedo, intake_pb2.RequestRedoRequest(
+            demand_id=demand_id, reason=reason or "not_satisfied"), who.token)
+    elif action == "withdraw":
+        await backend.call(backend.intake.WithdrawDemand, intake_pb2.WithdrawDemandRequest(
+            demand_id=demand_id, reason=reason or "no_longer_needed"), who.token)
+    else:
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"no action {action}")
+    return back(f"/resident/demands/{demand_id}")
+
+
+# ---- members ---------------------------------------------------------------------------------------------------
+@router.get("/member")
+async def member(request: Request, who: Who, quarter: str = "") -> Response:
+    backend: Backend = request.app.state.backend
+    p = who.principal
+    quarter = quarter if _is_quarter(quarter) else current_quarter()
+    me = ledger = None
+    offers: list[Any] = []
+    mine: list[Any] = []
+    if p.member_id:
+        try:
+            me = await backend.call(backend.dispatch.GetMember, dispatch_pb2.MemberRef(member_id=p.member_id),
+                                    who.token)
+        except Refused:
+            me = None
+        community = (me.community_id if me else "") or p.community_id or ""
+        orders, ledger = await asyncio.gather(
+            backend.call(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(community_id=community),
+                         who.token),
+            backend.call(backend.scoring.GetMemberLedger, scoring_pb2.MemberLedgerRequest(
+                member_id=p.member_id, quarter=quarter), who.token), return_exceptions=True)
+        if isinstance(orders, BaseException):
+            orders = dispatch_pb2.Orders()
+        if isinstance(ledger, BaseException):
+            ledger = None
+        teams = set(me.teams) if me else set()
+        for o in orders.orders:
+            if o.member_id == p.member_id and o.status in ("dispatched", "accepted"):
+                mine.append(o)
+            elif o.status == "offered" and me and (o.grid_id == me.grid_id or teams & set(o.offered_teams)):
+                offers.append(o)
+    return render(request, "member.html", who, me=me, offers=offers, mine=mine, ledger=ledger, quarter=quarter)
+
+
+@router.post("/member/orders/{order_id}/{action}")
+async def member_action(request: Request, order_id: str, action: str, who: Poster,
+                        hours: Annotated[float, Form(ge=0, le=72)] = 0,
+                        notes: Annotated[str, Form(max_length=1000)] = "",
+                        reason: Annotated[str, Form(max_length=40)] = "unavailable") -> Response:
+    backend: Backend = request.app.state.backend
+    member_id = who.principal.member_id or ""
+    if action == "accept":
+        await backend.call(backend.dispatch.AcceptOrder, dispatch_pb2.AcceptOrderRequest(
+            order_id=order_id, member_id=member_id), who.token)
+    elif action == "decline":
+        await backend.call(backend.dispatch.DeclineOrder, dispatch_pb2.DeclineOrderRequest(
+            order_id=order_id, member_id=member_id, reason=reason), who.token)
+    elif action == "complete":
+        await backend.call(backend.dispatch.CompleteService, dispatch_pb2.CompleteServiceRequest(
+            order_id=order_id, member_id=member_id, hours=hours, notes=notes), who.token)
+    else:
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"no action {action}")
+    return back("/member")
+
+
+@router.get("/member/orders/{order_id}")
+async def member_order(request: Request, order_id: str, who: Who) -> Response:
+    backend: Backend = request.app.state.backend
+    order = await backend.call(backend.dispatch.GetOrder, dispatch_pb2.OrderRef(order_id=order_id), who.token)
+    contact = None
+    if order.member_id and order.member_id == who.principal.member_id and order.status == "accepted":
+        contact = await backend.call(backend.intake.GetServiceContact, intake_pb2.ServiceContactRequest(
+            demand_id=order.demand_id, member_id=order.member_id), who.token)
+    return render(request, "member_order.html", who, order=order, contact=contact)
+
+
+@router.post("/activities/{action}")
+async def activity_action(request: Request, action: str, who: Poster, activity_id: Annotated[str, Form()],
+                          resident_id: Annotated[str, Form()] = "") -> Response:
+    backend: Backend = request.app.state.backend
+    p = who.principal
+    if action == "check-in":
+        await backend.call(backend.dispatch.CheckInMember, dispatch_pb2.CheckInMemberRequest(
+            activity_id=activity_id, member_id=p.member_id or ""), who.token)
+        return back("/member")
+    if action == "sign-up":
+        await backend.call(backend.dispatch.SignUpResident, dispatch_pb2.SignUpResidentRequest(
+            activity_id=activity_id, resident_id=resident_id or p.resident_id or ""), who.token)
+        return back("/resident")
+    raise Refused(grpc.StatusCode.NOT_FOUND, f"no action {action}")
+
+
+# ---- branch secretary, grid leader, grid worker -------------------------------------------------------------------
+@router.get("/console")
+async def console(request: Request, who: Who, quarter: str = "") -> Response:
+    backend: Backend = request.app.state.backend
+    p = who.principal
+    community = p.community_id or ""
+    quarter = quarter if _is_quarter(quarter) else current_quarter()
+    orders: list[Any] = []
+    summary = None
+    if p.roles & {"branch_secretary", "grid_leader"}:
+        listed = await backend.call(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(
+            community_id=community), who.token)
+        orders = [o for o in listed.orders if o.status not in ("completed", "cancelled")
+                  and ("branch_secretary" in p.roles or o.grid_id == p.grid_id)]
+        orders.sort(key=lambda o: o.due_at)
+    if "branch_secretary" in p.roles:
+        try:
+            summary = await backend.call(backend.scoring.CommunityNotice, scoring_pb2.ScopeQuarter(
+                scope_id=community, quarter=quarter), who.token)
+        except Refused:
+            summary = None
+    return render(request, "console.html", who, community=community, orders=orders, summary=summary,
+                  quarter=quarter, care=_care_tags)
+
+
+def _care_tags(order: Any) -> list[str]:
+    return list(getattr(order, "care_tags", ()) or ())
+
+
+@router.get("/console/orders/{order_id}")
+async def console_order(request: Request, order_id: str, who: Who) -> Response:
+    backend: Backend = request.app.state.backend
+    order = await backend.call(backend.dispatch.GetOrder, dispatch_pb2.OrderRef(order_id=order_id), who.token)
+    suggestions: list[Any] = []
+    if order.status in ("open", "offered"):
+        try:
+            suggestions = list((await backend.call(backend.dispatch.SuggestMembers, dispatch_pb2.SuggestMembersRequest(
+                order_id=order_id, limit=5), who.token)).candidates)
+        except Refused:
+            suggestions = []
+    demand = None
+    try:
+        demand = await backend.call(backend.intake.GetDemand, intake_pb2.DemandRef(demand_id=order.demand_id),
+                                    who.token)
+    except Refused:
+        demand = None
+    return render(request, "console_order.html", who, order=order, suggestions=suggestions, demand=demand)
+
+
+@router.post("/console/orders/{order_id}/{action}")
+async def console_action(request: Request, order_id: str, action: str, who: Poster,
+                         member_id: Annotated[str, Form()] = "", teams: Annotated[str, Form(max_length=400)] = "",
+                         reason: Annotated[str, Form(max_length=40)] = "no_capacity",
+                         note: Annotated[str, Form(max_length=500)] = "",
+                         units: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    backend: Backend = request.app.state.backend
+    if action == "dispatch":
+        by = "branch" if "branch_secretary" in who.principal.roles else "grid_leader"
+        await backend.call(backend.dispatch.DispatchOrder, dispatch_pb2.DispatchOrderRequest(
+            order_id=order_id, member_id=member_id, dispatched_by=by), who.token)
+    elif action == "offer":
+        await backend.call(backend.dispatch.OfferOrder, dispatch_pb2.OfferOrderRequest(
+            order_id=order_id, teams=[t.strip() for t in teams.split(",") if t.strip()]), who.token)
+    elif action == "escalate":
+        await backend.call(backend.dispatch.EscalateOrder, dispatch_pb2.EscalateOrderRequest(
+            order_id=order_id, reason=reason, note=note,
+            joint_meeting_units=[u.strip() for u in units.split(",") if u.strip()]), who.token)
+    else:
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"no action {action}")
+    target = "/office" if who.principal.roles & set(OFFICES) else f"/console/orders/{order_id}"
+    return back(target)
+
+
+@router.get("/console/roster")
+async def roster(request: Request, who: Who, member_id: str = "") -> Response:
+    backend: Backend = request.app.state.backend
+    found = None
+    if member_id:
+        found = await backend.call(backend.dispatch.GetMember, dispatch_pb2.MemberRef(member_id=member_id),
+                                   who.token)
+    return render(request, "roster.html", who, member=found)
+
+
+@router.post("/console/activities")
+async def schedule(request: Request, who: Poster, unit_id: Annotated[str, Form()], theme: Annotated[str, Form()],
+                   title: Annotated[str, Form(max_length=100)], starts_at: Annotated[str, Form()],
+                   ends_at: Annotated[str, Form()], capacity: Annotated[int, Form(ge=1, le=10000)]) -> Response:
+    backend: Backend = request.app.state.backend
+    activity_id = f"act-{uuid.uuid4().hex[:12]}"
+    reply = await backend.call(backend.dispatch.ScheduleActivity, dispatch_pb2.ScheduleActivityRequest(
+        activity_id=activity_id, unit_id=unit_id, community_id=who.principal.community_id or "", theme=theme,
+        title=title, starts_at=_with_offset(starts_at), ends_at=_with_offset(ends_at), capacity=capacity), who.token)
+    return RedirectResponse(f"/activities/{reply.activity_id}?done=saved", status_code=303)
+
+
+def _with_offset(local: str) -> str:
+    """A datetime-local field (no offset) is China time."""
+    local = local.strip()
+    if local and len(local) <= 19 and "+" not in local and not local.endswith("Z"):
+        return (local + ":00" if len(local) == 16 else local) + "+08:00"
+    return local
+
+
+@router.get("/activities/{activity_id}")
+async def activity(request: Request, activity_id: str, who: Who) -> Response:
+    backend: Backend = request.app.state.backend
+    found = await backend.call(backend.dispatch.GetActivity, dispatch_pb2.ActivityRef(activity_id=activity_id),
+                               who.token)
+    return render(request, "activity.html", who, activity=api.activity_out(found))
+
+
+# ---- town and county offices ------------------------------------------------------------------------------------
+@router.get("/office")
+async def office(request: Request, who: Who, quarter: str = "") -> Response:
+    backend: Backend = request.app.state.backend
+    directory: Directory = request.app.state.directory
+    p = who.principal
+    quarter = quarter if _is_quarter(quarter) else current_quarter()
+    county = "county_office" in p.roles
+    places = list(directory.communities.values()) if county else directory.in_town(p.town_id or "")
+
+    async def one(place: Any) -> tuple[Any, Any, Any]:
+        listed, report = await asyncio.gather(
+            backend.call(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(community_id=place.community_id),
+                         who.token),
+            backend.call(backend.scoring.CommunityNotice, scoring_pb2.ScopeQuarter(
+                scope_id=place.community_id, quarter=quarter), who.token), return_exceptions=True)
+        return (place, None if isinstance(listed, BaseException) else listed,
+                None if isinstance(report, BaseException) else report)
+
+    rows = await asyncio.gather(*(one(pl) for pl in places))
+    escalated, table = [], []
+    for place, listed, report in rows:
+        orders = list(listed.orders) if listed else []
+        escalated += [(place, o) for o in orders if o.level in ("town", "county")
+                      and o.status not in ("completed", "cancelled")]
+        s = report.summary if report else None
+        table.append({"community_id": place.community_id, "name": place.name,
+                      "open": sum(o.status not in ("completed", "cancelled") for o in orders),
+                      "overdue": s.overdue if s else 0, "escalated": s.escalated if s else 0,
+                      "response": s.response_rate if s else -1, "completion": s.completion_rate if s else -1,
+                      "satisfaction": s.satisfaction_rate if s else -1, "reachable": listed is not None})
+    table.sort(key=lambda r: (-r["satisfaction"], -r["completion"], r["name"]))
+    return render(request, "office.html", who, escalated=escalated, table=table, quarter=quarter,
+                  quarters=previous_quarters(4))
+
+
+@router.post("/office/notices/{quarter}")
+async def publish(request: Request, quarter: str, who: Poster) -> Response:
+    backend: Backend = request.app.state.backend
+    await backend.call(backend.scoring.PublishQuarterlyNotices, scoring_pb2.QuarterRef(quarter=quarter), who.token)
+    return back("/office")

@@ -1,0 +1,227 @@
+"""The gateway against in-process stand-ins of the services: real gRPC servers guarded by the real authentication
+interceptor (trusting a local issuer, enforcing the role matrix), with small servicers that answer from a dict and
+refuse what is out of scope, so the tests see what the gateway forwards and what it makes of refusals.
+Sessions are opened directly in the store (the real sign-in flow is tested against Keycloak in test_stack.py).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+import httpx
+import jwt
+import pytest
+
+from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2, intake_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from sandan_eventbus.auth.principal import PermissionDenied, current
+from sandan_gateway.app import create_app
+from sandan_gateway.auth import SESSION_COOKIE, Auth
+from sandan_gateway.backend import Backend
+from sandan_gateway.live import Hub
+from sandan_gateway.open311 import Partner, Partners
+from sandan_gateway.places import Directory
+from sandan_gateway.sessions import Session, SessionStore
+from sandan_gateway.settings import Settings
+
+PLACES = """
+[county]
+id = "taihe"
+name = "泰和县委组织部"
+[towns.chengjiang]
+name = "澄江镇党委"
+[communities.c1]
+name = "新区社区"
+town = "chengjiang"
+grids = ["g1", "g2"]
+[communities.c2]
+name = "玉华社区"
+town = "chengjiang"
+"""
+PARTNER_KEY = "partner-key-for-tests"
+
+
+@dataclass
+class World:
+    """What the stand-ins hold and what they saw."""
+
+    demands: dict[str, intake_pb2.Demand] = field(default_factory=dict)
+    orders: dict[str, dispatch_pb2.Order] = field(default_factory=dict)
+    seen: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, acting role, request)
+
+    def saw(self, method: str, request: Any) -> None:
+        self.seen.append((method, current().acting_role, request))
+
+
+class FakeIntake(intake_pb2_grpc.IntakeServicer):
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def ListMenu(self, request: Any, context: Any) -> Any:
+        self.world.saw("ListMenu", request)
+        return intake_pb2.Menu(items=[intake_pb2.MenuItem(community_id=request.community_id, item_id="m-repair",
+                                                          category="repair", title="修水管")])
+
+    async def RegisterResident(self, request: Any, context: Any) -> Any:
+        self.world.saw("RegisterResident", request)
+        who = current()
+        return intake_pb2.Resident(resident_id=who.resident_id or str(uuid.uuid4()), community_id=request.community_id)
+
+    async def PostDemand(self, request: Any, context: Any) -> Any:
+        self.world.saw("PostDemand", request)
+        who = current()
+        if who.acting_role == "resident" and request.resident_id != who.resident_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a resident may act only on their own records")
+        if not request.grid_id:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "grid_id: is required")
+        demand = intake_pb2.Demand(demand_id=str(uuid.uuid4()), resident_id=request.resident_id,
+                                   community_id=request.community_id, grid_id=request.grid_id, category="repair",
+                                   status="posted", urgency=request.urgency, due_at="2030-01-01T00:00:00Z")
+        self.world.demands[demand.demand_id] = demand
+        return demand
+
+    def _own(self, demand_id: str) -> intake_pb2.Demand:
+        demand = self.world.demands.get(demand_id)
+        who = current()
+        if demand is None:
+            raise LookupError
+        if who.acting_role == "resident" and demand.resident_id != who.resident_id:
+            raise PermissionDenied("not yours")
+        return demand
+
+    async def GetDemand(self, request: Any, context: Any) -> Any:
+        self.world.saw("GetDemand", request)
+        try:
+            return self._own(request.demand_id)
+        except LookupError:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"demand {request.demand_id} not found")
+        except PermissionDenied as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+
+    async def ConfirmCompletion(self, request: Any, context: Any) -> Any:
+        self.world.saw("ConfirmCompletion", request)
+        demand = self.world.demands[request.demand_id]
+        if demand.status != "served":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "demand is posted, not served")
+        demand.status = "confirmed"
+        return demand
+
+    async def RateService(self, request: Any, context: Any) -> Any:
+        self.world.saw("RateService", request)
+        demand = self.world.demands[request.demand_id]
+        demand.stars = request.stars
+        return demand
+
+
+class FakeDispatch(dispatch_pb2_grpc.DispatchServicer):
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def ListOrders(self, request: Any, context: Any) -> Any:
+        self.world.saw("ListOrders", request)
+        return dispatch_pb2.Orders(orders=[o for o in self.world.orders.values()
+                                           if o.community_id == request.community_id])
+
+    async def FindOrderByDemand(self, request: Any, context: Any) -> Any:
+        self.world.saw("FindOrderByDemand", request)
+        for order in self.world.orders.values():
+            if order.demand_id == request.demand_id:
+                return order
+        await context.abort(grpc.StatusCode.NOT_FOUND, "order not found")
+
+    async def GetOrderHistory(self, request: Any, context: Any) -> Any:
+        from sandan_contracts.rpc import audit_pb2
+
+        return audit_pb2.History(entries=[audit_pb2.Entry(version=1, at="2026-11-02T08:00:00Z", what="Opened"),
+                                          audit_pb2.Entry(version=2, at="2026-11-02T09:00:00Z", what="Accepted",
+                                                          subject="sub-secret-member")])
+
+    async def AcceptOrder(self, request: Any, context: Any) -> Any:
+        self.world.saw("AcceptOrder", request)
+        order = self.world.orders[request.order_id]
+        order.status, order.member_id = "accepted", request.member_id
+        return order
+
+    async def GetMember(self, request: Any, context: Any) -> Any:
+        self.world.saw("GetMember", request)
+        return dispatch_pb2.Member(member_id=request.member_id, community_id="c1", grid_id="g1", teams=["medical"],
+                                   active=True)
+
+
+class FakeScoring(scoring_pb2_grpc.ScoringServicer):
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    async def CommunityNotice(self, request: Any, context: Any) -> Any:
+        self.world.saw("CommunityNotice", request)
+        return scoring_pb2.Report(scope="community", scope_id=request.scope_id, quarter=request.quarter,
+                                  rule_set_version="2026.1", summary=scoring_pb2.Summary(
+                                      members_active=3, services_completed=5, hours=7.5, satisfaction_rate=0.9),
+                                  ranking=[scoring_pb2.RankedMember(rank=1, member_id="m-1", points=30, stars=4)],
+                                  published=True)
+
+    async def GetMemberLedger(self, request: Any, context: Any) -> Any:
+        self.world.saw("GetMemberLedger", request)
+        return scoring_pb2.MemberLedger(member_id=request.member_id, stars=3, entries=[
+            scoring_pb2.LedgerEntry(entry_id="e1", points=10, rule="service_completed", quarter="2026Q4",
+                                    occurred_at="2026-11-02T10:00:00Z")],
+            totals=[scoring_pb2.Total(period="2026Q4", points=10)])
+
+
+class StaticIdentity:
+    def __init__(self, issuer: Any) -> None:
+        self.issuer = issuer
+
+    def token(self) -> str:
+        return self.issuer.token("service-account-sandan-gateway", ["service_gateway"], azp="sandan-gateway")
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    world: World
+    store: SessionStore
+    issuer: Any
+    hub: Hub
+
+    def sign_in(self, roles: list[str], **claims: str) -> Session:
+        """A session for a person with these roles and places (as the callback would open it)."""
+        token = self.issuer.token(f"sub-{uuid.uuid4().hex[:8]}", roles, **claims)
+        decoded = jwt.decode(token, options={"verify_signature": False})
+        session = self.store.create(Session(access_token=token, refresh_token="r", access_expires_at=time.time() + 300,
+                                            claims=decoded))
+        self.client.cookies.set(SESSION_COOKIE, session.session_id)
+        return session
+
+
+@pytest.fixture
+async def gateway(local_issuer: Any, tmp_path: Any) -> AsyncIterator[Gateway]:
+    world = World()
+    server = grpc.aio.server(interceptors=local_issuer.guards())
+    intake_pb2_grpc.add_IntakeServicer_to_server(FakeIntake(world), server)
+    dispatch_pb2_grpc.add_DispatchServicer_to_server(FakeDispatch(world), server)
+    scoring_pb2_grpc.add_ScoringServicer_to_server(FakeScoring(world), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    address = f"127.0.0.1:{port}"
+    settings = Settings(session_secret="x" * 40, web_client_secret="s", session_url=f"sqlite:///{tmp_path}/s.db",
+                        live="off")
+    backend = Backend({k: address for k in ("intake", "dispatch", "scoring", "notify")}, None,
+                      StaticIdentity(local_issuer), timeout=5)
+    store = SessionStore(settings.session_url)
+    verifier = local_issuer.guards()[0].verifier
+    auth = Auth(local_issuer.url, "sandan-web", "s", verifier, store, settings.public_url, False)
+    hub = Hub()
+    partners = Partners([Partner("hotline", __import__("hashlib").sha256(PARTNER_KEY.encode()).hexdigest(),
+                                 frozenset({"c1"}))])
+    app = create_app(settings, backend, auth, Directory.parse(PLACES), partners, None, hub)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as client:
+        yield Gateway(client, world, store, local_issuer, hub)
+    await backend.close()
+    await server.stop(0)
+    store.close()

@@ -1,0 +1,247 @@
+"""The JSON API, the pages and Open311 against stand-in services behind the real authentication interceptor."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sandan_contracts.rpc import dispatch_pb2, intake_pb2
+from sandan_eventbus.auth.principal import resident_id_for
+
+OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
+
+
+# ---- sign-in is the default ---------------------------------------------------------------------------------------
+async def test_api_without_session_is_401_problem(gateway):
+    reply = await gateway.client.get("/api/v1/me")
+    assert reply.status_code == 401
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    body = reply.json()
+    assert body["status"] == 401 and body["type"].startswith("urn:sandan:problem:") and body["title"]
+
+
+async def test_page_without_session_redirects_to_login(gateway):
+    reply = await gateway.client.get("/resident")
+    assert reply.status_code == 303 and reply.headers["location"].startswith("/login?next=/resident")
+
+
+async def test_me_names_roles_places_and_csrf(gateway):
+    session = gateway.sign_in(["branch_secretary"], community_id="c1")
+    body = (await gateway.client.get("/api/v1/me")).json()
+    assert body["roles"] == ["branch_secretary"] and body["community_id"] == "c1"
+    assert body["csrf_token"] == session.csrf
+
+
+# ---- the person's token is forwarded; the services decide ------------------------------------------------------------
+async def test_resident_posts_as_themselves_with_csrf(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r1", "menu_item_id": "m-repair"},
+                                      headers={"x-csrf-token": session.csrf})
+    assert reply.status_code == 201, reply.text
+    method, role, request = gateway.world.seen[-1]
+    assert (method, role) == ("PostDemand", "resident")
+    expected = resident_id_for(gateway.issuer.url, session.claims["sub"])
+    assert request.resident_id == expected and request.community_id == "c1" and request.grid_id == "g1"
+    assert request.channel == "app"
+    assert reply.json()["status"] == "posted"
+
+
+async def test_state_change_without_csrf_is_refused_and_nothing_is_called(gateway):
+    gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r1", "menu_item_id": "m-repair"})
+    assert reply.status_code == 403
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert not any(m == "PostDemand" for m, _, _ in gateway.world.seen)
+    wrong = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r1"},
+                                      headers={"x-csrf-token": "not-it"})
+    assert wrong.status_code == 403
+
+
+async def test_bearer_caller_needs_no_csrf(gateway):
+    token = gateway.issuer.token("mini-program-user", ["resident"], community_id="c1", grid_id="g1")
+    reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r2", "other_text": "换灯泡"},
+                                      headers={"authorization": f"Bearer {token}"})
+    assert reply.status_code == 201, reply.text
+
+
+async def test_permission_denied_becomes_403_problem(gateway):
+    owner = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    posted = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r3", "menu_item_id": "m-repair"},
+                                       headers={"x-csrf-token": owner.csrf})
+    demand_id = posted.json()["demand_id"]
+    gateway.sign_in(["resident"], community_id="c1", grid_id="g1")  # another resident
+    reply = await gateway.client.get(f"/api/v1/demands/{demand_id}")
+    assert reply.status_code == 403
+    assert reply.json()["type"] == "urn:sandan:problem:forbidden"
+    page = await gateway.client.get(f"/resident/demands/{demand_id}")
+    assert page.status_code == 403 and "您没有权限做这件事" in page.text and "Traceback" not in page.text
+
+
+async def test_role_outside_the_matrix_is_refused_by_the_service(gateway):
+    session = gateway.sign_in(["member"], member_id="m-1")
+    reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r4", "menu_item_id": "m-repair"},
+                                      headers={"x-csrf-token": session.csrf})
+    assert reply.status_code == 403  # PostDemand's row does not name member: the interceptor refused
+
+
+# ---- bad input: problem+json naming the field -----------------------------------------------------------------------
+async def test_validation_problem_names_the_field(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    reply = await gateway.client.post("/api/v1/demands/x/rate", json={"stars": 9},
+                                      headers={"x-csrf-token": session.csrf})
+    assert reply.status_code == 422
+    body = reply.json()
+    assert reply.headers["content-type"].startswith("application/problem+json")
+    assert body["field"] == "stars" and body["errors"][0]["field"] == "stars"
+    assert "Traceback" not in reply.text
+
+
+async def test_service_invalid_argument_names_the_field(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1")  # no grid in the token, none given
+    reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r5", "menu_item_id": "m-repair"},
+                                      headers={"x-csrf-token": session.csrf})
+    assert reply.status_code == 400
+    assert reply.json()["field"] == "grid_id"
+
+
+async def test_failed_precondition_is_409(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    posted = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r6", "menu_item_id": "m-repair"},
+                                       headers={"x-csrf-token": session.csrf})
+    reply = await gateway.client.post(f"/api/v1/demands/{posted.json()['demand_id']}/confirm",
+                                      headers={"x-csrf-token": session.csrf})
+    assert reply.status_code == 409 and reply.json()["type"] == "urn:sandan:problem:not-now"
+
+
+# ---- members ------------------------------------------------------------------------------------------------------
+async def test_member_accepts_as_their_own_member_id(gateway):
+    gateway.world.orders["o1"] = dispatch_pb2.Order(order_id="o1", demand_id="d1", community_id="c1", grid_id="g1",
+                                                    status="offered", category="repair", due_at="2030-01-01T00:00:00Z")
+    session = gateway.sign_in(["member"], member_id="m-7", community_id="c1")
+    page = await gateway.client.get("/member")
+    assert page.status_code == 200 and 'data-testid="offer-o1"' in page.text
+    reply = await gateway.client.post("/member/orders/o1/accept", data={"csrf_token": session.csrf})
+    assert reply.status_code == 303
+    method, role, request = gateway.world.seen[-1]
+    assert (method, role, request.member_id) == ("AcceptOrder", "member", "m-7")
+    page = await gateway.client.get("/member")
+    assert 'data-testid="my-order-o1"' in page.text and "完成服务" in page.text  # the ledger's reason, in words
+
+
+async def test_form_without_csrf_is_refused(gateway):
+    gateway.world.orders["o2"] = dispatch_pb2.Order(order_id="o2", demand_id="d2", community_id="c1", status="offered")
+    gateway.sign_in(["member"], member_id="m-7")
+    reply = await gateway.client.post("/member/orders/o2/accept", data={})
+    assert reply.status_code == 403
+    assert gateway.world.orders["o2"].status == "offered"
+
+
+# ---- pages: language, elderly mode, landmarks -----------------------------------------------------------------------
+async def test_pages_chinese_first_english_switch_and_elder_mode(gateway):
+    page = await gateway.client.get("/")
+    assert '<html lang="zh-CN"' in page.text and "<main" in page.text and 'href="#main"' in page.text
+    switched = await gateway.client.get("/prefs", params={"lang": "en", "elder": "1", "next": "/"})
+    assert switched.status_code == 303 and switched.headers["location"] == "/"
+    page = await gateway.client.get("/")
+    assert '<html lang="en" class="elder"' in page.text and "Sign in" in page.text
+    away = await gateway.client.get("/prefs", params={"lang": "zh", "next": "//evil.example/"})
+    assert away.headers["location"] == "/"  # no open redirect
+
+
+async def test_resident_page_offers_the_menu_and_other(gateway):
+    gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    page = await gateway.client.get("/resident")
+    assert page.status_code == 200
+    assert 'data-testid="menu-m-repair"' in page.text and 'data-testid="menu-other"' in page.text
+    assert 'for="description"' in page.text and 'name="csrf_token"' in page.text
+
+
+async def test_public_notice_board_needs_no_sign_in_and_shows_no_residents(gateway):
+    page = await gateway.client.get("/notices/communities/c1", params={"quarter": "2026Q4"})
+    assert page.status_code == 200 and "新区社区" in page.text and "m-1" in page.text and "★★★★" in page.text
+    method, role, _ = gateway.world.seen[-1]
+    assert (method, role) == ("CommunityNotice", "service_gateway")
+    api = await gateway.client.get("/api/v1/public/communities/c1/notice", params={"quarter": "2026Q4"})
+    assert api.status_code == 200 and api.json()["ranking"][0]["stars"] == 4
+    assert "resident" not in api.text
+
+
+# ---- the OpenAPI document is committed and fresh ----------------------------------------------------------------------
+async def test_committed_openapi_is_fresh(gateway):
+    live = (await gateway.client.get("/openapi.json")).json()
+    committed = json.loads(OPENAPI.read_text(encoding="utf-8"))
+    assert live == committed, "stale: run python -m sandan_gateway.openapi > services/gateway/openapi.json"
+
+
+# ---- Open311 --------------------------------------------------------------------------------------------------------
+async def test_open311_requires_jurisdiction(gateway):
+    reply = await gateway.client.get("/open311/v2/services.json")
+    assert reply.status_code == 400 and reply.json()[0]["code"] == 400
+    assert "jurisdiction_id" in reply.json()[0]["description"]
+    unknown = await gateway.client.get("/open311/v2/services.json", params={"jurisdiction_id": "nowhere"})
+    assert unknown.status_code == 404
+
+
+async def test_open311_services_is_the_menu_plus_other(gateway):
+    reply = await gateway.client.get("/open311/v2/services.json", params={"jurisdiction_id": "c1"})
+    codes = [s["service_code"] for s in reply.json()]
+    assert codes == ["m-repair", "other"]
+    first = reply.json()[0]
+    assert set(first) >= {"service_code", "service_name", "description", "metadata", "type", "keywords", "group"}
+    assert first["metadata"] is False and first["type"] == "realtime"
+
+
+async def test_open311_post_needs_a_key_bound_to_the_jurisdiction(gateway):
+    form = {"jurisdiction_id": "c1", "service_code": "m-repair", "address_string": "X 路 1 号", "first_name": "三",
+            "last_name": "张", "phone": "13800000000"}
+    assert (await gateway.client.post("/open311/v2/requests.json", data=form)).status_code == 403
+    wrong = await gateway.client.post("/open311/v2/requests.json", data={**form, "api_key": "nope"})
+    assert wrong.status_code == 403
+    elsewhere = await gateway.client.post("/open311/v2/requests.json",
+                                          data={**form, "api_key": "partner-key-for-tests", "jurisdiction_id": "c2"})
+    assert elsewhere.status_code == 403
+    ok = await gateway.client.post("/open311/v2/requests.json", data={**form, "api_key": "partner-key-for-tests"})
+    assert ok.status_code == 200, ok.text
+    created = ok.json()[0]
+    assert created["service_request_id"] in gateway.world.demands
+    posted = [r for m, role, r in gateway.world.seen if m == "PostDemand"][-1]
+    assert posted.channel == "hotline" and posted.grid_id == "g1"
+    assert [role for m, role, _ in gateway.world.seen if m in ("RegisterResident", "PostDemand")] == \
+        ["service_gateway", "service_gateway"]
+
+
+async def test_open311_requests_show_status_without_personal_data(gateway):
+    gateway.world.orders["o9"] = dispatch_pb2.Order(order_id="o9", demand_id="d9", community_id="c1", status="accepted",
+                                                    category="repair", level="town", due_at="2030-01-01T00:00:00Z")
+    gateway.world.demands["d9"] = intake_pb2.Demand(demand_id="d9", resident_id="r-secret", community_id="c1")
+    one = await gateway.client.get("/open311/v2/requests/d9.json", params={"jurisdiction_id": "c1"})
+    assert one.status_code == 200
+    view = one.json()[0]
+    assert view["status"] == "open" and "accepted" in view["status_notes"] and "town" in view["status_notes"]
+    assert view["requested_datetime"] == "2026-11-02T08:00:00Z" and view["expected_datetime"]
+    for hidden in ("r-secret", "sub-secret-member"):
+        assert hidden not in one.text
+    assert view["address"] is None and view["description"] is None and view["lat"] is None
+    listed = await gateway.client.get("/open311/v2/requests.json",
+                                      params={"jurisdiction_id": "c1", "service_request_id": "d9,unknown"})
+    assert [r["service_request_id"] for r in listed.json()] == ["d9"]
+    closed = await gateway.client.get("/open311/v2/requests.json",
+                                      params={"jurisdiction_id": "c1", "status": "closed",
+                                              "start_date": "2026-01-01T00:00:00Z"})
+    assert closed.json() == []
+    opened = await gateway.client.get("/open311/v2/requests.json",
+                                      params={"jurisdiction_id": "c1", "status": "open", "service_code": "repair",
+                                              "start_date": "2026-01-01T00:00:00Z", "end_date": "2026-12-31T00:00:00Z",
+                                              "max_requests": 1})
+    assert [r["service_request_id"] for r in opened.json()] == ["d9"]
+    bad = await gateway.client.get("/open311/v2/requests.json", params={"jurisdiction_id": "c1", "status": "lost"})
+    assert bad.status_code == 400
+    bad_date = await gateway.client.get("/open311/v2/requests.json",
+                                        params={"jurisdiction_id": "c1", "start_date": "yesterday"})
+    assert bad_date.status_code == 400
+
+
+async def test_open311_discovery(gateway):
+    body = (await gateway.client.get("/open311/v2/discovery.json")).json()
+    assert body["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
+    assert "application/json" in body["endpoints"][0]["formats"]
