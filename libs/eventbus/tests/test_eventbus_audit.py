@@ -56,3 +56,13 @@ def test_events_stored_before_actors_were_recorded_still_read() -> None:
     trace = mapper.trace_of(stored)
     assert trace is not None and trace.actor is None
     assert history(app, parcel.id)[0].subject == ""
+
+
+def test_a_person_acting_outside_a_traced_call_is_still_recorded() -> None:
+    app = Post()
+    member = Principal("sub-m", frozenset({"member"}), acting_role="member")
+    with acting_as(member):
+        parcel = Parcel(to="x")
+        app.save(parcel)
+    (entry,) = history(app, parcel.id)
+    assert (entry.subject, entry.role) == ("sub-m", "member") and entry.correlation_id

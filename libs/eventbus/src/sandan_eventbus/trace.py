@@ -78,12 +78,13 @@ class TracingMapper(Mapper[Any]):
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         stored = super().to_stored_event(domain_event)
-        trace = current()
-        if trace is None:
+        trace, actor = current(), current_actor()
+        if trace is None and actor is None:
             return stored
+        if trace is None:  # a person acting outside a traced call still leaves their name on what they did
+            trace = Trace(new_correlation_id())
         state = self.transcoder.decode(stored.state)
         state[_TRACE_KEY] = {"c": trace.correlation_id, "k": trace.causation_id}
-        actor = current_actor()
         if actor is not None:
             state[_TRACE_KEY]["a"] = {"s": actor.subject, "r": actor.role, "b": actor.on_behalf_of}
         return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
