@@ -1,4 +1,7 @@
-"""The gRPC edge on an in-process server, and the delivery loops (planner + lanes) on the asyncio loop."""
+"""The gRPC edge on an in-process server, and the delivery loops (planner + lanes) on the asyncio loop.
+
+The server has the production chain (`edge.server` with the authentication interceptor); these calls carry a real
+signed token of member m-1 who is also an operator (scope itself: test_access.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ import pytest
 from sandan_contracts.events import MemberReported, OrderDispatched, OrderOffered, OrderOpened
 from sandan_contracts.rpc import notify_pb2 as pb
 from sandan_contracts.rpc.notify_pb2_grpc import NotifyStub
-from sandan_eventbus import edge
+from sandan_eventbus import channels, edge
+from sandan_eventbus.auth.client import AioBearerAuth, StaticToken
+from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_notify.api import add_to_server
 from sandan_notify.channels import SendError
 from sandan_notify.delivery import Worker
@@ -20,13 +25,15 @@ DUE = "2026-03-03T00:00:00Z"
 
 
 @pytest.fixture
-async def stub(h) -> AsyncIterator[NotifyStub]:  # type: ignore[no-untyped-def]
-    server = edge.server("notify")
+async def stub(h, local_issuer: LocalIssuer) -> AsyncIterator[NotifyStub]:  # type: ignore[no-untyped-def]
+    server = edge.server("notify", guards=local_issuer.guards())
     add_to_server(server, h.app)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
+    token = local_issuer.token("member-1-it", ["member", "operator"], member_id="m-1")
     try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        async with channels.aio_channel(f"127.0.0.1:{port}", interceptors=[AioBearerAuth(StaticToken(token))]
+                                        ) as channel:
             yield NotifyStub(channel)
     finally:
         await server.stop(None)

@@ -13,8 +13,7 @@ from sandan_notify.clock import FakeClock
 from sandan_notify.settings import Settings
 
 BASE = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9092", "NOTIFY_EVENTSTORE_URL": "memory://",
-        "NOTIFY_INTAKE_ADDRESS": "127.0.0.1:50051", "NOTIFY_DISPATCH_ADDRESS": "127.0.0.1:50052",
-        "NOTIFY_CONTACT_TOKEN": "t"}
+        "NOTIFY_INTAKE_ADDRESS": "127.0.0.1:50051", "NOTIFY_DISPATCH_ADDRESS": "127.0.0.1:50052"}
 
 
 @pytest.fixture

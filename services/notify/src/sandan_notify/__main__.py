@@ -8,12 +8,14 @@ import grpc
 from sandan_contracts.events.dispatch import ORDERS, ROSTER
 from sandan_contracts.events.intake import TOPIC as DEMANDS
 from sandan_contracts.events.scoring import NOTICES
+from sandan_eventbus import security
 from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import make_broker
 from sandan_eventbus.logs import setup
 from sandan_eventbus.relay import Relay
 from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
+from sandan_eventbus.security import GrpcTlsSettings, OidcSettings
 from sandan_notify import api
 from sandan_notify.application import NotifyApplication
 from sandan_notify.channels import (
@@ -51,9 +53,14 @@ def build_channels(s: Settings) -> dict[str, Channel]:
 
 
 def build_runtime(settings: Settings) -> ServiceRuntime:
+    # notify calls intake and dispatch as itself (client credentials; role service_notify), over TLS where
+    # configured: without its identity it could reach nobody, so it does not start (ConfigError names it)
+    oidc: OidcSettings = security.load(OidcSettings)
+    tls: GrpcTlsSettings = security.load(GrpcTlsSettings)
+    identity, credentials = oidc.identity(), tls.channel_credentials()
     offices = Offices(settings.offices_file)
-    contacts = GrpcContacts(settings.intake_address, settings.dispatch_address, settings.contact_token, offices,
-                            timeout=min(5.0, settings.send_timeout_seconds))
+    contacts = GrpcContacts(settings.intake_address, settings.dispatch_address, identity, offices,
+                            credentials=credentials, timeout=min(5.0, settings.send_timeout_seconds))
     # Not for production: NOTIFY_FAKE_NOW moves notify's clock (quiet hours, retry times) for tests.
     clock: Clock = FakeClock(settings.fake_now) if settings.fake_now else utc_now
     app = NotifyApplication(
@@ -78,7 +85,7 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
 
     return ServiceRuntime(name="notify", broker=broker, relay=relay, inbox=inbox, grpc_address=settings.grpc_address,
                           register_servicers=register, loops=worker.loops(),  # type: ignore[arg-type]
-                          bootstrap=settings.kafka_bootstrap_servers)
+                          bootstrap=settings.kafka_bootstrap_servers, oidc=oidc, tls=tls)
 
 
 def main() -> None:

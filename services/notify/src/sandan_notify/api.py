@@ -1,4 +1,7 @@
-"""The gRPC edge (sandan.notify.v1.Notify): preferences and the delivery log."""
+"""The gRPC edge (sandan.notify.v1.Notify): preferences and the delivery log.
+
+Roles are the interceptor's (access.toml); scope here: preferences only for the recipient themselves
+(`preferences.check_owner`); the delivery log and dead letters for operators (ids only, never addresses)."""
 
 from __future__ import annotations
 
@@ -10,12 +13,13 @@ import grpc
 from sandan_contracts.rpc import notify_pb2 as pb
 from sandan_contracts.rpc import notify_pb2_grpc as pb_grpc
 from sandan_eventbus import rpc
+from sandan_eventbus.auth.principal import Principal, current
 from sandan_eventbus.checks import check_choice, check_id, check_ref
 from sandan_eventbus.errors import InvalidArgument
 from sandan_notify.application import NotifyApplication
 from sandan_notify.deliveries import STATUSES, parse_stamp
 from sandan_notify.domain import CHANNELS, KINDS
-from sandan_notify.preferences import Preferences
+from sandan_notify.preferences import Preferences, check_owner
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Notify"].full_name
 
@@ -53,13 +57,23 @@ def dead_letter_pb(row: Any) -> pb.DeadLetter:
                          attempts=row.attempts, recorded_at=rfc3339(row.recorded_at))
 
 
+def recipient(who: Principal, ref: pb.RecipientRef) -> None:
+    """A well-formed recipient (refusals name the field), then one the caller may speak for."""
+    check_choice("recipient_kind", ref.recipient_kind, KINDS)
+    check_id("recipient_id", ref.recipient_id)
+    check_owner(who, ref.recipient_kind, ref.recipient_id)
+
+
 class NotifyServicer(pb_grpc.NotifyServicer):
     def __init__(self, app: NotifyApplication, on_change: Callable[[], None] = lambda: None) -> None:
         self.app = app
         self.on_change = on_change
 
     async def SetPreferences(self, request: pb.Preferences, context: grpc.aio.ServicerContext) -> pb.Preferences:
+        who = current()
+
         def set_preferences() -> pb.Preferences:
+            recipient(who, request.recipient)
             prefs = Preferences(request.recipient.recipient_kind, request.recipient.recipient_id,
                                 tuple(request.channels), request.quiet_start, request.quiet_end,
                                 request.opt_out_non_essential, request.language)
@@ -70,9 +84,10 @@ class NotifyServicer(pb_grpc.NotifyServicer):
         return result
 
     async def GetPreferences(self, request: pb.RecipientRef, context: grpc.aio.ServicerContext) -> pb.Preferences:
+        who = current()
+
         def get() -> pb.Preferences:
-            check_choice("recipient_kind", request.recipient_kind, KINDS)
-            check_id("recipient_id", request.recipient_id)
+            recipient(who, request)
             return preferences_pb(self.app.preferences.get(request.recipient_kind, request.recipient_id))
 
         return await rpc.call(context, get)

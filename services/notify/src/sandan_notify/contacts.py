@@ -1,11 +1,13 @@
 """How to reach a recipient, asked at the moment of need and never stored (not in the event store, not in
 notify's tables): residents from intake (GetDemandContact), members and units from dispatch
-(GetMemberContact / GetUnitContact), each an authorised call with notify's bearer token; offices from
-notify's own office directory. A short in-memory cache spares the owning services repeated calls.
+(GetMemberContact / GetUnitContact), each called as notify itself (a service_notify token from the client
+credentials grant, over TLS where configured); offices from notify's own office directory. A short in-memory
+cache spares the owning services repeated calls.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -16,7 +18,10 @@ import grpc
 
 from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2, intake_pb2_grpc
 from sandan_eventbus import channels
+from sandan_eventbus.auth.client import BearerAuth, TokenSource, TokenUnavailable
 from sandan_notify.directory import Offices
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,8 @@ class ContactNotFound(Exception):
 
 
 class ContactUnavailable(Exception):
-    """The owner could not answer now (down, timeout, refused our token): try again later."""
+    """The owner could not answer now (down, timeout, refused our token) or the issuer gave us no token: try
+    again later."""
 
 
 class ContactBook(Protocol):
@@ -47,23 +53,27 @@ class ContactBook(Protocol):
 
 
 class GrpcContacts:
-    """Contacts from intake and dispatch over gRPC, offices from the directory; cached for `ttl_seconds`."""
+    """Contacts from intake and dispatch over gRPC, offices from the directory; cached for `ttl_seconds`.
 
-    def __init__(self, intake_address: str, dispatch_address: str, token: str, offices: Offices, *,
-                 timeout: float = 5.0, ttl_seconds: float = 60.0,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    `identity` is notify's own token source (`OidcSettings().identity()`: client credentials, cached until
+    shortly before expiry); `credentials` the TLS credentials for calling the owners (None: plaintext, local)."""
+
+    def __init__(self, intake_address: str, dispatch_address: str, identity: TokenSource, offices: Offices, *,
+                 credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0,
+                 ttl_seconds: float = 60.0, monotonic: Callable[[], float] = time.monotonic) -> None:
         # look-ups are reads: retried on UNAVAILABLE and on an owner's "busy" refusal (sandan_eventbus.channels)
-        self._intake_channel = channels.insecure_channel(intake_address)
-        self._dispatch_channel = channels.insecure_channel(dispatch_address)
+        auth = [BearerAuth(identity)]
+        self._intake_channel = channels.channel(intake_address, credentials, auth)
+        self._dispatch_channel = channels.channel(dispatch_address, credentials, auth)
         self.intake = intake_pb2_grpc.IntakeStub(self._intake_channel)
         self.dispatch = dispatch_pb2_grpc.DispatchStub(self._dispatch_channel)
-        self.metadata = (("authorization", f"Bearer {token}"),)
         self.offices = offices
         self.timeout = timeout
         self.ttl = ttl_seconds
         self.monotonic = monotonic
         self._cache: dict[tuple[str, str], tuple[float, Contact]] = {}
         self._lock = threading.Lock()
+        self._trouble: str | None = None  # the refusal last logged; logged again only after a look-up worked
 
     def lookup(self, kind: str, ref: str) -> Contact:
         if kind in ("branch", "town", "county"):
@@ -76,6 +86,7 @@ class GrpcContacts:
         contact = self._fetch(kind, ref)
         with self._lock:
             self._cache[key] = (self.monotonic(), contact)
+            self._trouble = None
         return contact
 
     def _fetch(self, kind: str, ref: str) -> Contact:
@@ -89,16 +100,32 @@ class GrpcContacts:
             if kind == "unit":
                 u = self._call(self.dispatch.GetUnitContact, dispatch_pb2.UnitRef(unit_id=ref))
                 return Contact(u.unit_id or ref, u.unit_name, u.contact_email, webhook_url=u.webhook_url)
+        except TokenUnavailable as refused:
+            # notify's own identity: the issuer is down or refused our client credentials. Not the recipient's
+            # fault: the notice waits and is tried again (its message names the client id, never the secret).
+            self._once("no_token", "no token for notify's own identity (SANDAN_OIDC_CLIENT_ID / _SECRET, or "
+                       "the issuer is down): contact look-ups wait", str(refused))
+            raise ContactUnavailable("contact_no_token") from None
         except grpc.RpcError as error:
             code = error.code() if hasattr(error, "code") else None
             if code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 raise ContactNotFound(f"{kind} {ref}: {code.name}") from None
+            if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                self._once(code.name, "the owner refused notify's token: contact look-ups wait", code.name)
             name = code.name.lower() if code is not None else "rpc_error"
             raise ContactUnavailable(f"contact_{name}") from None
         raise ContactNotFound(f"unknown recipient kind {kind}")
 
+    def _once(self, trouble: str, message: str, reason: str) -> None:
+        """One log line per kind of refusal until a look-up works again (every notice would repeat it)."""
+        with self._lock:
+            if self._trouble == trouble:
+                return
+            self._trouble = trouble
+        log.error(message, extra={"fields": {"reason": reason[:200]}})
+
     def _call(self, method: Any, request: Any) -> Any:
-        return method(request, metadata=self.metadata, timeout=self.timeout)
+        return method(request, timeout=self.timeout)
 
     def close(self) -> None:
         self._intake_channel.close()

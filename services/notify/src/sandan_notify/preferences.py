@@ -1,7 +1,8 @@
 """Per-recipient preferences in notify's own table: channel order, quiet hours, opt-out, language.
 
 Unset fields fall back to the defaults: channels by recipient kind (an office's configured order first),
-quiet hours from NOTIFY_QUIET_HOURS (22:00-07:00), Chinese.
+quiet hours from NOTIFY_QUIET_HOURS (22:00-07:00), Chinese. Only the recipient themselves reads or sets them
+(`check_owner`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from dataclasses import dataclass, replace
 from sqlalchemy import Boolean, Column, MetaData, String, Table, select
 from sqlalchemy.engine import Engine
 
-from sandan_eventbus.errors import InvalidArgument
+from sandan_eventbus.auth.principal import Principal
+from sandan_eventbus.errors import InvalidArgument, PermissionDenied
 from sandan_notify.directory import upsert
 from sandan_notify.domain import CHANNELS, KINDS, QuietHours, check_choice, check_id
 from sandan_notify.templates import LANGUAGES
@@ -23,6 +25,17 @@ DEFAULT_CHANNELS: dict[str, tuple[str, ...]] = {
     "branch": ("webhook", "email", "sms", "console"),
     "town": ("webhook", "email", "sms", "console"),
     "county": ("webhook", "email", "sms", "console"),
+}
+
+# Whose preferences a token may read and set: per recipient kind, the role that speaks for it and the claim that
+# names it (an office's id is as the office directory names it: a branch by its community, a town, the county).
+OWNERS: dict[str, tuple[str, str]] = {
+    "resident": ("resident", "resident_id"),
+    "member": ("member", "member_id"),
+    "unit": ("unit_admin", "unit_id"),
+    "branch": ("branch_secretary", "community_id"),
+    "town": ("town_office", "town_id"),
+    "county": ("county_office", "county_id"),
 }
 
 metadata = MetaData()
@@ -68,6 +81,19 @@ def validated(p: Preferences) -> Preferences:
     check_choice("language", language, LANGUAGES)
     return replace(p, language=language, quiet_start=p.quiet_start.strip(), quiet_end=p.quiet_end.strip(),
                    is_default=False)
+
+
+def check_owner(who: Principal, kind: str, recipient_id: str) -> None:
+    """Preferences are the recipient's own (access.toml: SetPreferences, GetPreferences): a resident or member their
+    own record, a unit admin their unit, an office its office. Any of the caller's roles may be the one (a member who
+    is also their community's secretary has two sets). Internal work (`SYSTEM`) passes."""
+    if who.is_system:
+        return
+    role, claim = OWNERS[kind]
+    bound = getattr(who, claim)
+    if not (who.has(role) and bound and bound == recipient_id):
+        raise PermissionDenied(f"{kind} preferences are their recipient's own: only the {role} bound to it "
+                               f"({claim}) may read or set them")
 
 
 class PreferenceStore:

@@ -1,7 +1,9 @@
 """Environment-only settings, read once at start; a missing or malformed value stops the service.
 
 A channel is enabled by configuring it (NOTIFY_SMTP_HOST, NOTIFY_WEBHOOK_SECRET, NOTIFY_SMS_URL,
-NOTIFY_WECHAT_URL, NOTIFY_CONSOLE); a recipient is only reached on enabled channels.
+NOTIFY_WECHAT_URL, NOTIFY_CONSOLE); a recipient is only reached on enabled channels. notify's own identity for
+its contact look-ups (SANDAN_OIDC_CLIENT_ID / _SECRET) and TLS to intake and dispatch (SANDAN_GRPC_TLS_CA_FILE)
+are the shared settings of `sandan_eventbus.security`, read by `__main__.build_runtime`.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ class Settings:
     consumer_group: str
     intake_address: str
     dispatch_address: str
-    contact_token: str
     offices_file: str | None
     utc_offset: timedelta
     quiet_hours: tuple[str, str]
@@ -115,7 +116,6 @@ class Settings:
             consumer_group=optional("NOTIFY_CONSUMER_GROUP", "notify"),
             intake_address=required("NOTIFY_INTAKE_ADDRESS"),
             dispatch_address=required("NOTIFY_DISPATCH_ADDRESS"),
-            contact_token=required("NOTIFY_CONTACT_TOKEN"),
             offices_file=offices,
             utc_offset=parse_offset(optional("NOTIFY_UTC_OFFSET", "+08:00")),
             quiet_hours=parse_quiet(optional("NOTIFY_QUIET_HOURS", "22:00-07:00")),
