@@ -17,7 +17,14 @@ import httpx
 import jwt
 import pytest
 
-from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2, intake_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from sandan_contracts.rpc import (
+    dispatch_pb2,
+    dispatch_pb2_grpc,
+    intake_pb2,
+    intake_pb2_grpc,
+    scoring_pb2,
+    scoring_pb2_grpc,
+)
 from sandan_eventbus.auth.principal import PermissionDenied, current
 from sandan_gateway.app import create_app
 from sandan_gateway.auth import SESSION_COOKIE, Auth

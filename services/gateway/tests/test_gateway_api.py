@@ -166,7 +166,7 @@ async def test_public_notice_board_needs_no_sign_in_and_shows_no_residents(gatew
     assert "resident" not in api.text
 
 
-# ---- the OpenAPI document is committed and fresh ----------------------------------------------------------------------
+# ---- the OpenAPI document is committed and fresh --------------------------------------------------------------------
 async def test_committed_openapi_is_fresh(gateway):
     live = (await gateway.client.get("/openapi.json")).json()
     committed = json.loads(OPENAPI.read_text(encoding="utf-8"))

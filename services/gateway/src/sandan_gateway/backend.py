@@ -53,17 +53,40 @@ def channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.a
 class Backend:
     def __init__(self, addresses: dict[str, str], credentials: grpc.ChannelCredentials | None,
                  identity: TokenSource | None, timeout: float = 10.0) -> None:
-        self._channels = {name: channel(address, credentials) for name, address in addresses.items()}
-        self.intake = intake_pb2_grpc.IntakeStub(self._channels["intake"])
-        self.dispatch = dispatch_pb2_grpc.DispatchStub(self._channels["dispatch"])
-        self.scoring = scoring_pb2_grpc.ScoringStub(self._channels["scoring"])
-        self.notify = notify_pb2_grpc.NotifyStub(self._channels["notify"])
+        self.addresses, self.credentials = addresses, credentials
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, Any] = {}
         self.identity = identity
         self.timeout = timeout
+
+    def _stub(self, name: str, cls: Any) -> Any:
+        # Channels are made on first use, inside the server's event loop (an asyncio channel is bound to one loop).
+        if name not in self._stubs:
+            self._channels[name] = channel(self.addresses[name], self.credentials)
+            self._stubs[name] = cls(self._channels[name])
+        return self._stubs[name]
+
+    @property
+    def intake(self) -> intake_pb2_grpc.IntakeStub:
+        return self._stub("intake", intake_pb2_grpc.IntakeStub)
+
+    @property
+    def dispatch(self) -> dispatch_pb2_grpc.DispatchStub:
+        return self._stub("dispatch", dispatch_pb2_grpc.DispatchStub)
+
+    @property
+    def scoring(self) -> scoring_pb2_grpc.ScoringStub:
+        return self._stub("scoring", scoring_pb2_grpc.ScoringStub)
+
+    @property
+    def notify(self) -> notify_pb2_grpc.NotifyStub:
+        return self._stub("notify", notify_pb2_grpc.NotifyStub)
 
     async def close(self) -> None:
         for ch in self._channels.values():
             await ch.close()
+        self._channels.clear()
+        self._stubs.clear()
 
     async def call(self, method: Callable[..., Awaitable[R]], request: Any, token: str,
                    correlation_id: str | None = None) -> R:
