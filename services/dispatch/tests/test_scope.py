@@ -28,6 +28,8 @@ from sandan_dispatch.contacts import member_contacts, unit_contacts
 from sandan_dispatch.domain import Order
 from sandan_dispatch.publishing import to_contract
 from sandan_eventbus.auth.devissuer import LocalIssuer
+from sandan_eventbus.auth.principal import Principal, acting_as
+from sandan_eventbus.errors import PermissionDenied
 from services.dispatch.tests.support import T0, Caller, Served, rid, serving
 
 Code = grpc.StatusCode
@@ -92,6 +94,7 @@ PEOPLE: dict[str, Callable[[Served], Caller]] = {
     "gw2": lambda s: s.grid_worker("c2"),
     "res1": lambda s: s.resident("1", resident_id=rid(1)),
     "notify": lambda s: s.notify(),
+    "gateway": lambda s: s.as_("service-account-gateway", ["service_gateway"]),
 }
 
 
@@ -205,7 +208,10 @@ CASES: list[Case] = [
     *order_reads("GetOrder", by_order),
     *order_reads("FindOrderByDemand", lambda d: pb.DemandRef(demand_id=d)),
     *order_reads("GetOrderHistory", by_order),
-    *[ok("ListOrders", person, pb.ListOrdersRequest()) for person in ("mem1", "lead1", "sec1", "town1", "county")],
+    ok("FindOrderByDemand", "gateway", pb.DemandRef(demand_id="d-c2")),  # Open311: any order's public status
+    ok("GetOrderHistory", "gateway", by_order("d-c2")),
+    *[ok("ListOrders", person, pb.ListOrdersRequest())
+      for person in ("mem1", "lead1", "sec1", "town1", "county", "gateway")],
     ok("DispatchOrder", "lead1", pb.DispatchOrderRequest(order_id=OPEN, member_id="m4")),
     no("DispatchOrder", "lead1", pb.DispatchOrderRequest(order_id=OPEN, member_id="m2")),  # a member of g2
     no("DispatchOrder", "lead2", pb.DispatchOrderRequest(order_id=OPEN, member_id="m2")),  # an order of g1
@@ -236,12 +242,13 @@ CASES: list[Case] = [
 ]
 # Rows whose scope names no place for a role: nothing to refuse inside the role.
 ANY_PLACE = {("GetActivity", "resident"), ("GetActivity", "member"), ("GetMemberContact", "service_notify"),
-             ("GetUnitContact", "service_notify")}
+             ("GetUnitContact", "service_notify"), ("FindOrderByDemand", "service_gateway"),
+             ("GetOrderHistory", "service_gateway")}
 
 
 ROLE_OF_PREFIX = {"sec": "branch_secretary", "lead": "grid_leader", "mem": "member", "ua": "unit_admin",
                   "town": "town_office", "county": "county_office", "gw": "grid_worker", "res": "resident",
-                  "notify": "service_notify"}
+                  "notify": "service_notify", "gateway": "service_gateway"}
 
 
 def role_of(person: str) -> str:
@@ -331,6 +338,7 @@ async def test_without_a_valid_token_every_method_is_unauthenticated(world: Serv
     ("town2", {C2}),
     ("county", ALL_ORDERS),
     ("county2", set()),
+    ("gateway", ALL_ORDERS),
 ])
 async def test_list_orders_shows_each_role_what_it_may_see(world: Served, person: str, visible: set[str]) -> None:
     listed = await PEOPLE[person](world).ListOrders(pb.ListOrdersRequest())
@@ -451,3 +459,19 @@ async def test_the_seeded_world_was_internal_work(world: Served) -> None:
     asserts are the calls' own."""
     assert len(world.stored()) == 24
     assert set(world.actors(0)) == {("", "", None)}
+
+
+async def test_the_use_cases_deny_a_role_their_row_does_not_name(world: Served) -> None:
+    """Behind the interceptor too: a use case called as a role it names no rule for refuses (default deny), so
+    a matrix row widened by mistake does not widen the scope."""
+    for role in ("service_gateway", "partner", "operator", "county_office"):
+        caller = Principal(subject=f"someone-{role}", roles=frozenset({role}), county_id="k1", acting_role=role)
+        with acting_as(caller):
+            if role != "county_office":
+                with pytest.raises(PermissionDenied):
+                    world.app.order(OPEN)  # GetOrder's row has no service_gateway (FindOrderByDemand's has)
+            with pytest.raises(PermissionDenied):
+                world.app.offer_order(OPEN, [])
+            with pytest.raises(PermissionDenied):
+                world.app.member_contact("m1")
+    assert set(world.actors(0)) == {("", "", None)}  # nothing stored by any of them

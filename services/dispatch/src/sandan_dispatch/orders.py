@@ -13,7 +13,7 @@ from sandan_contracts import Envelope, Event
 from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested
 from sandan_dispatch.base import DispatchBase
 from sandan_dispatch.domain import MAX_HOURS, Member, Order, Unit
-from sandan_dispatch.scope import Rule
+from sandan_dispatch.scope import Rule, anyone
 from sandan_eventbus.audit import AuditEntry, history
 from sandan_eventbus.auth.principal import Principal, current
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_many, check_text
@@ -34,14 +34,16 @@ class Orders(DispatchBase):
 
     def order_for_demand(self, demand_id: str) -> Order:
         order = self._order_for_demand(demand_id)
-        self.guard.require(f"read order {order.order_id}", **self._readers(order, self._caller_as_member()))
+        self.guard.require(f"read order {order.order_id}", **self._readers(order, self._caller_as_member()),
+                           service_gateway=anyone)  # Open311: a request's public status
         return order
 
     def order_history(self, order_id: str) -> list[AuditEntry]:
         """Who did what to the order, and when, in order."""
         order = self._order(order_id)
         self.guard.require(f"read the history of order {order.order_id}",
-                           **self._readers(order, self._caller_as_member()))
+                           **self._readers(order, self._caller_as_member()),
+                           service_gateway=anyone)  # Open311 shows when a request was opened and last changed
         return history(self, order.id)
 
     def orders(self, community_id: str = "", status: str = "") -> list[Order]:
@@ -53,7 +55,8 @@ class Orders(DispatchBase):
         self.board.catch_up(self)
         me = self._caller_as_member()
         found = [self._order(oid) for oid in self.board.orders_of(community_id, status)]
-        return [o for o in found if self.guard.allowed(**self._readers(o, me)) is not None]
+        return [o for o in found  # the gateway: any community (Open311 lists requests' public status)
+                if self.guard.allowed(**self._readers(o, me), service_gateway=anyone) is not None]
 
     def _caller_as_member(self) -> Member | None:
         """The calling member's roster record (their grid and teams decide which offers they see)."""
