@@ -1,10 +1,12 @@
-"""The notify integration stack: its own intake, dispatch and notify processes (contact tokens configured),
-a real local SMTP server (aiosmtpd) and a local HTTP receiver standing in for the webhooks and the SMS gateway.
+"""The notify integration stack: its own intake, dispatch and notify processes (notify reads contacts as its own
+service identity from Keycloak), a real local SMTP server (aiosmtpd) and a local HTTP receiver standing in for the
+webhooks and the SMS gateway.
 
 Consumer groups are new and positioned at the topics' current ends before the services start, so this
 stack sees only what its tests cause (not the history of earlier runs on the same broker). notify's clock is
 fake (NOTIFY_FAKE_NOW from a file, tests only) and starts at 10:00 in Taihe, so quiet hours do not depend on
-when CI runs; a test may move it by rewriting the file.
+when CI runs; a test may move it by rewriting the file. The office directory is the places file: every community
+of the pool is declared (with its branch's webhook and e-mail) before the services start.
 """
 
 from __future__ import annotations
@@ -28,17 +30,15 @@ from aiokafka.structs import OffsetAndMetadata
 from aiosmtpd.controller import Controller
 
 from sandan_contracts import TOPICS
-from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc
-from sandan_contracts.rpc import intake_pb2 as ipb
-from sandan_eventbus.channels import aio_channel
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
 from tests.integration.conftest import free_port
+from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 from tests.integration.scenario import Community
+from tests.integration.scenario import a_community as given_a_community
 
-TOKEN = "notify-it-token"
 SECRET = "webhook-it-secret"
 DAY = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # 10:00 in Taihe (UTC+8)
 
@@ -138,38 +138,36 @@ class NotifyStack:
     smtp: SmtpReceiver
     clock_file: Path
     offices_file: Path
+    people: People
+    communities: CommunityPool
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
-    def _channel(self, address: str) -> grpc.aio.Channel:
-        channel = aio_channel(address)  # with the shipped retry policy
+    def _channel(self, address: str, caller: Caller | None) -> grpc.aio.Channel:
+        channel = aio_channel_as(address, caller)  # with the shipped retry policy and the caller's token
         self.channels.append(channel)
         return channel
 
-    def intake_stub(self) -> intake_pb2_grpc.IntakeStub:
-        return intake_pb2_grpc.IntakeStub(self._channel(self.intake.grpc_address))
+    def intake_stub(self, caller: Caller | None) -> intake_pb2_grpc.IntakeStub:
+        return intake_pb2_grpc.IntakeStub(self._channel(self.intake.grpc_address, caller))
 
-    def dispatch_stub(self) -> dispatch_pb2_grpc.DispatchStub:
-        return dispatch_pb2_grpc.DispatchStub(self._channel(self.dispatch.grpc_address))
+    def dispatch_stub(self, caller: Caller | None) -> dispatch_pb2_grpc.DispatchStub:
+        return dispatch_pb2_grpc.DispatchStub(self._channel(self.dispatch.grpc_address, caller))
 
-    def notify_stub(self) -> notify_pb2_grpc.NotifyStub:
-        return notify_pb2_grpc.NotifyStub(self._channel(self.notify.grpc_address))
+    def notify_stub(self, caller: Caller | None) -> notify_pb2_grpc.NotifyStub:
+        return notify_pb2_grpc.NotifyStub(self._channel(self.notify.grpc_address, caller))
 
     def set_clock(self, moment: datetime) -> None:
         """Not for production: move notify's fake clock (it re-reads the file)."""
         self.clock_file.write_text(moment.isoformat())
 
-    def add_community(self, community_id: str, town: str = "chengjiang") -> None:
-        """The branch secretary's office of a community, in notify's office directory (re-read on change)."""
-        with self.offices_file.open("a", encoding="utf-8") as out:
-            out.write(f'\n[communities.{community_id}]\nname = "{community_id} 社区党委"\ntown = "{town}"\n'
-                      f'webhook_url = "{self.http.url}/hook/branch-{community_id}"\n'
-                      f'email = "branch-{community_id}@example.org"\n')
-        time.sleep(0.05)
 
-
-def offices_toml(http: str) -> str:
-    return (f'[county]\nid = "taihe"\nname = "泰和县委组织部"\nemail = "county@example.gov.cn"\n\n'
-            f'[towns.chengjiang]\nname = "澄江镇党委"\nwebhook_url = "{http}/hook/town-chengjiang"\n')
+def offices_toml(http: str, communities: CommunityPool) -> str:
+    """The places file with the offices' addresses: each branch's webhook and e-mail, the town's webhook and the
+    county's e-mail."""
+    return communities.toml(county='email = "county@example.gov.cn"\n',
+                            town=f'webhook_url = "{http}/hook/town-chengjiang"\n',
+                            community=lambda c: f'webhook_url = "{http}/hook/branch-{c}"\n'
+                                                f'email = "branch-{c}@example.org"\n')
 
 
 async def groups_at_end(bootstrap: str, groups: dict[str, list[str]]) -> None:
@@ -187,14 +185,16 @@ async def groups_at_end(bootstrap: str, groups: dict[str, list[str]]) -> None:
 
 
 def notify_env(bootstrap: str, workdir: Path, run: str, addresses: dict[str, str], http: HttpReceiver,
-               smtp: SmtpReceiver, clock_file: Path, offices_file: Path, **overrides: str) -> dict[str, str]:
+               smtp: SmtpReceiver, clock_file: Path, offices_file: Path, issuer: str, **overrides: str,
+               ) -> dict[str, str]:
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "INFO",
+        "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "INFO", **identity_env(issuer, offices_file,
+                                                                                   calls_others=True),
         "NOTIFY_EVENTSTORE_URL": f"sqlite:///{workdir}/notify-events.db",
         "NOTIFY_DATABASE_URL": f"sqlite:///{workdir}/notify.db",
         "NOTIFY_GRPC_ADDRESS": addresses["notify"], "NOTIFY_CONSUMER_GROUP": f"notify-{run}",
         "NOTIFY_INTAKE_ADDRESS": addresses["intake"], "NOTIFY_DISPATCH_ADDRESS": addresses["dispatch"],
-        "NOTIFY_CONTACT_TOKEN": TOKEN, "NOTIFY_OFFICES_FILE": str(offices_file),
+        "NOTIFY_OFFICES_FILE": str(offices_file),
         "NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(smtp.port), "NOTIFY_SMTP_FROM": "notify@sandan.local",
         "NOTIFY_WEBHOOK_SECRET": SECRET, "NOTIFY_SMS_URL": f"{http.url}/sms",
         "NOTIFY_SMS_BODY": '{"to": "{phone}", "text": "{text}", "id": "{notification_id}"}',
@@ -207,7 +207,8 @@ def notify_env(bootstrap: str, workdir: Path, run: str, addresses: dict[str, str
 
 
 @pytest.fixture(scope="module")  # stopped after its module: its dispatch must not outlive test_notify
-def notify_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NotifyStack]:
+def notify_stack(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.TempPathFactory,
+                 ) -> Iterator[NotifyStack]:
     asyncio.run(create_topics(kafka_bootstrap))
     workdir = tmp_path_factory.mktemp("notify-stack")
     run = uuid.uuid4().hex[:8]
@@ -218,27 +219,29 @@ def notify_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
     http, smtp = HttpReceiver(), SmtpReceiver()
     clock_file, offices_file = workdir / "clock.txt", workdir / "offices.toml"
     clock_file.write_text(DAY.isoformat())
-    offices_file.write_text(offices_toml(http.url), encoding="utf-8")
-    common = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "LOG_LEVEL": "INFO"}
+    communities = CommunityPool("nt-", size=100)
+    offices_file.write_text(offices_toml(http.url, communities), encoding="utf-8")
+    common = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "LOG_LEVEL": "INFO",
+              **identity_env(people.issuer, offices_file)}
     intake = ServiceProcess("sandan_intake", {
         **common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{workdir}/intake-events.db",
         "INTAKE_DATABASE_URL": f"sqlite:///{workdir}/intake.db", "INTAKE_GRPC_ADDRESS": addresses["intake"],
-        "INTAKE_CONSUMER_GROUP": f"intake-n{run}", "INTAKE_CONTACT_TOKENS": TOKEN,
+        "INTAKE_CONSUMER_GROUP": f"intake-n{run}",
     }, addresses["intake"], workdir / "intake.log")
     dispatch = ServiceProcess("sandan_dispatch", {
         **common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{workdir}/dispatch-events.db",
         "DISPATCH_DATABASE_URL": f"sqlite:///{workdir}/dispatch.db", "DISPATCH_GRPC_ADDRESS": addresses["dispatch"],
-        "DISPATCH_CONSUMER_GROUP": f"dispatch-n{run}", "DISPATCH_CONTACT_TOKENS": TOKEN,
-        "DISPATCH_DEADLINE_SWEEP_SECONDS": "0.5",
+        "DISPATCH_CONSUMER_GROUP": f"dispatch-n{run}", "DISPATCH_DEADLINE_SWEEP_SECONDS": "0.5",
     }, addresses["dispatch"], workdir / "dispatch.log")
     notify = ServiceProcess("sandan_notify", notify_env(kafka_bootstrap, workdir, run, addresses, http, smtp,
-                                                       clock_file, offices_file), addresses["notify"],
-                            workdir / "notify.log")
+                                                       clock_file, offices_file, people.issuer),
+                            addresses["notify"], workdir / "notify.log")
     intake.start()
     dispatch.start()
     notify.start()
     try:
-        yield NotifyStack(kafka_bootstrap, workdir, intake, dispatch, notify, http, smtp, clock_file, offices_file)
+        yield NotifyStack(kafka_bootstrap, workdir, intake, dispatch, notify, http, smtp, clock_file, offices_file,
+                          people, communities)
     finally:
         notify.stop()
         dispatch.stop()
@@ -249,26 +252,12 @@ def notify_stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory)
 
 # ---- given-steps ----------------------------------------------------------------------------------
 async def a_community(s: NotifyStack, members: int = 2, resident_email: str = "") -> Community:
+    """A community whose resident, unit and members can be reached: the resident's e-mail (if given) and phone,
+    the unit's webhook, the members' phones and e-mails (the branch's addresses are in the office directory)."""
     tag = uuid.uuid4().hex[:8]
-    community_id, grid_id, unit_id, item_id = f"nt-{tag}", f"nt-{tag}-g1", f"unit-{tag}", f"med-{tag}"
-    s.add_community(community_id)
-    intake, dispatch = s.intake_stub(), s.dispatch_stub()
-    await intake.PublishMenuItem(ipb.PublishMenuItemRequest(
-        community_id=community_id, item_id=item_id, category="medical", title="送医送药"))
-    resident = await intake.RegisterResident(ipb.RegisterResidentRequest(
-        community_id=community_id, name="王秀英", phone=f"138{int(tag, 16) % 10**8:08d}", address="澄江镇 3 栋",
-        email=resident_email))
-    await dispatch.ReportUnit(dpb.ReportUnitRequest(unit_id=unit_id, community_id=community_id,
-                                                    unit_name="泰和县人民医院",
-                                                    webhook_url=f"{s.http.url}/hook/{unit_id}"))
-    member_ids = []
-    for i in range(members):
-        member_id = f"m-{tag}-{i}"
-        await dispatch.ReportMember(dpb.ReportMemberRequest(
-            member_id=member_id, unit_id=unit_id, community_id=community_id, grid_id=grid_id, teams=["medical"],
-            name=f"党员{i}", phone=f"1390000{i:04d}", email=f"{member_id}@example.org"))
-        member_ids.append(member_id)
-    return Community(community_id, grid_id, resident.resident_id, unit_id, member_ids, item_id)
+    return await given_a_community(s, members, item_title="送医送药", resident_email=resident_email,
+                                   phone=f"138{int(tag, 16) % 10**8:08d}", unit_webhook=s.http.url + "/hook/{unit_id}",
+                                   member_email=True, deadlines=False)
 
 
 async def eventually(probe: Callable[[], Any], timeout: float = 30, interval: float = 0.2) -> Any:

@@ -20,32 +20,33 @@ pytestmark = pytest.mark.kafka
 async def test_a_demand_travels_the_whole_loop(stack: Stack) -> None:
     # given a community with a medical menu item, a resident and two reported members
     c = await a_community(stack)
-    intake, dispatch = stack.intake_stub(), stack.dispatch_stub()
+    branch, member, resident = stack.dispatch_stub(c.secretary), stack.dispatch_stub(c.member(0)), \
+        stack.intake_stub(c.resident)
     walk = f"walk-{uuid.uuid4().hex[:6]}"
 
     # when the resident orders, the branch dispatches, the member accepts and serves,
     demand = await post(stack, c, correlation_id=walk)
-    order = await order_for(stack, demand.demand_id)
-    await dispatch.DispatchOrder(dpb.DispatchOrderRequest(order_id=order.order_id, member_id=c.members[0]),
-                                 metadata=trace(walk))
-    await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]),
+    order = await order_for(stack, c, demand.demand_id)
+    await branch.DispatchOrder(dpb.DispatchOrderRequest(order_id=order.order_id, member_id=c.members[0]),
                                metadata=trace(walk))
-    await demand_reaches(stack, demand.demand_id, "accepted")
+    await member.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]),
+                             metadata=trace(walk))
+    await demand_reaches(stack, c, demand.demand_id, "accepted")
     # the member who holds the order (and only they) fetches the resident's contact through intake
-    contact = await intake.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand.demand_id,
-                                                                       member_id=c.members[0]))
+    contact = await stack.intake_stub(c.member(0)).GetServiceContact(ipb.ServiceContactRequest(
+        demand_id=demand.demand_id, member_id=c.members[0]))
     assert contact.phone == "13800001234" and contact.name == "王秀英"
     with pytest.raises(grpc.aio.AioRpcError) as refused:
-        await intake.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand.demand_id,
-                                                                 member_id=c.members[1]))
+        await stack.intake_stub(c.member(1)).GetServiceContact(ipb.ServiceContactRequest(
+            demand_id=demand.demand_id, member_id=c.members[1]))
     assert refused.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.PERMISSION_DENIED)
-    await dispatch.CompleteService(dpb.CompleteServiceRequest(
+    await member.CompleteService(dpb.CompleteServiceRequest(
         order_id=order.order_id, member_id=c.members[0], hours=1.5, notes="送药上门, 测血压"), metadata=trace(walk))
     # and the resident confirms and rates
-    await demand_reaches(stack, demand.demand_id, "served")
-    await intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id), metadata=trace(walk))
-    rated = await intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5, comment="很及时"),
-                                     metadata=trace(walk))
+    await demand_reaches(stack, c, demand.demand_id, "served")
+    await resident.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id), metadata=trace(walk))
+    rated = await resident.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5,
+                                                              comment="很及时"), metadata=trace(walk))
     assert rated.status == "confirmed" and rated.stars == 5 and rated.member_id == c.members[0]
 
     # then every fact is on its topic, in order, keyed by its aggregate
@@ -80,20 +81,20 @@ async def test_a_retried_post_is_the_same_demand(stack: Stack) -> None:
     first = await post(stack, c, request_id="retry-42")
     again = await post(stack, c, request_id="retry-42")
     assert again.demand_id == first.demand_id
-    await order_for(stack, first.demand_id)
+    await order_for(stack, c, first.demand_id)
     everything = await stack.read_all("intake.demands.v1", first.demand_id)
     assert len({r.envelope.event_id for r in everything}) == 1
 
 
 async def test_two_members_claim_at_once_and_one_wins(stack: Stack) -> None:
     c = await a_community(stack, members=2)
-    dispatch = stack.dispatch_stub()
     demand = await post(stack, c)
-    order = await order_for(stack, demand.demand_id)
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
+    order = await order_for(stack, c, demand.demand_id)
+    await stack.dispatch_stub(c.secretary).OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
 
     results = await asyncio.gather(
-        *(dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=m)) for m in c.members),
+        *(stack.dispatch_stub(c.member(m)).AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=m))
+          for m in c.members),
         return_exceptions=True,
     )
     won = [r for r in results if isinstance(r, dpb.Order)]
@@ -111,16 +112,17 @@ async def test_two_members_claim_at_once_and_one_wins(stack: Stack) -> None:
 
 async def test_not_satisfied_sends_the_order_back_for_a_redo(stack: Stack) -> None:
     c = await a_community(stack, members=1)
-    intake, dispatch = stack.intake_stub(), stack.dispatch_stub()
+    member = stack.dispatch_stub(c.member(0))
     demand = await post(stack, c)
-    order = await order_for(stack, demand.demand_id)
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
-    await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
-    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=c.members[0],
-                                                              hours=0.5))
-    await demand_reaches(stack, demand.demand_id, "served")
+    order = await order_for(stack, c, demand.demand_id)
+    await stack.dispatch_stub(c.secretary).OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
+    await member.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
+    await member.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=c.members[0],
+                                                           hours=0.5))
+    await demand_reaches(stack, c, demand.demand_id, "served")
 
-    redo = await intake.RequestRedo(ipb.RequestRedoRequest(demand_id=demand.demand_id, reason="not_fixed"))
+    redo = await stack.intake_stub(c.resident).RequestRedo(ipb.RequestRedoRequest(demand_id=demand.demand_id,
+                                                                                   reason="not_fixed"))
     assert redo.status == "posted" and redo.redo_count == 1
 
     demands = await stack.read("intake.demands.v1", demand.demand_id, 2)
@@ -130,7 +132,7 @@ async def test_not_satisfied_sends_the_order_back_for_a_redo(stack: Stack) -> No
     assert orders[-1].envelope.causation_id == demands[1].envelope.event_id
     _, reopened = decode(orders[-1].raw)
     assert reopened.redo_count == 1 and reopened.previous_member_id == c.members[0]
-    again = await dispatch.GetOrder(dpb.OrderRef(order_id=order.order_id))
+    again = await stack.dispatch_stub(c.secretary).GetOrder(dpb.OrderRef(order_id=order.order_id))
     assert again.status == "open" and again.member_id == "" and again.redo_count == 1
 
 
@@ -138,7 +140,7 @@ async def test_an_overdue_order_escalates_by_itself(stack: Stack) -> None:
     # given a menu whose urgent deadline is two seconds
     c = await a_community(stack, members=1, urgent_seconds=2)
     demand = await post(stack, c, urgency="urgent")
-    order = await order_for(stack, demand.demand_id)
+    order = await order_for(stack, c, demand.demand_id)
 
     # when nobody takes it in time, then dispatch marks it overdue and moves it to the town
     orders = await stack.read("dispatch.orders.v1", order.order_id, 3, timeout=30)
@@ -153,8 +155,8 @@ async def test_an_overdue_order_escalates_by_itself(stack: Stack) -> None:
 async def test_withdrawing_a_demand_cancels_its_order(stack: Stack) -> None:
     c = await a_community(stack, members=1)
     demand = await post(stack, c)
-    order = await order_for(stack, demand.demand_id)
-    await stack.intake_stub().WithdrawDemand(ipb.WithdrawDemandRequest(demand_id=demand.demand_id,
+    order = await order_for(stack, c, demand.demand_id)
+    await stack.intake_stub(c.resident).WithdrawDemand(ipb.WithdrawDemandRequest(demand_id=demand.demand_id,
                                                                        reason="solved_myself"))
     orders = await stack.read("dispatch.orders.v1", order.order_id, 2)
     assert [r.envelope.type for r in orders] == ["OrderOpened", "OrderCancelled"]

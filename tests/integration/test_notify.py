@@ -27,7 +27,8 @@ DELIVERIES = "notify.deliveries.v1"
 
 
 async def deliveries(s: NotifyStack, **query: str) -> list[npb.Delivery]:
-    reply = await s.notify_stub().ListDeliveries(npb.ListDeliveriesRequest(limit=1000, **query))
+    """The delivery log, as the county's IT (the operator) reads it."""
+    reply = await s.notify_stub(s.people.operator()).ListDeliveries(npb.ListDeliveriesRequest(limit=1000, **query))
     return list(reply.deliveries)
 
 
@@ -40,7 +41,8 @@ async def sent_to(s: NotifyStack, kind: str, recipient_id: str, count: int, time
 
 
 async def post(s: NotifyStack, t: Community, urgency: str = "normal") -> ipb.Demand:
-    return await s.intake_stub().PostDemand(ipb.PostDemandRequest(
+    """A hotline call: the community's grid worker posts for the resident."""
+    return await s.intake_stub(t.grid_worker).PostDemand(ipb.PostDemandRequest(
         client_request_id=uuid.uuid4().hex, resident_id=t.resident_id, community_id=t.community_id,
         grid_id=t.grid_id, menu_item_id=t.item_id, description="家中老人需要送降压药上门", urgency=urgency,
         channel="hotline"))
@@ -68,27 +70,27 @@ def a_notice(unit_id: str, quarter: str = "2026Q1") -> QuarterlyNoticePublished:
 async def test_the_lifecycle_reaches_the_right_people(notify_stack: NotifyStack) -> None:
     s = notify_stack
     t = await a_community(s, members=2, resident_email="wang@example.org")
-    dispatch = s.dispatch_stub()
+    branch, member = s.dispatch_stub(t.secretary), s.dispatch_stub(t.member(0))
     # the resident prefers e-mail, then SMS
-    prefs = await s.notify_stub().SetPreferences(npb.Preferences(
+    prefs = await s.notify_stub(t.resident).SetPreferences(npb.Preferences(
         recipient=npb.RecipientRef(recipient_kind="resident", recipient_id=t.resident_id), channels=["email", "sms"]))
     assert list(prefs.channels) == ["email", "sms"] and not prefs.is_default
 
     # when a demand is offered to the grid, dispatched, accepted and served
     demand = await post(s, t)
-    order = await order_for(s, demand.demand_id)  # type: ignore[arg-type]
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id, teams=["medical"]))
-    await dispatch.DispatchOrder(dpb.DispatchOrderRequest(order_id=order.order_id, member_id=t.members[0],
-                                                          dispatched_by="branch"))
-    await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=t.members[0]))
-    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=t.members[0],
-                                                              hours=1.5, notes="送药上门"))
-    # and a second demand is escalated to the town, then to the county
+    order = await order_for(s, t, demand.demand_id)
+    await branch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id, teams=["medical"]))
+    await branch.DispatchOrder(dpb.DispatchOrderRequest(order_id=order.order_id, member_id=t.members[0],
+                                                        dispatched_by="branch"))
+    await member.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=t.members[0]))
+    await member.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=t.members[0],
+                                                            hours=1.5, notes="送药上门"))
+    # and a second demand is escalated by the branch to the town, then by the town to the county
     second = await post(s, t)
-    order2 = await order_for(s, second.demand_id)  # type: ignore[arg-type]
-    await dispatch.EscalateOrder(dpb.EscalateOrderRequest(order_id=order2.order_id, reason="no_capacity"))
-    await dispatch.EscalateOrder(dpb.EscalateOrderRequest(order_id=order2.order_id, reason="needs_resources",
-                                                          joint_meeting_units=[t.unit_id]))
+    order2 = await order_for(s, t, second.demand_id)
+    await branch.EscalateOrder(dpb.EscalateOrderRequest(order_id=order2.order_id, reason="no_capacity"))
+    await s.dispatch_stub(s.people.town_office()).EscalateOrder(dpb.EscalateOrderRequest(
+        order_id=order2.order_id, reason="needs_resources", joint_meeting_units=[t.unit_id]))
 
     # then each member heard of the offer by SMS, the dispatched member of the dispatch
     m0 = await sent_to(s, "member", t.members[0], 2)
@@ -153,7 +155,7 @@ async def test_a_failing_receiver_is_retried_then_reported(notify_stack: NotifyS
 
 
 async def _letters(s: NotifyStack, unit_id: str, count: int) -> list[npb.DeadLetter] | None:
-    reply = await s.notify_stub().ListDeadLetters(npb.ListDeadLettersRequest(recipient_kind="unit",
+    reply = await s.notify_stub(s.people.operator()).ListDeadLetters(npb.ListDeadLettersRequest(recipient_kind="unit",
                                                                             recipient_id=unit_id))
     return list(reply.dead_letters) if len(reply.dead_letters) >= count else None
 
@@ -201,11 +203,11 @@ async def test_a_restart_mid_batch_sends_nothing_twice(notify_stack: NotifyStack
 async def test_quiet_hours_hold_an_sms_until_morning(notify_stack: NotifyStack) -> None:
     s = notify_stack
     t = await a_community(s, members=2)
-    dispatch = s.dispatch_stub()
+    dispatch = s.dispatch_stub(t.secretary)
     s.set_clock(night())  # 23:30 in Taihe
     try:
-        normal = await order_for(s, (await post(s, t, "normal")).demand_id)  # type: ignore[arg-type]
-        urgent = await order_for(s, (await post(s, t, "urgent")).demand_id)  # type: ignore[arg-type]
+        normal = await order_for(s, t, (await post(s, t, "normal")).demand_id)
+        urgent = await order_for(s, t, (await post(s, t, "urgent")).demand_id)
         await dispatch.DispatchOrder(dpb.DispatchOrderRequest(order_id=normal.order_id, member_id=t.members[0],
                                                               dispatched_by="branch"))
         await dispatch.DispatchOrder(dpb.DispatchOrderRequest(order_id=urgent.order_id, member_id=t.members[1],

@@ -19,11 +19,11 @@ pytestmark = pytest.mark.kafka
 
 async def test_dispatch_killed_mid_flow_loses_and_doubles_nothing(stack: Stack) -> None:
     c = await a_community(stack, members=1)
-    dispatch = stack.dispatch_stub()
     first = await post(stack, c)
-    order = await order_for(stack, first.demand_id)
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
-    await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
+    order = await order_for(stack, c, first.demand_id)
+    await stack.dispatch_stub(c.secretary).OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
+    await stack.dispatch_stub(c.member(0)).AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id,
+                                                                              member_id=c.members[0]))
 
     # when dispatch is killed right after the accept (its relay may not have published yet)
     stack.dispatch.stop(kill=True)
@@ -33,13 +33,13 @@ async def test_dispatch_killed_mid_flow_loses_and_doubles_nothing(stack: Stack) 
 
     # then every demand got exactly one order, and the accept that was stored reached the topic
     for demand in [first, *while_down]:
-        opened = await order_for(stack, demand.demand_id)
+        opened = await order_for(stack, c, demand.demand_id)
         events = await stack.read_all("dispatch.orders.v1", opened.order_id)
         opened_ids = {r.envelope.event_id for r in events if r.envelope.type == "OrderOpened"}
         assert len(opened_ids) == 1, f"demand {demand.demand_id} opened {len(opened_ids)} orders"
     events = await stack.read("dispatch.orders.v1", order.order_id, 3)
     assert [r.envelope.type for r in events] == ["OrderOpened", "OrderOffered", "OrderAccepted"]
-    again = await stack.dispatch_stub().GetOrder(dpb.OrderRef(order_id=order.order_id))
+    again = await stack.dispatch_stub(c.secretary).GetOrder(dpb.OrderRef(order_id=order.order_id))
     assert again.status == "accepted" and again.member_id == c.members[0]
 
 
@@ -76,4 +76,4 @@ async def test_a_poison_message_lands_in_the_dead_letter_topic(stack: Stack, top
     # and consumption goes on: a good demand posted after the poison still gets its order
     c = await a_community(stack, members=1)
     demand = await post(stack, c)
-    await order_for(stack, demand.demand_id)
+    await order_for(stack, c, demand.demand_id)
