@@ -126,3 +126,12 @@ def test_services_trust_keycloak_and_hold_their_client(service: str) -> None:
     assert env["SANDAN_OIDC_CLIENT_ID"] == f"sandan-{service}" and client["serviceAccountsEnabled"]
     assert env["SANDAN_OIDC_CLIENT_SECRET"] == client["secret"]
     assert "keycloak" in COMPOSE["services"][service].get("depends_on", {})
+
+
+def test_intake_gets_its_key_encryption_keys_as_a_mounted_file() -> None:
+    from sandan_intake.keys import Keyring
+
+    env = _env("intake")
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in COMPOSE["services"]["intake"]["volumes"]}
+    source = ROOT / mounts[env["INTAKE_KEK_FILE"]]
+    assert Keyring.parse(source.read_text(encoding="utf-8")).ids == ("dev",)  # the published local value

@@ -1067,3 +1067,19 @@ def test_every_workload_has_a_disruption_budget_that_lets_nodes_drain(overlay: s
         assert spec.get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
     for b in budgets:
         assert any(_selects(b["spec"]["selector"], w["spec"]["template"]["metadata"]["labels"]) for w in workloads)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_intake_reads_its_key_encryption_keys_from_a_mounted_secret(overlay: str) -> None:
+    """Residents' data keys are wrapped by the KEKs: a file from the Secret sandan-intake-kek (never an environment
+    variable), without which intake refuses to start."""
+    env, sources = _environment(overlay, "intake"), _sources(overlay, "intake")
+    assert "INTAKE_KEK" not in env
+    assert _mounted_files(overlay, "intake")[env["INTAKE_KEK_FILE"]] == ("sandan-intake-kek", "keyring")
+    assert sources["INTAKE_KEK_FILE"][0] == "configmap"
+    assert int(env["INTAKE_RETENTION_DAYS"]) >= 1
+    keyring = _secrets_for(overlay)["sandan-intake-kek"]["keyring"]
+    if overlay == "local":  # a generated development value: one the service accepts
+        from sandan_intake.keys import Keyring
+
+        assert Keyring.parse(keyring).ids == ("dev",)

@@ -7,6 +7,7 @@ The application is driven the way the edges drive it: commands for gRPC, `on_dem
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from eventsourcing.persistence import IntegrityError, Tracking
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 from sqlalchemy import Column, MetaData, String, Table, text
 
 from sandan_contracts import Event, decode, encode
@@ -107,9 +108,11 @@ def delivered(event: Event, n: int = 1) -> tuple[Any, Event]:
 
 
 def posted(demand_id: str = "d1", *, grid: str = "g1", category: str = "medical",
-           due_at: datetime = T0 + timedelta(hours=24), deadline_seconds: int = 24 * HOUR) -> DemandPosted:
+           due_at: datetime = T0 + timedelta(hours=24), deadline_seconds: int = 24 * HOUR,
+           care_tags: tuple[str, ...] = ("elderly_alone",), special_care: bool = False) -> DemandPosted:
+    """By default as intake wrote it before special_care (the tags on the topic)."""
     return DemandPosted(demand_id=demand_id, community_id="c1", grid_id=grid, category=category, urgency="normal",
-                        care_tags=["elderly_alone"], channel="hotline", due_at=due_at,
+                        care_tags=list(care_tags), special_care=special_care, channel="hotline", due_at=due_at,
                         deadline_seconds=deadline_seconds)
 
 
@@ -299,8 +302,8 @@ def test_demand_posted_opens_an_order_with_a_deterministic_id(app: DispatchAppli
     assert [type(a).__name__ for a in changed] == ["Order"]
     order = app.order_for_demand("d1")
     assert order.order_id == str(Order.create_id("d1"))
-    assert (order.status, order.level, order.community_id, order.grid_id, order.category, order.care_tags) == (
-        "open", "community", "c1", "g1", "medical", ["elderly_alone"])
+    assert (order.status, order.level, order.community_id, order.grid_id, order.category, order.special_care) == (
+        "open", "community", "c1", "g1", "medical", True)
     assert order.due_at == T0 + timedelta(hours=24)
     assert app.order(order.order_id).demand_id == "d1"
     # a second delivery at another offset (e.g. re-published) opens nothing new
@@ -378,7 +381,7 @@ def test_consumed_position_is_saved_with_the_changes_exactly_once(app: DispatchA
         app.save_tracked(*again, tracking=tracking)
     # Two consumers racing on the same message: both built the order, only the first save counts.
     racer = Order(demand_id="d7", community_id="c1", grid_id="g1", category="medical", urgency="normal",
-                  care_tags=[], due_at=T0, deadline_seconds=HOUR)
+                  special_care=False, due_at=T0, deadline_seconds=HOUR)
     with pytest.raises(IntegrityError):
         app.save_tracked(racer, tracking=tracking)
     assert len(notifications(app)) == before
@@ -1019,3 +1022,32 @@ def test_lists_beyond_the_contract_limits_are_refused_not_stored(app: DispatchAp
     assert info.value.field == field
     for e in stored_events(app):
         to_contract(e)  # none of them is a poison pill for the relay
+
+
+# ---- special care: a coarse flag on the topic, the tags stay in intake ----------------------------------------
+def test_special_care_comes_from_old_tags_or_the_new_flag_and_only_the_flag_goes_out(app: DispatchApplication
+                                                                                      ) -> None:
+    consume(app, posted("d-old"))  # written before the flag: the tags say it
+    consume(app, posted("d-new", care_tags=(), special_care=True))
+    consume(app, posted("d-none", care_tags=()))
+    flags = {d: app.order_for_demand(d).special_care for d in ("d-old", "d-new", "d-none")}
+    assert flags == {"d-old": True, "d-new": True, "d-none": False}
+    opened = [to_contract(e) for e in stored_events(app) if type(e).__qualname__ == "Order.Opened"]
+    assert [(o.demand_id, o.care_tags, o.special_care) for o in opened] == [
+        ("d-old", [], True), ("d-new", [], True), ("d-none", [], False)]
+    # dispatch keeps the flag only: no tag in its own store either
+    assert not any(b"elderly_alone" in n.state for n in notifications(app))
+
+
+def test_orders_opened_before_the_flag_read_it_from_their_tags(app: DispatchApplication) -> None:
+    """A stored Order.Opened of class version 1 (tags) upcasts to the flag."""
+    consume(app, posted("d-v2", care_tags=(), special_care=True))
+    (current,) = [n for n in notifications(app) if n.topic.endswith("Order.Opened")]
+    state = json.loads(current.state)
+    assert state.pop("class_version") == 2 and state.pop("special_care") is True
+    for demand_id, tags in (("d-v1", ["disabled"]), ("d-v1-none", [])):
+        order_id = Order.create_id(demand_id)
+        old = {**state, "demand_id": demand_id, "care_tags": tags}
+        app.recorder.insert_events([StoredEvent(order_id, 1, current.topic, json.dumps(old).encode())])
+    assert app.order(str(Order.create_id("d-v1"))).special_care is True
+    assert app.order(str(Order.create_id("d-v1-none"))).special_care is False

@@ -28,7 +28,7 @@ def member(member_id: str = "m1", *, grid: str = "g1", community: str = "c1", te
 def order(demand_id: str = "d1", *, grid: str = "g1", community: str = "c1", category: str = "medical",
           due_at: datetime = T0 + timedelta(days=1)) -> Order:
     o = Order(demand_id=demand_id, community_id=community, grid_id=grid, category=category, urgency="normal",
-              care_tags=["elderly_alone"], due_at=due_at, deadline_seconds=DAY)
+              special_care=True, due_at=due_at, deadline_seconds=DAY)
     o.collect_events()
     return o
 
@@ -56,7 +56,7 @@ def test_ids_are_deterministic_and_distinct_per_kind() -> None:
 
 def test_opened_order_starts_open_at_community_level() -> None:
     o = Order(demand_id="d1", community_id="c1", grid_id="g1", category="medical", urgency="urgent",
-              care_tags=[], due_at=T0, deadline_seconds=3600)
+              special_care=False, due_at=T0, deadline_seconds=3600)
     assert names(o) == ["Order.Opened"]
     assert (o.status, o.level, o.member_id, o.redo_count, o.hours) == ("open", "community", None, 0, 0.0)
     assert o.order_id == str(Order.create_id("d1"))

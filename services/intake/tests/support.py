@@ -20,6 +20,7 @@ from sandan_eventbus.auth.principal import resident_id_for
 from sandan_eventbus.trace import traced
 from sandan_intake.api import add_to_server
 from sandan_intake.application import IntakeApplication
+from sandan_intake.keys import Keyring
 from sandan_intake.residents import ResidentStore, residents
 
 
@@ -77,7 +78,7 @@ class Served:
 
 @asynccontextmanager
 async def serving(issuer: LocalIssuer, app: IntakeApplication | None = None) -> AsyncIterator[Served]:
-    app = app or IntakeApplication(ResidentStore("memory://"), "memory://")
+    app = app or IntakeApplication(ResidentStore("memory://", Keyring.generate()), "memory://")
     server = edge.server("intake", guards=issuer.guards())
     served = Served(app, None, issuer)  # type: ignore[arg-type]  # the stub once the channel is open
     add_to_server(server, app, lambda: served.wakes.append(1))

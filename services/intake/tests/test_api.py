@@ -207,7 +207,8 @@ async def test_the_application_refuses_control_characters_too(h: Harness) -> Non
     demand = h.app.post_demand(client_request_id="r1", resident_id=resident.resident_id, community_id="c-1",
                                grid_id="g-1", description="Please fetch\n\tmy medicine", urgency="normal",
                                channel="app", other_text="errand")
-    assert demand.description == "Please fetch\n\tmy medicine"  # multi-line text keeps its newline and tab
+    # multi-line text keeps its newline and tab
+    assert h.app.demand_texts(demand).description == "Please fetch\n\tmy medicine"
     with pytest.raises(InvalidArgument, match=r"^comment: must not contain control characters"):
         h.app.rate(demand.id, 5, "thanks\x1b[2J")
 

@@ -22,8 +22,10 @@ from sandan_contracts.events import (
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
 from sandan_intake.application import IntakeApplication
 from sandan_intake.domain import menu_id_for
+from sandan_intake.keys import Keyring
 from sandan_intake.publishing import to_contract
-from sandan_intake.residents import Resident, ResidentStore
+from sandan_intake.residents import ResidentRecord as Resident
+from sandan_intake.residents import ResidentStore
 
 STORES = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -60,7 +62,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
 @pytest.fixture
 def app(store_url: str, clock: Clock) -> Iterator[IntakeApplication]:
     # The residents' tables live beside the events: same file, or same PostgreSQL schema.
-    application = IntakeApplication(ResidentStore(store_url), store_url, clock=clock)
+    application = IntakeApplication(ResidentStore(store_url, Keyring.generate()), store_url, clock=clock)
     try:
         yield application
     finally:
@@ -157,7 +159,9 @@ def test_post_off_menu_uses_default_deadline(app: IntakeApplication, clock: Cloc
     assert demand.deadline_seconds == 7200
     assert demand.due_at == clock.now + timedelta(hours=2)
     again = app.get_demand(str(demand.id))
-    assert (again.description, again.care_tags, again.due_at) == (DESCRIPTION, ["elderly_alone"], demand.due_at)
+    texts = app.demand_texts(again)
+    assert (texts.description, texts.care_tags, again.special_care, again.due_at) == (
+        DESCRIPTION, ["elderly_alone"], True, demand.due_at)
 
 
 def test_post_from_menu_uses_its_deadline(app: IntakeApplication, clock: Clock) -> None:

@@ -14,6 +14,7 @@ from sandan_contracts.rpc import intake_pb2 as pb
 from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.config import ConfigError
 from sandan_eventbus.errors import InvalidArgument
+from sandan_intake.keys import Keyring
 from sandan_intake.residents import ResidentStore
 from sandan_intake.settings import Settings
 from services.intake.tests.support import Caller, Served, serving
@@ -111,13 +112,13 @@ def test_store_from_before_the_optional_columns_is_upgraded(tmp_path: Path) -> N
         conn.execute(text("INSERT INTO intake_residents VALUES ('r-old', 'c-1', 'Old', '123456', 'x', "
                           "'2025-01-01 00:00:00')"))
     old.dispose()
-    store = ResidentStore(url)
+    store = ResidentStore(url, Keyring.generate())
     assert store.get("r-old").email is None
     added = store.register("c-1", "New", "1234567", "y", email="new@example.org")
     assert store.get(added.resident_id).email == "new@example.org"
     store.close()
     with pytest.raises(InvalidArgument):
-        ResidentStore("memory://").register("c-1", "Li", "1234567", "y", wechat_openid="x")
+        ResidentStore("memory://", Keyring.generate()).register("c-1", "Li", "1234567", "y", wechat_openid="x")
 
 
 def test_places_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -126,6 +127,7 @@ def test_places_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     monkeypatch.setenv("INTAKE_EVENTSTORE_URL", "memory://")
     monkeypatch.setenv("INTAKE_CONTACT_TOKENS", "a1")  # ignored now
+    monkeypatch.setenv("INTAKE_KEK", Keyring.generate().text())
     monkeypatch.delenv("SANDAN_PLACES_FILE", raising=False)
     settings = Settings.from_env()
     assert not hasattr(settings, "contact_tokens")

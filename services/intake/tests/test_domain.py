@@ -8,16 +8,19 @@ from typing import Any
 import pytest
 
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
+from sandan_intake.crypto import Sealer, Unreadable, new_data_key
 from sandan_intake.domain import (
     DEFAULT_DEADLINES,
     MAX_REDOS,
     Demand,
+    Resident,
     ServiceMenu,
     demand_id_for,
     menu_id_for,
 )
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+SEALER = Sealer("res-1", new_data_key())  # the demand's data key (keys.py keeps real ones)
 
 
 def post(**overrides: Any) -> Demand:
@@ -27,7 +30,7 @@ def post(**overrides: Any) -> Demand:
         "due_at": T0 + timedelta(days=1), "deadline_seconds": 86400, "other_text": "light repair",
     }
     fields.update(overrides)
-    return Demand.post(**fields)
+    return Demand.post(**fields, seal=SEALER)
 
 
 def accepted(member: str = "m-1") -> Demand:
@@ -125,11 +128,23 @@ class TestPost:
     def test_posted_off_the_menu(self) -> None:
         demand = post(care_tags=["elderly_alone", "disabled", "elderly_alone"])
         assert demand.status == "posted"
-        assert demand.category == "other" and demand.other_text == "light repair"
+        assert demand.category == "other" and SEALER.open("other_text", demand.other_text) == "light repair"
         assert demand.menu_item_id is None and demand.member_id is None
-        assert demand.care_tags == ["elderly_alone", "disabled"]
+        assert SEALER.open("care_tags", demand.care_tags) == "elderly_alone,disabled" and demand.special_care
         assert demand.redo_count == 0 and demand.stars is None
         assert event_names(demand) == ["Posted"]
+
+    def test_the_event_carries_ciphertext_only(self) -> None:
+        demand = post(care_tags=["disabled"], description="Leaking pipe at Room 301")
+        (posted,) = demand.collect_events()
+        state = repr(posted.__dict__)
+        for plain in ("Leaking pipe", "Room 301", "light repair", "disabled"):
+            assert plain not in state
+        assert posted.description.startswith("gcm1:") and posted.special_care is True
+        # bound to the field: the description's ciphertext does not open as another field
+        with pytest.raises(Unreadable):
+            SEALER.open("other_text", posted.description)
+        assert not post().special_care and post().care_tags is None
 
     def test_posted_from_the_menu(self) -> None:
         menu = ServiceMenu.open("c-1")
@@ -143,7 +158,7 @@ class TestPost:
         assert post(resident_id="res-2").id != post().id
 
     def test_description_is_trimmed(self) -> None:
-        assert post(description="  12345  ").description == "12345"
+        assert SEALER.open("description", post(description="  12345  ").description) == "12345"
 
     @pytest.mark.parametrize(("overrides", "field"), [
         ({"description": "abcd"}, "description"),
@@ -198,8 +213,8 @@ class TestLifecycle:
         assert (demand.status, demand.served_hours) == ("served", 2.0)
         demand.confirm_completion()
         assert demand.status == "confirmed"
-        demand.rate(5, " great ")
-        assert (demand.stars, demand.comment, demand.status) == (5, "great", "confirmed")
+        demand.rate(5, " great ", SEALER)
+        assert (demand.stars, SEALER.open("comment", demand.comment), demand.status) == (5, "great", "confirmed")
         assert event_names(demand) == ["Posted", "AcceptanceRecorded", "ServiceRecorded",
                                        "CompletionConfirmed", "Rated"]
 
@@ -256,12 +271,13 @@ class TestLifecycle:
 
     def test_replay_rebuilds_state(self) -> None:
         demand = served("m-1")
-        demand.rate(2, "slow")
+        demand.rate(2, "slow", SEALER)
         copy = None
         for e in demand.collect_events():
             copy = e.mutate(copy)
         assert copy is not None
-        assert (copy.status, copy.member_id, copy.stars, copy.comment) == ("served", "m-1", 2, "slow")
+        assert (copy.status, copy.member_id, copy.stars, SEALER.open("comment", copy.comment)) == (
+            "served", "m-1", 2, "slow")
 
 
 class TestRefusals:
@@ -372,3 +388,78 @@ def _withdrawn() -> Demand:
     demand = post()
     demand.withdraw("solved_myself")
     return demand
+
+
+# ---- sealed texts: no key, no comment; retention shreds closed demands only ------------------------
+class TestSealedTexts:
+    def test_a_comment_needs_the_demands_key(self) -> None:
+        demand = served()
+        with pytest.raises(FailedPrecondition, match="erased or shredded"):
+            demand.rate(5, "thanks", None)
+        demand.rate(5, "", None)  # stars alone need no key
+        assert (demand.stars, demand.comment) == (5, None)
+
+    @pytest.mark.parametrize("make", [post, accepted, served])
+    def test_only_closed_demands_are_shredded(self, make: Any) -> None:
+        demand = make()
+        demand.collect_events()
+        with pytest.raises(FailedPrecondition, match="cannot shred texts"):
+            demand.record_texts_shredded("retention")
+        assert event_names(demand) == []
+
+    def test_shredding_is_recorded_once_and_then_no_comment_is_kept(self) -> None:
+        demand = _confirmed()
+        demand.collect_events()
+        demand.record_texts_shredded("retention")
+        demand.record_texts_shredded("retention")
+        (shredded,) = demand.collect_events()
+        assert (type(shredded).__name__, shredded.reason, shredded.fields) == (
+            "TextsShredded", "retention", ["description", "other_text"])
+        assert demand.texts_shredded
+        with pytest.raises(FailedPrecondition, match="erased or shredded"):
+            demand.rate(4, "late praise", SEALER)
+
+    def test_events_written_before_encryption_read_as_legacy_values(self) -> None:
+        """class_version 1 events (plaintext, tags as a list) upcast to version 2's shape."""
+        v1 = {"client_request_id": "r", "resident_id": "res-1", "care_tags": ["disabled"], "description": "Old text",
+              "other_text": "odd job"}
+        Demand.Posted.upcast_v1_v2(v1)
+        assert v1 == {"client_request_id": "r", "resident_id": "res-1", "care_tags": "plain:disabled",
+                      "special_care": True, "description": "plain:Old text", "other_text": "plain:odd job"}
+        none = {"care_tags": [], "description": "x", "other_text": None}
+        Demand.Posted.upcast_v1_v2(none)
+        assert (none["care_tags"], none["special_care"], none["other_text"]) == (None, False, None)
+        rated = {"stars": 5, "comment": "nice", "member_id": "m-1"}
+        Demand.Rated.upcast_v1_v2(rated)
+        assert rated["comment"] == "plain:nice"
+        assert SEALER.open("comment", rated["comment"]) == "nice"  # legacy values read without the key
+
+
+# ---- a resident's registration ---------------------------------------------------------------------
+class TestResident:
+    RID = "0f8e6d4c-2b1a-4c3d-9e8f-7a6b5c4d3e2f"
+
+    def test_register_correct_export_erase(self) -> None:
+        resident = Resident.register(self.RID, "c-1")
+        assert resident.id == Resident.create_id(self.RID) and not resident.erased
+        resident.correct(["phone", "address", "phone"])
+        resident.correct([])  # nothing changed: nothing recorded
+        resident.record_export()
+        resident.erase(by="resident", reason="resident_request")
+        resident.erase(by="branch_secretary", reason="other")  # erased before: nothing more
+        events = resident.collect_events()
+        assert [type(e).__name__ for e in events] == ["Registered", "Corrected", "Exported", "Erased"]
+        assert events[1].fields == ["address", "phone"]  # the names, never the values
+        assert (events[3].by, events[3].reason) == ("resident", "resident_request")
+        assert resident.erased
+
+    def test_an_erased_record_is_not_corrected(self) -> None:
+        resident = Resident.register(self.RID, "c-1")
+        resident.erase(by="resident", reason="resident_request")
+        with pytest.raises(FailedPrecondition, match="erased"):
+            resident.correct(["name"])
+
+    @pytest.mark.parametrize(("by", "reason"), [("resident", "Because I said so"), ("", "resident_request")])
+    def test_erasure_names_who_and_why_as_codes(self, by: str, reason: str) -> None:
+        with pytest.raises(InvalidArgument):
+            Resident.register(self.RID, "c-1").erase(by=by, reason=reason)

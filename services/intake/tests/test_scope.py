@@ -26,6 +26,7 @@ from sandan_eventbus.errors import AlreadyExists, FailedPrecondition
 from sandan_eventbus.trace import traced
 from sandan_intake.application import IntakeApplication
 from sandan_intake.domain import Demand
+from sandan_intake.keys import Keyring
 from sandan_intake.publishing import to_contract
 from sandan_intake.residents import ResidentStore
 from services.intake.tests.support import Caller, Served, serving, status_of
@@ -83,10 +84,14 @@ SCOPES: dict[str, tuple[list[str], list[str]]] = {
                          ["other_resident", "secretary_elsewhere", "town_elsewhere", "county_elsewhere"]),
     "GetServiceContact": (["holder", "secretary"], ["member", "impostor", "secretary_elsewhere"]),
     "GetDemandContact": (["notify"], []),  # notify's identity has no narrower scope; other roles: by role
+    "CorrectResident": (WRITERS, WRITERS_ELSEWHERE),
+    "ExportResidentData": (["resident", "secretary"], ["other_resident", "secretary_elsewhere"]),
+    "EraseResident": (["resident", "secretary"], ["other_resident", "secretary_elsewhere"]),
 }
 # Allowed calls that store something (an event or a row); every other allowed call stores nothing.
 STORING = {"RegisterResident", "PublishMenuItem", "RetireMenuItem", "PostDemand", "WithdrawDemand",
-           "ConfirmCompletion", "RateService", "RequestRedo", "GetServiceContact", "GetDemandContact"}
+           "ConfirmCompletion", "RateService", "RequestRedo", "GetServiceContact", "GetDemandContact",
+           "CorrectResident", "ExportResidentData", "EraseResident"}  # the last three: records on the resident
 METHODS = [m.name for m in pb.DESCRIPTOR.services_by_name["Intake"].methods]
 DESCRIPTION = "Please fetch my medicine"
 
@@ -121,7 +126,7 @@ def register_request(community_id: str = "c-1") -> pb.RegisterResidentRequest:
 
 @pytest.fixture
 async def world(local_issuer: LocalIssuer) -> AsyncIterator[World]:
-    app = IntakeApplication(ResidentStore("memory://"), "memory://", places=PLACES)
+    app = IntakeApplication(ResidentStore("memory://", Keyring.generate()), "memory://", places=PLACES)
     async with serving(local_issuer, app) as served:
         w = World(served, "", "", "")
         liu = w.as_("resident")
@@ -158,6 +163,12 @@ def request(w: World, method: str, caller: str) -> Any:
     if method == "GetServiceContact":
         member_id = {"holder": "m-1", "member": "m-2", "impostor": "m-1"}.get(caller, "")
         return pb.ServiceContactRequest(demand_id=w.held, member_id=member_id)
+    if method == "CorrectResident":
+        return pb.CorrectResidentRequest(resident_id=w.resident_id, phone="13900009999")
+    if method == "ExportResidentData":
+        return pb.ResidentRef(resident_id=w.resident_id)
+    if method == "EraseResident":
+        return pb.EraseResidentRequest(resident_id=w.resident_id, reason="resident_request")
     return pb.DemandRef(demand_id=w.held)  # ConfirmCompletion, GetDemand, GetDemandHistory, GetDemandContact
 
 
@@ -328,7 +339,7 @@ def person(role: str, subject: str = "sub-x", **places: str) -> Principal:
 
 @pytest.fixture
 def app() -> Iterator[IntakeApplication]:
-    application = IntakeApplication(ResidentStore("memory://"), "memory://", places=PLACES)
+    application = IntakeApplication(ResidentStore("memory://", Keyring.generate()), "memory://", places=PLACES)
     yield application
     application.close()
 
@@ -358,7 +369,7 @@ def test_use_cases_refuse_roles_their_scope_does_not_name(app: IntakeApplication
 
 
 def test_without_a_places_directory_offices_reach_nothing() -> None:
-    app = IntakeApplication(ResidentStore("memory://"), "memory://")  # no SANDAN_PLACES_FILE
+    app = IntakeApplication(ResidentStore("memory://", Keyring.generate()), "memory://")  # no SANDAN_PLACES_FILE
     try:
         who = app.register_resident("c-1", "Liu Yang", "13900001111", "12 Well Street")
         demand = app.post_demand(client_request_id="r-1", resident_id=who.resident_id, community_id="c-1",
@@ -378,7 +389,9 @@ def test_a_residents_registration_at_the_application(app: IntakeApplication) -> 
     with acting_as(liu):
         first = app.register_resident("c-1", "Liu Yang", "13900001111", "12 Well Street")
         assert first.resident_id == liu.resident_id
-        assert app.register_resident("c-1", "Liu Y.", "13900002222", "elsewhere") == first  # kept as it was
+        again = app.register_resident("c-1", "Liu Y.", "13900002222", "elsewhere")
+        assert (again.resident_id, again.community_id) == (first.resident_id, "c-1")
+        assert app.residents.get(first.resident_id).phone == "13900001111"  # kept as it was
         with pytest.raises(AlreadyExists):
             app.register_resident("c-2", "Liu Yang", "13900001111", "12 Well Street")
     with acting_as(person("resident", "sub-nobody")), pytest.raises(PermissionDenied):

@@ -27,6 +27,7 @@ from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.healthcheck import check
 from sandan_eventbus.kafka import create_topics
 from sandan_intake.__main__ import build_runtime
+from sandan_intake.keys import Keyring
 from sandan_intake.settings import Settings
 from services.intake.tests.support import Caller
 
@@ -88,7 +89,8 @@ async def test_service_end_to_end(kafka_bootstrap: str, tmp_path: Any, local_iss
     await create_topics(kafka_bootstrap)
     settings = Settings(kafka_bootstrap_servers=kafka_bootstrap, eventstore_url=f"sqlite:///{tmp_path}/e.db",
                         database_url=f"sqlite:///{tmp_path}/r.db", grpc_address="127.0.0.1:0",
-                        consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}", log_level="INFO")
+                        consumer_group=f"intake-test-{uuid.uuid4().hex[:8]}", log_level="INFO",
+                        keyring=Keyring.generate())
     await group_starts_at_end(kafka_bootstrap, settings.consumer_group, ORDERS)
     runtime = build_runtime(settings)
     stop = asyncio.Event()

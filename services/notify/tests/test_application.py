@@ -198,6 +198,25 @@ def test_quarterly_notice_goes_back_to_each_unit(h) -> None:  # type: ignore[no-
     assert "2026Q1" in h.sent("email")[0].body
 
 
+def test_an_erased_resident_is_given_up_at_once_and_the_log_says_so(h) -> None:  # type: ignore[no-untyped-def]
+    """intake answers that the resident's data was erased: the notice is skipped as recipient_erased (a reason of
+    its own, not a failure to retry), and nothing is tried again however often the loops run."""
+    roster(h)
+    h.contacts.erased.add(("resident", "d-1"))
+    h.feed(OrderDispatched(order_id="o-1", demand_id="d-1", member_id="m-1", dispatched_by="branch"))
+    h.feed(OrderAccepted(order_id="o-1", demand_id="d-1", member_id="m-1", via="dispatch"))
+    assert sorted(h.plan_all()) == ["planned", "recipient_erased"]  # the member's notice, the resident's
+    h.run()
+    calls = h.contacts.calls
+    h.run(rounds=5)
+    assert h.contacts.calls == calls  # given up: never looked up again
+    assert all(m.recipient_kind != "resident" for m in h.sent("sms") + h.sent("wechat"))
+    h.app.projector.catch_up()
+    erased = [d for d in h.app.delivery_log.dead_letters(recipient_kind="resident")]
+    assert [d.error for d in erased] == ["recipient_erased"]
+    assert not [e for e in published(h) if isinstance(e, NotificationFailed)]  # nothing was attempted
+
+
 def test_unknown_recipients_and_unavailable_contacts(h) -> None:  # type: ignore[no-untyped-def]
     roster(h)
     h.feed(OrderDispatched(order_id="o-1", demand_id="d-1", member_id="m-4", dispatched_by="branch"))

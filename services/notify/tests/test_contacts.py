@@ -29,7 +29,7 @@ from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.config import ConfigError
 from sandan_eventbus.security import GrpcTlsSettings, OidcSettings
 from sandan_notify import __main__ as notify_main
-from sandan_notify.contacts import Contact, ContactNotFound, ContactUnavailable, GrpcContacts
+from sandan_notify.contacts import Contact, ContactErased, ContactNotFound, ContactUnavailable, GrpcContacts
 from sandan_notify.directory import Offices
 from sandan_notify.settings import Settings
 
@@ -38,6 +38,9 @@ NOTIFY_SECRET = "local-notify-secret"  # deploy/local/keycloak/sandan-realm.json
 
 class Intake(intake_pb2_grpc.IntakeServicer):
     async def GetDemandContact(self, request: intake_pb2.DemandRef, context: grpc.aio.ServicerContext) -> Any:
+        if request.demand_id == "d-erased":  # the resident's data was erased: intake says so, with nothing else
+            return intake_pb2.ResidentContact(demand_id="d-erased", resident_id="r-9", community_id="c-1",
+                                              erased=True)
         if request.demand_id != "d-1":
             await context.abort(grpc.StatusCode.NOT_FOUND, "no such demand")
         return intake_pb2.ResidentContact(resident_id="r-1", name="王秀英", phone="13800001234")
@@ -89,8 +92,12 @@ async def test_a_service_notify_token_reads_contacts(local_issuer: LocalIssuer, 
             assert await lookup(book, "member", "m-1") == Contact("m-1", "党员甲", email="m1@example.org")
             assert await lookup(book, "unit", "u-2") == Contact("u-2", "县财政局",
                                                                webhook_url="http://unit.example/hook")
-            with pytest.raises(ContactNotFound):  # the owner's NOT_FOUND still means "no contact"
+            with pytest.raises(ContactNotFound) as unknown:  # the owner's NOT_FOUND still means "no contact"
                 await lookup(book, "resident", "d-404")
+            assert unknown.value.reason == "no_contact"
+            with pytest.raises(ContactErased) as erased:  # an erased resident: given up with its own reason
+                await lookup(book, "resident", "d-erased")
+            assert erased.value.reason == "recipient_erased"
         finally:
             book.close()
 

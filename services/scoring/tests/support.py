@@ -76,11 +76,12 @@ class Events:
                                           grid_id=f"{community}-g1"), **kw)  # type: ignore[arg-type]
 
     def opened(self, order: str, *, community: str = "c1", category: str = "medical", care: list[str] | None = None,
-               due: datetime | None = None, **kw: object) -> Fact:
+               due: datetime | None = None, special_care: bool = False, **kw: object) -> Fact:
+        """`care`: the tags, as dispatch wrote them before `special_care` (now it sends [] and the flag)."""
         return self.fact(c.OrderOpened(order_id=order, demand_id=f"d{order}", community_id=community,
                                        grid_id=f"{community}-g1", category=category, urgency="normal",
-                                       care_tags=care or [], due_at=due or self.at(days=1)),
-                         **kw)  # type: ignore[arg-type]
+                                       care_tags=care or [], special_care=special_care,
+                                       due_at=due or self.at(days=1)), **kw)  # type: ignore[arg-type]
 
     def dispatched(self, order: str, member: str, **kw: object) -> Fact:
         return self.fact(c.OrderDispatched(order_id=order, demand_id=f"d{order}", member_id=member,

@@ -60,6 +60,20 @@ def test_special_care_bonus_comes_from_the_care_tags_on_the_order(ev: Events, ru
     assert rules_of(ledger, "m2") == {"service_completed": 12, "service_hours": 10}
 
 
+def test_special_care_from_the_flag_folds_as_the_tags_did(ev: Events, rules: RuleSet) -> None:
+    """Dispatch now sends `care_tags: []` with `special_care`; an order opened before carries its tags. Both mean
+    the same, so a rebuild over a log holding either (or both) gives the same ledger."""
+    old = fold(rules, [ev.opened("o1", care=["disabled"]), ev.accepted("o1", "m1"), ev.completed("o1", "m1"),
+                       ev.opened("o2"), ev.accepted("o2", "m2"), ev.completed("o2", "m2")])
+    new = fold(rules, [ev.opened("o1", special_care=True), ev.accepted("o1", "m1"), ev.completed("o1", "m1"),
+                       ev.opened("o2"), ev.accepted("o2", "m2"), ev.completed("o2", "m2")])
+    assert rules_of(new, "m1") == rules_of(old, "m1") == {"service_completed": 12, "service_hours": 8,
+                                                           "special_care_bonus": 6}
+    assert rules_of(new, "m2") == rules_of(old, "m2") == {"service_completed": 12, "service_hours": 8}
+    assert [(e.member_id, e.rule, e.points) for e in new.entries.values()] == \
+        [(e.member_id, e.rule, e.points) for e in old.entries.values()]
+
+
 def test_special_care_bonus_follows_the_rule_set(ev: Events, rulebook: RuleBook) -> None:
     ledger = fold(rulebook.get("2026.2"), [ev.opened("o1", care=["left_behind_child", "disabled"]),
                                            ev.accepted("o1", "m1"), ev.completed("o1", "m1", hours=2.0)])

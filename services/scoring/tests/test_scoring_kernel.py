@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from sandan_scoring.facts import SKIPPED_TYPES, type_of
 from sandan_scoring.fold import Ledger
 from sandan_scoring.folding import fold_records, folder
+from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
 from sandan_scoring.simulate import County
 from services.scoring.tests.support import assert_same, fold_both, state
@@ -88,6 +89,34 @@ def test_kernel_equals_reference_under_any_interleaving_and_redelivery(seed: int
     assert python.duplicates >= 0
 
 
+def restyled(records: tuple[Record, ...], flag: bool) -> list[Record]:
+    """The log with every OrderOpened written one way: the flag (`special_care`, tags []) or the tags only."""
+    out = []
+    for topic, raw in records:
+        message = orjson.loads(raw or b"{}")
+        if message.get("type") == "OrderOpened":
+            data = message["data"]
+            care = data.get("special_care", False) or bool(data["care_tags"])
+            if flag:
+                data["care_tags"], data["special_care"] = [], care
+            else:
+                data.pop("special_care", None)
+                data["care_tags"] = data["care_tags"] or (["disabled"] if care else [])
+            raw = orjson.dumps(message)
+        out.append((topic, raw))
+    return out
+
+
+def test_old_and_new_special_care_fold_to_one_digest_in_kernel_and_reference() -> None:
+    """Scoring's rebuild over a log written before `special_care` gives the digest the same log written after
+    gives: the flag and the tags mean the same, in the Python rules and in the kernel's decoder."""
+    records = county_log(11)
+    old, _ = assert_same(restyled(records, flag=False))
+    new, _ = assert_same(restyled(records, flag=True))
+    assert any(e.rule == "special_care_bonus" for e in new.entries.values())
+    assert Reports(new).digest() == Reports(old).digest()
+
+
 # ---- odd shapes: every one must end exactly where the Python decoder puts it ------------------------------
 MUTATIONS: list[tuple[bytes, bytes]] = [
     (b'"stars":5', b'"stars":5.0'), (b'"stars":5', b'"stars":true'), (b'"stars":5', b'"stars":9'),
@@ -96,6 +125,9 @@ MUTATIONS: list[tuple[bytes, bytes]] = [
     (b'"schema_version":1', b'"schema_version":1.0'), (b'"schema_version":1', b'"schema_version":true'),
     (b'"schema_version":1', b'"schema_version":2'), (b'Z"', b'+00:00"'), (b'Z"', b'+08:00"'), (b'Z"', b'"'),
     (b'.', b','), (b'T', b' '), (b'"care_tags":[]', b'"care_tags":{}'), (b'"care_tags":[]', b'"care_tags":["x"]'),
+    (b'"special_care":false', b'"special_care":true'), (b'"special_care":false', b'"special_care":null'),
+    (b'"special_care":true', b'"special_care":1'), (b'"special_care":true', b'"special_care":"true"'),
+    (b',"special_care":false', b''), (b',"special_care":true', b''),
     (b'"member_id":"', b'"member_id":"\\u6210'), (b'"member_id":"', b'"member_id":"\\ud800'),
     (b'"member_id":"', b'"member_id":"\xe6\x88\x90'), (b'"correlation_id":"', b'"correlation_id":null,"x":"'),
     (b'"data":{', b'"data":{"extra":123456789012345678901234,'), (b'"data":{', b'"data":{"x":-9223372036854775809,'),

@@ -84,7 +84,12 @@ class OrderOpened(_OrderEvent):
     grid_id: Id
     category: Code
     urgency: Urgency
+    # Deprecated: special-care tags are sensitive personal information (PIPL art. 28). New producers send [] and
+    # set `special_care`; readers take `special_care or bool(care_tags)` (events written before keep their tags).
     care_tags: list[CareTag] = Field(default_factory=list, max_length=4)
+    special_care: bool = Field(default=False, description="whether the resident needs special care (elderly "
+                               "living alone, student in hardship, left-behind child, disabled); which one stays in "
+                               "intake")
     due_at: UtcDatetime
 
 

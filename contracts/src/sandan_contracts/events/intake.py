@@ -30,7 +30,12 @@ class DemandPosted(_DemandEvent):
     category: Code
     menu_item_id: Id | None = None
     urgency: Urgency
+    # Deprecated: special-care tags are sensitive personal information (PIPL art. 28). New producers send [] and
+    # set `special_care`; readers take `special_care or bool(care_tags)` (events written before keep their tags).
     care_tags: list[CareTag] = Field(default_factory=list, max_length=4)
+    special_care: bool = Field(default=False, description="whether the resident needs special care (elderly "
+                               "living alone, student in hardship, left-behind child, disabled); which one stays in "
+                               "intake")
     channel: Channel
     due_at: UtcDatetime
     deadline_seconds: int = Field(gt=0, le=90 * 24 * 3600)

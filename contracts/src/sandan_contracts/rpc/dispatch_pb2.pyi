@@ -142,7 +142,7 @@ class ListOrdersRequest(_message.Message):
     def __init__(self, community_id: _Optional[str] = ..., status: _Optional[str] = ...) -> None: ...
 
 class Order(_message.Message):
-    __slots__ = ("order_id", "demand_id", "community_id", "grid_id", "category", "urgency", "status", "member_id", "level", "due_at", "redo_count", "offered_teams", "joint_meeting_units", "hours")
+    __slots__ = ("order_id", "demand_id", "community_id", "grid_id", "category", "urgency", "status", "member_id", "level", "due_at", "redo_count", "offered_teams", "joint_meeting_units", "hours", "special_care")
     ORDER_ID_FIELD_NUMBER: _ClassVar[int]
     DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class Order(_message.Message):
     OFFERED_TEAMS_FIELD_NUMBER: _ClassVar[int]
     JOINT_MEETING_UNITS_FIELD_NUMBER: _ClassVar[int]
     HOURS_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_CARE_FIELD_NUMBER: _ClassVar[int]
     order_id: str
     demand_id: str
     community_id: str
@@ -171,7 +172,8 @@ class Order(_message.Message):
     offered_teams: _containers.RepeatedScalarFieldContainer[str]
     joint_meeting_units: _containers.RepeatedScalarFieldContainer[str]
     hours: float
-    def __init__(self, order_id: _Optional[str] = ..., demand_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., category: _Optional[str] = ..., urgency: _Optional[str] = ..., status: _Optional[str] = ..., member_id: _Optional[str] = ..., level: _Optional[str] = ..., due_at: _Optional[str] = ..., redo_count: _Optional[int] = ..., offered_teams: _Optional[_Iterable[str]] = ..., joint_meeting_units: _Optional[_Iterable[str]] = ..., hours: _Optional[float] = ...) -> None: ...
+    special_care: bool
+    def __init__(self, order_id: _Optional[str] = ..., demand_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., category: _Optional[str] = ..., urgency: _Optional[str] = ..., status: _Optional[str] = ..., member_id: _Optional[str] = ..., level: _Optional[str] = ..., due_at: _Optional[str] = ..., redo_count: _Optional[int] = ..., offered_teams: _Optional[_Iterable[str]] = ..., joint_meeting_units: _Optional[_Iterable[str]] = ..., hours: _Optional[float] = ..., special_care: _Optional[bool] = ...) -> None: ...
 
 class Orders(_message.Message):
     __slots__ = ("orders",)

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from sandan_contracts.rpc import audit_pb2 as sandan__contracts_dot_rpc_dot_audit__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!sandan_contracts/rpc/intake.proto\x12\x10sandan.intake.v1\x1a sandan_contracts/rpc/audit.proto\"\x83\x01\n\x17RegisterResidentRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x15\n\rwechat_openid\x18\x06 \x01(\t\"5\n\x08Resident\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\"B\n\x0f\x44\x65\x61\x64lineSeconds\x12\x0e\n\x06urgent\x18\x01 \x01(\x03\x12\x0e\n\x06normal\x18\x02 \x01(\x03\x12\x0f\n\x07routine\x18\x03 \x01(\x03\"\x96\x01\n\x16PublishMenuItemRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x34\n\tdeadlines\x18\x05 \x01(\x0b\x32!.sandan.intake.v1.DeadlineSeconds\">\n\x15RetireMenuItemRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\"\'\n\x0fListMenuRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"\x99\x01\n\x08MenuItem\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x34\n\tdeadlines\x18\x05 \x01(\x0b\x32!.sandan.intake.v1.DeadlineSeconds\x12\x0f\n\x07retired\x18\x06 \x01(\x08\"1\n\x04Menu\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.sandan.intake.v1.MenuItem\"\xde\x01\n\x11PostDemandRequest\x12\x19\n\x11\x63lient_request_id\x18\x01 \x01(\t\x12\x13\n\x0bresident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x0f\n\x07grid_id\x18\x04 \x01(\t\x12\x14\n\x0cmenu_item_id\x18\x05 \x01(\t\x12\x12\n\nother_text\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0f\n\x07urgency\x18\x08 \x01(\t\x12\x11\n\tcare_tags\x18\t \x03(\t\x12\x0f\n\x07\x63hannel\x18\n \x01(\t\"\x1e\n\tDemandRef\x12\x11\n\tdemand_id\x18\x01 \x01(\t\":\n\x15WithdrawDemandRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x12RateServiceRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\r\n\x05stars\x18\x02 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"7\n\x12RequestRedoRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x8a\x02\n\x06\x44\x65mand\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x13\n\x0bresident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x0f\n\x07grid_id\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x14\n\x0cmenu_item_id\x18\x06 \x01(\t\x12\x0f\n\x07urgency\x18\x07 \x01(\t\x12\x11\n\tcare_tags\x18\x08 \x03(\t\x12\x0f\n\x07\x63hannel\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x0e\n\x06\x64ue_at\x18\x0b \x01(\t\x12\x11\n\tmember_id\x18\x0c \x01(\t\x12\x12\n\nredo_count\x18\r \x01(\x05\x12\r\n\x05stars\x18\x0e \x01(\x05\"=\n\x15ServiceContactRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\"f\n\x0eServiceContact\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\"\x92\x01\n\x0fResidentContact\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x13\n\x0bresident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05phone\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x15\n\rwechat_openid\x18\x07 \x01(\t2\xa9\x08\n\x06Intake\x12Y\n\x10RegisterResident\x12).sandan.intake.v1.RegisterResidentRequest\x1a\x1a.sandan.intake.v1.Resident\x12W\n\x0fPublishMenuItem\x12(.sandan.intake.v1.PublishMenuItemRequest\x1a\x1a.sandan.intake.v1.MenuItem\x12U\n\x0eRetireMenuItem\x12\'.sandan.intake.v1.RetireMenuItemRequest\x1a\x1a.sandan.intake.v1.MenuItem\x12\x45\n\x08ListMenu\x12!.sandan.intake.v1.ListMenuRequest\x1a\x16.sandan.intake.v1.Menu\x12K\n\nPostDemand\x12#.sandan.intake.v1.PostDemandRequest\x1a\x18.sandan.intake.v1.Demand\x12S\n\x0eWithdrawDemand\x12\'.sandan.intake.v1.WithdrawDemandRequest\x1a\x18.sandan.intake.v1.Demand\x12J\n\x11\x43onfirmCompletion\x12\x1b.sandan.intake.v1.DemandRef\x1a\x18.sandan.intake.v1.Demand\x12M\n\x0bRateService\x12$.sandan.intake.v1.RateServiceRequest\x1a\x18.sandan.intake.v1.Demand\x12M\n\x0bRequestRedo\x12$.sandan.intake.v1.RequestRedoRequest\x1a\x18.sandan.intake.v1.Demand\x12\x42\n\tGetDemand\x12\x1b.sandan.intake.v1.DemandRef\x1a\x18.sandan.intake.v1.Demand\x12I\n\x10GetDemandHistory\x12\x1b.sandan.intake.v1.DemandRef\x1a\x18.sandan.audit.v1.History\x12^\n\x11GetServiceContact\x12\'.sandan.intake.v1.ServiceContactRequest\x1a .sandan.intake.v1.ServiceContact\x12R\n\x10GetDemandContact\x12\x1b.sandan.intake.v1.DemandRef\x1a!.sandan.intake.v1.ResidentContactb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!sandan_contracts/rpc/intake.proto\x12\x10sandan.intake.v1\x1a sandan_contracts/rpc/audit.proto\"\x83\x01\n\x17RegisterResidentRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\r\n\x05\x65mail\x18\x05 \x01(\t\x12\x15\n\rwechat_openid\x18\x06 \x01(\t\"H\n\x08Resident\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x11\n\tcorrected\x18\x03 \x03(\t\"\"\n\x0bResidentRef\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\"\xd5\x01\n\x16\x43orrectResidentRequest\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05phone\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07\x61\x64\x64ress\x18\x04 \x01(\tH\x02\x88\x01\x01\x12\x12\n\x05\x65mail\x18\x05 \x01(\tH\x03\x88\x01\x01\x12\x1a\n\rwechat_openid\x18\x06 \x01(\tH\x04\x88\x01\x01\x42\x07\n\x05_nameB\x08\n\x06_phoneB\n\n\x08_addressB\x08\n\x06_emailB\x10\n\x0e_wechat_openid\";\n\x14\x45raseResidentRequest\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"P\n\x0eResidentErased\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x11\n\terased_at\x18\x02 \x01(\t\x12\x16\n\x0ekeys_destroyed\x18\x03 \x01(\x05\"N\n\x0e\x43ontactRelease\x12\n\n\x02\x61t\x18\x01 \x01(\t\x12\x0f\n\x07subject\x18\x02 \x01(\t\x12\x0c\n\x04role\x18\x03 \x01(\t\x12\x11\n\tmember_id\x18\x04 \x01(\t\"\xa7\x03\n\x0e\x45xportedDemand\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x11\n\tposted_at\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x04 \x01(\t\x12\x0f\n\x07grid_id\x18\x05 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x06 \x01(\t\x12\x14\n\x0cmenu_item_id\x18\x07 \x01(\t\x12\x12\n\nother_text\x18\x08 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\t \x01(\t\x12\x11\n\tcare_tags\x18\n \x03(\t\x12\x0f\n\x07urgency\x18\x0b \x01(\t\x12\x0f\n\x07\x63hannel\x18\x0c \x01(\t\x12\x11\n\tmember_id\x18\r \x01(\t\x12\x12\n\nredo_count\x18\x0e \x01(\x05\x12\r\n\x05stars\x18\x0f \x01(\x05\x12\x0f\n\x07\x63omment\x18\x10 \x01(\t\x12\x17\n\x0fwithdraw_reason\x18\x11 \x01(\t\x12\x16\n\x0etexts_shredded\x18\x12 \x01(\x08\x12:\n\x10\x63ontact_releases\x18\x13 \x03(\x0b\x32 .sandan.intake.v1.ContactRelease\"\xc3\x02\n\x0eResidentExport\x12\x13\n\x0bresident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05phone\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x15\n\rwechat_openid\x18\x07 \x01(\t\x12\x15\n\rregistered_at\x18\x08 \x01(\t\x12\x0e\n\x06\x65rased\x18\t \x01(\x08\x12\x11\n\terased_at\x18\n \x01(\t\x12\x31\n\x07\x64\x65mands\x18\x0b \x03(\x0b\x32 .sandan.intake.v1.ExportedDemand\x12\x30\n\x0erecord_history\x18\x0c \x01(\x0b\x32\x18.sandan.audit.v1.History\x12\x13\n\x0b\x65xported_at\x18\r \x01(\t\"B\n\x0f\x44\x65\x61\x64lineSeconds\x12\x0e\n\x06urgent\x18\x01 \x01(\x03\x12\x0e\n\x06normal\x18\x02 \x01(\x03\x12\x0f\n\x07routine\x18\x03 \x01(\x03\"\x96\x01\n\x16PublishMenuItemRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x34\n\tdeadlines\x18\x05 \x01(\x0b\x32!.sandan.intake.v1.DeadlineSeconds\">\n\x15RetireMenuItemRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\"\'\n\x0fListMenuRequest\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\"\x99\x01\n\x08MenuItem\x12\x14\n\x0c\x63ommunity_id\x18\x01 \x01(\t\x12\x0f\n\x07item_id\x18\x02 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x34\n\tdeadlines\x18\x05 \x01(\x0b\x32!.sandan.intake.v1.DeadlineSeconds\x12\x0f\n\x07retired\x18\x06 \x01(\x08\"1\n\x04Menu\x12)\n\x05items\x18\x01 \x03(\x0b\x32\x1a.sandan.intake.v1.MenuItem\"\xde\x01\n\x11PostDemandRequest\x12\x19\n\x11\x63lient_request_id\x18\x01 \x01(\t\x12\x13\n\x0bresident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x0f\n\x07grid_id\x18\x04 \x01(\t\x12\x14\n\x0cmenu_item_id\x18\x05 \x01(\t\x12\x12\n\nother_text\x18\x06 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x07 \x01(\t\x12\x0f\n\x07urgency\x18\x08 \x01(\t\x12\x11\n\tcare_tags\x18\t \x03(\t\x12\x0f\n\x07\x63hannel\x18\n \x01(\t\"\x1e\n\tDemandRef\x12\x11\n\tdemand_id\x18\x01 \x01(\t\":\n\x15WithdrawDemandRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"G\n\x12RateServiceRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\r\n\x05stars\x18\x02 \x01(\x05\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"7\n\x12RequestRedoRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd1\x02\n\x06\x44\x65mand\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x13\n\x0bresident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x0f\n\x07grid_id\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\t\x12\x14\n\x0cmenu_item_id\x18\x06 \x01(\t\x12\x0f\n\x07urgency\x18\x07 \x01(\t\x12\x11\n\tcare_tags\x18\x08 \x03(\t\x12\x0f\n\x07\x63hannel\x18\t \x01(\t\x12\x0e\n\x06status\x18\n \x01(\t\x12\x0e\n\x06\x64ue_at\x18\x0b \x01(\t\x12\x11\n\tmember_id\x18\x0c \x01(\t\x12\x12\n\nredo_count\x18\r \x01(\x05\x12\r\n\x05stars\x18\x0e \x01(\x05\x12\x14\n\x0cspecial_care\x18\x0f \x01(\x08\x12\x17\n\x0fresident_erased\x18\x10 \x01(\x08\x12\x16\n\x0etexts_shredded\x18\x11 \x01(\x08\"=\n\x15ServiceContactRequest\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x11\n\tmember_id\x18\x02 \x01(\t\"\x8e\x01\n\x0eServiceContact\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05phone\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0e\n\x06\x65rased\x18\x06 \x01(\x08\x12\x16\n\x0etexts_shredded\x18\x07 \x01(\x08\"\xa2\x01\n\x0fResidentContact\x12\x11\n\tdemand_id\x18\x01 \x01(\t\x12\x13\n\x0bresident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63ommunity_id\x18\x03 \x01(\t\x12\x0c\n\x04name\x18\x04 \x01(\t\x12\r\n\x05phone\x18\x05 \x01(\t\x12\r\n\x05\x65mail\x18\x06 \x01(\t\x12\x15\n\rwechat_openid\x18\x07 \x01(\t\x12\x0e\n\x06\x65rased\x18\x08 \x01(\x08\x32\xb4\n\n\x06Intake\x12Y\n\x10RegisterResident\x12).sandan.intake.v1.RegisterResidentRequest\x1a\x1a.sandan.intake.v1.Resident\x12W\n\x0fPublishMenuItem\x12(.sandan.intake.v1.PublishMenuItemRequest\x1a\x1a.sandan.intake.v1.MenuItem\x12U\n\x0eRetireMenuItem\x12\'.sandan.intake.v1.RetireMenuItemRequest\x1a\x1a.sandan.intake.v1.MenuItem\x12\x45\n\x08ListMenu\x12!.sandan.intake.v1.ListMenuRequest\x1a\x16.sandan.intake.v1.Menu\x12K\n\nPostDemand\x12#.sandan.intake.v1.PostDemandRequest\x1a\x18.sandan.intake.v1.Demand\x12S\n\x0eWithdrawDemand\x12\'.sandan.intake.v1.WithdrawDemandRequest\x1a\x18.sandan.intake.v1.Demand\x12J\n\x11\x43onfirmCompletion\x12\x1b.sandan.intake.v1.DemandRef\x1a\x18.sandan.intake.v1.Demand\x12M\n\x0bRateService\x12$.sandan.intake.v1.RateServiceRequest\x1a\x18.sandan.intake.v1.Demand\x12M\n\x0bRequestRedo\x12$.sandan.intake.v1.RequestRedoRequest\x1a\x18.sandan.intake.v1.Demand\x12\x42\n\tGetDemand\x12\x1b.sandan.intake.v1.DemandRef\x1a\x18.sandan.intake.v1.Demand\x12I\n\x10GetDemandHistory\x12\x1b.sandan.intake.v1.DemandRef\x1a\x18.sandan.audit.v1.History\x12^\n\x11GetServiceContact\x12\'.sandan.intake.v1.ServiceContactRequest\x1a .sandan.intake.v1.ServiceContact\x12R\n\x10GetDemandContact\x12\x1b.sandan.intake.v1.DemandRef\x1a!.sandan.intake.v1.ResidentContact\x12W\n\x0f\x43orrectResident\x12(.sandan.intake.v1.CorrectResidentRequest\x1a\x1a.sandan.intake.v1.Resident\x12U\n\x12\x45xportResidentData\x12\x1d.sandan.intake.v1.ResidentRef\x1a .sandan.intake.v1.ResidentExport\x12Y\n\rEraseResident\x12&.sandan.intake.v1.EraseResidentRequest\x1a .sandan.intake.v1.ResidentErasedb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,37 +35,51 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGISTERRESIDENTREQUEST']._serialized_start=90
   _globals['_REGISTERRESIDENTREQUEST']._serialized_end=221
   _globals['_RESIDENT']._serialized_start=223
-  _globals['_RESIDENT']._serialized_end=276
-  _globals['_DEADLINESECONDS']._serialized_start=278
-  _globals['_DEADLINESECONDS']._serialized_end=344
-  _globals['_PUBLISHMENUITEMREQUEST']._serialized_start=347
-  _globals['_PUBLISHMENUITEMREQUEST']._serialized_end=497
-  _globals['_RETIREMENUITEMREQUEST']._serialized_start=499
-  _globals['_RETIREMENUITEMREQUEST']._serialized_end=561
-  _globals['_LISTMENUREQUEST']._serialized_start=563
-  _globals['_LISTMENUREQUEST']._serialized_end=602
-  _globals['_MENUITEM']._serialized_start=605
-  _globals['_MENUITEM']._serialized_end=758
-  _globals['_MENU']._serialized_start=760
-  _globals['_MENU']._serialized_end=809
-  _globals['_POSTDEMANDREQUEST']._serialized_start=812
-  _globals['_POSTDEMANDREQUEST']._serialized_end=1034
-  _globals['_DEMANDREF']._serialized_start=1036
-  _globals['_DEMANDREF']._serialized_end=1066
-  _globals['_WITHDRAWDEMANDREQUEST']._serialized_start=1068
-  _globals['_WITHDRAWDEMANDREQUEST']._serialized_end=1126
-  _globals['_RATESERVICEREQUEST']._serialized_start=1128
-  _globals['_RATESERVICEREQUEST']._serialized_end=1199
-  _globals['_REQUESTREDOREQUEST']._serialized_start=1201
-  _globals['_REQUESTREDOREQUEST']._serialized_end=1256
-  _globals['_DEMAND']._serialized_start=1259
-  _globals['_DEMAND']._serialized_end=1525
-  _globals['_SERVICECONTACTREQUEST']._serialized_start=1527
-  _globals['_SERVICECONTACTREQUEST']._serialized_end=1588
-  _globals['_SERVICECONTACT']._serialized_start=1590
-  _globals['_SERVICECONTACT']._serialized_end=1692
-  _globals['_RESIDENTCONTACT']._serialized_start=1695
-  _globals['_RESIDENTCONTACT']._serialized_end=1841
-  _globals['_INTAKE']._serialized_start=1844
-  _globals['_INTAKE']._serialized_end=2909
+  _globals['_RESIDENT']._serialized_end=295
+  _globals['_RESIDENTREF']._serialized_start=297
+  _globals['_RESIDENTREF']._serialized_end=331
+  _globals['_CORRECTRESIDENTREQUEST']._serialized_start=334
+  _globals['_CORRECTRESIDENTREQUEST']._serialized_end=547
+  _globals['_ERASERESIDENTREQUEST']._serialized_start=549
+  _globals['_ERASERESIDENTREQUEST']._serialized_end=608
+  _globals['_RESIDENTERASED']._serialized_start=610
+  _globals['_RESIDENTERASED']._serialized_end=690
+  _globals['_CONTACTRELEASE']._serialized_start=692
+  _globals['_CONTACTRELEASE']._serialized_end=770
+  _globals['_EXPORTEDDEMAND']._serialized_start=773
+  _globals['_EXPORTEDDEMAND']._serialized_end=1196
+  _globals['_RESIDENTEXPORT']._serialized_start=1199
+  _globals['_RESIDENTEXPORT']._serialized_end=1522
+  _globals['_DEADLINESECONDS']._serialized_start=1524
+  _globals['_DEADLINESECONDS']._serialized_end=1590
+  _globals['_PUBLISHMENUITEMREQUEST']._serialized_start=1593
+  _globals['_PUBLISHMENUITEMREQUEST']._serialized_end=1743
+  _globals['_RETIREMENUITEMREQUEST']._serialized_start=1745
+  _globals['_RETIREMENUITEMREQUEST']._serialized_end=1807
+  _globals['_LISTMENUREQUEST']._serialized_start=1809
+  _globals['_LISTMENUREQUEST']._serialized_end=1848
+  _globals['_MENUITEM']._serialized_start=1851
+  _globals['_MENUITEM']._serialized_end=2004
+  _globals['_MENU']._serialized_start=2006
+  _globals['_MENU']._serialized_end=2055
+  _globals['_POSTDEMANDREQUEST']._serialized_start=2058
+  _globals['_POSTDEMANDREQUEST']._serialized_end=2280
+  _globals['_DEMANDREF']._serialized_start=2282
+  _globals['_DEMANDREF']._serialized_end=2312
+  _globals['_WITHDRAWDEMANDREQUEST']._serialized_start=2314
+  _globals['_WITHDRAWDEMANDREQUEST']._serialized_end=2372
+  _globals['_RATESERVICEREQUEST']._serialized_start=2374
+  _globals['_RATESERVICEREQUEST']._serialized_end=2445
+  _globals['_REQUESTREDOREQUEST']._serialized_start=2447
+  _globals['_REQUESTREDOREQUEST']._serialized_end=2502
+  _globals['_DEMAND']._serialized_start=2505
+  _globals['_DEMAND']._serialized_end=2842
+  _globals['_SERVICECONTACTREQUEST']._serialized_start=2844
+  _globals['_SERVICECONTACTREQUEST']._serialized_end=2905
+  _globals['_SERVICECONTACT']._serialized_start=2908
+  _globals['_SERVICECONTACT']._serialized_end=3050
+  _globals['_RESIDENTCONTACT']._serialized_start=3053
+  _globals['_RESIDENTCONTACT']._serialized_end=3215
+  _globals['_INTAKE']._serialized_start=3218
+  _globals['_INTAKE']._serialized_end=4550
 # @@protoc_insertion_point(module_scope)

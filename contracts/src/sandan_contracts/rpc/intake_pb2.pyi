@@ -24,12 +24,138 @@ class RegisterResidentRequest(_message.Message):
     def __init__(self, community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
 
 class Resident(_message.Message):
-    __slots__ = ("resident_id", "community_id")
+    __slots__ = ("resident_id", "community_id", "corrected")
     RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    CORRECTED_FIELD_NUMBER: _ClassVar[int]
     resident_id: str
     community_id: str
-    def __init__(self, resident_id: _Optional[str] = ..., community_id: _Optional[str] = ...) -> None: ...
+    corrected: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., corrected: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ResidentRef(_message.Message):
+    __slots__ = ("resident_id",)
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    def __init__(self, resident_id: _Optional[str] = ...) -> None: ...
+
+class CorrectResidentRequest(_message.Message):
+    __slots__ = ("resident_id", "name", "phone", "address", "email", "wechat_openid")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    name: str
+    phone: str
+    address: str
+    email: str
+    wechat_openid: str
+    def __init__(self, resident_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
+
+class EraseResidentRequest(_message.Message):
+    __slots__ = ("resident_id", "reason")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    reason: str
+    def __init__(self, resident_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class ResidentErased(_message.Message):
+    __slots__ = ("resident_id", "erased_at", "keys_destroyed")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    KEYS_DESTROYED_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    erased_at: str
+    keys_destroyed: int
+    def __init__(self, resident_id: _Optional[str] = ..., erased_at: _Optional[str] = ..., keys_destroyed: _Optional[int] = ...) -> None: ...
+
+class ContactRelease(_message.Message):
+    __slots__ = ("at", "subject", "role", "member_id")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    at: str
+    subject: str
+    role: str
+    member_id: str
+    def __init__(self, at: _Optional[str] = ..., subject: _Optional[str] = ..., role: _Optional[str] = ..., member_id: _Optional[str] = ...) -> None: ...
+
+class ExportedDemand(_message.Message):
+    __slots__ = ("demand_id", "posted_at", "status", "community_id", "grid_id", "category", "menu_item_id", "other_text", "description", "care_tags", "urgency", "channel", "member_id", "redo_count", "stars", "comment", "withdraw_reason", "texts_shredded", "contact_releases")
+    DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    POSTED_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    GRID_ID_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    MENU_ITEM_ID_FIELD_NUMBER: _ClassVar[int]
+    OTHER_TEXT_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    CARE_TAGS_FIELD_NUMBER: _ClassVar[int]
+    URGENCY_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    REDO_COUNT_FIELD_NUMBER: _ClassVar[int]
+    STARS_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAW_REASON_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_SHREDDED_FIELD_NUMBER: _ClassVar[int]
+    CONTACT_RELEASES_FIELD_NUMBER: _ClassVar[int]
+    demand_id: str
+    posted_at: str
+    status: str
+    community_id: str
+    grid_id: str
+    category: str
+    menu_item_id: str
+    other_text: str
+    description: str
+    care_tags: _containers.RepeatedScalarFieldContainer[str]
+    urgency: str
+    channel: str
+    member_id: str
+    redo_count: int
+    stars: int
+    comment: str
+    withdraw_reason: str
+    texts_shredded: bool
+    contact_releases: _containers.RepeatedCompositeFieldContainer[ContactRelease]
+    def __init__(self, demand_id: _Optional[str] = ..., posted_at: _Optional[str] = ..., status: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., category: _Optional[str] = ..., menu_item_id: _Optional[str] = ..., other_text: _Optional[str] = ..., description: _Optional[str] = ..., care_tags: _Optional[_Iterable[str]] = ..., urgency: _Optional[str] = ..., channel: _Optional[str] = ..., member_id: _Optional[str] = ..., redo_count: _Optional[int] = ..., stars: _Optional[int] = ..., comment: _Optional[str] = ..., withdraw_reason: _Optional[str] = ..., texts_shredded: _Optional[bool] = ..., contact_releases: _Optional[_Iterable[_Union[ContactRelease, _Mapping]]] = ...) -> None: ...
+
+class ResidentExport(_message.Message):
+    __slots__ = ("resident_id", "community_id", "name", "phone", "address", "email", "wechat_openid", "registered_at", "erased", "erased_at", "demands", "record_history", "exported_at")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PHONE_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    ERASED_AT_FIELD_NUMBER: _ClassVar[int]
+    DEMANDS_FIELD_NUMBER: _ClassVar[int]
+    RECORD_HISTORY_FIELD_NUMBER: _ClassVar[int]
+    EXPORTED_AT_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    community_id: str
+    name: str
+    phone: str
+    address: str
+    email: str
+    wechat_openid: str
+    registered_at: str
+    erased: bool
+    erased_at: str
+    demands: _containers.RepeatedCompositeFieldContainer[ExportedDemand]
+    record_history: _audit_pb2.History
+    exported_at: str
+    def __init__(self, resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ..., registered_at: _Optional[str] = ..., erased: _Optional[bool] = ..., erased_at: _Optional[str] = ..., demands: _Optional[_Iterable[_Union[ExportedDemand, _Mapping]]] = ..., record_history: _Optional[_Union[_audit_pb2.History, _Mapping]] = ..., exported_at: _Optional[str] = ...) -> None: ...
 
 class DeadlineSeconds(_message.Message):
     __slots__ = ("urgent", "normal", "routine")
@@ -148,7 +274,7 @@ class RequestRedoRequest(_message.Message):
     def __init__(self, demand_id: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class Demand(_message.Message):
-    __slots__ = ("demand_id", "resident_id", "community_id", "grid_id", "category", "menu_item_id", "urgency", "care_tags", "channel", "status", "due_at", "member_id", "redo_count", "stars")
+    __slots__ = ("demand_id", "resident_id", "community_id", "grid_id", "category", "menu_item_id", "urgency", "care_tags", "channel", "status", "due_at", "member_id", "redo_count", "stars", "special_care", "resident_erased", "texts_shredded")
     DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -163,6 +289,9 @@ class Demand(_message.Message):
     MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
     REDO_COUNT_FIELD_NUMBER: _ClassVar[int]
     STARS_FIELD_NUMBER: _ClassVar[int]
+    SPECIAL_CARE_FIELD_NUMBER: _ClassVar[int]
+    RESIDENT_ERASED_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_SHREDDED_FIELD_NUMBER: _ClassVar[int]
     demand_id: str
     resident_id: str
     community_id: str
@@ -177,7 +306,10 @@ class Demand(_message.Message):
     member_id: str
     redo_count: int
     stars: int
-    def __init__(self, demand_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., category: _Optional[str] = ..., menu_item_id: _Optional[str] = ..., urgency: _Optional[str] = ..., care_tags: _Optional[_Iterable[str]] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., due_at: _Optional[str] = ..., member_id: _Optional[str] = ..., redo_count: _Optional[int] = ..., stars: _Optional[int] = ...) -> None: ...
+    special_care: bool
+    resident_erased: bool
+    texts_shredded: bool
+    def __init__(self, demand_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., grid_id: _Optional[str] = ..., category: _Optional[str] = ..., menu_item_id: _Optional[str] = ..., urgency: _Optional[str] = ..., care_tags: _Optional[_Iterable[str]] = ..., channel: _Optional[str] = ..., status: _Optional[str] = ..., due_at: _Optional[str] = ..., member_id: _Optional[str] = ..., redo_count: _Optional[int] = ..., stars: _Optional[int] = ..., special_care: _Optional[bool] = ..., resident_erased: _Optional[bool] = ..., texts_shredded: _Optional[bool] = ...) -> None: ...
 
 class ServiceContactRequest(_message.Message):
     __slots__ = ("demand_id", "member_id")
@@ -188,21 +320,25 @@ class ServiceContactRequest(_message.Message):
     def __init__(self, demand_id: _Optional[str] = ..., member_id: _Optional[str] = ...) -> None: ...
 
 class ServiceContact(_message.Message):
-    __slots__ = ("demand_id", "name", "phone", "address", "description")
+    __slots__ = ("demand_id", "name", "phone", "address", "description", "erased", "texts_shredded")
     DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     PHONE_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
+    TEXTS_SHREDDED_FIELD_NUMBER: _ClassVar[int]
     demand_id: str
     name: str
     phone: str
     address: str
     description: str
-    def __init__(self, demand_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    erased: bool
+    texts_shredded: bool
+    def __init__(self, demand_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., address: _Optional[str] = ..., description: _Optional[str] = ..., erased: _Optional[bool] = ..., texts_shredded: _Optional[bool] = ...) -> None: ...
 
 class ResidentContact(_message.Message):
-    __slots__ = ("demand_id", "resident_id", "community_id", "name", "phone", "email", "wechat_openid")
+    __slots__ = ("demand_id", "resident_id", "community_id", "name", "phone", "email", "wechat_openid", "erased")
     DEMAND_ID_FIELD_NUMBER: _ClassVar[int]
     RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
     COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +346,7 @@ class ResidentContact(_message.Message):
     PHONE_FIELD_NUMBER: _ClassVar[int]
     EMAIL_FIELD_NUMBER: _ClassVar[int]
     WECHAT_OPENID_FIELD_NUMBER: _ClassVar[int]
+    ERASED_FIELD_NUMBER: _ClassVar[int]
     demand_id: str
     resident_id: str
     community_id: str
@@ -217,4 +354,5 @@ class ResidentContact(_message.Message):
     phone: str
     email: str
     wechat_openid: str
-    def __init__(self, demand_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
+    erased: bool
+    def __init__(self, demand_id: _Optional[str] = ..., resident_id: _Optional[str] = ..., community_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ..., erased: _Optional[bool] = ...) -> None: ...

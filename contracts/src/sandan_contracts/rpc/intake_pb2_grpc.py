@@ -100,6 +100,21 @@ class IntakeStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentContact.FromString,
                 _registered_method=True)
+        self.CorrectResident = channel.unary_unary(
+                '/sandan.intake.v1.Intake/CorrectResident',
+                request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.CorrectResidentRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.Resident.FromString,
+                _registered_method=True)
+        self.ExportResidentData = channel.unary_unary(
+                '/sandan.intake.v1.Intake/ExportResidentData',
+                request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentRef.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentExport.FromString,
+                _registered_method=True)
+        self.EraseResident = channel.unary_unary(
+                '/sandan.intake.v1.Intake/EraseResident',
+                request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.EraseResidentRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentErased.FromString,
+                _registered_method=True)
 
 
 class IntakeServicer:
@@ -189,6 +204,26 @@ class IntakeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CorrectResident(self, request, context):
+        """A resident's rights over their personal data (PIPL arts. 45-47): correct it, get a copy of everything held
+        about them, have it erased (their data keys destroyed: their demands stay, shown as erased). Each is recorded.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportResidentData(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EraseResident(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -256,6 +291,21 @@ def add_IntakeServicer_to_server(servicer, server):
                     servicer.GetDemandContact,
                     request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentContact.SerializeToString,
+            ),
+            'CorrectResident': grpc.unary_unary_rpc_method_handler(
+                    servicer.CorrectResident,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.CorrectResidentRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.Resident.SerializeToString,
+            ),
+            'ExportResidentData': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportResidentData,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentRef.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentExport.SerializeToString,
+            ),
+            'EraseResident': grpc.unary_unary_rpc_method_handler(
+                    servicer.EraseResident,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.EraseResidentRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ResidentErased.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -609,6 +659,87 @@ class Intake:
             '/sandan.intake.v1.Intake/GetDemandContact',
             sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_intake__pb2.ResidentContact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CorrectResident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.intake.v1.Intake/CorrectResident',
+            sandan__contracts_dot_rpc_dot_intake__pb2.CorrectResidentRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_intake__pb2.Resident.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportResidentData(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.intake.v1.Intake/ExportResidentData',
+            sandan__contracts_dot_rpc_dot_intake__pb2.ResidentRef.SerializeToString,
+            sandan__contracts_dot_rpc_dot_intake__pb2.ResidentExport.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EraseResident(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.intake.v1.Intake/EraseResident',
+            sandan__contracts_dot_rpc_dot_intake__pb2.EraseResidentRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_intake__pb2.ResidentErased.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,7 +39,7 @@ def order_pb(o: Order) -> pb.Order:
         order_id=o.order_id, demand_id=o.demand_id, community_id=o.community_id, grid_id=o.grid_id,
         category=o.category, urgency=o.urgency, status=o.status, member_id=o.member_id or "", level=o.level,
         due_at=o.due_at.isoformat(), redo_count=o.redo_count, offered_teams=o.offered_teams,
-        joint_meeting_units=o.joint_meeting_units, hours=o.hours,
+        joint_meeting_units=o.joint_meeting_units, hours=o.hours, special_care=o.special_care,
     )
 
 

@@ -123,15 +123,33 @@ class Order(Aggregate):
     def create_id(demand_id: str, **_: Any) -> UUID:
         return _id("order", demand_id)
 
-    @event("Opened")
+    class Opened(Aggregate.Created):
+        """v2: `special_care` (whether any special-care tag was given) instead of the tags, which are sensitive
+        personal information and stay in intake. v1 events (tags) are read as their flag."""
+
+        class_version = 2
+        demand_id: str
+        community_id: str
+        grid_id: str
+        category: str
+        urgency: str
+        special_care: bool
+        due_at: datetime
+        deadline_seconds: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["special_care"] = bool(state.pop("care_tags", None))
+
+    @event(Opened)
     def __init__(self, demand_id: str, community_id: str, grid_id: str, category: str, urgency: str,
-                 care_tags: list[str], due_at: datetime, deadline_seconds: int) -> None:
+                 special_care: bool, due_at: datetime, deadline_seconds: int) -> None:
         self.demand_id = demand_id
         self.community_id = community_id
         self.grid_id = grid_id
         self.category = category
         self.urgency = urgency
-        self.care_tags = list(care_tags)
+        self.special_care = special_care
         self.due_at = due_at
         self.deadline_seconds = deadline_seconds
         self.status = "open"

@@ -198,7 +198,8 @@ class Orders(DispatchBase):
             if self._maybe(Order, Order.create_id(event.demand_id)) is not None:
                 return []
             return [Order(demand_id=event.demand_id, community_id=event.community_id, grid_id=event.grid_id,
-                          category=event.category, urgency=event.urgency, care_tags=list(event.care_tags),
+                          category=event.category, urgency=event.urgency,
+                          special_care=event.special_care or bool(event.care_tags),  # old facts carry tags
                           due_at=event.due_at, deadline_seconds=event.deadline_seconds)]
         if isinstance(event, DemandWithdrawn):
             order = self._order_for_demand(event.demand_id)

@@ -39,7 +39,7 @@ _MAPPING: dict[str, Callable[[Any], c.Event]] = {
         grid_id=e.grid_id, community_id=e.community_id, member_id=e.member_id),
     "Order.Opened": lambda e: c.OrderOpened(
         **_order(e), community_id=e.community_id, grid_id=e.grid_id, category=e.category, urgency=e.urgency,
-        care_tags=e.care_tags, due_at=_utc(e.due_at)),
+        care_tags=[], special_care=e.special_care, due_at=_utc(e.due_at)),  # the tags stay in intake
     "Order.Dispatched": lambda e: c.OrderDispatched(**_order(e), member_id=e.member_id,
                                                     dispatched_by=e.dispatched_by),
     "Order.Offered": lambda e: c.OrderOffered(**_order(e), grid_id=e.grid_id, teams=e.teams),

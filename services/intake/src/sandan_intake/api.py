@@ -20,8 +20,9 @@ from sandan_eventbus import rpc
 from sandan_eventbus.audit import AuditEntry
 from sandan_eventbus.checks import check_choice, check_id
 from sandan_eventbus.errors import InvalidArgument
-from sandan_intake.application import IntakeApplication
-from sandan_intake.domain import CARE_TAGS, CHANNELS, URGENCIES, Demand, MenuItem
+from sandan_intake.application import DemandView, IntakeApplication, ResidentExport
+from sandan_intake.domain import CARE_TAGS, CHANNELS, URGENCIES, MenuItem
+from sandan_intake.residents import FIELDS
 
 R = TypeVar("R")
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["Intake"].full_name
@@ -37,13 +38,37 @@ def _required(field: str, value: str) -> str:
     return value.strip()
 
 
-def _demand(d: Demand) -> intake_pb2.Demand:
+def _demand(view: DemandView) -> intake_pb2.Demand:
+    d = view.demand
     return intake_pb2.Demand(
         demand_id=str(d.id), resident_id=d.resident_id, community_id=d.community_id, grid_id=d.grid_id,
-        category=d.category, menu_item_id=d.menu_item_id or "", urgency=d.urgency, care_tags=d.care_tags,
+        category=d.category, menu_item_id=d.menu_item_id or "", urgency=d.urgency, care_tags=view.care_tags,
         channel=d.channel, status=d.status, due_at=rfc3339(d.due_at), member_id=d.member_id or "",
-        redo_count=d.redo_count, stars=d.stars or 0,
+        redo_count=d.redo_count, stars=d.stars or 0, special_care=d.special_care,
+        resident_erased=view.resident_erased, texts_shredded=view.texts_shredded,
     )
+
+
+def _export(x: ResidentExport) -> intake_pb2.ResidentExport:
+    r = x.record
+    demands = []
+    for item in x.demands:
+        d, t = item.demand, item.texts
+        demands.append(intake_pb2.ExportedDemand(
+            demand_id=str(d.id), posted_at=rfc3339(d.created_on), status=d.status, community_id=d.community_id,
+            grid_id=d.grid_id, category=d.category, menu_item_id=d.menu_item_id or "",
+            other_text=t.other_text or "", description=t.description or "", care_tags=t.care_tags or [],
+            urgency=d.urgency, channel=d.channel, member_id=d.member_id or "", redo_count=d.redo_count,
+            stars=d.stars or 0, comment=t.comment or "", withdraw_reason=d.withdraw_reason or "",
+            texts_shredded=t.state != "readable",
+            contact_releases=[intake_pb2.ContactRelease(at=rfc3339(c.at), subject=c.subject, role=c.role,
+                                                        member_id=c.member_id or "") for c in item.releases]))
+    return intake_pb2.ResidentExport(
+        resident_id=r.resident_id, community_id=r.community_id, name=r.name, phone=r.phone, address=r.address,
+        email=r.email or "", wechat_openid=r.wechat_openid or "",
+        registered_at=rfc3339(r.registered_at) if r.registered_at else "", erased=r.erased,
+        erased_at=rfc3339(r.erased_at) if r.erased_at else "", demands=demands,
+        record_history=audit_pb2.History(entries=[_entry(e) for e in x.history]), exported_at=rfc3339(x.exported_at))
 
 
 def _menu_item(item: MenuItem) -> intake_pb2.MenuItem:
@@ -132,22 +157,22 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
                 other_text=request.other_text or None,
                 care_tags=list(request.care_tags),
             )
-            return _demand(demand)
+            return _demand(self.app.view(demand))
 
         return await self._write(context, post)
 
     async def WithdrawDemand(self, request: intake_pb2.WithdrawDemandRequest,
                              context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
         def withdraw() -> intake_pb2.Demand:
-            return _demand(self.app.withdraw(_required("demand_id", request.demand_id),
-                                             _required("reason", request.reason)))
+            return _demand(self.app.view(self.app.withdraw(_required("demand_id", request.demand_id),
+                                                           _required("reason", request.reason))))
 
         return await self._write(context, withdraw)
 
     async def ConfirmCompletion(self, request: intake_pb2.DemandRef,
                                 context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
         def confirm() -> intake_pb2.Demand:
-            return _demand(self.app.confirm_completion(_required("demand_id", request.demand_id)))
+            return _demand(self.app.view(self.app.confirm_completion(_required("demand_id", request.demand_id))))
 
         return await self._write(context, confirm)
 
@@ -157,22 +182,22 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
             demand_id = _required("demand_id", request.demand_id)
             if not 1 <= request.stars <= 5:  # checked before the state, so a bad request says so
                 raise InvalidArgument("stars", "must be 1 to 5")
-            return _demand(self.app.rate(demand_id, request.stars, request.comment))
+            return _demand(self.app.view(self.app.rate(demand_id, request.stars, request.comment)))
 
         return await self._write(context, rate)
 
     async def RequestRedo(self, request: intake_pb2.RequestRedoRequest,
                           context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
         def redo() -> intake_pb2.Demand:
-            return _demand(self.app.request_redo(_required("demand_id", request.demand_id),
-                                                 _required("reason", request.reason)))
+            return _demand(self.app.view(self.app.request_redo(_required("demand_id", request.demand_id),
+                                                               _required("reason", request.reason))))
 
         return await self._write(context, redo)
 
     async def GetDemand(self, request: intake_pb2.DemandRef,
                         context: grpc.aio.ServicerContext) -> intake_pb2.Demand:
         def get() -> intake_pb2.Demand:
-            return _demand(self.app.get_demand(_required("demand_id", request.demand_id)))
+            return _demand(self.app.view(self.app.get_demand(_required("demand_id", request.demand_id))))
 
         return await rpc.call(context, get)
 
@@ -191,7 +216,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
             member_id = check_id("member_id", request.member_id) if request.member_id else None
             found = self.app.service_contact(_required("demand_id", request.demand_id), member_id)
             return intake_pb2.ServiceContact(demand_id=found.demand_id, name=found.name, phone=found.phone,
-                                             address=found.address, description=found.description)
+                                             address=found.address, description=found.description,
+                                             erased=found.erased, texts_shredded=found.texts_shredded)
 
         return await rpc.call(context, contact)
 
@@ -202,9 +228,40 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
             return intake_pb2.ResidentContact(
                 demand_id=str(demand.id), resident_id=resident.resident_id, community_id=resident.community_id,
                 name=resident.name, phone=resident.phone, email=resident.email or "",
-                wechat_openid=resident.wechat_openid or "")
+                wechat_openid=resident.wechat_openid or "", erased=resident.erased)
 
         return await rpc.call(context, contact)
+
+    async def CorrectResident(self, request: intake_pb2.CorrectResidentRequest,
+                              context: grpc.aio.ServicerContext) -> intake_pb2.Resident:
+        # The record is not published: no relay to wake.
+        def correct() -> intake_pb2.Resident:
+            resident_id = _required("resident_id", request.resident_id)
+            changes = {f: getattr(request, f) for f in FIELDS if request.HasField(f)}
+            changed = self.app.correct_resident(resident_id, changes)
+            record = self.app.residents.community_of(resident_id)
+            return intake_pb2.Resident(resident_id=record.resident_id, community_id=record.community_id,
+                                       corrected=changed)
+
+        return await rpc.call(context, correct)
+
+    async def ExportResidentData(self, request: intake_pb2.ResidentRef,
+                                 context: grpc.aio.ServicerContext) -> intake_pb2.ResidentExport:
+        def export() -> intake_pb2.ResidentExport:
+            return _export(self.app.export_resident_data(_required("resident_id", request.resident_id)))
+
+        return await rpc.call(context, export)
+
+    async def EraseResident(self, request: intake_pb2.EraseResidentRequest,
+                            context: grpc.aio.ServicerContext) -> intake_pb2.ResidentErased:
+        # Nothing is published: the topics carry no personal data to erase.
+        def erase() -> intake_pb2.ResidentErased:
+            done = self.app.erase_resident(_required("resident_id", request.resident_id),
+                                           _required("reason", request.reason))
+            return intake_pb2.ResidentErased(resident_id=done.resident_id, erased_at=rfc3339(done.erased_at),
+                                             keys_destroyed=done.keys_destroyed)
+
+        return await rpc.call(context, erase)
 
 
 def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None]) -> list[str]:

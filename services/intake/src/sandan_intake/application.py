@@ -7,10 +7,16 @@ Inbox saves its result together with the Kafka position.
 Every use case reads its caller with `current()` and checks their scope (`scope.py`, access.toml's scope text)
 before deciding or saving anything; internal work runs as SYSTEM and passes. What a grid worker or a secretary
 does for a resident is stored as done on that resident's behalf (`acting_for`).
+
+Personal data is sealed (crypto.py) under the resident's data keys (keys.py): the residents table and the demand
+events hold ciphertext only. It is opened here, in the read paths that give it out (GetServiceContact,
+GetDemandContact, ExportResidentData, care tags in GetDemand) and nowhere else. Erasure destroys the keys;
+retention destroys a closed demand's key after `retention`.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,12 +31,27 @@ from sandan_contracts.events import OrderAccepted, OrderDeclined, ServiceComplet
 from sandan_eventbus import audit
 from sandan_eventbus.auth.principal import acting_for, current
 from sandan_eventbus.auth.scopes import Places
-from sandan_eventbus.checks import check_choice, check_id, check_text, check_uuid
-from sandan_eventbus.errors import AlreadyExists, InvalidArgument, NotFound
+from sandan_eventbus.checks import check_choice, check_code, check_id, check_text, check_uuid
+from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.store import ServiceApplication
-from sandan_intake.domain import DEFAULT_DEADLINES, URGENCIES, Demand, MenuItem, ServiceMenu, demand_id_for, menu_id_for
-from sandan_intake.residents import Resident, ResidentStore
+from sandan_intake.crypto import Unreadable, unseal
+from sandan_intake.domain import (
+    DEFAULT_DEADLINES,
+    URGENCIES,
+    Demand,
+    MenuItem,
+    Resident,
+    ServiceMenu,
+    demand_id_for,
+    menu_id_for,
+)
+from sandan_intake.index import DemandIndex
+from sandan_intake.residents import FIELDS, ResidentRecord, ResidentStore, check_field
 from sandan_intake.scope import RESIDENT, SECRETARY, IntakeScope
+
+log = logging.getLogger("sandan_intake")
+DEFAULT_RETENTION = timedelta(days=1095)
+READABLE, ERASED, SHREDDED = "readable", "erased", "shredded"
 
 A = TypeVar("A")
 Clock = Callable[[], datetime]
@@ -48,24 +69,83 @@ def check_resident_id(resident_id: str) -> str:
 
 @dataclass(frozen=True)
 class ServiceContact:
-    """What the member holding a demand may know to serve it; given only by `service_contact`."""
+    """What the member holding a demand may know to serve it; given only by `service_contact`. Empty, with
+    `erased`, once the resident's data was erased."""
 
     demand_id: str
     name: str
     phone: str
     address: str
     description: str
+    erased: bool = False
+    texts_shredded: bool = False
+
+
+@dataclass(frozen=True)
+class DemandTexts:
+    """A demand's sealed fields, opened: `state` readable, or erased (the resident's data) or shredded
+    (retention), and then every text is None."""
+
+    state: str
+    description: str | None = None
+    other_text: str | None = None
+    care_tags: list[str] | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class DemandView:
+    """What GetDemand adds to the demand's state: the care tags for those who may see them, and whether the
+    resident's data was erased or the demand's texts shredded."""
+
+    demand: Demand
+    care_tags: list[str]
+    resident_erased: bool
+    texts_shredded: bool
+
+
+@dataclass(frozen=True)
+class Release:
+    at: datetime
+    subject: str
+    role: str
+    member_id: str | None
+
+
+@dataclass(frozen=True)
+class ExportedDemand:
+    demand: Demand
+    texts: DemandTexts
+    releases: list[Release]
+
+
+@dataclass(frozen=True)
+class ResidentExport:
+    record: ResidentRecord
+    demands: list[ExportedDemand]
+    history: list[audit.AuditEntry]
+    exported_at: datetime
+
+
+@dataclass(frozen=True)
+class Erasure:
+    resident_id: str
+    erased_at: datetime
+    keys_destroyed: int
 
 
 class IntakeApplication(ServiceApplication):
     name = "intake"
 
     def __init__(self, residents: ResidentStore, store_url: str = "memory://", *,
-                 clock: Clock = utc_now, env: dict[str, str] | None = None, places: Places | None = None) -> None:
+                 clock: Clock = utc_now, env: dict[str, str] | None = None, places: Places | None = None,
+                 retention: timedelta = DEFAULT_RETENTION) -> None:
         super().__init__(store_url, env)
         self.residents = residents
         self.clock = clock
         self.scope = IntakeScope(places)  # places: which town each community is in (town offices' reach)
+        self.retention = retention
+        self.index = DemandIndex()
 
     def close(self) -> None:
         super().close()
@@ -73,24 +153,124 @@ class IntakeApplication(ServiceApplication):
 
     # ---- residents (personal data, never published) ------------------------------------------
     def register_resident(self, community_id: str, name: str, phone: str, address: str, *,
-                          email: str | None = None, wechat_openid: str | None = None) -> Resident:
+                          email: str | None = None, wechat_openid: str | None = None) -> ResidentRecord:
         """A resident registers themselves: the record's id is the one their account is bound to, so a retry
         returns the same record, and a second community for the same account is refused. A grid worker or a
-        secretary registers a new resident (a new id) of their community."""
+        secretary registers a new resident (a new id) of their community. The fields are sealed under the new
+        resident's own data key; the registration (without them) is a stored event."""
         who = current()
         if who.is_system or who.acting_role != RESIDENT:
             self.scope.register(who, community_id)
-            return self.residents.register(community_id, name, phone, address, email=email,
-                                           wechat_openid=wechat_openid)
+            record = self.residents.register(community_id, name, phone, address, email=email,
+                                             wechat_openid=wechat_openid)
+            self._resident(record, who)
+            return record
         own = self.scope.own_resident_id(who)
         try:
-            return self.residents.register(community_id, name, phone, address, email=email,
-                                           wechat_openid=wechat_openid, resident_id=own)
+            record = self.residents.register(community_id, name, phone, address, email=email,
+                                             wechat_openid=wechat_openid, resident_id=own)
         except AlreadyExists:  # registered before (or by a concurrent retry)
-            existing = self.residents.get(own)
-        if existing.community_id != community_id:
-            raise AlreadyExists(f"this account is registered already, as a resident of {existing.community_id}")
-        return existing
+            record = self.residents.community_of(own)
+            if record.community_id != community_id:
+                raise AlreadyExists(
+                    f"this account is registered already, as a resident of {record.community_id}") from None
+        self._resident(record, who)
+        return record
+
+    # ---- a resident's rights over their data: correction, export, erasure (PIPL arts. 45-47) -----------------
+    def correct_resident(self, resident_id: str, changes: Mapping[str, str | None]) -> list[str]:
+        """Replace the given fields of the record (an optional one given empty is removed). Returns the fields
+        whose value changed; the record of the correction names them, never their values."""
+        check_resident_id(resident_id)
+        who = current()
+        record = self.residents.community_of(resident_id)
+        self.scope.correct(who, record)
+        unknown = sorted(set(changes) - set(FIELDS))
+        if unknown:
+            raise InvalidArgument(unknown[0], "is no field of a resident's record")
+        if not changes:
+            raise InvalidArgument("fields", "give at least one field to correct")
+        checked = {f: check_field(f, v) for f, v in changes.items()}  # refused before anything is recorded
+        resident = self._resident(record, who)
+        if resident.erased or record.erased:
+            raise FailedPrecondition("cannot correct: this resident's personal data was erased")
+        current_record = self.residents.get(resident_id)
+        changed = [f for f in FIELDS if f in checked and checked[f] != getattr(current_record, f)]
+        if not changed:
+            return []
+        # recorded first: a failure after it leaves a record too many, never a change without a record
+        resident.correct(changed)
+        with acting_for(self.scope.on_behalf_of(who, resident_id)):
+            self.save(resident)
+        self.residents.correct(resident_id, {f: checked[f] for f in changed})
+        return changed
+
+    def export_resident_data(self, resident_id: str) -> ResidentExport:
+        """Everything held about the resident: their record, their demands with every text, the releases of
+        their contact, and the history of their record. The export itself is recorded."""
+        check_resident_id(resident_id)
+        who = current()
+        ref = self.residents.community_of(resident_id)
+        self.scope.export(who, ref)
+        record = self.residents.get(resident_id)
+        self.index.catch_up(self)
+        demands = []
+        for demand_id in self.index.demands_of(resident_id):
+            demand = self._demand(demand_id)
+            demands.append(ExportedDemand(demand, self.demand_texts(demand, record), self._releases(demand)))
+        resident = self._resident(ref, who)
+        resident.record_export()
+        with acting_for(self.scope.on_behalf_of(who, resident_id)):
+            self.save(resident)
+        return ResidentExport(record, demands, audit.history(self, resident.id), self._now())
+
+    def erase_resident(self, resident_id: str, reason: str) -> Erasure:
+        """Erase the resident's personal data (PIPL art. 47): their data keys (their record's and every demand's)
+        are destroyed and the record's sealed fields cleared, so nothing they or a worker typed about them can be
+        read again, from the tables or from the append-only log. Demands, orders, ratings and points stay, shown
+        as erased; nothing is published. Recorded with who asked (the trace) and why (`reason`); again: no-op."""
+        check_resident_id(resident_id)
+        check_code("reason", reason)
+        who = current()
+        record = self.residents.community_of(resident_id)
+        self.scope.erase(who, record)
+        resident = self._resident(record, who)
+        if not resident.erased:
+            # recorded first: should destroying fail, the retention sweep finishes the erasure it finds recorded
+            resident.erase(by="system" if who.is_system else who.acting_role, reason=reason)
+            with acting_for(self.scope.on_behalf_of(who, resident_id)):
+                self.save(resident)
+        destroyed = self.residents.erase(resident_id)
+        erased_at = self.residents.community_of(resident_id).erased_at
+        assert erased_at is not None
+        log.info("resident erased", extra={"fields": {"resident_id": resident_id, "keys_destroyed": destroyed}})
+        return Erasure(resident_id, erased_at, destroyed)
+
+    # ---- retention -----------------------------------------------------------------------------------------------
+    def shred_expired_texts(self) -> list[str]:
+        """The periodic job (as SYSTEM): demands closed longer ago than the retention period have their data key
+        destroyed (their texts and tags can never be read again) and the demand records it (TextsShredded).
+        Also finishes an erasure recorded but not carried out (a failure between the two). Returns the demands
+        shredded now."""
+        self.index.catch_up(self)
+        for resident_id in sorted(self.index.erased_residents):
+            if not self.residents.community_of(resident_id).erased:
+                self.residents.erase(resident_id)
+        shredded = []
+        for demand_id in self.index.closed_before(self._now() - self.retention):
+
+            def command(demand_id: str = demand_id) -> bool:
+                demand = self._demand(demand_id)
+                if demand.texts_shredded:
+                    return False
+                self.residents.shred_demands([demand_id])  # destroyed first: a failed record is redone next time
+                demand.record_texts_shredded("retention")
+                self.save(demand)
+                return True
+
+            if self.retrying(command):
+                shredded.append(demand_id)
+        return shredded
 
     # ---- the service menu ------------------------------------------------------------------
     def publish_menu_item(self, community_id: str, item_id: str, category: str, title: str,
@@ -142,19 +322,25 @@ class IntakeApplication(ServiceApplication):
         if existing is not None:
             self.scope.act_on(who, existing)
             return existing
-        resident = self.residents.get(resident_id)
+        resident = self.residents.community_of(resident_id)
         self.scope.resident(who, resident)
         if resident.community_id != community_id:
             raise InvalidArgument("community_id", "is not the community the resident registered in")
+        if resident.erased:
+            raise FailedPrecondition("cannot post: this resident's personal data was erased")
         check_choice("urgency", urgency, URGENCIES)
         menu_item = self._orderable(community_id, menu_item_id) if menu_item_id else None
         deadline = (menu_item.deadlines if menu_item else DEFAULT_DEADLINES)[urgency]
-        demand = Demand.post(
-            client_request_id=client_request_id, resident_id=resident_id, community_id=community_id,
-            grid_id=grid_id, description=description, urgency=urgency, channel=channel,
-            due_at=self._now() + timedelta(seconds=deadline), deadline_seconds=deadline,
-            menu_item=menu_item, other_text=other_text, care_tags=care_tags,
-        )
+        fields: dict[str, Any] = {
+            "client_request_id": client_request_id, "resident_id": resident_id, "community_id": community_id,
+            "grid_id": grid_id, "description": description, "urgency": urgency, "channel": channel,
+            "due_at": self._now() + timedelta(seconds=deadline), "deadline_seconds": deadline,
+            "menu_item": menu_item, "other_text": other_text, "care_tags": care_tags,
+        }
+        Demand.post(**fields, seal=lambda _f, v: v)  # every refusal before a key is made for the demand
+        sealer = self.residents.demand_sealer(resident_id, str(demand_id), create=True)
+        assert sealer is not None
+        demand = Demand.post(**fields, seal=sealer)
         try:
             with acting_for(self.scope.on_behalf_of(who, resident_id)):
                 self.save(demand)
@@ -169,7 +355,9 @@ class IntakeApplication(ServiceApplication):
         return self._change(demand_id, lambda d: d.confirm_completion())
 
     def rate(self, demand_id: str | uuid.UUID, stars: int, comment: str = "") -> Demand:
-        return self._change(demand_id, lambda d: d.rate(stars, comment))
+        """The comment is sealed under the demand's key (refused once that key is gone)."""
+        return self._change(demand_id, lambda d: d.rate(
+            stars, comment, self.residents.demand_sealer(d.resident_id, str(d.id)) if comment.strip() else None))
 
     def request_redo(self, demand_id: str | uuid.UUID, reason: str) -> Demand:
         """The new deadline restarts from now, with the demand's original deadline length."""
@@ -180,6 +368,38 @@ class IntakeApplication(ServiceApplication):
         demand = self._demand(demand_id)
         self.scope.read(current(), demand)
         return demand
+
+    def view(self, demand: Demand) -> DemandView:
+        """What the caller may see beyond the demand's state: its care tags only for the resident themselves and
+        their community's grid workers and secretary (sensitive personal information; others see special_care)."""
+        record = self.residents.community_of(demand.resident_id)
+        tags: list[str] = []
+        if demand.care_tags is not None and self.scope.sees_care_tags(current()):
+            tags = self.demand_texts(demand, record).care_tags or []
+        return DemandView(demand, tags, record.erased, demand.texts_shredded)
+
+    def demand_texts(self, demand: Demand, record: ResidentRecord | None = None) -> DemandTexts:
+        """The demand's sealed fields, opened (for read paths that have checked scope)."""
+        record = record or self.residents.community_of(demand.resident_id)
+        if record.erased:
+            return DemandTexts(ERASED)  # a legacy plaintext value in the log is not given out either
+        if demand.texts_shredded:
+            return DemandTexts(SHREDDED)
+        sealer = self.residents.demand_sealer(demand.resident_id, str(demand.id))
+        key = sealer.key if sealer else None
+
+        def opened(field_name: str) -> str | None:
+            value = getattr(demand, field_name)
+            if value is None:
+                return None
+            return unseal(key, value, resident_id=demand.resident_id, field_name=field_name)
+
+        try:
+            tags = opened("care_tags")
+            return DemandTexts(READABLE, opened("description"), opened("other_text"),
+                               tags.split(",") if tags else [], opened("comment"))
+        except Unreadable:  # the key went between the checks and here (an erasure, a sweep)
+            return DemandTexts(SHREDDED)
 
     def demand_history(self, demand_id: str | uuid.UUID) -> list[audit.AuditEntry]:
         """Who did what to the demand, and when, in order: contact releases included."""
@@ -198,23 +418,28 @@ class IntakeApplication(ServiceApplication):
             if who.acting_role != SECRETARY:  # a secretary's reach is the community, not holding the demand
                 demand.ensure_held_by(member_id or "")
             resident = self.residents.get(demand.resident_id)
+            if resident.erased:  # nothing to give, so no release to record
+                return ServiceContact(str(demand.id), "", "", "", "", erased=True, texts_shredded=True)
+            texts = self.demand_texts(demand, resident)
             demand.record_contact_release(who.subject, who.acting_role, member_id or None)
             self.save(demand)
             return ServiceContact(str(demand.id), resident.name, resident.phone, resident.address,
-                                  demand.description)
+                                  texts.description or "", texts_shredded=texts.state != READABLE)
 
         return self.retrying(command)
 
-    def demand_contact(self, demand_id: str | uuid.UUID) -> tuple[Demand, Resident]:
-        """How to reach a demand's resident, for notify's service identity; every release is recorded."""
+    def demand_contact(self, demand_id: str | uuid.UUID) -> tuple[Demand, ResidentRecord]:
+        """How to reach a demand's resident, for notify's service identity; every release is recorded. An erased
+        resident's record comes back empty and `erased` (nothing released, nothing recorded)."""
         who = current()
         self.scope.demand_contact(who)
 
-        def command() -> tuple[Demand, Resident]:
+        def command() -> tuple[Demand, ResidentRecord]:
             demand = self._demand(demand_id)
             resident = self.residents.get(demand.resident_id)
-            demand.record_contact_release(who.subject, who.acting_role)
-            self.save(demand)
+            if not resident.erased:
+                demand.record_contact_release(who.subject, who.acting_role)
+                self.save(demand)
             return demand, resident
 
         return self.retrying(command)
@@ -236,6 +461,26 @@ class IntakeApplication(ServiceApplication):
         return [demand]
 
     # ---- helpers -------------------------------------------------------------------------------
+    def _resident(self, record: ResidentRecord, who: Any) -> Resident:
+        """The resident's registration aggregate; registered now for a record that has none yet (one stored
+        before the aggregate existed, or a registration whose event was not saved)."""
+        found = self._find(Resident.create_id(record.resident_id), Resident)
+        if found is not None:
+            return found
+        resident = Resident.register(record.resident_id, record.community_id)
+        try:
+            with acting_for(self.scope.on_behalf_of(who, record.resident_id)):
+                self.save(resident)
+        except IntegrityError:  # a concurrent call registered it first
+            found = self._find(Resident.create_id(record.resident_id), Resident)
+            assert found is not None
+            return found
+        return resident
+
+    def _releases(self, demand: Demand) -> list[Release]:
+        return [Release(e.timestamp, e.subject, e.role, e.member_id) for e in self.events.get(demand.id)
+                if isinstance(e, Demand.ContactReleased)]
+
     def _now(self) -> datetime:
         now = self.clock()
         if now.tzinfo is None:

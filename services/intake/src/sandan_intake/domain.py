@@ -2,20 +2,28 @@
 
 Pure: no I/O and no clock. Public commands validate and refuse (raising `sandan_eventbus.errors`);
 the private `@event` methods only change state, because they run again on every replay.
-Stored event class names (e.g. `Demand.Posted`) are part of the store's format: never rename them.
+Stored event class names (e.g. `Demand.Posted`) are part of the store's format: never rename them; change an
+event's fields with `class_version` and an `upcast_vX_vY` (the store keeps every old event as it was written).
+
+What a resident or a worker typed about a resident (a demand's description and other text, its care tags, the
+rating comment) is held *sealed*: the commands are handed a `seal(field, value)` function (crypto.Sealer, the
+demand's own data key) and the events carry ciphertext only, so the append-only log forgets them when the key is
+destroyed (erasure, retention). Validation happens on the plaintext, before sealing.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_text, quote
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
+from sandan_intake.crypto import LEGACY
 
 # Fixed namespaces: ids derived from them must stay stable forever.
 MENU_NAMESPACE = uuid.UUID("5b0f3c2e-6a43-4f8e-9a52-2f7d3c1e9b10")
@@ -30,6 +38,10 @@ OTHER = "other"
 MAX_REDOS = 10  # the contract's bound on redo_count
 
 POSTED, ACCEPTED, SERVED, CONFIRMED, WITHDRAWN = "posted", "accepted", "served", "confirmed", "withdrawn"
+CLOSED = (CONFIRMED, WITHDRAWN)
+# The demand's sealed fields: what retention shreds and what an export opens.
+SEALED_FIELDS = ("description", "other_text", "care_tags", "comment")
+Seal = Callable[[str, str], str]  # (field, plaintext) -> ciphertext, under the demand's data key
 
 # Value checks come from the input policy (`sandan_eventbus.checks`): the shapes the published contract accepts,
 # so nothing stored here can fail to publish, and free text without control or bidi override characters.
@@ -125,17 +137,47 @@ class ServiceMenu(Aggregate):
 class Demand(Aggregate):
     """posted -> accepted -> served -> confirmed; withdrawn before service; a redo goes back to posted.
 
-    The description and the rating comment stay in intake's store: they are never published.
+    The description, the other text, the care tags and the rating comment are sealed (never published; only
+    whether any care tag was given goes out, as `special_care`).
     """
 
     @staticmethod
     def create_id(resident_id: str, client_request_id: str) -> uuid.UUID:
         return demand_id_for(resident_id, client_request_id)
 
-    @event("Posted")
+    class Posted(Aggregate.Created):
+        """v2: `description`, `other_text` and `care_tags` (comma-joined) sealed, `special_care` in the clear.
+        v1 (before encryption) held them in plaintext: upcast to legacy values (`plain:`), which still read."""
+
+        class_version = 2
+        client_request_id: str
+        resident_id: str
+        community_id: str
+        grid_id: str
+        category: str
+        other_text: str | None
+        menu_item_id: str | None
+        description: str
+        urgency: str
+        care_tags: str | None
+        special_care: bool
+        channel: str
+        due_at: datetime
+        deadline_seconds: int
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            tags = state.get("care_tags") or []
+            state["care_tags"] = LEGACY + ",".join(tags) if tags else None
+            state["special_care"] = bool(tags)
+            state["description"] = LEGACY + state["description"]
+            if state.get("other_text") is not None:
+                state["other_text"] = LEGACY + state["other_text"]
+
+    @event(Posted)
     def __init__(self, *, client_request_id: str, resident_id: str, community_id: str, grid_id: str,
                  category: str, other_text: str | None, menu_item_id: str | None, description: str,
-                 urgency: str, care_tags: list[str], channel: str, due_at: datetime,
+                 urgency: str, care_tags: str | None, special_care: bool, channel: str, due_at: datetime,
                  deadline_seconds: int) -> None:
         self.client_request_id = client_request_id
         self.resident_id = resident_id
@@ -146,7 +188,8 @@ class Demand(Aggregate):
         self.menu_item_id = menu_item_id
         self.description = description
         self.urgency = urgency
-        self.care_tags = list(care_tags)
+        self.care_tags = care_tags  # sealed (comma-joined codes), None when no tag was given
+        self.special_care = special_care
         self.channel = channel
         self.due_at = due_at
         self.deadline_seconds = deadline_seconds
@@ -157,13 +200,15 @@ class Demand(Aggregate):
         self.stars: int | None = None
         self.comment: str | None = None
         self.withdraw_reason: str | None = None
+        self.texts_shredded = False
 
     @classmethod
     def post(cls, *, client_request_id: str, resident_id: str, community_id: str, grid_id: str,
-             description: str, urgency: str, channel: str, due_at: datetime, deadline_seconds: int,
+             description: str, urgency: str, channel: str, due_at: datetime, deadline_seconds: int, seal: Seal,
              menu_item: MenuItem | None = None, other_text: str | None = None,
              care_tags: Iterable[str] = ()) -> Demand:
-        """Place an order from a menu item, or as "other" with a short text (not both)."""
+        """Place an order from a menu item, or as "other" with a short text (not both). The texts and tags are
+        checked, then sealed with `seal`."""
         check_text("client_request_id", client_request_id, 1, 100)
         check_id("resident_id", resident_id)
         check_id("community_id", community_id)
@@ -186,18 +231,22 @@ class Demand(Aggregate):
             raise InvalidArgument("due_at", "must be a UTC datetime")
         if not 0 < deadline_seconds <= MAX_DEADLINE_SECONDS:
             raise InvalidArgument("deadline_seconds", f"must be 1 to {MAX_DEADLINE_SECONDS}")
+        description = check_text("description", description, 5, 500, multiline=True)
+        urgency = check_choice("urgency", urgency, URGENCIES)
+        channel = check_choice("channel", channel, CHANNELS)
         return cls(
             client_request_id=client_request_id,
             resident_id=resident_id,
             community_id=community_id,
             grid_id=grid_id,
             category=category,
-            other_text=other_text,
+            other_text=seal("other_text", other_text) if other_text else None,
             menu_item_id=menu_item_id,
-            description=check_text("description", description, 5, 500, multiline=True),
-            urgency=check_choice("urgency", urgency, URGENCIES),
-            care_tags=tags,
-            channel=check_choice("channel", channel, CHANNELS),
+            description=seal("description", description),
+            urgency=urgency,
+            care_tags=seal("care_tags", ",".join(tags)) if tags else None,
+            special_care=bool(tags),
+            channel=channel,
             due_at=due_at,
             deadline_seconds=deadline_seconds,
         )
@@ -221,16 +270,33 @@ class Demand(Aggregate):
     def _completion_confirmed(self, member_id: str | None) -> None:
         self.status = CONFIRMED
 
-    def rate(self, stars: int, comment: str = "") -> None:
+    def rate(self, stars: int, comment: str = "", seal: Seal | None = None) -> None:
+        """`seal`: the demand's sealer; None when its key is gone (erased or shredded): then no comment is kept."""
         if not isinstance(stars, int) or not 1 <= stars <= 5:
             raise InvalidArgument("stars", "must be 1 to 5")
         comment = check_text("comment", comment, 0, 300, multiline=True)
         self._require({SERVED, CONFIRMED}, "rate")
         if self.stars is not None:
             raise FailedPrecondition("cannot rate: demand is already rated")
-        self._rated(stars=stars, comment=comment or None, member_id=self.member_id)
+        if comment and (seal is None or self.texts_shredded):
+            raise FailedPrecondition("cannot keep a comment: this demand's personal data was erased or shredded")
+        self._rated(stars=stars, comment=seal("comment", comment) if comment and seal else None,
+                    member_id=self.member_id)
 
-    @event("Rated")
+    class Rated(Aggregate.Event):
+        """v2: `comment` sealed. v1 held it in plaintext: upcast as a legacy value."""
+
+        class_version = 2
+        stars: int
+        comment: str | None
+        member_id: str | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            if state.get("comment") is not None:
+                state["comment"] = LEGACY + state["comment"]
+
+    @event(Rated)
     def _rated(self, stars: int, comment: str | None, member_id: str | None) -> None:
         self.stars = stars
         self.comment = comment
@@ -326,6 +392,81 @@ class Demand(Aggregate):
     def _contact_released(self, subject: str, role: str, member_id: str | None) -> None:
         pass  # changes no state: the event is the record
 
+    # -- retention: a closed demand's texts are shredded (their key destroyed) after the retention period --
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED
+
+    def sealed_fields(self) -> list[str]:
+        return [f for f in SEALED_FIELDS if getattr(self, f) is not None]
+
+    def record_texts_shredded(self, reason: str) -> None:
+        """The record that the demand's data key was destroyed: its sealed texts can never be read again."""
+        check_code("reason", reason)
+        if self.texts_shredded:
+            return
+        self._require(set(CLOSED), "shred texts")
+        self._texts_shredded(reason=reason, fields=self.sealed_fields())
+
+    @event("TextsShredded")
+    def _texts_shredded(self, reason: str, fields: list[str]) -> None:
+        self.texts_shredded = True
+
     def _require(self, allowed: set[str], action: str) -> None:
         if self.status not in allowed:
             raise FailedPrecondition(f"cannot {action}: demand is {self.status}")
+
+
+# ---- a resident's registration ---------------------------------------------------------------------
+class Resident(Aggregate):
+    """A resident's registration as facts, without personal data: registered, corrected (which fields), exported,
+    erased (by whom, why). Who did each is in the stored trace (subject, role, on whose behalf). The personal data
+    itself is in intake's tables, sealed under the resident's own data key (residents.py)."""
+
+    @staticmethod
+    def create_id(resident_id: str, **_: Any) -> uuid.UUID:
+        return uuid.UUID(resident_id)
+
+    @event("Registered")
+    def __init__(self, resident_id: str, community_id: str) -> None:
+        self.resident_id = resident_id
+        self.community_id = community_id
+        self.erased = False
+
+    @classmethod
+    def register(cls, resident_id: str, community_id: str) -> Resident:
+        return cls(resident_id=str(uuid.UUID(resident_id)), community_id=check_id("community_id", community_id))
+
+    def correct(self, fields: Iterable[str]) -> None:
+        """Which fields were corrected (never their values)."""
+        self._require_not_erased("correct")
+        changed = sorted(set(fields))
+        if changed:
+            self._corrected(fields=changed)
+
+    @event("Corrected")
+    def _corrected(self, fields: list[str]) -> None:
+        pass  # the values are in the residents table; the event is the record
+
+    def record_export(self) -> None:
+        self._exported()
+
+    @event("Exported")
+    def _exported(self) -> None:
+        pass  # the event is the record: a copy of everything held went to the resident (or for them)
+
+    def erase(self, by: str, reason: str) -> None:
+        """`by`: in which capacity it was asked (the resident, or the community's secretary); `reason`: a code.
+        Erasing again changes nothing."""
+        check_code("by", by)
+        check_code("reason", reason)
+        if not self.erased:
+            self._erased(by=by, reason=reason)
+
+    @event("Erased")
+    def _erased(self, by: str, reason: str) -> None:
+        self.erased = True
+
+    def _require_not_erased(self, action: str) -> None:
+        if self.erased:
+            raise FailedPrecondition(f"cannot {action}: this resident's personal data was erased")

@@ -1,8 +1,12 @@
 """Stored domain events -> published contract events on intake.demands.v1 (used by the outbox relay).
 
-Only what receivers need, by opaque id: never the description, the rating comment, or anything from
-the residents' table. The menu, the records of dispatch's own facts and the records of contact releases stay
-internal (None): a release is for the demand's history, not for any topic.
+Only what receivers need, by opaque id: never the description, the other text, the rating comment, the care
+tags (sensitive personal information: only `special_care`, whether any was given; `care_tags` goes out empty), or
+anything from the residents' table. The menu, the records of dispatch's own facts, of contact releases, of shredded
+texts and the residents' registrations, corrections, exports and erasures stay internal (None): erasing publishes
+nothing, so every consumer's state (scoring's digest) stays what it was.
+
+Stored events hold the texts sealed; nothing here opens them (whether a comment was given is whether one is held).
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ def to_contract(domain_event: Any) -> Event | None:
             category=domain_event.category,
             menu_item_id=domain_event.menu_item_id,
             urgency=domain_event.urgency,
-            care_tags=list(domain_event.care_tags),
+            care_tags=[],  # deprecated on the topic (contracts/README.md): the tags stay in intake, sealed
+            special_care=domain_event.special_care,
             channel=domain_event.channel,
             due_at=domain_event.due_at.astimezone(UTC),
             deadline_seconds=domain_event.deadline_seconds,

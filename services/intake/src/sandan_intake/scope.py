@@ -14,7 +14,7 @@ import uuid
 from sandan_eventbus.auth.principal import PermissionDenied, Principal
 from sandan_eventbus.auth.scopes import Places, Scopes
 from sandan_intake.domain import Demand
-from sandan_intake.residents import Resident
+from sandan_intake.residents import ResidentRecord
 
 RESIDENT, GRID_WORKER, MEMBER, GRID_LEADER = "resident", "grid_worker", "member", "grid_leader"
 SECRETARY, TOWN_OFFICE, COUNTY_OFFICE, NOTIFY = "branch_secretary", "town_office", "county_office", "service_notify"
@@ -63,7 +63,7 @@ class IntakeScope:
         _only(who, WORKERS, "post demands")
         self.scopes.place(who, community_id, what="a resident of this community")
 
-    def resident(self, who: Principal, resident: Resident) -> None:
+    def resident(self, who: Principal, resident: ResidentRecord) -> None:
         """The resident record itself must be the caller's, or of the worker's community."""
         if who.is_system:
             return
@@ -136,3 +136,39 @@ class IntakeScope:
     def demand_contact(who: Principal) -> None:
         """notify's service identity, to deliver to residents."""
         _only(who, (NOTIFY,), "read a resident's contact for delivery")
+
+    # ---- CorrectResident, ExportResidentData, EraseResident ------------------------------------------------
+    def correct(self, who: Principal, resident: ResidentRecord) -> None:
+        """resident: their own record; grid_worker, branch_secretary: a resident of their community."""
+        if who.is_system:
+            return
+        if who.acting_role == RESIDENT:
+            Scopes.resident(who, resident.resident_id)
+            return
+        _only(who, WORKERS, "correct a resident's record")
+        self.scopes.place(who, resident.community_id, what="a resident of this community")
+
+    def export(self, who: Principal, resident: ResidentRecord) -> None:
+        """resident: themselves; branch_secretary: a resident of their community."""
+        self._own_or_secretary(who, resident, "export a resident's data")
+
+    def erase(self, who: Principal, resident: ResidentRecord) -> None:
+        """resident: themselves; branch_secretary: a resident of their community."""
+        self._own_or_secretary(who, resident, "erase a resident's data")
+
+    def _own_or_secretary(self, who: Principal, resident: ResidentRecord, what: str) -> None:
+        if who.is_system:
+            return
+        if who.acting_role == RESIDENT:
+            Scopes.resident(who, resident.resident_id)
+            return
+        _only(who, (SECRETARY,), what)
+        self.scopes.place(who, resident.community_id, what="a resident of this community")
+
+    # ---- care tags: sensitive personal information (PIPL art. 28) --------------------------------------------
+    @staticmethod
+    def sees_care_tags(who: Principal) -> bool:
+        """Who, among those GetDemand lets read a demand, sees its care tags: the resident themselves and their
+        community's grid workers and secretary (who act for them). Members, grid leaders and offices see only
+        whether special care is needed."""
+        return who.is_system or who.acting_role in (RESIDENT, *WORKERS)

@@ -109,17 +109,18 @@ class NotifyApplication(ServiceApplication):
     # ---- planning: which channel, when ---------------------------------------------------------
     def plan(self, notice_id: str | uuid.UUID) -> str:
         """Choose the notice's next channel (or give up). Raises ContactUnavailable: try again later.
-        Returns: planned | held | opted_out | no_contact | no_channel | all_channels_failed | done."""
+        Returns: planned | held | opted_out | no_contact | recipient_erased | no_channel | all_channels_failed |
+        done."""
         notice = self.get_notice(notice_id)
         if notice.status != NEW:
             return "done"
         now = self._now()
         try:
             contact = self.contacts.lookup(notice.recipient_kind, notice.recipient_ref)
-        except ContactNotFound:
-            notice.skip("no_contact", now)
+        except ContactNotFound as missing:  # unknown, or erased at their request: given up, never retried
+            notice.skip(missing.reason, now)
             self.save(notice)
-            return "no_contact"
+            return missing.reason
         recipient_id = notice.recipient_id or contact.recipient_id
         prefs = self.preferences.get(notice.recipient_kind, recipient_id)
         if not notice.essential and prefs.opt_out_non_essential:
@@ -157,8 +158,8 @@ class NotifyApplication(ServiceApplication):
             contact = self.contacts.lookup(notice.recipient_kind, notice.recipient_ref)
             message = self._message(notice, contact, channel_name)
             channel.send(message)
-        except ContactNotFound:
-            error = SendError("no_contact", permanent=True)
+        except ContactNotFound as missing:
+            error = SendError(missing.reason, permanent=True)
         except ContactUnavailable:
             error = SendError("contact_unavailable")
         except SendError as failed:

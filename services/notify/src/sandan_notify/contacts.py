@@ -40,7 +40,17 @@ class Contact:
 
 
 class ContactNotFound(Exception):
-    """The owner does not know this recipient (or has nothing to reach them by): give up."""
+    """The owner does not know this recipient (or has nothing to reach them by): give up. `reason` is the code the
+    notice is skipped (or its channel failed) with."""
+
+    reason = "no_contact"
+
+
+class ContactErased(ContactNotFound):
+    """The resident's personal data was erased at their request (intake answers `erased`): they cannot be reached,
+    now or later, so the notice is given up at once (never retried)."""
+
+    reason = "recipient_erased"
 
 
 class ContactUnavailable(Exception):
@@ -93,6 +103,8 @@ class GrpcContacts:
         try:
             if kind == "resident":
                 r = self._call(self.intake.GetDemandContact, intake_pb2.DemandRef(demand_id=ref))
+                if r.erased:
+                    raise ContactErased(f"resident of demand {ref}: erased")
                 return Contact(r.resident_id or ref, r.name, r.email, r.phone, r.wechat_openid)
             if kind == "member":
                 m = self._call(self.dispatch.GetMemberContact, dispatch_pb2.MemberRef(member_id=ref))
@@ -147,12 +159,15 @@ class StaticContacts:
         self.contacts = contacts
         self.offices = offices
         self.unavailable: set[tuple[str, str]] = set()  # tests: make a lookup fail transiently
+        self.erased: set[tuple[str, str]] = set()  # tests: the owner answers that this recipient was erased
         self.calls = 0
 
     def lookup(self, kind: str, ref: str) -> Contact:
         self.calls += 1
         if (kind, ref) in self.unavailable:
             raise ContactUnavailable("contact_unavailable")
+        if (kind, ref) in self.erased:
+            raise ContactErased(f"{kind} {ref}")
         if (kind, ref) in self.contacts:
             return self.contacts[(kind, ref)]
         if self.offices is not None and kind in ("branch", "town", "county"):

@@ -148,6 +148,8 @@ struct OrderOpened<'a> {
     urgency: Str<'a>,
     #[serde(borrow, default)]
     care_tags: Vec<&'a str>,
+    #[serde(default)]
+    special_care: bool,
     #[serde(borrow)]
     due_at: Str<'a>,
 }
@@ -462,7 +464,8 @@ fn body<'de, D: Deserializer<'de>>(kind: &str, d: D) -> Result<Option<(Body<'de>
                         demand: x.demand_id,
                         community: x.community_id,
                         category: x.category,
-                        care: !x.care_tags.is_empty(),
+                        // the flag, or (facts from before it) any tag: as fold.py
+                        care: x.special_care || !x.care_tags.is_empty(),
                         due,
                     },
                     k,

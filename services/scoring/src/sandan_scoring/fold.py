@@ -216,9 +216,10 @@ class Ledger:
 
     def order_opened(self, f: Fact) -> None:
         d = f.data
+        # special care: the flag, or (facts from before the flag) any tag, so old and new logs fold the same
+        care = d["special_care"] or bool(d["care_tags"])
         self.orders[d["order_id"]] = OrderFacts(
-            d["order_id"], d["demand_id"], d["community_id"], d["category"], bool(d["care_tags"]),
-            d["due_at"], f.quarter)
+            d["order_id"], d["demand_id"], d["community_id"], d["category"], care, d["due_at"], f.quarter)
 
     def _order(self, f: Fact) -> OrderFacts | None:
         # An order's facts arrive in order; one seen without its opening (a topic trimmed by hand) is skipped.

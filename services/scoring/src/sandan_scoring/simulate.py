@@ -68,9 +68,12 @@ class County:
                                                     channel=rng.choice(("app", "hotline", "grid_worker")),
                                                     due_at=due, deadline_seconds=deadline))
         corr = posted
+        # half the orders as dispatch writes them now (special_care), half as before (the tags): one meaning
+        flagged = int(order[-1], 16) % 2 == 0
         opened = self.emit("dispatch", c.OrderOpened(order_id=order, demand_id=demand, community_id=community,
                                                      grid_id=grid, category=category, urgency=urgency,
-                                                     care_tags=care, due_at=due), posted, corr)
+                                                     care_tags=[] if flagged else care,
+                                                     special_care=flagged and bool(care), due_at=due), posted, corr)
         if rng.random() < 0.05:
             self.tick(10)
             w = self.emit("intake", c.DemandWithdrawn(demand_id=demand, reason="solved_myself"), None, corr)

@@ -1,0 +1,57 @@
+"""Which demands a resident posted, which are closed since when, and which residents were erased: an in-memory
+projection of the event store's notification log, caught up before each use (as dispatch's board is). Demand ids
+are derived from the resident and the client's request id, so without it a resident's demands could not be listed
+(export) and closed ones not found (retention). Ids and times only: nothing personal.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+
+class DemandIndex:
+    def __init__(self) -> None:
+        self.position = 0
+        self.by_resident: dict[str, list[str]] = {}
+        self.closed_at: dict[str, datetime] = {}
+        self.shredded: set[str] = set()
+        self.erased_residents: set[str] = set()
+        self._lock = threading.Lock()
+
+    def catch_up(self, app: Any) -> None:
+        with self._lock:
+            while True:
+                batch = app.recorder.select_notifications(start=self.position + 1, limit=app.log_section_size)
+                if not batch:
+                    return
+                for notification in batch:
+                    self._apply(notification.topic, notification, app)
+                self.position = batch[-1].id
+
+    def _apply(self, topic: str, notification: Any, app: Any) -> None:
+        name = topic.rpartition(":")[2]  # "<module>:<Aggregate>.<Event>"
+        if name not in ("Demand.Posted", "Demand.Withdrawn", "Demand.CompletionConfirmed", "Demand.TextsShredded",
+                        "Resident.Erased"):
+            return  # decoded only when needed: most of the log is skipped unread
+        e = app.mapper.to_domain_event(notification)
+        oid = str(e.originator_id)
+        if name == "Demand.Posted":
+            self.by_resident.setdefault(e.resident_id, []).append(oid)
+        elif name == "Demand.TextsShredded":
+            self.shredded.add(oid)
+        elif name == "Resident.Erased":
+            self.erased_residents.add(oid)
+        else:  # withdrawn or confirmed: closed for good
+            self.closed_at.setdefault(oid, e.timestamp)
+
+    def demands_of(self, resident_id: str) -> list[str]:
+        with self._lock:
+            return list(self.by_resident.get(resident_id, ()))
+
+    def closed_before(self, cutoff: datetime) -> list[str]:
+        """Closed demands whose texts are still held, closed before `cutoff`, oldest first."""
+        with self._lock:
+            due = [(at, d) for d, at in self.closed_at.items() if at < cutoff and d not in self.shredded]
+        return [d for _, d in sorted(due)]
