@@ -34,6 +34,10 @@ from sandan_contracts.events import EVENT_TYPES, Event
 
 SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+# Where the schemas are published: `$id` = this + `relative_path(event)`, the same layout as `schemas/` here (and
+# `contracts/asyncapi.yaml` refers to the files by that relative path). A host serving the directory as static
+# files at `/schemas/` (the gateway, a web server, a mirror of the repo) makes every `$id` resolve.
+SCHEMA_BASE_URL = "https://sandan.example.org/schemas/"
 
 Schema = dict[str, Any]
 
@@ -42,6 +46,18 @@ Schema = dict[str, Any]
 def relative_path(event: type[Event]) -> str:
     """Where an event's schema lives under `schemas/`: `<topic>/<Type>.v<version>.json`."""
     return f"{event.TOPIC}/{event.TYPE}.v{event.VERSION}.json"
+
+
+def schema_id(event: type[Event]) -> str:
+    """The `$id` of an event's message schema (also the CloudEvents `dataschema` of its messages)."""
+    return SCHEMA_BASE_URL + relative_path(event)
+
+
+def schema_path(uri: str, directory: Path = SCHEMA_DIR) -> Path:
+    """The file of a schema `$id` (ValueError for an `$id` that is not one of ours)."""
+    if not uri.startswith(SCHEMA_BASE_URL) or ".." in uri:
+        raise ValueError(f"{uri!r} is not a sandan schema id")
+    return directory / uri.removeprefix(SCHEMA_BASE_URL)
 
 
 def message_schema(event: type[Event]) -> Schema:
@@ -62,7 +78,7 @@ def message_schema(event: type[Event]) -> Schema:
 
     schema: Schema = {
         "$schema": DIALECT,
-        "$id": f"urn:sandan:{event.TOPIC}:{event.TYPE}:v{event.VERSION}",
+        "$id": schema_id(event),
         "title": f"{event.TYPE} v{event.VERSION}",
         "description": f"A {event.TYPE} message on topic {event.TOPIC}, keyed by {event.KEY}.",
         "x-topic": event.TOPIC,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +24,9 @@ from faststream.kafka import KafkaBroker
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from sandan_contracts import Event, encode
+from sandan_contracts.cloudevents import headers as cloudevent_headers
 from sandan_contracts.envelope import headers as event_headers
+from sandan_eventbus import metrics
 from sandan_eventbus.outages import backoff, describe, is_outage
 from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.store import ServiceApplication
@@ -41,6 +44,7 @@ class _Pending:
 
 ToContract = Callable[[Any], Event | None]
 RELAY_TRACKING = "relay"
+BACKLOG_EVERY_SECONDS = 2.0  # how often the relay measures its backlog (two store queries)
 
 
 class Relay:
@@ -98,13 +102,24 @@ class Relay:
             )
             futures.append(await self.broker.publish(
                 body, contract.TOPIC, key=contract.key().encode(),
-                headers={k: v.decode() for k, v in event_headers(contract)}, no_confirm=True,
+                headers={k: v.decode() for k, v in [*event_headers(contract), *cloudevent_headers(body)]},
+                no_confirm=True,
             ))
         await asyncio.gather(*futures)
         last = pending[-1].notification_id
         await asyncio.to_thread(self.app.tracking_recorder.insert_tracking, Tracking(RELAY_TRACKING, last))
         self.published += len(futures)
         return len(pending)
+
+    def backlog(self) -> int:
+        """Stored events not yet published (internal ones included: the relay moves past them too)."""
+        return (self.app.recorder.max_notification_id() or 0) - self.position()
+
+    async def _measure_backlog(self) -> None:
+        try:
+            metrics.relay_backlog(await asyncio.to_thread(self.backlog))
+        except Exception as exc:  # the store away: the next batch's retry reports it
+            log.debug("relay backlog not measured", extra={"fields": {"error": describe(exc)}})
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop`. A failure (store or broker away, mostly) keeps the position and is retried
@@ -121,16 +136,23 @@ class Relay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), seconds)
 
+        measured = 0.0
         while not stop.is_set():
             retrying = AsyncRetrying(retry=retry_if_exception_type(Exception), wait=self.backoff, sleep=sleep,
                                      stop=lambda _: stop.is_set(), before_sleep=failed)
             try:
                 async for attempt in retrying:
                     with attempt:
+                        started, published = time.perf_counter(), self.published
                         moved = await self.publish_once()
+                        if moved:
+                            metrics.relay_batch(time.perf_counter() - started, self.published - published)
             except RetryError:
                 return  # stopping
             self.readiness.set("relay", True)
+            if time.monotonic() - measured >= BACKLOG_EVERY_SECONDS:
+                measured = time.monotonic()
+                await self._measure_backlog()
             if moved:
                 continue
             self._wake.clear()
