@@ -2,6 +2,8 @@
 
 The chain, outermost first:
 
+0. the `outer` interceptors a runtime adds in front of everything (the metrics: `sandan_eventbus.metrics`, which
+   must see the calls the limit and the guards refuse too).
 1. `InFlightLimit`: at most `<SERVICE>_GRPC_MAX_IN_FLIGHT` calls (default 100) are handled at once; a call beyond
    that is refused at once, before any work, with RESOURCE_EXHAUSTED and the standard retry hint
    (`grpc-retry-pushback-ms` trailer). A refused call did not run, so retrying it is always safe; the shipped
@@ -343,15 +345,17 @@ def max_in_flight(service: str, default: int = DEFAULT_MAX_IN_FLIGHT) -> int:
 
 
 def interceptors(service: str, guards: Sequence[grpc.aio.ServerInterceptor] = (),
-                 limit: int | None = None) -> list[grpc.aio.ServerInterceptor]:
+                 limit: int | None = None,
+                 outer: Sequence[grpc.aio.ServerInterceptor] = ()) -> list[grpc.aio.ServerInterceptor]:
     """The chain, outermost first (see the module docstring)."""
-    return [InFlightLimit(limit if limit is not None else max_in_flight(service)), *guards, RequestPolicy()]
+    return [*outer, InFlightLimit(limit if limit is not None else max_in_flight(service)), *guards,
+            RequestPolicy()]
 
 
 def server(service: str, guards: Sequence[grpc.aio.ServerInterceptor] = (), *,
-           limit: int | None = None) -> grpc.aio.Server:
+           limit: int | None = None, outer: Sequence[grpc.aio.ServerInterceptor] = ()) -> grpc.aio.Server:
     """The gRPC server of `service` (its name in lower case, e.g. "intake"), with the chain in front."""
-    return grpc.aio.server(interceptors=interceptors(service, guards, limit), options=[
+    return grpc.aio.server(interceptors=interceptors(service, guards, limit, outer), options=[
         # off: a second process on the same port must fail to bind, not share the port
         ("grpc.so_reuseport", 0),
         ("grpc.max_receive_message_length", MAX_REQUEST_BYTES),

@@ -40,6 +40,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
 from sandan_contracts import TOPICS, Envelope, Event, decode
+from sandan_eventbus import metrics
 from sandan_eventbus.errors import DomainError, InvalidArgument, NotFound
 from sandan_eventbus.outages import backoff, describe, is_outage
 from sandan_eventbus.readiness import Readiness
@@ -126,6 +127,7 @@ class Inbox:
         self._published_letters: set[tuple[str, int, int]] = set()
 
     def subscribe(self) -> None:
+        metrics.inbox_subscribed(self.handlers)
         for topic in self.handlers:
             if topic not in TOPICS:
                 raise ValueError(f"{topic} is not in the topic registry")
@@ -144,6 +146,7 @@ class Inbox:
     def _receiver(self, topic: str) -> Callable[[KafkaMessage], Any]:
         async def receive(msg: KafkaMessage) -> None:
             outcome = await self.receive(topic, msg.raw_message)  # type: ignore[arg-type]
+            metrics.consumed(self.group_id, topic, msg.raw_message, outcome, getattr(msg, "consumer", None))
             if outcome is Outcome.HELD:
                 await msg.nack()  # seek back to it: the next poll delivers it again
                 return
@@ -338,6 +341,7 @@ class Inbox:
         await self._until_done(component, deadline, self._in_thread(self._record_only, tracking))
         self._published_letters.discard(source)
         self.dead_lettered += 1
+        metrics.dead_lettered(topic, error)
         log.error("message dead-lettered", extra={"fields": {
             "topic": topic, "partition": record.partition, "offset": record.offset,
             "dlq": TOPICS[topic].dead_letter, "error": error[:300]}})

@@ -11,6 +11,9 @@ process runs: a service waiting out an outage is alive, and must not be restarte
 Shutdown (SIGTERM, SIGINT) is bounded whatever is reachable: every step has its own deadline, starting
 is abandoned when a stop arrives, and a watchdog ends the process `shutdown_seconds` after the signal should
 a store call still hold a worker thread (its message is redelivered: nothing is lost).
+
+Metrics (Prometheus, `sandan_eventbus.metrics`): served on `<NAME>_METRICS_PORT` from the start (also while the
+broker is awaited) until the process stops; every gRPC call is counted and timed by the outermost interceptor.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from faststream.kafka import KafkaBroker
 from grpc_health.v1 import health, health_pb2
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from sandan_eventbus import edge, redrive, security
+from sandan_eventbus import edge, metrics, redrive, security
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import bootstrap_servers
 from sandan_eventbus.outages import backoff, describe
@@ -78,11 +81,16 @@ class ServiceRuntime:
     # SANDAN_OIDC_* and SANDAN_GRPC_*; see sandan_eventbus.security). Both are required: no call goes unverified.
     oidc: OidcSettings | None = None
     tls: GrpcTlsSettings | None = None
+    # Where Prometheus scrapes /metrics (default `<NAME>_METRICS_PORT`; 0: no metrics server).
+    metrics_port: int | None = None
+    metrics_server: metrics.MetricsServer | None = None
 
     def __post_init__(self) -> None:
         # read before anything starts, so a missing issuer or certificate stops the service at once
         self.oidc = self.oidc or security.load(OidcSettings)
         self.tls = self.tls or security.load(GrpcTlsSettings)
+        if self.metrics_port is None:
+            self.metrics_port = metrics.port(self.name)
         if self.readiness is None:
             self.readiness = Readiness(self.name)
         for part in (self.inbox, self.relay):
@@ -92,6 +100,14 @@ class ServiceRuntime:
             self.store = self.relay.app if self.relay else self.inbox.app if self.inbox else None
 
     async def run(self, stop: asyncio.Event) -> None:
+        self.metrics_server = metrics.serve(self.name, self.metrics_port or 0)
+        try:
+            await self._run(stop)
+        finally:
+            if self.metrics_server is not None:
+                await asyncio.to_thread(self.metrics_server.stop)
+
+    async def _run(self, stop: asyncio.Event) -> None:
         if self.inbox is not None:
             self.inbox.subscribe()
         if not await self._start_broker(stop):
@@ -105,10 +121,11 @@ class ServiceRuntime:
         try:
             if self.on_start is not None and not await _unless_stopped(self.on_start(), stop):
                 return
-            # in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), then authentication (a verified token on every call,
-            # allowed by role: sandan_contracts/rpc/access.toml), then the input policy
+            # metrics (every call counted, refusals too), the in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), then
+            # authentication (a verified token on every call, allowed by role: sandan_contracts/rpc/access.toml),
+            # then the input policy
             assert self.oidc is not None and self.tls is not None
-            server = edge.server(self.name, guards=self.oidc.guards())
+            server = edge.server(self.name, guards=self.oidc.guards(), outer=[metrics.GrpcMetrics()])
             names = self.register_servicers(server)
             if self.inbox is not None:
                 names += redrive.add_to_server(server, self.inbox, self.bootstrap or bootstrap_servers())
