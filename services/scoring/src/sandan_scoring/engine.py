@@ -24,6 +24,7 @@ from faststream.kafka import KafkaBroker
 
 from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
+from sandan_contracts.cloudevents import headers as cloudevent_headers
 from sandan_contracts.envelope import headers as event_headers
 from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
@@ -502,8 +503,9 @@ class Scorer:
         outage: Exception | None = None
         for item in outbound:
             try:
+                headers = item.headers | {k: v.decode() for k, v in cloudevent_headers(item.body)}
                 future = await self.broker.publish(item.body, item.topic, key=item.key.encode(),
-                                                   headers=item.headers, no_confirm=True)
+                                                   headers=headers, no_confirm=True)
             except Exception as exc:  # refused at once (e.g. too large), or the broker is away
                 if is_outage(exc):
                     outage = exc
