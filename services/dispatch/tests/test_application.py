@@ -309,9 +309,11 @@ def test_demand_posted_opens_an_order_with_a_deterministic_id(app: DispatchAppli
     # a second delivery at another offset (e.g. re-published) opens nothing new
     assert consume(app, posted("d1")) == []
     assert event_names(app, order.id) == ["Order.Opened"]
-    # facts that change nothing for the order
+    # facts that change nothing for the order (a rating is kept apart, for the county's pulse)
     assert consume(app, CompletionConfirmed(demand_id="d1")) == []
-    assert consume(app, ServiceRated(demand_id="d1", stars=5)) == []
+    assert [type(a).__name__ for a in consume(app, ServiceRated(demand_id="d1", stars=5))] == ["Rating"]
+    assert event_names(app, order.id) == ["Order.Opened"]
+    assert consume(app, ServiceRated(demand_id="d-unknown", stars=3)) == []  # no order: nothing to rate
 
 
 def test_full_lifecycle_with_a_redo(app: DispatchApplication, clock: Clock) -> None:
@@ -530,6 +532,33 @@ def test_sweep_marks_overdue_and_escalates(app: DispatchApplication, clock: Cloc
         ("community", "m1", "dispatched"), ("town", "m1", "dispatched"), ("county", "m1", "dispatched")]
     escalated = [e for e in late_events if type(e).__qualname__ == "Order.Escalated"]
     assert all(e.automatic for e in escalated)
+
+
+def test_the_pulse_counts_orders_and_ratings_by_community(app: DispatchApplication, clock: Clock) -> None:
+    roster(app)
+    late = open_order(app, "d-late", due_at=T0 + timedelta(hours=1), deadline_seconds=4 * HOUR)
+    open_order(app, "d-ok", due_at=T0 + timedelta(days=3), deadline_seconds=4 * HOUR)
+    served = open_order(app, "d-served")
+    gone = open_order(app, "d-gone")
+    app.dispatch_order(served, "m1")
+    app.accept_order(served, "m1")
+    app.complete_service(served, "m1", 1.0)
+    consume(app, DemandWithdrawn(demand_id="d-gone", reason="resolved_elsewhere"))
+    consume(app, ServiceRated(demand_id="d-served", stars=4))
+    consume(app, ServiceRated(demand_id="d-served", stars=2))  # rated again: the last rating counts
+    consume(app, ServiceRated(demand_id="d-served", stars=2))  # the same again: no new fact
+    clock.advance(hours=2)
+    assert app.sweep_deadlines() == [late]
+
+    pulse = app.pulse()
+    assert list(pulse) == ["c1"]
+    p = pulse["c1"]
+    assert (p.open, p.overdue, p.escalated, p.completed, p.ratings, p.stars) == (2, 1, 1, 1, 1, 2)
+    assert app.order(gone).status == "cancelled"
+
+    consume(app, RedoRequested(demand_id="d-served", redo_count=1))  # reopened: open again, not overdue
+    p = app.pulse()["c1"]
+    assert (p.open, p.overdue, p.completed) == (3, 1, 0)
 
 
 def test_sweep_skips_finished_orders_and_follows_a_redo(app: DispatchApplication, clock: Clock) -> None:

@@ -10,6 +10,7 @@ from sandan_dispatch.application import DispatchApplication
 from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.publishing import to_contract
 from sandan_dispatch.settings import Settings
+from sandan_eventbus import metrics
 from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import make_broker
@@ -29,13 +30,15 @@ def build_runtime(settings: Settings) -> ServiceRuntime:
                   on_saved=relay.wake)
 
     async def sweep_deadlines(stop: asyncio.Event) -> None:
-        """Every few seconds: orders past their deadline become overdue and move up a level."""
+        """Every few seconds: orders past their deadline become overdue and move up a level; then the county's
+        pulse (orders and ratings by community) is measured anew for the metrics."""
         while not stop.is_set():
             try:
                 marked = await asyncio.to_thread(app.sweep_deadlines)
                 if marked:
                     log.info("orders overdue", extra={"fields": {"orders": marked}})
                     relay.wake()
+                metrics.pulse(await asyncio.to_thread(app.pulse))
             except Exception:
                 log.exception("deadline sweep failed; will retry")
             try:

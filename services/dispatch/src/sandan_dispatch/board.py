@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandan_dispatch.domain import ACTIVE, Member, Order
+from sandan_dispatch.domain import ACTIVE, Member, Order, Rating
+from sandan_eventbus.metrics import Pulse
 
 
 @dataclass
@@ -25,6 +26,8 @@ class OrderRow:
     member_id: str | None = None
     due_at: datetime | None = None
     overdue_for: datetime | None = None
+    level: str = "community"
+    missed: bool = False  # missed a deadline since it was (re)opened
 
 
 @dataclass
@@ -42,6 +45,7 @@ class Board:
         self.orders: dict[str, OrderRow] = {}
         self.members: dict[str, MemberRow] = {}
         self._member_of_aggregate: dict[str, str] = {}
+        self.ratings: dict[str, tuple[str, int]] = {}  # rating aggregate id -> (community, stars)
         self._lock = threading.Lock()
 
     def catch_up(self, app: Any) -> None:
@@ -76,6 +80,12 @@ class Board:
                 row.due_at = e.due_at
             elif name == "Overdue":
                 row.overdue_for = e.due_at
+            if name == "Escalated":
+                row.level = e.to_level
+            row.missed = (row.missed or name == "Overdue") and name != "Reopened"
+        elif aggregate == Rating.__name__:
+            community = e.community_id if name == "Given" else self.ratings[oid][0]
+            self.ratings[oid] = (community, e.stars)
         elif aggregate == Member.__name__:
             if name == "Reported":
                 self.members[e.member_id] = MemberRow(e.member_id, e.community_id, e.grid_id, list(e.teams))
@@ -103,6 +113,25 @@ class Board:
     def past_due(self, now: datetime) -> list[str]:
         return [o.order_id for o in self.orders.values()
                 if o.status in ACTIVE and o.due_at and o.due_at <= now and o.overdue_for != o.due_at]
+
+    def pulse(self) -> dict[str, Pulse]:
+        """Per community: open (not completed or cancelled), overdue (open, past a deadline since (re)opened) and
+        escalated (open, above the community level) orders, completed orders, ratings and their stars."""
+        out: dict[str, Pulse] = {}
+        with self._lock:
+            for o in self.orders.values():
+                p = out.setdefault(o.community_id, Pulse())
+                if o.status in ACTIVE:
+                    p.open += 1
+                    p.overdue += o.missed
+                    p.escalated += o.level != "community"
+                elif o.status == "completed":
+                    p.completed += 1
+            for community, stars in self.ratings.values():
+                p = out.setdefault(community, Pulse())
+                p.ratings += 1
+                p.stars += stars
+        return out
 
     def members_of(self, community_id: str) -> list[MemberRow]:
         return [m for m in self.members.values() if m.community_id == community_id and m.active]

@@ -344,6 +344,30 @@ MAX_ACTIVITY_HOURS = 24.0
 MAX_CAPACITY = 10_000
 
 
+
+class Rating(Aggregate):
+    """A resident's rating of a served order, as read from intake (ServiceRated), in the order's community: kept
+    for the county's pulse (satisfaction by community, `sandan_rating_stars` / `sandan_ratings`). Internal: never
+    published, and not part of the order's history."""
+
+    @staticmethod
+    def create_id(demand_id: str, **_: Any) -> UUID:
+        return _id("rating", demand_id)
+
+    @event("Given")
+    def __init__(self, demand_id: str, community_id: str, stars: int) -> None:
+        self.demand_id = demand_id
+        self.community_id = community_id
+        self.stars = stars
+
+    def change(self, stars: int) -> None:
+        if stars != self.stars:  # the same rating again is no new fact
+            self._changed(stars=stars)
+
+    @event("Changed")
+    def _changed(self, stars: int) -> None:
+        self.stars = stars
+
 class Activity(Aggregate):
     """A themed party day: a unit brings an activity to the community it reported to.
 

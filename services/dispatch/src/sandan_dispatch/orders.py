@@ -10,14 +10,15 @@ from datetime import timedelta
 from typing import Any
 
 from sandan_contracts import Envelope, Event
-from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested
+from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested, ServiceRated
 from sandan_dispatch.base import DispatchBase
-from sandan_dispatch.domain import MAX_HOURS, Member, Order, Unit
+from sandan_dispatch.domain import MAX_HOURS, Member, Order, Rating, Unit
 from sandan_dispatch.scope import Rule, anyone
 from sandan_eventbus.audit import AuditEntry, history
 from sandan_eventbus.auth.principal import Principal, current
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_many, check_text
 from sandan_eventbus.errors import InvalidArgument, PermissionDenied
+from sandan_eventbus.metrics import Pulse
 
 DISPATCHERS = ("branch", "grid_leader")
 STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
@@ -211,4 +212,19 @@ class Orders(DispatchBase):
                 return []
             order.reopen(event.redo_count, self.clock() + timedelta(seconds=order.deadline_seconds))
             return [order]
-        return []  # CompletionConfirmed, ServiceRated: nothing changes for the order
+        if isinstance(event, ServiceRated):  # kept for the county's pulse; the order itself does not change
+            order = self._maybe(Order, Order.create_id(event.demand_id))
+            if order is None:
+                return []  # a demand that never became an order here: nothing to rate
+            rating = self._maybe(Rating, Rating.create_id(event.demand_id))
+            if rating is None:
+                return [Rating(demand_id=event.demand_id, community_id=order.community_id, stars=event.stars)]
+            rating.change(event.stars)
+            return [rating]
+        return []  # CompletionConfirmed: nothing changes for the order
+
+    # ---- the county's pulse (internal: for the metrics) ----------------------------------------
+    def pulse(self) -> dict[str, Pulse]:
+        """Per community: open, overdue and escalated orders now, completed orders, ratings and their stars."""
+        self.board.catch_up(self)
+        return self.board.pulse()

@@ -15,6 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from sandan_eventbus import metrics
 from sandan_notify.application import NotifyApplication
 from sandan_notify.contacts import ContactUnavailable
 from sandan_notify.deliveries import Due
@@ -34,6 +35,7 @@ class Worker:
         self._lane_wakes: dict[str, asyncio.Event] = {}
         self._planner_backoff: dict[str, tuple[float, int]] = {}
         self.outcomes: dict[str, int] = {}
+        metrics.channels_enabled(app.channels)  # every channel's series from the start, at 0
 
     def wake(self) -> None:
         """New notices were saved (the inbox) or preferences changed: plan now rather than at the next poll."""
@@ -129,6 +131,7 @@ class Worker:
             async with gate:
                 outcome = await asyncio.to_thread(self.app.deliver, item)
                 self._count(outcome)
+                metrics.notification(channel, outcome)
                 replan = replan or outcome == "failed"
 
         results = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)

@@ -26,6 +26,7 @@ from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.cloudevents import headers as cloudevent_headers
 from sandan_contracts.envelope import headers as event_headers
+from sandan_eventbus import metrics
 from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
 from sandan_eventbus.readiness import Readiness
@@ -306,6 +307,7 @@ class Scorer:
                 await consumer.start()
                 parts = await _partitions(consumer)
                 consumer.assign(parts)
+                metrics.inbox_subscribed({tp.topic for tp in parts if TOPICS[tp.topic].dead_letter})
                 for tp in parts:
                     consumer.seek(tp, self.positions.get((tp.topic, tp.partition), 0))
                 while not stop.is_set():
@@ -313,11 +315,21 @@ class Scorer:
                     if batches:
                         await self._apply_live(batches)
                     self.live_paused.done()
+                    metrics.scoring_lag(self._behind(consumer, parts))
             except Exception as exc:
                 await self.live_paused.failed(exc)
             finally:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(consumer.stop(), 5)
+
+    def _behind(self, consumer: AIOKafkaConsumer, parts: list[TopicPartition]) -> dict[tuple[str, int], int]:
+        """Per partition, the records live folding has yet to read (from the consumer's last fetch)."""
+        behind = {}
+        for tp in parts:
+            end = consumer.highwater(tp)
+            if end is not None:
+                behind[(tp.topic, tp.partition)] = end - self.positions.get((tp.topic, tp.partition), 0)
+        return behind
 
     async def _apply_live(self, batches: dict[TopicPartition, list[Any]]) -> None:
         async with self.lock:
@@ -360,6 +372,7 @@ class Scorer:
             await self.broker.publish(value[:DEAD_LETTER_KEEP], dlq, key=record.key,
                                       headers={**headers, "dlq.truncated": "true", "dlq.size": str(len(value))})
         self.dead_lettered += 1
+        metrics.dead_lettered(record.topic, error)
 
     # ---- rebuild ------------------------------------------------------------------------------------
     async def rebuild(self, rule_set_version: str | None = None,
@@ -393,6 +406,7 @@ class Scorer:
             await asyncio.to_thread(self.store.make_current, generation, rules.version, end)
             self._go_live(fresh, generation, end)
             seconds = round(time.monotonic() - started, 3)  # live folding resumes from here
+            metrics.scoring_rebuilt(seconds)
         digest = await self.digest()
         self.last_progress = Progress("done", counted[0], counted[0], digest, rules.version, seconds)
         on_progress(self.last_progress)
