@@ -62,5 +62,15 @@ fi
 PYO3_PYTHON="$ROOT/.venv/bin/python" cargo test -q --release --manifest-path "$kernel"
 echo "== import boundaries" >&2
 .venv/bin/lint-imports --no-cache
+echo "== contract compatibility with the last release" >&2
+# Releases are tagged v<major>.<minor>.<patch>: every schema must still read what the last one published.
+release="$(git describe --tags --abbrev=0 --match 'v[0-9]*' 2>/dev/null || true)"
+if [ -n "$release" ]; then
+  .venv/bin/python -m sandan_contracts.schemas check --base "$release"
+else
+  echo "test.sh: no v* release tag reachable from HEAD (a shallow clone? git fetch --tags): schemas compared" \
+       "with the committed files only, not with a release" >&2
+  .venv/bin/python -m sandan_contracts.schemas check
+fi
 echo "== pytest (kafka=$KAFKA_BOOTSTRAP_SERVERS, postgres=$SANDAN_TEST_POSTGRES_URL, oidc=$SANDAN_TEST_OIDC_ISSUER)" >&2
 .venv/bin/python -m pytest "$@"
