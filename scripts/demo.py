@@ -1,17 +1,24 @@
-"""The main job, locally: intake, dispatch, scoring and notify on SQLite, a real Kafka, a scripted day in
-one community.
+"""The main job, locally: intake, dispatch, scoring and notify on SQLite, a real Kafka, a real Keycloak, a
+scripted day in one community.
 
-Run through `bash scripts/demo.sh` (it starts the broker). Prints each step, each fact as it appears on the
-topics, and each message notify sends (on its console channel), so the three orders can be watched
-travelling between the services, earning points, and reaching the people they concern.
+Run through `bash scripts/demo.sh` (it starts the broker and Keycloak). Its people are Keycloak accounts, created
+through the realm's admin API and signed in like anyone else; every call carries the token of the person who makes
+it, and the services check role and place. Prints each step, each fact as it appears on the topics (with the
+opaque subject of whoever caused it), each message notify sends (on its console channel), and one attempt the
+services refuse: a member claiming an order offered to another grid.
+
+Environment: KAFKA_BOOTSTRAP_SERVERS, SANDAN_OIDC_ISSUER (default: the local Keycloak), DEMO_GRPC_PORT (the first
+of four ports, default 50051).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import sys
 import time
@@ -26,13 +33,30 @@ from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, scoring_pb2_grpc
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import scoring_pb2 as spb
-from sandan_eventbus.channels import aio_channel
+from sandan_eventbus.auth.client import AioBearerAuth, StaticToken
+from sandan_eventbus.auth.keycloak import LOCAL_ISSUER, KeycloakAdmin
+from sandan_eventbus.channels import options
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import bootstrap_servers, create_topics
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".local" / "demo"
+PLACES = ROOT / "deploy" / "local" / "places.toml"  # the county, its towns and communities (an office's reach)
 START = time.monotonic()
+COMMUNITY, GRID, OTHER_GRID = "chengjiang-xinqu", "chengjiang-xinqu-g03", "chengjiang-xinqu-g05"
+# Who takes part, as Keycloak accounts: roles, and the attributes that say where they act (local demo data).
+PEOPLE: dict[str, tuple[str, list[str], dict[str, str]]] = {
+    "secretary": ("新区社区党委书记", ["branch_secretary"], {"community_id": COMMUNITY}),
+    "worker": ("网格员 小周", ["grid_worker"], {"community_id": COMMUNITY, "grid_id": GRID}),
+    "hospital": ("县人民医院党支部", ["unit_admin"], {"unit_id": "taihe-hospital", "community_id": COMMUNITY}),
+    "m-liu": ("党员 刘建华", ["member"], {"member_id": "m-liu", "community_id": COMMUNITY, "grid_id": GRID}),
+    "m-chen": ("党员 陈思远, 网格党小组组长", ["member", "grid_leader"],
+               {"member_id": "m-chen", "community_id": COMMUNITY, "grid_id": GRID}),
+    "m-zhou": ("党员 周立新 (网格 g05)", ["member"], {"member_id": "m-zhou", "community_id": COMMUNITY,
+                                                 "grid_id": OTHER_GRID}),
+    "county": ("县委组织部", ["county_office"], {"county_id": "taihe"}),
+    "operator": ("县信息中心 (operator)", ["operator"], {}),
+}
 
 
 def say(text: str) -> None:
@@ -55,26 +79,14 @@ async def tail(bootstrap: str, stop: asyncio.Event) -> None:
                     envelope, event = decode(r.value)
                     fields = event.model_dump(exclude={"order_id", "demand_id", "community_id"}, mode="json")
                     shown = ", ".join(f"{k}={v}" for k, v in fields.items() if v not in (None, [], ""))
-                    say(f"    {r.topic:20} {envelope.type:20} {shown}  (id {envelope.event_id}, "
-                        f"caused by {envelope.causation_id or 'a gRPC call'})")
+                    cause = f"by subject {envelope.actor[:8]}…" if envelope.actor else \
+                        f"caused by {envelope.causation_id or 'a gRPC call'}"
+                    say(f"    {r.topic:20} {envelope.type:20} {shown}  (id {envelope.event_id}, {cause})")
     finally:
         await consumer.stop()
 
 
 ready = asyncio.Event()
-TOKEN = "demo-notify-token"  # local demo only: intake and dispatch hand contacts to this token's holder
-OFFICES = """
-[county]
-id = "taihe"
-name = "泰和县委组织部"
-
-[towns.chengjiang]
-name = "澄江镇党委"
-
-[communities.chengjiang-xinqu]
-name = "澄江镇新区社区党委"
-town = "chengjiang"
-"""
 
 
 async def notifications(path: Path, stop: asyncio.Event) -> None:
@@ -107,144 +119,217 @@ async def until(what: str, check, timeout: float = 30):  # type: ignore[no-untyp
         await asyncio.sleep(0.2)
 
 
-async def scenario(intake: intake_pb2_grpc.IntakeStub, dispatch: dispatch_pb2_grpc.DispatchStub,
-                   scoring: scoring_pb2_grpc.ScoringStub) -> None:
-    community, grid = "chengjiang-xinqu", "chengjiang-xinqu-g03"
-    say("澄江镇新区社区 publishes its service menu: 送医送药 (medicine delivery), urgent within 2 h")
-    await intake.PublishMenuItem(ipb.PublishMenuItemRequest(
-        community_id=community, item_id="med-delivery", category="medical", title="送医送药",
+class Person:
+    """Someone of the demo, signed in through Keycloak: their token goes on every call they make."""
+
+    def __init__(self, key: str, title: str, roles: list[str], subject: str, token: str, ports: dict[str, int]
+                 ) -> None:
+        self.key, self.title, self.roles, self.subject = key, title, roles, subject
+        auth = [AioBearerAuth(StaticToken(token))]  # the demo is shorter than a token's life (300 s)
+        channels = {name: grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options(), interceptors=auth)
+                    for name, port in ports.items()}  # with the retry policy: a busy service's refusal is retried
+        self._channels = list(channels.values())
+        self.intake = intake_pb2_grpc.IntakeStub(channels["intake"])
+        self.dispatch = dispatch_pb2_grpc.DispatchStub(channels["dispatch"])
+        self.scoring = scoring_pb2_grpc.ScoringStub(channels["scoring"])
+
+    async def close(self) -> None:
+        for channel in self._channels:
+            await channel.close()
+
+
+def sign_in(issuer: str) -> dict[str, tuple[str, str]]:
+    """Create the demo's people in Keycloak (replacing earlier runs' accounts) and sign each one in: their subject
+    and access token by key."""
+    admin = KeycloakAdmin(issuer)
+    try:
+        signed_in = {}
+        for key, (title, roles, places) in PEOPLE.items():
+            account = admin.create(f"demo-{key}", roles, **places)
+            signed_in[key] = (account.user_id, admin.sign_in(account))
+            where = ", ".join(f"{k}={v}" for k, v in places.items()) or "the county"
+            say(f"   {title} signed in as demo-{key} ({'+'.join(roles)}; {where}; subject {account.user_id[:8]}…)")
+        return signed_in
+    finally:
+        admin.close()
+
+
+async def scenario(p: dict[str, Person]) -> None:
+    secretary, worker, hospital, county, operator = (p[k] for k in ("secretary", "worker", "hospital", "county",
+                                                                    "operator"))
+    say("澄江镇新区社区's secretary publishes its service menu: 送医送药 (medicine delivery), urgent within 2 h")
+    await secretary.intake.PublishMenuItem(ipb.PublishMenuItemRequest(
+        community_id=COMMUNITY, item_id="med-delivery", category="medical", title="送医送药",
         deadlines=ipb.DeadlineSeconds(urgent=7200, normal=86400, routine=604800)))
-    say("泰和县人民医院 party branch reports to the community (单位报到)")
-    await dispatch.ReportUnit(dpb.ReportUnitRequest(unit_id="taihe-hospital", community_id=community,
-                                                    unit_name="泰和县人民医院",
-                                                    contact_email="dangban@hospital.taihe.example"))
-    for member_id, teams in (("m-liu", ["medical"]), ("m-chen", ["medical", "policy"])):
-        say(f"member {member_id} reports in person, joins grid g03 and teams {teams} (党员报到)")
-        await dispatch.ReportMember(dpb.ReportMemberRequest(
-            member_id=member_id, unit_id="taihe-hospital", community_id=community, grid_id=grid, teams=teams,
-            name={"m-liu": "刘建华", "m-chen": "陈思远"}[member_id], phone="13900000000"))
-    await dispatch.FormGridGroup(dpb.FormGridGroupRequest(community_id=community, grid_id=grid))
-    await dispatch.AppointGridLeader(dpb.AppointGridLeaderRequest(grid_id=grid, member_id="m-chen"))
-    resident = await intake.RegisterResident(ipb.RegisterResidentRequest(
-        community_id=community, name="王秀英", phone="13800000000", address="澄江镇新区 3 栋 2 单元"))
+    say("泰和县人民医院's party branch reports its unit to the community (单位报到)")
+    await hospital.dispatch.ReportUnit(dpb.ReportUnitRequest(unit_id="taihe-hospital", community_id=COMMUNITY,
+                                                             unit_name="泰和县人民医院",
+                                                             contact_email="dangban@hospital.taihe.example"))
+    for key, grid, teams in (("m-liu", GRID, ["medical"]), ("m-chen", GRID, ["medical", "policy"]),
+                             ("m-zhou", OTHER_GRID, ["legal_aid"])):
+        say(f"member {key} reports in person, joins grid {grid[-3:]} and teams {teams} (党员报到)")
+        await p[key].dispatch.ReportMember(dpb.ReportMemberRequest(
+            member_id=key, unit_id="taihe-hospital", community_id=COMMUNITY, grid_id=grid, teams=teams,
+            name=p[key].title.split()[1].rstrip(","), phone="13900000000"))
+    await secretary.dispatch.FormGridGroup(dpb.FormGridGroupRequest(community_id=COMMUNITY, grid_id=GRID))
+    await secretary.dispatch.AppointGridLeader(dpb.AppointGridLeaderRequest(grid_id=GRID, member_id="m-chen"))
+    say("the grid worker registers 王秀英, who lives alone and has no account: the worker acts for her")
+    resident = await worker.intake.RegisterResident(ipb.RegisterResidentRequest(
+        community_id=COMMUNITY, name="王秀英", phone="13800000000", address="澄江镇新区 3 栋 2 单元"))
 
     walk = f"demo-{uuid.uuid4().hex[:6]}"
     meta = (("x-correlation-id", walk),)
-    say(f"① a grid worker posts a demand for an elderly resident living alone (居民点单), correlation {walk}")
-    demand = await intake.PostDemand(ipb.PostDemandRequest(
-        client_request_id=walk, resident_id=resident.resident_id, community_id=community, grid_id=grid,
+    say(f"① the grid worker posts her demand (居民点单), correlation {walk}")
+    demand = await worker.intake.PostDemand(ipb.PostDemandRequest(
+        client_request_id=walk, resident_id=resident.resident_id, community_id=COMMUNITY, grid_id=GRID,
         menu_item_id="med-delivery", description="独居老人需要每周送降压药上门", urgency="urgent",
         care_tags=["elderly_alone"], channel="grid_worker"), metadata=meta)
-    order = await until("the order", lambda: dispatch.FindOrderByDemand(dpb.DemandRef(demand_id=demand.demand_id)))
+    leader = p["m-chen"]  # a member, and the grid's party group leader
+    order = await until("the order", lambda: leader.dispatch.FindOrderByDemand(
+        dpb.DemandRef(demand_id=demand.demand_id)))
     say(f"   dispatch opened order {order.order_id[:8]} from DemandPosted; due {order.due_at}")
-    ranked = await dispatch.SuggestMembers(dpb.SuggestMembersRequest(order_id=order.order_id, limit=2))
-    say("   suggested: " + ", ".join(f"{c.member_id} (score {c.score:g})" for c in ranked.candidates))
-    say("② the branch offers it to the grid's pool (支部下单); two members claim at once")
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id), metadata=meta)
-    claims = await asyncio.gather(*(dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id,
-                                                                                member_id=m), metadata=meta)
-                                    for m in ("m-liu", "m-chen")), return_exceptions=True)
+    ranked = await leader.dispatch.SuggestMembers(dpb.SuggestMembersRequest(order_id=order.order_id, limit=2))
+    say("   the grid leader asks for suggestions: " + ", ".join(f"{c.member_id} (score {c.score:g})"
+                                                           for c in ranked.candidates))
+    say("② the grid leader offers it to grid g03's pool (支部下单)")
+    await leader.dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id), metadata=meta)
+    say("   member m-zhou, of grid g05 and the legal aid team, tries to claim it:")
+    try:
+        await p["m-zhou"].dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id="m-zhou"),
+                                               metadata=meta)
+        raise RuntimeError("the claim from outside the grid was accepted: the demo expected a refusal")
+    except grpc.aio.AioRpcError as refused:
+        if refused.code() != grpc.StatusCode.PERMISSION_DENIED:
+            raise
+        say(f"   ✗ refused: {refused.code().name}: {refused.details()} (nothing was recorded)")
+    say("   two members of grid g03 claim at once")
+    claims = await asyncio.gather(*(p[m].dispatch.AcceptOrder(dpb.AcceptOrderRequest(
+        order_id=order.order_id, member_id=m), metadata=meta) for m in ("m-liu", "m-chen")), return_exceptions=True)
     for m, claim in zip(("m-liu", "m-chen"), claims, strict=True):
         say(f"   {m}: " + ("accepted (党员接单)" if isinstance(claim, dpb.Order) else f"refused: {claim.details()}"))
-    winner = next(c for c in claims if isinstance(c, dpb.Order)).member_id
-    contact = await until("acceptance at intake", lambda: _contact(intake, demand.demand_id, winner))
-    say(f"   {winner} fetches the resident's contact through intake's authorised call ({len(contact.phone)} digits)")
+    winner = p[next(c for c in claims if isinstance(c, dpb.Order)).member_id]
+    contact = await until("acceptance at intake", lambda: _contact(winner, demand.demand_id))
+    say(f"   {winner.key} fetches the resident's contact from intake as themselves ({len(contact.phone)} digits; "
+        "the release is recorded)")
     say("③ the member serves and reports 1.5 hours")
-    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=winner, hours=1.5,
-                                                              notes="送药上门, 测量血压"), metadata=meta)
-    await until("served at intake", lambda: _status(intake, demand.demand_id, "served"))
-    say("④ the resident confirms and rates 5 stars")
-    await intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id), metadata=meta)
-    rated = await intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5), metadata=meta)
+    await winner.dispatch.CompleteService(dpb.CompleteServiceRequest(
+        order_id=order.order_id, member_id=winner.key, hours=1.5, notes="送药上门, 测量血压"), metadata=meta)
+    await until("served at intake", lambda: _status(worker, demand.demand_id, "served"))
+    say("④ the grid worker calls 王秀英 back, and confirms and rates 5 stars for her")
+    await worker.intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id), metadata=meta)
+    rated = await worker.intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5),
+                                            metadata=meta)
     say(f"   demand {rated.demand_id[:8]} is {rated.status}, {rated.stars}★, served by {rated.member_id}")
-    ledger = await until("the points", lambda: _ledger(scoring, winner, 4))
+    ledger = await until("the points", lambda: _ledger(winner, 4))
     total = next(t.points for t in ledger.totals if t.period == "all")
-    say(f"⑤ scoring: {winner} earned " + ", ".join(f"{e.rule} {e.points:+d}" for e in ledger.entries)
+    say(f"⑤ scoring: {winner.key} reads their ledger: " + ", ".join(f"{e.rule} {e.points:+d}" for e in ledger.entries)
         + f" = {total} points (rules {ledger.entries[0].rule_set_version})")
     quarter = ledger.entries[0].quarter
-    published = await scoring.PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
-    say(f"⑥ the quarterly notice for {quarter} is published (每季度通报公示): {', '.join(published.notice_ids)}")
-    rebuilt = [p async for p in scoring.Rebuild(spb.RebuildRequest())][-1]
-    live = await scoring.Digest(spb.Empty())
+    published = await county.scoring.PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
+    say(f"⑥ the county office publishes the quarterly notice for {quarter} (每季度通报公示): "
+        + ", ".join(published.notice_ids))
+    rebuilt = [r async for r in operator.scoring.Rebuild(spb.RebuildRequest())][-1]
+    live = await operator.scoring.Digest(spb.Empty())
     same = "equals" if rebuilt.digest == live.digest else "DIFFERS FROM"
-    say(f"⑦ scoring rebuilt its ledger from the event log in {rebuilt.seconds:.2f}s: digest "
+    say(f"⑦ the county's operator rebuilds the ledger from the event log in {rebuilt.seconds:.2f}s: digest "
         f"{rebuilt.digest[:12]}… {same} the live state")
+    history = await secretary.intake.GetDemandHistory(ipb.DemandRef(demand_id=demand.demand_id))
+    who = {person.subject: person.key for person in p.values()}
+    say("⑧ the secretary reads the demand's audit trail (opaque subjects; names only in Keycloak):")
+    for e in history.entries:
+        actor = f"{who.get(e.subject, e.subject[:8])} as {e.role}" if e.subject else f"caused by {e.caused_by}"
+        behalf = f", for resident {e.on_behalf_of[:8]}…" if e.on_behalf_of else ""
+        say(f"   v{e.version} {e.what:20} {actor}{behalf}")
     await asyncio.sleep(3)  # let the last facts and messages reach the tails
 
 
-async def _contact(intake: intake_pb2_grpc.IntakeStub, demand_id: str, member_id: str):  # type: ignore[no-untyped-def]
+async def _contact(member: Person, demand_id: str):  # type: ignore[no-untyped-def]
     try:
-        return await intake.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand_id, member_id=member_id))
+        return await member.intake.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand_id,
+                                                                               member_id=member.key))
     except grpc.aio.AioRpcError as exc:
         if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:
             return None
         raise
 
 
-async def _ledger(scoring: scoring_pb2_grpc.ScoringStub, member_id: str, entries: int):  # type: ignore[no-untyped-def]
-    ledger = await scoring.GetMemberLedger(spb.MemberLedgerRequest(member_id=member_id))
+async def _ledger(member: Person, entries: int):  # type: ignore[no-untyped-def]
+    ledger = await member.scoring.GetMemberLedger(spb.MemberLedgerRequest(member_id=member.key))
     return ledger if len(ledger.entries) >= entries else None
 
 
-async def _status(intake: intake_pb2_grpc.IntakeStub, demand_id: str, status: str) -> bool:
-    return (await intake.GetDemand(ipb.DemandRef(demand_id=demand_id))).status == status
+async def _status(worker: Person, demand_id: str, status: str) -> bool:
+    return (await worker.intake.GetDemand(ipb.DemandRef(demand_id=demand_id))).status == status
 
 
 async def main() -> int:
     bootstrap = bootstrap_servers()
+    issuer = os.environ.get("SANDAN_OIDC_ISSUER", "").strip() or LOCAL_ISSUER
+    base = int(os.environ.get("DEMO_GRPC_PORT", "50051"))
+    ports = {name: base + i for i, name in enumerate(("intake", "dispatch", "scoring", "notify"))}
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
     created = await create_topics(bootstrap)
     say(f"topics ready on {bootstrap} ({created} created from the registry)")
-    common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
+    # local run: plaintext gRPC is allowed explicitly; every call is still verified against the issuer
+    common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
+              "SANDAN_OIDC_ISSUER": issuer, "SANDAN_GRPC_PLAINTEXT": "allow", "SANDAN_PLACES_FILE": str(PLACES)}
     run = uuid.uuid4().hex[:6]
-    (WORK / "offices.toml").write_text(OFFICES, "utf-8")
+    address = {name: f"127.0.0.1:{port}" for name, port in ports.items()}
+    # intake seals residents' personal data under a key-encryption key; the demo's store is new each run, so is
+    # its key (local demo only: production reads INTAKE_KEK_FILE from a secret)
+    kek = "demo-kek:" + base64.b64encode(secrets.token_bytes(32)).decode()
     intake = ServiceProcess("sandan_intake", {**common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{WORK}/intake.db",
-                                              "INTAKE_GRPC_ADDRESS": "127.0.0.1:50051",
-                                              "INTAKE_CONSUMER_GROUP": f"intake-demo-{run}",
-                                              "INTAKE_CONTACT_TOKENS": TOKEN},
-                            "127.0.0.1:50051", WORK / "intake.log")
+                                              "INTAKE_GRPC_ADDRESS": address["intake"], "INTAKE_KEK": kek,
+                                              "INTAKE_CONSUMER_GROUP": f"intake-demo-{run}"},
+                            address["intake"], WORK / "intake.log")
     dispatch = ServiceProcess("sandan_dispatch", {**common,
                                                   "DISPATCH_EVENTSTORE_URL": f"sqlite:///{WORK}/dispatch.db",
-                                                  "DISPATCH_GRPC_ADDRESS": "127.0.0.1:50052",
-                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}",
-                                                  "DISPATCH_CONTACT_TOKENS": TOKEN},
-                              "127.0.0.1:50052", WORK / "dispatch.log")
+                                                  "DISPATCH_GRPC_ADDRESS": address["dispatch"],
+                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}"},
+                              address["dispatch"], WORK / "dispatch.log")
     scoring = ServiceProcess("sandan_scoring", {**common, "SCORING_DATABASE_URL": f"sqlite:///{WORK}/scoring.db",
-                                                "SCORING_GRPC_ADDRESS": "127.0.0.1:50053"},
-                             "127.0.0.1:50053", WORK / "scoring.log")
+                                                "SCORING_GRPC_ADDRESS": address["scoring"]},
+                             address["scoring"], WORK / "scoring.log")
+    # notify reads contacts from intake and dispatch as itself (client credentials; deploy/local/keycloak)
     notify = ServiceProcess("sandan_notify", {**common, "NOTIFY_EVENTSTORE_URL": f"sqlite:///{WORK}/notify.db",
-                                              "NOTIFY_GRPC_ADDRESS": "127.0.0.1:50054",
+                                              "NOTIFY_GRPC_ADDRESS": address["notify"],
                                               "NOTIFY_CONSUMER_GROUP": f"notify-demo-{run}",
-                                              "NOTIFY_INTAKE_ADDRESS": "127.0.0.1:50051",
-                                              "NOTIFY_DISPATCH_ADDRESS": "127.0.0.1:50052",
-                                              "NOTIFY_CONTACT_TOKEN": TOKEN,
-                                              "NOTIFY_OFFICES_FILE": str(WORK / "offices.toml"),
+                                              "NOTIFY_INTAKE_ADDRESS": address["intake"],
+                                              "NOTIFY_DISPATCH_ADDRESS": address["dispatch"],
+                                              "SANDAN_OIDC_CLIENT_ID": "sandan-notify",
+                                              "SANDAN_OIDC_CLIENT_SECRET": "local-notify-secret",
+                                              "NOTIFY_OFFICES_FILE": str(PLACES),
                                               "NOTIFY_CONSOLE": str(WORK / "notifications.jsonl"),
                                               "NOTIFY_QUIET_HOURS": "off"},
-                            "127.0.0.1:50054", WORK / "notify.log")
+                            address["notify"], WORK / "notify.log")
     stop = asyncio.Event()
     services = [intake, dispatch, scoring, notify]
+    people: dict[str, Person] = {}
     try:
         for service in services:
             service.start(timeout=120)
-        say("intake :50051, dispatch :50052, scoring :50053, notify :50054 are SERVING; stores in .local/demo/")
+        say(f"intake :{ports['intake']}, dispatch :{ports['dispatch']}, scoring :{ports['scoring']}, notify "
+            f":{ports['notify']} are SERVING (tokens from {issuer}); stores in .local/demo/")
         tailer = asyncio.create_task(tail(bootstrap, stop))
         mailer = asyncio.create_task(notifications(WORK / "notifications.jsonl", stop))
         await asyncio.wait_for(ready.wait(), 30)
-        async with aio_channel("127.0.0.1:50051") as ic, aio_channel("127.0.0.1:50052") as dc, \
-                aio_channel("127.0.0.1:50053") as sc:  # with the retry policy: a busy service's refusal is retried
-            await scenario(intake_pb2_grpc.IntakeStub(ic), dispatch_pb2_grpc.DispatchStub(dc),
-                           scoring_pb2_grpc.ScoringStub(sc))
+        say("the people sign in through Keycloak (accounts created for the demo):")
+        signed_in = await asyncio.to_thread(sign_in, issuer)
+        people = {key: Person(key, PEOPLE[key][0], PEOPLE[key][1], subject, token, ports)
+                  for key, (subject, token) in signed_in.items()}
+        await scenario(people)
         stop.set()
         with contextlib.suppress(Exception):
             await tailer
             await mailer
-        say("done: the demand travelled the whole loop. Logs: .local/demo/*.log; messages: "
-            ".local/demo/notifications.jsonl")
+        say("done: the demand travelled the whole loop, each step by the person allowed to take it. Logs: "
+            ".local/demo/*.log; messages: .local/demo/notifications.jsonl")
         return 0
     finally:
         stop.set()
+        for person in people.values():
+            await person.close()
         for service in reversed(services):
             service.stop()
 

@@ -30,6 +30,9 @@ from sandan_eventbus.kafka import create_topics
 from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 
 SWEEP_SECONDS = "0.5"
+# intake seals residents' personal data under a key-encryption key: the tests' own, base64 of "sandan integration
+# tests only!!!" (not a secret; never used outside the tests)
+INTAKE_KEK = {"INTAKE_KEK": "it-kek-1:c2FuZGFuIGludGVncmF0aW9uIHRlc3RzIG9ubHkhISE="}
 
 
 def free_port() -> int:
@@ -145,7 +148,7 @@ def stack(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.TempPat
         "INTAKE_EVENTSTORE_URL": f"sqlite:///{workdir}/intake-events.db",
         "INTAKE_DATABASE_URL": f"sqlite:///{workdir}/intake.db",
         "INTAKE_GRPC_ADDRESS": intake_addr,
-        "INTAKE_CONSUMER_GROUP": f"intake-{run}",
+        "INTAKE_CONSUMER_GROUP": f"intake-{run}", **INTAKE_KEK,
     }, intake_addr, workdir / "intake.log")
     dispatch = ServiceProcess("sandan_dispatch", {
         **common,

@@ -34,7 +34,7 @@ from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
-from tests.integration.conftest import free_port
+from tests.integration.conftest import INTAKE_KEK, free_port
 from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 from tests.integration.scenario import Community
 from tests.integration.scenario import a_community as given_a_community
@@ -226,7 +226,7 @@ def notify_stack(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.
     intake = ServiceProcess("sandan_intake", {
         **common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{workdir}/intake-events.db",
         "INTAKE_DATABASE_URL": f"sqlite:///{workdir}/intake.db", "INTAKE_GRPC_ADDRESS": addresses["intake"],
-        "INTAKE_CONSUMER_GROUP": f"intake-n{run}",
+        "INTAKE_CONSUMER_GROUP": f"intake-n{run}", **INTAKE_KEK,
     }, addresses["intake"], workdir / "intake.log")
     dispatch = ServiceProcess("sandan_dispatch", {
         **common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{workdir}/dispatch-events.db",

@@ -124,7 +124,7 @@ async def post(stack: Services, c: Community, urgency: str = "normal", correlati
         metadata=trace(correlation_id or uuid.uuid4().hex))
 
 
-async def order_for(stack: Services, c: Community, demand_id: str, timeout: float = 30) -> dpb.Order:
+async def order_for(stack: Services, c: Community, demand_id: str, timeout: float = 90) -> dpb.Order:
     """Wait until dispatch has opened the order for a demand (it reads DemandPosted from Kafka); the community's
     secretary looks."""
     dispatch = stack.dispatch_stub(c.secretary)
@@ -138,7 +138,7 @@ async def order_for(stack: Services, c: Community, demand_id: str, timeout: floa
         await asyncio.sleep(0.2)
 
 
-async def demand_reaches(stack: Services, c: Community, demand_id: str, status: str, timeout: float = 30,
+async def demand_reaches(stack: Services, c: Community, demand_id: str, status: str, timeout: float = 90,
                          ) -> ipb.Demand:
     """Wait until intake shows the demand in `status` (it reads dispatch's facts from Kafka); the secretary looks."""
     intake = stack.intake_stub(c.secretary)

@@ -32,7 +32,7 @@ from sandan_contracts.rpc import dispatch_pb2, intake_pb2, notify_pb2, ops_pb2, 
 from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
-from tests.integration.conftest import free_port
+from tests.integration.conftest import INTAKE_KEK, free_port
 from tests.integration.notify_stack import groups_at_end
 from tests.integration.people import COUNTY, TOWN, CommunityPool, identity_env
 from tests.integration.traces import correlations_since, ends, stored_with
@@ -93,7 +93,7 @@ def matrix(kafka_bootstrap: str, local_issuer: LocalIssuer, tmp_path_factory: py
         "intake": ServiceProcess("sandan_intake", {
             **common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{work}/intake-events.db",
             "INTAKE_DATABASE_URL": f"sqlite:///{work}/intake.db", "INTAKE_GRPC_ADDRESS": address["intake"],
-            "INTAKE_CONSUMER_GROUP": f"intake-mx{run}"}, address["intake"], work / "intake.log"),
+            "INTAKE_CONSUMER_GROUP": f"intake-mx{run}", **INTAKE_KEK}, address["intake"], work / "intake.log"),
         "dispatch": ServiceProcess("sandan_dispatch", {
             **common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{work}/dispatch-events.db",
             "DISPATCH_DATABASE_URL": f"sqlite:///{work}/dispatch.db", "DISPATCH_GRPC_ADDRESS": address["dispatch"],

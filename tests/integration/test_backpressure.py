@@ -13,7 +13,7 @@ from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import intake_pb2_grpc
 from sandan_eventbus.auth.client import AioBearerAuth
 from sandan_eventbus.devtools import ServiceProcess
-from tests.integration.conftest import Stack, free_port
+from tests.integration.conftest import INTAKE_KEK, Stack, free_port
 from tests.integration.people import aio_channel_as
 from tests.integration.scenario import a_community
 
@@ -47,7 +47,7 @@ def narrow_intake(stack: Stack) -> Iterator[ServiceProcess]:
         "INTAKE_EVENTSTORE_URL": f"sqlite:///{stack.workdir}/narrow-intake-events.db",
         "INTAKE_DATABASE_URL": f"sqlite:///{stack.workdir}/narrow-intake.db",
         "INTAKE_GRPC_ADDRESS": address, "INTAKE_CONSUMER_GROUP": f"intake-narrow-{uuid.uuid4().hex[:8]}",
-        "INTAKE_GRPC_MAX_IN_FLIGHT": "2",
+        "INTAKE_GRPC_MAX_IN_FLIGHT": "2", **INTAKE_KEK,
     }, address, stack.workdir / "narrow-intake.log")
     process.start()
     try:

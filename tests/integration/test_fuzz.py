@@ -5,6 +5,9 @@ community's, in every lifecycle state, so calls arrive in and out of order), ids
 control and bidi override characters, invalid UTF-8 sent as raw bytes, negative, huge and non-finite numbers,
 long lists, and hostile metadata. Then:
 
+Each request carries the token of a person (or service) whose role may call the method, from the real Keycloak,
+so it reaches the service's own code; some carry hostile metadata instead (no token, junk, a wrong role). Then:
+
 - only documented codes come back (OK, INVALID_ARGUMENT, NOT_FOUND, FAILED_PRECONDITION, ALREADY_EXISTS,
   PERMISSION_DENIED, UNAUTHENTICATED): never UNKNOWN, INTERNAL, RESOURCE_EXHAUSTED, ...;
 - a refused call changed nothing: no stored event carries its correlation id, the personal-data tables are as they
@@ -32,7 +35,7 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor
 from google.protobuf.message import Message
@@ -40,7 +43,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandan_contracts import TOPICS, Envelope
+from sandan_contracts import TOPICS
+from sandan_contracts.access import ACCESS
 from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import notify_pb2 as npb
@@ -50,7 +54,9 @@ from sandan_eventbus.edge import MAX_REQUEST_BYTES, apply_policy
 from sandan_eventbus.errors import InvalidArgument
 from tests.integration.conftest import Stack, free_port
 from tests.integration.notify_stack import groups_at_end
+from tests.integration.people import Identity, channel_as
 from tests.integration.scenario import Community, a_community, demand_reaches, order_for, post
+from tests.integration.traces import correlations_since, ends, stored_with
 
 pytestmark = pytest.mark.kafka
 
@@ -103,6 +109,7 @@ class Fuzz:
     refused: set[str] = field(default_factory=set)
     codes: dict[str, set[str]] = field(default_factory=dict)
     stored: int = 0  # accepted calls whose events the store check found: proof that it can see them
+    callers: dict[str, Identity] = field(default_factory=dict)  # by name: who may call (drawn per method)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +118,7 @@ def scoring_process(stack: Stack) -> Iterator[ServiceProcess]:
     process = ServiceProcess("sandan_scoring", {
         "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "LOG_LEVEL": "INFO",
         "SCORING_DATABASE_URL": f"sqlite:///{stack.workdir}/fuzz-scoring.db", "SCORING_GRPC_ADDRESS": address,
+        **stack.identity(),
     }, address, stack.workdir / "fuzz-scoring.log")
     process.start(timeout=180)
     try:
@@ -132,8 +140,8 @@ def notify_process(stack: Stack) -> Iterator[ServiceProcess]:
         "NOTIFY_EVENTSTORE_URL": f"sqlite:///{stack.workdir}/fuzz-notify-events.db",
         "NOTIFY_DATABASE_URL": f"sqlite:///{stack.workdir}/fuzz-notify.db", "NOTIFY_GRPC_ADDRESS": address,
         "NOTIFY_CONSUMER_GROUP": group, "NOTIFY_INTAKE_ADDRESS": stack.intake.grpc_address,
-        "NOTIFY_DISPATCH_ADDRESS": stack.dispatch.grpc_address, "NOTIFY_CONTACT_TOKEN": f"fuzz-{run}",
-        "NOTIFY_CONSOLE": str(stack.workdir / "fuzz-notifications.jsonl"),
+        "NOTIFY_DISPATCH_ADDRESS": stack.dispatch.grpc_address,
+        "NOTIFY_CONSOLE": str(stack.workdir / "fuzz-notifications.jsonl"), **stack.identity(calls_others=True),
     }, address, stack.workdir / "fuzz-notify.log")
     process.start()
     try:
@@ -146,29 +154,31 @@ def notify_process(stack: Stack) -> Iterator[ServiceProcess]:
 async def _seed(stack: Stack) -> tuple[dict[str, list[str]], Community, Community]:
     c = await a_community(stack, members=3)
     witness = await a_community(stack, members=1)
-    intake, dispatch = stack.intake_stub(), stack.dispatch_stub()
+    branch, member = stack.dispatch_stub(c.secretary), stack.dispatch_stub(c.member(0))
     demands = [await post(stack, c) for _ in range(5)]
     # a fresh stack's dispatch first reads the broker's whole history: wait for it to reach today
-    orders = [await order_for(stack, demands[0].demand_id, timeout=600)]
-    orders += [await order_for(stack, d.demand_id) for d in demands[1:]]
+    orders = [await order_for(stack, c, demands[0].demand_id, timeout=600)]
+    orders += [await order_for(stack, c, d.demand_id) for d in demands[1:]]
     # orders[0] open; [1] offered; [2] accepted; [3] completed and served; [4] withdrawn (cancelled)
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=orders[1].order_id))
+    await branch.OfferOrder(dpb.OfferOrderRequest(order_id=orders[1].order_id))
     for o in orders[2:4]:
-        await dispatch.DispatchOrder(dpb.DispatchOrderRequest(order_id=o.order_id, member_id=c.members[0]))
-        await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=o.order_id, member_id=c.members[0]))
-    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=orders[3].order_id, member_id=c.members[0],
-                                                              hours=1.5))
+        await branch.DispatchOrder(dpb.DispatchOrderRequest(order_id=o.order_id, member_id=c.members[0]))
+        await member.AcceptOrder(dpb.AcceptOrderRequest(order_id=o.order_id, member_id=c.members[0]))
+    await member.CompleteService(dpb.CompleteServiceRequest(order_id=orders[3].order_id, member_id=c.members[0],
+                                                            hours=1.5))
     with contextlib.suppress(AssertionError):  # richer state if intake has caught up with the log's history
-        await demand_reaches(stack, demands[3].demand_id, "served", timeout=60)
-    await intake.WithdrawDemand(ipb.WithdrawDemandRequest(demand_id=demands[4].demand_id, reason="solved_myself"))
-    await dispatch.FormGridGroup(dpb.FormGridGroupRequest(community_id=c.community_id, grid_id=c.grid_id))
-    await dispatch.ScheduleActivity(dpb.ScheduleActivityRequest(
+        await demand_reaches(stack, c, demands[3].demand_id, "served", timeout=60)
+    await stack.intake_stub(c.resident).WithdrawDemand(ipb.WithdrawDemandRequest(demand_id=demands[4].demand_id,
+                                                                                 reason="solved_myself"))
+    await branch.FormGridGroup(dpb.FormGridGroupRequest(community_id=c.community_id, grid_id=c.grid_id))
+    await stack.dispatch_stub(c.unit_admin).ScheduleActivity(dpb.ScheduleActivityRequest(
         activity_id=f"act-{c.community_id}", unit_id=c.unit_id, community_id=c.community_id,
         theme="free_health_check", title="义诊", starts_at="2026-03-14T09:00:00+08:00",
         ends_at="2026-03-14T12:00:00+08:00", capacity=3))
-    await intake.PublishMenuItem(ipb.PublishMenuItemRequest(community_id=c.community_id, item_id=f"old-{c.item_id}",
-                                                            category="repair", title="retired item"))
-    await intake.RetireMenuItem(ipb.RetireMenuItemRequest(community_id=c.community_id, item_id=f"old-{c.item_id}"))
+    menu = stack.intake_stub(c.secretary)
+    await menu.PublishMenuItem(ipb.PublishMenuItemRequest(community_id=c.community_id, item_id=f"old-{c.item_id}",
+                                                          category="repair", title="retired item"))
+    await menu.RetireMenuItem(ipb.RetireMenuItemRequest(community_id=c.community_id, item_id=f"old-{c.item_id}"))
     quarter = datetime.now(UTC)
     pools = {
         "community_id": [c.community_id], "grid_id": [c.grid_id], "unit_id": [c.unit_id], "scope_id":
@@ -199,11 +209,12 @@ async def _seed(stack: Stack) -> tuple[dict[str, list[str]], Community, Communit
 
 
 def _witness_reads(stack: Stack, w: Community) -> Callable[[], dict[str, Any]]:
-    """What the witness community looks like through the get-methods (its ids are in no pool)."""
+    """What the witness community looks like through the get-methods (its ids are in no pool), read by its
+    branch secretary."""
 
     def read() -> dict[str, Any]:
-        with grpc.insecure_channel(stack.intake.grpc_address) as i, \
-                grpc.insecure_channel(stack.dispatch.grpc_address) as d:
+        with channel_as(stack.intake.grpc_address, w.secretary) as i, \
+                channel_as(stack.dispatch.grpc_address, w.secretary) as d:
             def get(ch: grpc.Channel, path: str, request: Message, reply: type[Message]) -> Any:
                 return reply.FromString(ch.unary_unary(path)(request.SerializeToString(), timeout=30))
 
@@ -219,12 +230,23 @@ def _witness_reads(stack: Stack, w: Community) -> Callable[[], dict[str, Any]]:
     return read
 
 
+def _callers(stack: Stack, c: Community) -> dict[str, Identity]:
+    """One person (or client) per role, all placed in the seeded community where a place applies."""
+    people = stack.people
+    return {"resident": c.resident, "grid_worker": c.grid_worker, "member": c.member(0), "member-1": c.member(1),
+            "grid_leader": c.grid_leader, "branch_secretary": c.secretary, "town_office": people.town_office(),
+            "county_office": people.county_office(), "unit_admin": c.unit_admin, "operator": people.operator(),
+            "partner": people.client("sandan-partner"), "service_notify": people.client("sandan-notify"),
+            "service_gateway": people.client("sandan-gateway"), "service_scoring": people.client("sandan-scoring")}
+
+
 @pytest.fixture(scope="module")
 def fuzz(stack: Stack) -> Fuzz:
-    pools, _, witness = asyncio.run(_seed(stack))
+    pools, c, witness = asyncio.run(_seed(stack))
     witness_reads = _witness_reads(stack, witness)
     ids = sorted({v for k, vs in pools.items() if k.endswith("_id") for v in vs})
-    return Fuzz({}, pools, ids, witness_reads, witness_reads(), asyncio.run(_ends(stack.bootstrap)), stack.bootstrap)
+    return Fuzz({}, pools, ids, witness_reads, witness_reads(), asyncio.run(ends(stack.bootstrap)), stack.bootstrap,
+                callers=_callers(stack, c))
 
 
 @pytest.fixture
@@ -358,8 +380,31 @@ def _request(method: MethodDescriptor, fuzz: Fuzz) -> st.SearchStrategy[tuple[by
     return st.tuples(_message(method.input_type, fuzz), corrupt).map(serialize)
 
 
-METADATA = st.sampled_from([(), (("authorization", "Bearer junk"),), (("authorization", "Basic x"),),
-                            (("x-correlation-id-extra", "z" * 4000),), (("authorization", "Bearer " + "t" * 3000),)])
+# Who calls: mostly someone the method's row allows (its scope may still refuse them), else hostile metadata.
+ALLOWED, WRONG_ROLE = "allowed", "wrong role"
+HOSTILE_METADATA: dict[str, tuple[tuple[str, str], ...]] = {
+    "no token": (), "junk": (("authorization", "Bearer junk"),), "basic": (("authorization", "Basic x"),),
+    "oversized token": (("authorization", "Bearer " + "t" * 3000),)}
+
+
+def _metadata(method: MethodDescriptor, fuzz: Fuzz) -> st.SearchStrategy[tuple[str, str, bool]]:
+    """(who, how, an oversized extra header): who is a key of fuzz.callers, how is ALLOWED, WRONG_ROLE or one of
+    HOSTILE_METADATA."""
+    row = ACCESS.roles_for(f"/{method.containing_service.full_name}/{method.name}")
+    allowed = sorted(k for k, who in fuzz.callers.items() if set(who.roles) & set(row))
+    others = sorted(k for k, who in fuzz.callers.items() if not set(who.roles) & set(row))
+    assert allowed, f"no caller for {method.name}"
+    return st.one_of(
+        st.tuples(st.sampled_from(allowed), st.just(ALLOWED), st.booleans()),
+        st.tuples(st.sampled_from(allowed), st.just(ALLOWED), st.just(False)),
+        st.tuples(st.sampled_from(others or allowed), st.just(WRONG_ROLE), st.just(False)),
+        st.tuples(st.just(""), st.sampled_from(sorted(HOSTILE_METADATA)), st.just(False)))
+
+
+def _headers(fuzz: Fuzz, who: str, how: str, extra: bool) -> tuple[tuple[str, str], ...]:
+    found = HOSTILE_METADATA[how] if how in HOSTILE_METADATA else \
+        (("authorization", f"Bearer {fuzz.callers[who].token()}"),)
+    return found + ((("x-correlation-id-extra", "z" * 4000),) if extra else ())
 
 
 # ---- what must hold ------------------------------------------------------------------------------------------
@@ -377,12 +422,6 @@ def _call(target: Target, method: MethodDescriptor, raw: bytes, metadata: tuple[
     return Code.OK, ""
 
 
-def _stored_with(store: Path, correlation_id: str) -> int:
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=30) as db:
-        return db.execute("SELECT count(*) FROM stored_events WHERE instr(state, ?) > 0",
-                          (correlation_id.encode(),)).fetchone()[0]
-
-
 def _table(path: Path, table: str) -> str:
     if not path.exists():
         return ""
@@ -391,39 +430,6 @@ def _table(path: Path, table: str) -> str:
             return ""
         rows = db.execute(f"SELECT * FROM {table} ORDER BY 1").fetchall()
     return hashlib.sha256(repr(rows).encode()).hexdigest()
-
-
-async def _ends(bootstrap: str) -> dict[TopicPartition, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        parts = [TopicPartition(t.name, p) for t in TOPICS.values() if t.dead_letter for p in range(t.partitions)]
-        return await consumer.end_offsets(parts)
-    finally:
-        await consumer.stop()
-
-
-async def _correlations_since(bootstrap: str, start: dict[TopicPartition, int]) -> set[str]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        ends = await consumer.end_offsets(list(start))
-        consumer.assign(list(start))
-        for tp, offset in start.items():
-            consumer.seek(tp, offset)
-        found: set[str] = set()
-        behind = set(start)
-        while behind:
-            behind = {tp for tp in behind if await consumer.position(tp) < ends[tp]}
-            for records in (await consumer.getmany(timeout_ms=500)).values():
-                for r in records:
-                    try:
-                        found.add(Envelope.model_validate_json(r.value).correlation_id)
-                    except ValueError:
-                        pass
-        return found
-    finally:
-        await consumer.stop()
 
 
 def _breaks_policy(method: MethodDescriptor, raw: bytes) -> bool:
@@ -445,26 +451,30 @@ def test_hostile_requests_get_documented_codes_and_change_nothing(fuzz: Fuzz, ta
 
     @settings(max_examples=FEW.get(method.name, EXAMPLES), deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(request=_request(method, fuzz), metadata=METADATA)
-    def hostile(request: tuple[bytes, bool], metadata: tuple[tuple[str, str], ...]) -> None:
+    @given(request=_request(method, fuzz), caller=_metadata(method, fuzz))
+    def hostile(request: tuple[bytes, bool], caller: tuple[str, str, bool]) -> None:
         raw, invalid_utf8 = request
         correlation_id = f"fuzz-{uuid.uuid4().hex}"
         before = [_table(path, table) for path, table in target.tables]
-        code, details = _call(target, method, raw, (("x-correlation-id", correlation_id), *metadata))
+        code, details = _call(target, method, raw, (("x-correlation-id", correlation_id), *_headers(fuzz, *caller)))
         seen.add(code.name)
         if len(raw) > MAX_REQUEST_BYTES:  # gRPC's own size limit, documented, before any of our code
             assert (code, "larger than max" in details) == (Code.RESOURCE_EXHAUSTED, True), details
         else:
             assert code in DOCUMENTED, f"{service}.{method.name} answered {code.name}: {details[:300]}"
         assert len(details) <= 1000, "a refusal repeats its input"
+        if caller[1] in HOSTILE_METADATA:
+            assert code in (Code.UNAUTHENTICATED, Code.RESOURCE_EXHAUSTED), (caller[1], code, details)
+        if caller[1] == WRONG_ROLE and len(raw) <= MAX_REQUEST_BYTES:
+            assert (code, details.startswith(f"{method.name} is not allowed")) == (Code.PERMISSION_DENIED, True)
         if code != Code.RESOURCE_EXHAUSTED and (invalid_utf8 or _breaks_policy(method, raw)):
             assert code in (Code.INVALID_ARGUMENT, Code.UNAUTHENTICATED, Code.PERMISSION_DENIED), code
         if code == Code.OK:
-            fuzz.stored += any(_stored_with(store, correlation_id) for store in target.stores)
+            fuzz.stored += any(stored_with(store, correlation_id) for store in target.stores)
         else:
             fuzz.refused.add(correlation_id)
             for store in target.stores:
-                assert _stored_with(store, correlation_id) == 0, f"a refused call stored events in {store.name}"
+                assert stored_with(store, correlation_id) == 0, f"a refused call stored events in {store.name}"
             assert [_table(path, table) for path, table in target.tables] == before, "a refused call wrote rows"
 
     hostile()
@@ -479,7 +489,7 @@ def test_after_the_fuzz_nothing_refused_was_published_and_every_service_is_well(
     assert fuzz.stored > 0 or not writers, "no accepted call's events were found in a store: the check sees nothing"
     deadline = time.monotonic() + 60
     while True:  # until the relays have published what the accepted calls stored
-        published = asyncio.run(_correlations_since(fuzz.bootstrap, fuzz.offsets))
+        published = asyncio.run(correlations_since(fuzz.bootstrap, fuzz.offsets))
         if any(c.startswith("fuzz-") and c not in fuzz.refused for c in published) or time.monotonic() > deadline:
             break
         time.sleep(0.5)

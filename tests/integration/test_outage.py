@@ -27,7 +27,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandan_eventbus.devtools import ServiceProcess, read_topic
 from sandan_eventbus.kafka import create_topics
-from tests.integration.conftest import Stack
+from tests.integration.conftest import INTAKE_KEK, Stack, places
+from tests.integration.people import NOTIFY_IDENTITY, People, identity_env
 from tests.integration.scenario import a_community, order_for, post
 
 pytestmark = pytest.mark.kafka
@@ -133,16 +134,17 @@ def store() -> Iterator[PrivatePostgres]:
         pg.remove()
 
 
-def _processes(bootstrap: str, workdir: Path, dispatch_store: str | None = None) -> dict[str, ServiceProcess]:
+def _processes(bootstrap: str, workdir: Path, identity: dict[str, str], dispatch_store: str | None = None,
+               ) -> dict[str, ServiceProcess]:
     run = uuid.uuid4().hex[:8]
     addresses = {name: f"127.0.0.1:{_free_port()}" for name in ("intake", "dispatch", "notify")}
-    common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "info"}
+    common = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "LOG_LEVEL": "info", **identity}
     dispatch_store = dispatch_store or f"sqlite:///{workdir}/dispatch-events.db"
     return {
         "intake": ServiceProcess("sandan_intake", {
             **common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{workdir}/intake-events.db",
             "INTAKE_DATABASE_URL": f"sqlite:///{workdir}/intake.db", "INTAKE_GRPC_ADDRESS": addresses["intake"],
-            "INTAKE_CONSUMER_GROUP": f"intake-{run}"}, addresses["intake"], workdir / "intake.log"),
+            "INTAKE_CONSUMER_GROUP": f"intake-{run}", **INTAKE_KEK}, addresses["intake"], workdir / "intake.log"),
         "dispatch": ServiceProcess("sandan_dispatch", {
             **common, "DISPATCH_EVENTSTORE_URL": dispatch_store, "DISPATCH_DATABASE_URL": dispatch_store,
             "DISPATCH_GRPC_ADDRESS": addresses["dispatch"], "DISPATCH_CONSUMER_GROUP": f"dispatch-{run}",
@@ -151,8 +153,8 @@ def _processes(bootstrap: str, workdir: Path, dispatch_store: str | None = None)
             **common, "NOTIFY_EVENTSTORE_URL": f"sqlite:///{workdir}/notify-events.db",
             "NOTIFY_DATABASE_URL": f"sqlite:///{workdir}/notify.db", "NOTIFY_GRPC_ADDRESS": addresses["notify"],
             "NOTIFY_CONSUMER_GROUP": f"notify-{run}", "NOTIFY_INTAKE_ADDRESS": addresses["intake"],
-            "NOTIFY_DISPATCH_ADDRESS": addresses["dispatch"], "NOTIFY_CONTACT_TOKEN": "outage-test",
-            "NOTIFY_CONSOLE": str(workdir / "notify-console.txt")}, addresses["notify"], workdir / "notify.log"),
+            "NOTIFY_DISPATCH_ADDRESS": addresses["dispatch"], "NOTIFY_CONSOLE": str(workdir / "notify-console.txt"),
+            **NOTIFY_IDENTITY}, addresses["notify"], workdir / "notify.log"),
     }
 
 
@@ -171,17 +173,19 @@ def _log_lines(path: Path, message: str) -> int:
 
 
 async def test_a_store_outage_longer_than_every_retry_budget_pauses_dispatch_and_loses_nothing(
-        broker: PrivateBroker, store: PrivatePostgres, tmp_path: Path) -> None:
-    services = _processes(broker.bootstrap, tmp_path, dispatch_store=store.url)
+        broker: PrivateBroker, store: PrivatePostgres, people: People, tmp_path: Path) -> None:
+    communities, places_file = places(tmp_path)
+    services = _processes(broker.bootstrap, tmp_path, identity_env(people.issuer, places_file),
+                          dispatch_store=store.url)
     intake, dispatch = services["intake"], services["dispatch"]
     intake.start()
     dispatch.start()
-    stack = Stack(broker.bootstrap, tmp_path, intake, dispatch)
+    stack = Stack(broker.bootstrap, tmp_path, intake, dispatch, people, communities, places_file)
     try:
         c = await a_community(stack, members=1)
         before = [await post(stack, c) for _ in range(3)]
         for demand in before:
-            await order_for(stack, demand.demand_id)
+            await order_for(stack, c, demand.demand_id)
 
         # when dispatch's PostgreSQL stops for longer than every retry budget, while residents keep posting
         health: list[tuple[str, str]] = []
@@ -213,7 +217,7 @@ async def test_a_store_outage_longer_than_every_retry_budget_pauses_dispatch_and
         assert len(posted) >= OUTAGE_SECONDS // 2
         demand_ids = [d.demand_id for d in before] + posted
         for demand_id in demand_ids:
-            await order_for(stack, demand_id, timeout=120)
+            await order_for(stack, c, demand_id, timeout=120)
         orders = await read_topic(broker.bootstrap, "dispatch.orders.v1", until=lambda f: False, timeout=5)
         opened: dict[str, set[str]] = {}
         for r in orders:
@@ -239,11 +243,13 @@ async def test_a_store_outage_longer_than_every_retry_budget_pauses_dispatch_and
 
 
 async def test_every_service_stops_within_its_grace_period_when_the_broker_is_gone(
-        broker: PrivateBroker, tmp_path: Path) -> None:
-    services = _processes(broker.bootstrap, tmp_path)
+        broker: PrivateBroker, people: People, tmp_path: Path) -> None:
+    communities, places_file = places(tmp_path)
+    services = _processes(broker.bootstrap, tmp_path, identity_env(people.issuer, places_file))
     for service in services.values():
         service.start()
-    stack = Stack(broker.bootstrap, tmp_path, services["intake"], services["dispatch"])
+    stack = Stack(broker.bootstrap, tmp_path, services["intake"], services["dispatch"], people, communities,
+                  places_file)
     try:
         c = await a_community(stack, members=1)
         await post(stack, c)

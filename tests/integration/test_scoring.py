@@ -26,6 +26,7 @@ from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
 from sandan_scoring.simulate import County, produce
 from tests.integration.conftest import Stack, free_port
+from tests.integration.people import Caller, aio_channel_as
 from tests.integration.scenario import a_community, demand_reaches, order_for, post
 
 pytestmark = pytest.mark.kafka
@@ -38,7 +39,7 @@ def scoring(stack: Stack) -> Iterator[ServiceProcess]:
         "KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap,
         "SCORING_DATABASE_URL": f"sqlite:///{stack.workdir}/scoring.db",
         "SCORING_GRPC_ADDRESS": address,
-        "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "INFO", **stack.identity(),
     }, address, stack.workdir / "scoring.log")
     process.start(timeout=120)
     try:
@@ -47,16 +48,20 @@ def scoring(stack: Stack) -> Iterator[ServiceProcess]:
         process.stop()
 
 
-def stub(process: ServiceProcess) -> scoring_pb2_grpc.ScoringStub:
-    return scoring_pb2_grpc.ScoringStub(grpc.aio.insecure_channel(process.grpc_address))
+CHANNELS: list[grpc.aio.Channel] = []  # a channel nobody refers to is closed under its call: keep them
 
 
-async def ledger_with(process: ServiceProcess, member_id: str, rules: set[str],
+def stub(process: ServiceProcess, who: Caller) -> scoring_pb2_grpc.ScoringStub:
+    CHANNELS.append(aio_channel_as(process.grpc_address, who))
+    return scoring_pb2_grpc.ScoringStub(CHANNELS[-1])
+
+
+async def ledger_with(process: ServiceProcess, who: Caller, member_id: str, rules: set[str],
                       timeout: float = 30) -> spb.MemberLedger:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            ledger = await stub(process).GetMemberLedger(spb.MemberLedgerRequest(member_id=member_id))
+            ledger = await stub(process, who).GetMemberLedger(spb.MemberLedgerRequest(member_id=member_id))
             if {e.rule for e in ledger.entries} >= rules:
                 return ledger
         except grpc.aio.AioRpcError as exc:
@@ -67,13 +72,14 @@ async def ledger_with(process: ServiceProcess, member_id: str, rules: set[str],
         await asyncio.sleep(0.3)
 
 
-async def settled_digest(process: ServiceProcess, quiet: float = 2.0, timeout: float = 120) -> spb.DigestReply:
+async def settled_digest(process: ServiceProcess, who: Caller, quiet: float = 2.0, timeout: float = 120,
+                         ) -> spb.DigestReply:
     """The digest once the ledger stopped changing (scoring caught up with the log)."""
     deadline = time.monotonic() + timeout
-    last = await stub(process).Digest(spb.Empty())
+    last = await stub(process, who).Digest(spb.Empty())
     while time.monotonic() < deadline:
         await asyncio.sleep(quiet)
-        now = await stub(process).Digest(spb.Empty())
+        now = await stub(process, who).Digest(spb.Empty())
         if now.digest == last.digest:
             return now
         last = now
@@ -83,17 +89,22 @@ async def settled_digest(process: ServiceProcess, quiet: float = 2.0, timeout: f
 async def serve_once(stack: Stack, care: bool = True) -> tuple[str, str, str]:
     """A resident's demand served by a member, confirmed and rated 5 stars; (member, demand, community)."""
     c = await a_community(stack, members=1)
-    intake, dispatch = stack.intake_stub(), stack.dispatch_stub()
+    member, resident = stack.dispatch_stub(c.member(0)), stack.intake_stub(c.resident)
     demand = await post(stack, c)  # medical, care tag elderly_alone
-    order = await order_for(stack, demand.demand_id)
-    await dispatch.OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
-    await dispatch.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
-    await dispatch.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=c.members[0],
-                                                              hours=1.5))
-    await demand_reaches(stack, demand.demand_id, "served")
-    await intake.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id))
-    await intake.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5))
+    order = await order_for(stack, c, demand.demand_id)
+    await stack.dispatch_stub(c.secretary).OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
+    await member.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
+    await member.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=c.members[0],
+                                                            hours=1.5))
+    await demand_reaches(stack, c, demand.demand_id, "served")
+    await resident.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id))
+    await resident.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5))
     return c.members[0], demand.demand_id, c.community_id
+
+
+def overseer(stack: Stack) -> Caller:
+    """The county office: it oversees every community's points, ledgers and notices (and publishes them)."""
+    return stack.people.county_office()
 
 
 EARNED = {"service_completed", "service_hours", "special_care_bonus", "five_star_bonus"}
@@ -101,7 +112,7 @@ EARNED = {"service_completed", "service_hours", "special_care_bonus", "five_star
 
 async def test_a_served_demand_earns_the_expected_points(stack: Stack, scoring: ServiceProcess) -> None:
     member, demand_id, community = await serve_once(stack)
-    ledger = await ledger_with(scoring, member, EARNED)
+    ledger = await ledger_with(scoring, overseer(stack), member, EARNED)
     by_rule = {e.rule: e.points for e in ledger.entries}
     # 2026.1: medical 12, 1.5 h x 4 = 6, special care 6, five stars 5
     assert by_rule == {"service_completed": 12, "service_hours": 6, "special_care_bonus": 6, "five_star_bonus": 5}
@@ -123,55 +134,58 @@ async def test_a_served_demand_earns_the_expected_points(stack: Stack, scoring: 
 
 async def test_the_rebuild_equals_the_live_state(stack: Stack, scoring: ServiceProcess) -> None:
     member, _, _ = await serve_once(stack)
-    await ledger_with(scoring, member, EARNED)
-    live = await settled_digest(scoring)
-    progress = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest())]
+    await ledger_with(scoring, overseer(stack), member, EARNED)
+    live = await settled_digest(scoring, overseer(stack))
+    progress = [p async for p in stub(scoring, stack.people.operator()).Rebuild(spb.RebuildRequest())]
     assert [p.phase for p in progress][-1] == "done"
     assert progress[-1].digest == live.digest
-    after = await stub(scoring).Digest(spb.Empty())
+    after = await stub(scoring, overseer(stack)).Digest(spb.Empty())
     assert after.digest == live.digest and after.generation == live.generation + 1
 
 
 async def test_a_rule_change_recomputes_history(stack: Stack, scoring: ServiceProcess) -> None:
     member, _, _ = await serve_once(stack)
-    before = await ledger_with(scoring, member, EARNED)
+    before = await ledger_with(scoring, overseer(stack), member, EARNED)
     quarter = quarter_of(datetime.now(UTC))
     try:
-        progress = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest(rule_set_version="2026.2"))]
+        operator = stub(scoring, stack.people.operator())
+        progress = [p async for p in operator.Rebuild(spb.RebuildRequest(rule_set_version="2026.2"))]
         assert progress[-1].rule_set_version == "2026.2"
-        after = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+        after = await stub(scoring, overseer(stack)).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
         # 2026.2: medical 12, 1.5 h x 5 = 8 (rounded), special care 12, five stars 5
         assert {e.rule: e.points for e in after.entries} == {
             "service_completed": 12, "service_hours": 8, "special_care_bonus": 12, "five_star_bonus": 5}
         assert all(e.rule_set_version == "2026.2" for e in after.entries)
         assert not {e.entry_id for e in after.entries} & {e.entry_id for e in before.entries}
-        sets = await stub(scoring).RuleSets(spb.Empty())
+        sets = await stub(scoring, overseer(stack)).RuleSets(spb.Empty())
         assert [r.version for r in sets.rule_sets if r.active] == ["2026.2"]
-        report = await stub(scoring).WhatIf(spb.WhatIfRequest(rule_set_version="2026.1", quarter=quarter))
+        report = await stub(scoring, overseer(stack)).WhatIf(spb.WhatIfRequest(rule_set_version="2026.1",
+                                                                             quarter=quarter))
         row = next(m for m in report.members if m.member_id == member)
         assert (row.current_points, row.candidate_points) == (37, 29)
     finally:
-        back = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest(rule_set_version="2026.1"))]
+        back = [p async for p in stub(scoring, stack.people.operator()).Rebuild(
+            spb.RebuildRequest(rule_set_version="2026.1"))]
         assert back[-1].rule_set_version == "2026.1"
-    again = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    again = await stub(scoring, overseer(stack)).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
     assert {e.entry_id for e in again.entries} == {e.entry_id for e in before.entries}
 
 
 async def test_the_quarterly_notice_is_published_for_the_community(stack: Stack, scoring: ServiceProcess) -> None:
     member, _, community = await serve_once(stack)
-    await ledger_with(scoring, member, EARNED)
+    await ledger_with(scoring, overseer(stack), member, EARNED)
     quarter = quarter_of(datetime.now(UTC))
-    published = await stub(scoring).PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
+    published = await stub(scoring, overseer(stack)).PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
     notice_id = f"community-{community}-{quarter}-2026.1"
     assert notice_id in published.notice_ids
     found = await stack.read("scoring.notices.v1", notice_id, 1)
     _, notice = decode(found[0].raw)
     assert notice.scope == "community" and notice.summary.services_completed == 1
     assert [(r.rank, r.member_id, r.points) for r in notice.ranking] == [(1, member, 29)]
-    report = await stub(scoring).CommunityNotice(spb.ScopeQuarter(scope_id=community, quarter=quarter))
+    report = await stub(scoring, overseer(stack)).CommunityNotice(spb.ScopeQuarter(scope_id=community, quarter=quarter))
     assert report.published and report.summary.satisfaction_rate == 1.0
     # publishing again sends nothing new
-    await stub(scoring).PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
+    await stub(scoring, overseer(stack)).PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
     again = await stack.read_all("scoring.notices.v1", notice_id)
     assert len({r.envelope.event_id for r in again}) == 1 and len(again) == 1
 
@@ -180,7 +194,7 @@ async def test_the_quarterly_notice_is_published_for_the_community(stack: Stack,
 async def test_every_replay_path_folds_the_same_ledger(stack: Stack, scoring: ServiceProcess) -> None:
     """librdkafka (the default), aiokafka, and two merged worker processes: one ledger, one digest."""
     member, _, _ = await serve_once(stack)
-    await ledger_with(scoring, member, EARNED)
+    await ledger_with(scoring, overseer(stack), member, EARNED)
     target = await end_offsets(stack.bootstrap)
     digests = {}
     for workers in (0, 1, 2):
@@ -232,7 +246,7 @@ async def test_an_oversized_fact_is_dead_lettered_and_later_points_still_flow(st
     assert (awarded.rule, awarded.points, awarded.member_id) == ("activity_check_in", 8, later)
     code = None
     try:
-        await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+        await stub(scoring, overseer(stack)).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
     except grpc.aio.AioRpcError as exc:
         code = exc.code()
     assert code == grpc.StatusCode.NOT_FOUND  # nothing of the oversized facts was folded
@@ -293,7 +307,7 @@ async def test_up_down_and_up_again_publishes_each_fact_once_under_its_own_id(st
     assert len(ids) == len(found) == len(set(ids)), "a fact reached the points topic more than once"
     changes = [decode(r.raw)[1] for r in found if r.envelope and r.envelope.type == "StarRatingChanged"]
     assert [(ch.previous_stars, ch.stars) for ch in changes][-3:] == [(2, 3), (3, 2), (2, 3)]
-    ledger = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    ledger = await stub(scoring, overseer(stack)).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
     assert {decode(r.raw)[1].entry_id for r in found if r.envelope and r.envelope.type == "PointsAwarded"} == \
         {e.entry_id for e in ledger.entries}
 
@@ -312,18 +326,18 @@ async def test_scoring_killed_mid_stream_awards_nothing_twice(stack: Stack, scor
     scoring.stop(kill=True)
     assert await produce(stack.bootstrap, second_half) > 4000
     scoring.start(timeout=120)
-    live = await settled_digest(scoring)
-    rebuilt = [p async for p in stub(scoring).Rebuild(spb.RebuildRequest())][-1]
+    live = await settled_digest(scoring, overseer(stack))
+    rebuilt = [p async for p in stub(scoring, stack.people.operator()).Rebuild(spb.RebuildRequest())][-1]
     assert rebuilt.digest == live.digest
     # the rebuilt generation's stored rows are exactly its ledger: a restart restores it without rebuilding
-    swapped = await stub(scoring).Digest(spb.Empty())
+    swapped = await stub(scoring, overseer(stack)).Digest(spb.Empty())
     scoring.stop(kill=True)
     scoring.start(timeout=120)
-    restored = await settled_digest(scoring)
+    restored = await settled_digest(scoring, overseer(stack))
     assert (restored.digest, restored.generation) == (live.digest, swapped.generation)
     # one published entry id per ledger entry: a member's distinct PointsAwarded ids match the ledger
     member = county.members[0][0]
-    ledger = await stub(scoring).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
+    ledger = await stub(scoring, overseer(stack)).GetMemberLedger(spb.MemberLedgerRequest(member_id=member))
     entries = {e.entry_id for e in ledger.entries}
     found = await read_topic(stack.bootstrap, "scoring.points.v1", until=lambda f: False,
                              where=lambda r: r.key == member, timeout=4)

@@ -27,7 +27,8 @@ from sandan_contracts.rpc import scoring_pb2_grpc
 from sandan_eventbus.devtools import Received, ServiceProcess, read_topic
 from sandan_eventbus.kafka import create_topics
 from sandan_scoring.simulate import produce
-from tests.integration.conftest import free_port
+from tests.integration.conftest import free_port, places
+from tests.integration.people import People, aio_channel_as, identity_env
 from tests.integration.test_outage import PrivatePostgres
 
 pytestmark = pytest.mark.kafka
@@ -99,17 +100,22 @@ def log_lines(path: Path, message: str) -> int:
 
 
 async def test_a_store_outage_pauses_live_folding_and_loses_nothing(kafka_bootstrap: str,
-                                                                    database: PrivatePostgres,
+                                                                    database: PrivatePostgres, people: People,
                                                                     tmp_path: Path) -> None:
     await create_topics(kafka_bootstrap)
     address = f"127.0.0.1:{free_port()}"
     log = tmp_path / "scoring.log"
+    _, places_file = places(tmp_path)
     scoring = ServiceProcess("sandan_scoring", {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "SCORING_DATABASE_URL": database.url,
         "SCORING_GRPC_ADDRESS": address,
         "LOG_LEVEL": "info",  # lower case: it once crashed the start
+        **identity_env(people.issuer, places_file),
     }, address, log)
+    # what scoring published (the operator), a member's ledger (the county office); each channel kept while used
+    as_operator = aio_channel_as(address, people.operator())
+    as_county = aio_channel_as(address, people.county_office())
     scoring.start(timeout=180)
     tag = uuid.uuid4().hex[:8]
     before, during, later = Member(tag, "before"), Member(tag, "during"), Member(tag, "later")
@@ -129,7 +135,7 @@ async def test_a_store_outage_pauses_live_folding_and_loses_nothing(kafka_bootst
         await produce(kafka_bootstrap, later.checked_in(1))
         await asyncio.sleep(OUTAGE_SECONDS / 2)
         assert await health(address) == NOT_SERVING  # still waiting, still alive
-        report = await scoring_pb2_grpc.ScoringStub(grpc.aio.insecure_channel(address)).Publishing(spb.Empty())
+        report = await scoring_pb2_grpc.ScoringStub(as_operator).Publishing(spb.Empty())
         assert "live folding" in {p.part for p in report.paused}
 
         # then, once it is back, everything that came is folded and published once; nothing was dead-lettered
@@ -141,7 +147,7 @@ async def test_a_store_outage_pauses_live_folding_and_loses_nothing(kafka_bootst
             every = await read_points(kafka_bootstrap, member.id, entries, timeout=4, everything=True)
             assert len(every) == entries == len({decode(r.raw)[0].event_id for r in every}), \
                 f"{member.id}: {len(every)} points records for {entries} entries"
-            ledger = await scoring_pb2_grpc.ScoringStub(grpc.aio.insecure_channel(address)).GetMemberLedger(
+            ledger = await scoring_pb2_grpc.ScoringStub(as_county).GetMemberLedger(
                 spb.MemberLedgerRequest(member_id=member.id))
             assert len(ledger.entries) == entries  # applied once
         for topic in ("dispatch.roster.v1.dlq", "dispatch.activities.v1.dlq"):

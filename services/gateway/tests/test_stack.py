@@ -296,7 +296,11 @@ async def test_the_loop_through_the_gateway_with_live_updates(stack: Stack, peop
         await sign_in(other, people["other"].username, people["other"].password)
         assert (await other.get(f"/api/v1/demands/{demand_id}")).status_code == 403
 
-        order = (await secretary.get(f"/api/v1/orders/by-demand/{demand_id}")).json()
+        async def the_order() -> Any:
+            found = await secretary.get(f"/api/v1/orders/by-demand/{demand_id}")
+            return found.json() if found.status_code == 200 else None
+
+        order = await eventually(the_order, 120, "the secretary finds the demand's order")
         inbox = await secretary.get("/console")
         assert f'data-testid="inbox-order-{order["order_id"]}"' in inbox.text
         dispatched = await secretary.post(f"/api/v1/orders/{order['order_id']}/dispatch",
@@ -342,7 +346,7 @@ async def test_open311_on_the_real_stack(stack: Stack, people: dict[str, Any]) -
         assert missing.status_code == 400
         posted = await partner.post("/open311/v2/requests.json", data={
             "api_key": "stack-key", "jurisdiction_id": stack.community, "service_code": "other",
-            "description": "路灯不亮", "address_string": "文田路 8 号", "last_name": "李", "first_name": "四",
+            "description": "路灯不亮, 晚上很黑", "address_string": "文田路 8 号", "last_name": "李", "first_name": "四",
             "phone": "13700000002"})
         assert posted.status_code == 200, posted.text
         request_id = posted.json()[0]["service_request_id"]

@@ -61,18 +61,19 @@ PEOPLE: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "partner": ("sub-partner", ["partner"], {}),
     "operator": ("sub-operator", ["operator"], {}),
     "notify": ("service-account-notify", ["service_notify"], {}),
+    "gateway": ("service-account-gateway", ["service_gateway"], {}),  # Open311: it checked the partner's key
 }
 WRITERS = ["resident", "grid_worker", "secretary"]
 WRITERS_ELSEWHERE = ["other_resident", "grid_worker_elsewhere", "secretary_elsewhere"]
 
 # method -> (allowed inside their scope, allowed by role but outside their scope): access.toml's scope text
 SCOPES: dict[str, tuple[list[str], list[str]]] = {
-    "RegisterResident": (["grid_worker", "secretary"], ["grid_worker_elsewhere", "secretary_elsewhere"]),
+    "RegisterResident": (["grid_worker", "secretary", "gateway"], ["grid_worker_elsewhere", "secretary_elsewhere"]),
     "PublishMenuItem": (["secretary"], ["secretary_elsewhere"]),
     "RetireMenuItem": (["secretary"], ["secretary_elsewhere"]),
     "ListMenu": (["resident", "member", "grid_worker_elsewhere", "grid_leader_elsewhere", "secretary_elsewhere",
                   "town_elsewhere", "county_elsewhere", "unit_admin", "partner", "operator"], []),  # public
-    "PostDemand": (WRITERS, WRITERS_ELSEWHERE),
+    "PostDemand": ([*WRITERS, "gateway"], WRITERS_ELSEWHERE),
     "WithdrawDemand": (WRITERS, WRITERS_ELSEWHERE),
     "ConfirmCompletion": (WRITERS, WRITERS_ELSEWHERE),
     "RateService": (WRITERS, WRITERS_ELSEWHERE),
@@ -410,6 +411,23 @@ def test_a_worker_acting_for_a_resident_is_recorded_on_their_behalf(app: IntakeA
     assert [(e.what, e.subject, e.role, e.on_behalf_of) for e in entries] == [
         ("Posted", "sub-gw-1", "grid_worker", wang.resident_id),
         ("Withdrawn", "sub-gw-1", "grid_worker", wang.resident_id)]
+
+
+def test_the_gateway_posts_for_a_partners_caller_on_their_behalf(app: IntakeApplication) -> None:
+    gateway = person("service_gateway", "service-account-gateway")
+    with acting_as(gateway), traced("corr-311"):
+        caller = app.register_resident("c-2", "Zhao Min", "13900005555", "8 Pine Road")
+        demand = app.post_demand(client_request_id="open311:p:d:a", resident_id=caller.resident_id,
+                                 community_id="c-2", grid_id="g-1", description=DESCRIPTION, urgency="normal",
+                                 channel="hotline", other_text="errand")
+        again = app.post_demand(client_request_id="open311:p:d:a", resident_id=caller.resident_id,
+                                community_id="c-2", grid_id="g-1", description=DESCRIPTION, urgency="normal",
+                                channel="hotline", other_text="errand")
+        assert again.id == demand.id  # a partner's retry posts once
+        with pytest.raises(PermissionDenied):
+            app.withdraw(demand.id, "solved_myself")  # posting for a caller is all it may do
+    assert [(e.what, e.subject, e.role, e.on_behalf_of) for e in app.demand_history(demand.id)] == [
+        ("Posted", "service-account-gateway", "service_gateway", caller.resident_id)]
 
 
 def test_a_member_holding_nothing_of_this_demand(app: IntakeApplication) -> None:

@@ -320,7 +320,7 @@ class IntakeApplication(ServiceApplication):
         demand_id = demand_id_for(resident_id, client_request_id)
         existing = self._find(demand_id, Demand)
         if existing is not None:
-            self.scope.act_on(who, existing)
+            self.scope.post_again(who, existing)
             return existing
         resident = self.residents.community_of(resident_id)
         self.scope.resident(who, resident)

@@ -18,6 +18,9 @@ from sandan_intake.residents import ResidentRecord
 
 RESIDENT, GRID_WORKER, MEMBER, GRID_LEADER = "resident", "grid_worker", "member", "grid_leader"
 SECRETARY, TOWN_OFFICE, COUNTY_OFFICE, NOTIFY = "branch_secretary", "town_office", "county_office", "service_notify"
+# The HTTP edge posting for a partner system (Open311): it has checked the partner's API key and the community the
+# key is bound to, so intake trusts it with any community; it acts for the resident it registers, like a worker.
+GATEWAY = "service_gateway"
 # Act for residents of their community (who may have no account); what they do is recorded on the resident's behalf.
 WORKERS = (GRID_WORKER, SECRETARY)
 OFFICES = (TOWN_OFFICE, COUNTY_OFFICE)
@@ -41,6 +44,8 @@ class IntakeScope:
     def register(self, who: Principal, community_id: str) -> None:
         """grid_worker, branch_secretary: a new resident of their community (a resident registers themselves:
         `own_resident_id`)."""
+        if not who.is_system and who.acting_role == GATEWAY:
+            return
         _only(who, WORKERS, "register residents")
         self.scopes.place(who, community_id, what="residents of this community")
 
@@ -60,8 +65,16 @@ class IntakeScope:
         if who.acting_role == RESIDENT:
             Scopes.resident(who, resident_id)
             return
+        if who.acting_role == GATEWAY:
+            return
         _only(who, WORKERS, "post demands")
         self.scopes.place(who, community_id, what="a resident of this community")
+
+    def post_again(self, who: Principal, demand: Demand) -> None:
+        """A retried PostDemand (same idempotency key) returns the demand to whoever could have posted it."""
+        if who.is_system or who.acting_role == GATEWAY:
+            return
+        self.act_on(who, demand)
 
     def resident(self, who: Principal, resident: ResidentRecord) -> None:
         """The resident record itself must be the caller's, or of the worker's community."""
@@ -69,6 +82,8 @@ class IntakeScope:
             return
         if who.acting_role == RESIDENT:
             Scopes.resident(who, resident.resident_id)
+            return
+        if who.acting_role == GATEWAY:
             return
         _only(who, WORKERS, "act for residents")
         self.scopes.place(who, resident.community_id, what="a resident of this community")
@@ -87,7 +102,7 @@ class IntakeScope:
     @staticmethod
     def on_behalf_of(who: Principal, resident_id: str) -> str | None:
         """The resident a worker or secretary acts for (recorded beside what they did); None for anyone else."""
-        return resident_id if not who.is_system and who.acting_role in WORKERS else None
+        return resident_id if not who.is_system and who.acting_role in (*WORKERS, GATEWAY) else None
 
     # ---- GetDemand, GetDemandHistory ----------------------------------------------------------------------
     def read(self, who: Principal, demand: Demand) -> None:

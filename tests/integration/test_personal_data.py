@@ -1,0 +1,269 @@
+"""Residents' personal data with the services as real processes (issue 9): sealed at rest, erased on request, read
+through a KEK rotation.
+
+Given an intake of the test's own (its SQLite files and its log in a directory of their own, trusting the real
+Keycloak), the shared stack's dispatch, and a resident with no account whom the grid worker registered with a
+distinctive name, phone, address and e-mail, whose demand (its texts, a care tag, a rated comment) was served:
+- before and after the erasure, no file in intake's directory (the event store, its -wal and -shm, the tables,
+  the log) holds any of them, as UTF-8 or JSON escapes;
+- the erasure publishes nothing: the records keyed by the demand and its order are what they were, and scoring's
+  rebuild (a replay of the whole log as of the erasure) gives the digest it gave before, the member's points too;
+- the erased resident's demand still walks through the read APIs, which say plainly that the contact was erased.
+Then a rotated KEK reads what the old one sealed, `keys rewrap` moves every key, and the old KEK alone no longer
+starts the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from sandan_contracts.rpc import dispatch_pb2 as dpb
+from sandan_contracts.rpc import intake_pb2 as ipb
+from sandan_contracts.rpc import intake_pb2_grpc
+from sandan_eventbus.devtools import ServiceProcess
+from sandan_intake.keys import Keyring
+from sandan_scoring.engine import end_offsets, replay
+from sandan_scoring.fold import Ledger
+from sandan_scoring.report import Reports
+from sandan_scoring.rules import RuleBook
+from services.intake.tests.test_service import group_starts_at_end
+from tests.integration.conftest import Stack, free_port
+from tests.integration.people import Caller, CommunityPool, People
+from tests.integration.scenario import Community, a_community, demand_reaches, order_for
+
+pytestmark = pytest.mark.kafka
+
+
+@dataclass
+class OwnIntake:
+    """The given-steps' services (scenario.Services): this test's intake, the shared stack's dispatch and people."""
+
+    stack: Stack
+    process: ServiceProcess
+
+    @property
+    def people(self) -> People:
+        return self.stack.people
+
+    @property
+    def communities(self) -> CommunityPool:
+        return self.stack.communities
+
+    def intake_stub(self, caller: Caller | None) -> intake_pb2_grpc.IntakeStub:
+        return intake_pb2_grpc.IntakeStub(self.stack.channel(self.process.grpc_address, caller))
+
+    def dispatch_stub(self, caller: Caller | None):  # type: ignore[no-untyped-def]
+        return self.stack.dispatch_stub(caller)
+
+
+def intake_env(stack: Stack, directory: Path, group: str, kek: str, address: str = "") -> dict[str, str]:
+    return {"KAFKA_BOOTSTRAP_SERVERS": stack.bootstrap, "LOG_LEVEL": "INFO", **stack.identity(),
+            "INTAKE_EVENTSTORE_URL": f"sqlite:///{directory}/intake-events.db",
+            "INTAKE_DATABASE_URL": f"sqlite:///{directory}/intake.db", "INTAKE_GRPC_ADDRESS": address,
+            "INTAKE_CONSUMER_GROUP": group, "INTAKE_KEK": kek}
+
+
+@asynccontextmanager
+async def intake_of_its_own(stack: Stack, directory: Path, group: str, kek: str) -> AsyncIterator[OwnIntake]:
+    """An intake process on `directory` (its log there too), reading dispatch's facts from now on."""
+    directory.mkdir(exist_ok=True)
+    address = f"127.0.0.1:{free_port()}"
+    process = ServiceProcess("sandan_intake", intake_env(stack, directory, group, kek, address), address,
+                             directory / "intake.log")
+    try:
+        await asyncio.to_thread(process.start)
+        yield OwnIntake(stack, process)
+    finally:
+        await asyncio.to_thread(process.stop)
+
+
+@dataclass(frozen=True)
+class Someone:
+    """A resident as distinctive as a test can make them: none of these strings occurs anywhere by chance."""
+
+    name: str
+    phone: str
+    address: str
+    email: str
+    description: str
+    other_text: str
+    comment: str
+
+    @classmethod
+    def make(cls) -> Someone:
+        tag = uuid.uuid4().hex[:8]
+        digits = f"{random.randrange(10**8):08d}"
+        return cls(f"Ximen Qiaoyun {tag}", f"+86 137 {digits[:4]} {digits[4:]}", f"{tag} Osmanthus Alley, Tower 9",
+                   f"ximen.{tag}@example.org", f"Roof tiles cracked above the bedroom {tag}",
+                   f"Roof repair {tag}", f"Fixed before the rain came {tag}")
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.name, self.phone, self.address, self.email, self.description, self.other_text, self.comment]
+
+
+def traces_of(directory: Path, who: Someone) -> dict[str, list[str]]:
+    """`strings` over every file in the directory: which of the resident's strings each file holds."""
+    found = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        hits = [s for s in who.secrets if s.encode() in raw or s.encode("utf-16-le") in raw]
+        if hits:
+            found[path.name] = hits
+    return found
+
+
+async def register_and_serve(own: OwnIntake, c: Community, who: Someone) -> tuple[str, str, str]:
+    """The grid worker registers `who` (no account) and posts their demand; a member serves it; the grid worker
+    confirms and rates it for them. Returns (resident id, demand id, order id)."""
+    worker = own.intake_stub(c.grid_worker)
+    resident_id = (await worker.RegisterResident(ipb.RegisterResidentRequest(
+        community_id=c.community_id, name=who.name, phone=who.phone, address=who.address,
+        email=who.email))).resident_id
+    demand = await worker.PostDemand(ipb.PostDemandRequest(
+        client_request_id=uuid.uuid4().hex, resident_id=resident_id, community_id=c.community_id, grid_id=c.grid_id,
+        other_text=who.other_text, description=who.description, urgency="urgent", care_tags=["disabled"],
+        channel="hotline"))
+    order = await order_for(own, c, demand.demand_id)
+    member = own.dispatch_stub(c.member(0))
+    await own.dispatch_stub(c.secretary).OfferOrder(dpb.OfferOrderRequest(order_id=order.order_id))
+    await member.AcceptOrder(dpb.AcceptOrderRequest(order_id=order.order_id, member_id=c.members[0]))
+    await demand_reaches(own, c, demand.demand_id, "accepted")
+    contact = await own.intake_stub(c.member(0)).GetServiceContact(ipb.ServiceContactRequest(
+        demand_id=demand.demand_id, member_id=c.members[0]))
+    assert (contact.phone, contact.description) == (who.phone, who.description)  # opened for the holder
+    await member.CompleteService(dpb.CompleteServiceRequest(order_id=order.order_id, member_id=c.members[0],
+                                                            hours=2.0))
+    await demand_reaches(own, c, demand.demand_id, "served")
+    await worker.ConfirmCompletion(ipb.DemandRef(demand_id=demand.demand_id))
+    await worker.RateService(ipb.RateServiceRequest(demand_id=demand.demand_id, stars=5, comment=who.comment))
+    return resident_id, demand.demand_id, order.order_id
+
+
+async def rebuilt(bootstrap: str, target: dict) -> Ledger:  # type: ignore[type-arg]
+    """scoring's rebuild: the whole log folded up to `target` with the current rules."""
+    ledger = Ledger(RuleBook().get("2026.1"))
+    await replay(bootstrap, ledger, target)
+    return ledger
+
+
+def points_of(ledger: Ledger, member_id: str) -> list[tuple[str, str, int]]:
+    return sorted((e.entry_id, e.rule, e.points) for e in (ledger.entries[i] for i in ledger.by_member.get(member_id,
+                                                                                                         [])))
+
+
+async def test_erasure_leaves_no_trace_in_intakes_files_and_changes_no_digest(stack: Stack, tmp_path: Path) -> None:
+    directory, group = tmp_path / "intake", f"intake-pd-{uuid.uuid4().hex[:8]}"
+    await group_starts_at_end(stack.bootstrap, group, "dispatch.orders.v1")
+    who = Someone.make()
+    async with intake_of_its_own(stack, directory, group, Keyring.generate("it-pd").text()) as own:
+        c = await a_community(own, members=1)
+        resident_id, demand_id, order_id = await register_and_serve(own, c, who)
+        secretary = own.intake_stub(c.secretary)
+        export = await secretary.ExportResidentData(ipb.ResidentRef(resident_id=resident_id))
+        (exported,) = export.demands
+        assert (export.name, export.phone, exported.description, exported.comment, list(exported.care_tags)) == (
+            who.name, who.phone, who.description, who.comment, ["disabled"])
+        assert [(r.role, r.member_id) for r in exported.contact_releases] == [("member", c.members[0])]
+
+        # before the erasure: sealed, in every file and on every topic
+        assert traces_of(directory, who) == {}
+        published = {topic: await stack.read_all(topic, key) for topic, key in (
+            ("intake.demands.v1", demand_id), ("dispatch.orders.v1", order_id))}
+        assert [r.envelope.type for r in published["intake.demands.v1"]] == [
+            "DemandPosted", "CompletionConfirmed", "ServiceRated"]
+        assert not [s for records in published.values() for r in records for s in who.secrets if s.encode() in r.raw]
+        posted = next(r for r in published["intake.demands.v1"] if r.envelope.type == "DemandPosted")
+        assert (posted.envelope.data["care_tags"], posted.envelope.data["special_care"]) == ([], True)
+        at_erasure = await end_offsets(stack.bootstrap)
+        before = await rebuilt(stack.bootstrap, at_erasure)
+        points = points_of(before, c.members[0])
+        assert {rule for _, rule, _ in points} >= {"service_completed", "special_care_bonus"}
+
+        erased = await secretary.EraseResident(ipb.EraseResidentRequest(resident_id=resident_id,
+                                                                        reason="resident_request"))
+        assert erased.keys_destroyed == 2  # the resident's and the demand's
+
+        # after: still nothing in any file; the erased resident's demand walks through the read APIs
+        assert traces_of(directory, who) == {}
+        for caller in (c.secretary, c.grid_worker, c.grid_leader):
+            seen = await own.intake_stub(caller).GetDemand(ipb.DemandRef(demand_id=demand_id))
+            assert (seen.status, seen.stars, seen.member_id, seen.special_care, seen.resident_erased) == (
+                "confirmed", 5, c.members[0], True, True)
+            assert list(seen.care_tags) == []
+        history = await secretary.GetDemandHistory(ipb.DemandRef(demand_id=demand_id))
+        assert [e.what for e in history.entries] == ["Posted", "AcceptanceRecorded", "ContactReleased",
+                                                     "ServiceRecorded", "CompletionConfirmed", "Rated"]
+        contact = await secretary.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand_id))
+        assert (contact.erased, contact.name, contact.phone, contact.address, contact.description) == (
+            True, "", "", "", "")
+        reached = await own.intake_stub(stack.people.client("sandan-notify")).GetDemandContact(
+            ipb.DemandRef(demand_id=demand_id))
+        assert (reached.erased, reached.phone, reached.email) == (True, "", "")
+        export = await secretary.ExportResidentData(ipb.ResidentRef(resident_id=resident_id))
+        assert (export.erased, export.name, export.demands[0].description, export.demands[0].stars) == (
+            True, "", "", 5)
+        assert [(e.what, e.role) for e in export.record_history.entries] == [
+            ("Registered", "grid_worker"), ("Exported", "branch_secretary"), ("Erased", "branch_secretary"),
+            ("Exported", "branch_secretary")]
+        assert traces_of(directory, who) == {}
+
+    # nothing was published: the topics hold what they held, and scoring's rebuild gives the same digest
+    for topic, key in (("intake.demands.v1", demand_id), ("dispatch.orders.v1", order_id)):
+        assert [r.raw for r in await stack.read_all(topic, key)] == [r.raw for r in published[topic]]
+    again = await rebuilt(stack.bootstrap, at_erasure)
+    assert Reports(again).digest() == Reports(before).digest()
+    assert points_of(await rebuilt(stack.bootstrap, await end_offsets(stack.bootstrap)), c.members[0]) == points
+
+
+def keys_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sandan_intake.keys", *args],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False)
+
+
+async def test_a_rotated_kek_still_reads_old_data_and_the_old_one_alone_no_longer_starts(stack: Stack,
+                                                                                        tmp_path: Path) -> None:
+    directory, group = tmp_path / "intake", f"intake-kek-{uuid.uuid4().hex[:8]}"
+    await group_starts_at_end(stack.bootstrap, group, "dispatch.orders.v1")
+    old, new = Keyring.generate("kek-2025"), Keyring.generate("kek-2026")
+    who = Someone.make()
+    async with intake_of_its_own(stack, directory, group, old.text()) as own:
+        c = await a_community(own, members=1)
+        resident_id = (await own.intake_stub(c.grid_worker).RegisterResident(ipb.RegisterResidentRequest(
+            community_id=c.community_id, name=who.name, phone=who.phone, address=who.address))).resident_id
+
+    rotated = old.with_new_current(new)  # the new KEK first; the old one kept readable
+    async with intake_of_its_own(stack, directory, group, rotated.text()) as own:
+        export = await own.intake_stub(c.secretary).ExportResidentData(ipb.ResidentRef(resident_id=resident_id))
+        assert (export.name, export.phone, export.address) == (who.name, who.phone, who.address)
+
+    env = intake_env(stack, directory, group, rotated.text())
+    status = keys_command(env, "status")
+    assert status.returncode == 0, status.stderr
+    wrapped = {kek: int(n.split()[0]) for kek, n in (line.split("\t") for line in status.stdout.splitlines())}
+    assert wrapped.get("kek-2025", 0) >= 1  # at least the resident's key; the community's accounts may add more
+    moved = keys_command(env, "rewrap")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.splitlines()[0] == f"re-wrapped {wrapped['kek-2025']} data keys under kek-2026"
+    assert moved.stdout.splitlines()[1:] == [f"kek-2026\t{sum(wrapped.values())}  (current)"]
+
+    async with intake_of_its_own(stack, directory, group, new.text()) as own:  # the old KEK retired
+        export = await own.intake_stub(c.secretary).ExportResidentData(ipb.ResidentRef(resident_id=resident_id))
+        assert export.phone == who.phone
+
+    with pytest.raises(RuntimeError, match="exited with 2") as refused:
+        async with intake_of_its_own(stack, directory, group, old.text()):
+            pass
+    assert "data keys are wrapped by KEK 'kek-2026', which the keyring does not hold" in str(refused.value)
+    assert traces_of(directory, who) == {}
