@@ -2,7 +2,7 @@
 
     base/topics.yaml                 one Strimzi KafkaTopic per topic
     base/kafka-users.yaml            one KafkaUser per service: SCRAM-SHA-512, ACLs for exactly what it writes and
-                                     reads, and its consumer groups
+                                     reads, and its consumer groups; a read-only one for the gateway's live updates
     partners/partner-example.yaml    a read-only KafkaUser for a partner agency (a template, not applied)
 
     .venv/bin/python deploy/k8s/generate.py                  # rewrite the files
@@ -46,6 +46,11 @@ READS: dict[str, tuple[str, ...]] = {
     "notify": ("dispatch.roster.v1", "dispatch.orders.v1", "intake.demands.v1", "scoring.notices.v1"),
 }
 SERVICES = tuple(READS)
+# The gateway's live updates read these (sandan_gateway.live.TOPICS; a test compares) with manual assignment:
+# no consumer group, nothing written, so its user may Read and Describe them and nothing else.
+GATEWAY = "gateway"
+GATEWAY_READS: tuple[str, ...] = ("intake.demands.v1", "dispatch.orders.v1", "dispatch.activities.v1",
+                                  "scoring.points.v1")
 
 
 def user_name(service: str) -> str:
@@ -68,7 +73,8 @@ TOPICS_HEADER = HEADER + """\
 USERS_HEADER = HEADER + """\
 # One KafkaUser per service (SCRAM-SHA-512 on the cluster's TLS listener). Strimzi writes each password to a
 # Secret of the same name, which the service reads (KAFKA_SASL_PASSWORD). ACLs: Write on the topics it owns,
-# Read on the topics it consumes, Write and Read on their dead-letter topics, Read on its consumer groups.
+# Read on the topics it consumes, Write and Read on their dead-letter topics, Read on its consumer groups. The
+# gateway's is read-only: the topics its live updates follow, no group (it assigns partitions itself).
 """
 PARTNER_HEADER = HEADER + """\
 # A partner agency's KafkaUser: read-only, every public topic (no dead letters), its own consumer groups. NOT
@@ -155,6 +161,9 @@ def kafka_users() -> list[dict]:
         acls.append(_acl("group", group_prefix(service), ["Read", "Describe"], "prefix"))
         docs.append(_user(user_name(service), acls, {"app.kubernetes.io/part-of": "sandan",
                                                      "app.kubernetes.io/name": service}))
+    acls = [_acl("topic", topic, ["Read", "Describe"]) for topic in sorted(GATEWAY_READS)]
+    docs.append(_user(user_name(GATEWAY), acls, {"app.kubernetes.io/part-of": "sandan",
+                                                 "app.kubernetes.io/name": GATEWAY}))
     return docs
 
 

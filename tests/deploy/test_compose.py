@@ -2,7 +2,9 @@
 
 Every service gets the settings its settings.py requires, images are pinned, every file and service it refers
 to exists, PostgreSQL URLs carry no password, and the services' OpenID Connect settings agree with Keycloak's
-and with the local realm it imports.
+and with the local realm it imports. gRPC is plaintext (allowed explicitly), everyone reads the local places
+file, only the callers (notify, the gateway) hold a client secret, and the gateway serves the pages on :8000,
+reaching the issuer at its public address through a loopback in its network namespace.
 """
 
 from __future__ import annotations
@@ -35,8 +37,12 @@ def _required(service: str) -> set[str]:
     return set(re.findall(r"""\brequired\(\s*["']([A-Z0-9_]+)["']""", text))
 
 
+CALLERS = {"notify", "gateway"}  # their code calls other services as themselves (tests/deploy/test_k8s_manifests.py)
+
+
 def test_the_stack_has_its_parts() -> None:
-    assert {*SERVICES, "kafka", "postgres", "keycloak", "topics"} <= set(COMPOSE["services"])
+    assert {*SERVICES, "gateway", "gateway-issuer", "kafka", "postgres", "keycloak", "topics"} <= \
+        set(COMPOSE["services"])
 
 
 @pytest.mark.parametrize("name", sorted(COMPOSE["services"]))
@@ -84,7 +90,7 @@ def test_services_get_their_required_settings(service: str) -> None:
             assert env[f"NOTIFY_{peer.upper()}_ADDRESS"] == f"{peer}:{SERVICES[peer]}"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "gateway"])
 def test_database_urls_carry_no_password(service: str) -> None:
     env = _env(service)
     postgres = _env("postgres")
@@ -109,7 +115,7 @@ def test_keycloak_is_the_pinned_release_with_the_local_realm() -> None:
     assert mounts["/opt/keycloak/data/import/sandan-realm.json"] == "./deploy/local/keycloak/sandan-realm.json"
 
 
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", [*SERVICES, "gateway"])
 def test_services_trust_keycloak_and_hold_their_client(service: str) -> None:
     realm = json.loads((ROOT / "deploy/local/keycloak/sandan-realm.json").read_text(encoding="utf-8"))
     keycloak = _env("keycloak")
@@ -121,11 +127,14 @@ def test_services_trust_keycloak_and_hold_their_client(service: str) -> None:
     base = f"http://keycloak:8080/realms/{realm['realm']}/protocol/openid-connect"
     assert (env["SANDAN_OIDC_JWKS_URL"], env["SANDAN_OIDC_TOKEN_URL"]) == (f"{base}/certs", f"{base}/token")
     assert env["SANDAN_OIDC_AUDIENCE"] == "sandan"
+    assert "keycloak" in COMPOSE["services"][service].get("depends_on", {})
+    if service not in CALLERS:  # calls no one: no client secret to leak
+        assert "SANDAN_OIDC_CLIENT_ID" not in env and "SANDAN_OIDC_CLIENT_SECRET" not in env
+        return
     clients = {c["clientId"]: c for c in realm["clients"]}
     client = clients[env["SANDAN_OIDC_CLIENT_ID"]]
     assert env["SANDAN_OIDC_CLIENT_ID"] == f"sandan-{service}" and client["serviceAccountsEnabled"]
     assert env["SANDAN_OIDC_CLIENT_SECRET"] == client["secret"]
-    assert "keycloak" in COMPOSE["services"][service].get("depends_on", {})
 
 
 def test_intake_gets_its_key_encryption_keys_as_a_mounted_file() -> None:
@@ -135,3 +144,59 @@ def test_intake_gets_its_key_encryption_keys_as_a_mounted_file() -> None:
     mounts = {v.split(":")[1]: v.split(":")[0] for v in COMPOSE["services"]["intake"]["volumes"]}
     source = ROOT / mounts[env["INTAKE_KEK_FILE"]]
     assert Keyring.parse(source.read_text(encoding="utf-8")).ids == ("dev",)  # the published local value
+
+
+def _mounts(service: str) -> dict[str, str]:
+    return {v.split(":")[1]: v.split(":")[0] for v in COMPOSE["services"][service].get("volumes", [])}
+
+
+@pytest.mark.parametrize("service", [*SERVICES, "gateway"])
+def test_plaintext_grpc_is_allowed_and_places_are_mounted(service: str) -> None:
+    from sandan_eventbus.auth.scopes import Places
+
+    env = _env(service)
+    assert env["SANDAN_GRPC_PLAINTEXT"] == "allow"
+    assert not [k for k in env if k.startswith("SANDAN_GRPC_TLS_")]
+    source = _mounts(service)[env["SANDAN_PLACES_FILE"]]
+    assert source == "./deploy/local/places.toml" and Places.parse((ROOT / source).read_text(encoding="utf-8"))
+
+
+def test_the_gateway_serves_the_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandan_eventbus.security import GrpcTlsSettings, OidcSettings, load
+    from sandan_gateway.open311 import Partners
+    from sandan_gateway.settings import Settings
+
+    env = _env("gateway")
+    for name in [n for n in __import__("os").environ if n.startswith(("GATEWAY_", "SANDAN_", "KAFKA_"))]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings, oidc, tls = load(Settings), load(OidcSettings), load(GrpcTlsSettings)
+    assert (settings.http_host, settings.http_port) == ("0.0.0.0", 8000)
+    assert COMPOSE["services"]["gateway"]["ports"] == [f"{settings.http_port}:{settings.http_port}"]
+    for service, port in SERVICES.items():
+        assert getattr(settings, f"{service}_address") == f"{service}:{port}"
+        assert service in COMPOSE["services"]["gateway"]["depends_on"]
+    assert tls.channel_credentials() is None  # plaintext, allowed
+    assert len(settings.signing_secret()) >= 32
+    realm = json.loads((ROOT / "deploy/local/keycloak/sandan-realm.json").read_text(encoding="utf-8"))
+    web = {c["clientId"]: c for c in realm["clients"]}[settings.web_client_id]
+    assert settings.web_secret() == web["secret"] and f"{settings.public_url}/*" in web["redirectUris"]
+    assert oidc.client_id == "sandan-gateway"
+    keys = ROOT / _mounts("gateway")[settings.open311_keys_file]
+    assert Partners.from_file(str(keys)).partners
+    assert settings.session_url.startswith("postgresql://") and settings.live == "on"
+
+
+def test_the_gateway_reaches_the_issuer_through_its_loopback() -> None:
+    """The gateway fetches the discovery document at the issuer's public address (localhost:8180, the host's
+    port of Keycloak); inside its container that is the loopback sidecar in the same network namespace."""
+    issuer = urlparse(_env("gateway")["SANDAN_OIDC_ISSUER"])
+    loopback = COMPOSE["services"]["gateway-issuer"]
+    assert issuer.hostname == "localhost"
+    assert loopback["network_mode"] == "service:gateway"
+    published = {p.split(":")[1]: p.split(":")[0] for p in COMPOSE["services"]["keycloak"]["ports"]}
+    internal = next(k for k, v in published.items() if v == str(issuer.port))
+    script, local_port, target = loopback["command"][1:]
+    assert (local_port, target) == (str(issuer.port), f"keycloak:{internal}")
+    assert _mounts("gateway-issuer")[script] == "./deploy/k8s/overlays/local/issuer-loopback.py"

@@ -5,7 +5,10 @@ test that fails when a kustomization uses any other), and compared with the real
 `kubectl kustomize` (which CI must have: that test fails without either). Strimzi and CloudNativePG resources
 are validated against their CRDs' OpenAPI schemas from ../shared/crds, closed against unknown fields (the API
 server would silently prune a typo). Kafka users and their ACLs are checked against the topic registry and the
-services' code, the network policies by evaluating the flows the design needs and some it must not allow.
+services' code, the network policies by evaluating the flows the design needs and some it must not allow. The
+services' gRPC is TLS (plaintext only in the local overlay, allowed explicitly), their probes speak it, every
+service and the gateway read the same places file, and only the services whose code calls others hold a client
+secret.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import jsonschema
 import pytest
@@ -38,6 +42,10 @@ KEYCLOAK_SCRIPT = ROOT / "deploy" / "local" / "keycloak.sh"
 
 SERVICES = {"intake": 50051, "dispatch": 50052, "scoring": 50053, "notify": 50054}
 SINGLE_REPLICA = {"scoring", "notify"}  # scoring: one fold; notify: two replicas would send twice
+GATEWAY_PORT = 8000
+WORKLOADS = {*SERVICES, "gateway"}  # ours (Keycloak is the platform's)
+CERT_MANAGER = K8S / "cert-manager"
+PROBE = "/etc/sandan-probe/grpc-probe.py"
 
 # Names settings.py asks for with required(...) only under a condition; checked below by their condition.
 CONDITIONAL = {
@@ -352,7 +360,7 @@ def test_workloads_are_well_formed(overlay: str) -> None:
     workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     accounts = {d["metadata"]["name"] for d in docs if d["kind"] == "ServiceAccount"}
-    assert set(workloads) == {*SERVICES, "keycloak"} and set(services) == {*SERVICES, "keycloak"}
+    assert set(workloads) == {*WORKLOADS, "keycloak"} and set(services) == {*WORKLOADS, "keycloak"}
     for name, port in SERVICES.items():
         w, svc = workloads[name], services[name]
         labels = w["spec"]["template"]["metadata"]["labels"]
@@ -373,12 +381,18 @@ def test_workloads_are_well_formed(overlay: str) -> None:
             target = sp.get("targetPort", sp["port"])
             assert (ports.get(target) if isinstance(target, str) else target) in ports.values(), \
                 f"{name}: Service targetPort {target} is no container port"
+        # gRPC health over TLS through base/grpc-probe.py (kubelet's gRPC probe speaks plaintext only): the port,
+        # and the name the certificate is checked for
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            assert c[probe]["grpc"]["port"] == port, f"{name}: {probe} must be a gRPC probe on {port}"
+            command = c[probe]["exec"]["command"]
+            assert command[:4] == ["python", PROBE, str(port), name], f"{name}: {probe} must ask gRPC health on {port}"
+            assert c[probe]["timeoutSeconds"] >= 5, f"{name}: {probe}: a Python probe needs time to start"
         # readiness goes NOT_SERVING during an outage (the service waits it out); liveness must not, or
         # Kubernetes would restart a pod that is only waiting
-        assert c["livenessProbe"]["grpc"].get("service") == "liveness", f"{name}: liveness asks 'liveness'"
-        assert c["readinessProbe"]["grpc"].get("service", "") == "", f"{name}: readiness asks the default"
+        assert c["livenessProbe"]["exec"]["command"][4:] == ["liveness"], f"{name}: liveness asks 'liveness'"
+        assert c["readinessProbe"]["exec"]["command"][4:] == [], f"{name}: readiness asks the default"
+        assert c["startupProbe"]["exec"]["command"][4:] == [], f"{name}: start-up asks the default"
+        assert _mounted_config(overlay, name)[PROBE] == ("sandan-probe", "grpc-probe.py")
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True
@@ -479,12 +493,29 @@ def _mounted_files(overlay: str, name: str) -> dict[str, tuple[str, str]]:
     return files
 
 
+def _mounted_config(overlay: str, name: str) -> dict[str, tuple[str, str]]:
+    """Files of a workload's (first) container that come from ConfigMaps: path -> (config map name, key)."""
+    docs = _index(RENDERED[overlay])
+    spec = pod_spec(_workload(overlay, name))
+    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    files: dict[str, tuple[str, str]] = {}
+    for mount in spec["containers"][0].get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            ref = volume["configMap"]["name"]
+            items = volume["configMap"].get("items") or [{"key": k, "path": k}
+                                                           for k in docs[("ConfigMap", ref)]["data"]]
+            for item in items:
+                files[f"{mount['mountPath'].rstrip('/')}/{item['path']}"] = (ref, item["key"])
+    return files
+
+
 def _environment(overlay: str, service: str) -> dict[str, str]:
     """The container's environment as Kubernetes builds it ($(VAR) expanded; secret values as in _secrets_for)."""
     docs = _index(RENDERED[overlay])
     secrets = _secrets_for(overlay)
     kind = "StatefulSet" if ("StatefulSet", service) in docs else "Deployment"
-    (c,) = pod_spec(docs[(kind, service)])["containers"]
+    (c,) = [c for c in pod_spec(docs[(kind, service)])["containers"] if c["name"] == service]
     env: dict[str, str] = {}
     for source in c.get("envFrom", []):
         if "configMapRef" in source:
@@ -537,7 +568,7 @@ def test_conditional_names_are_still_in_settings() -> None:
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", sorted(WORKLOADS))
 def test_services_reach_postgresql_with_separate_credentials_over_verified_tls(overlay: str, service: str) -> None:
     """The URL names host, role and database only; the password comes from the role's Secret (the one
     CloudNativePG sets it from), and the server is verified against the cluster's CA."""
@@ -546,7 +577,8 @@ def test_services_reach_postgresql_with_separate_credentials_over_verified_tls(o
     roles = {r["name"]: r["passwordSecret"]["name"] for r in pg["spec"]["managed"]["roles"]}
     databases = {d["spec"]["name"]: d["spec"] for d in docs if d["kind"] == "Database"}
     env, sources = _environment(overlay, service), _sources(overlay, service)
-    url_var = "SCORING_DATABASE_URL" if service == "scoring" else f"{service.upper()}_EVENTSTORE_URL"
+    url_var = {"scoring": "SCORING_DATABASE_URL", "gateway": "GATEWAY_SESSION_URL"}.get(
+        service, f"{service.upper()}_EVENTSTORE_URL")
     m = re.fullmatch(r"postgresql://([a-z]+)@([^:/]+):5432/(\w+)", env[url_var])
     assert m, f"{service}: {url_var} {env[url_var]!r} must name host, role and database only (no password)"
     user, host, dbname = m.groups()
@@ -561,7 +593,7 @@ def test_services_reach_postgresql_with_separate_credentials_over_verified_tls(o
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", sorted(WORKLOADS))
 def test_services_reach_kafka_as_their_kafka_user(overlay: str, service: str) -> None:
     docs = RENDERED[overlay]
     (kafka,) = [d for d in docs if d["kind"] == "Kafka"]
@@ -675,6 +707,9 @@ def test_subset_renders_like_kustomize(overlay: str) -> None:
     result = subprocess.run([*command, str(OVERLAYS[overlay])], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     real = _index([d for d in yaml.safe_load_all(result.stdout) if d])
+    for doc in real.values():  # kubectl wraps long base64 values in lines; the API server ignores the breaks
+        if doc["kind"] == "Secret":
+            doc["data"] = {k: "".join(v.split()) for k, v in doc.get("data", {}).items()}
     ours = _index(RENDERED[overlay])
     assert sorted(real) == sorted(ours)
     for k in real:
@@ -705,7 +740,16 @@ def test_kafka_users_allow_exactly_what_each_service_writes_and_reads(overlay: s
     from sandan_contracts.topics import TOPICS
 
     users = {d["metadata"]["name"]: d for d in RENDERED[overlay] if d["kind"] == "KafkaUser"}
-    assert set(users) == {GENERATE.user_name(s) for s in SERVICES}
+    assert set(users) == {GENERATE.user_name(s) for s in WORKLOADS}
+    # the gateway's live updates: read-only, exactly the topics live.py follows, no group (manual assignment)
+    from sandan_gateway.live import TOPICS as LIVE_TOPICS
+
+    gateway = users[GENERATE.user_name("gateway")]
+    assert set(GENERATE.GATEWAY_READS) == set(LIVE_TOPICS), "deploy/k8s/generate.py GATEWAY_READS is out of date"
+    assert _topic_ops(gateway) == {t: {"Read", "Describe"} for t in LIVE_TOPICS}
+    assert {t for t, _, _ in _acls(gateway)} == {"topic"}, "the gateway commits nothing: no group ACL"
+    live = (ROOT / "services/gateway/src/sandan_gateway/live.py").read_text(encoding="utf-8")
+    assert "consumer.assign(" in live and "group_id" not in live, "the gateway's consumer uses no group"
     writers: dict[str, set[str]] = {t: set() for t in TOPICS}
     for service in SERVICES:
         user = users[GENERATE.user_name(service)]
@@ -809,7 +853,8 @@ def test_partners_have_an_external_listener(overlay: str) -> None:
     assert external[0]["tls"] and external[0]["authentication"]["type"] == "scram-sha-512"
     internal = [lst for lst in kafka["spec"]["kafka"]["listeners"] if lst["type"] == "internal"]
     peers = [p["podSelector"]["matchLabels"] for lst in internal for p in lst["networkPolicyPeers"]]
-    assert peers == [{"app.kubernetes.io/name": s} for s in SERVICES], "only the four services reach the cluster"
+    assert peers == [{"app.kubernetes.io/name": s} for s in [*SERVICES, "gateway"]], \
+        "only the four services and the gateway reach the cluster"
 
 
 # ----------------------------------------------------------------------------------------- Keycloak, OIDC
@@ -872,8 +917,25 @@ def test_keycloak_imports_the_generated_realm_with_every_placeholder_set(overlay
     assert not missing, f"Keycloak's environment lacks {sorted(missing)} for the realm import"
 
 
+def callers() -> set[str]:
+    """The services (and the gateway) whose code calls others as themselves: OidcSettings.identity(), i.e. client
+    credentials. Only they get SANDAN_OIDC_CLIENT_ID/_SECRET."""
+    found = set()
+    for name in WORKLOADS:
+        source = "\n".join(p.read_text(encoding="utf-8")
+                           for p in (ROOT / "services" / name / "src").rglob("*.py"))
+        if ".identity()" in source:
+            found.add(name)
+    return found
+
+
+def test_the_callers_are_notify_and_the_gateway() -> None:
+    """When this changes (a service starts calling another), give it its client Secret in base/ and compose."""
+    assert callers() == {"notify", "gateway"}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("service", sorted(WORKLOADS))
 def test_services_trust_the_realm_issuer(overlay: str, service: str) -> None:
     realm = json.loads(REALM.render(overlay == "local"))
     keycloak = _environment(overlay, "keycloak")
@@ -891,6 +953,10 @@ def test_services_trust_the_realm_issuer(overlay: str, service: str) -> None:
         assert _mounted_files(overlay, service)[env["SANDAN_OIDC_CA_FILE"]] == ("keycloak-tls", "ca.crt")
     else:
         assert "SANDAN_OIDC_CA_FILE" not in env
+    if service not in callers():  # calls no one: holds no client secret (least privilege)
+        assert "SANDAN_OIDC_CLIENT_ID" not in env and "SANDAN_OIDC_CLIENT_SECRET" not in env
+        assert not [k for k in sources if "SECRET" in k], f"{service}: a secret it has no use for"
+        return
     clients = {c["clientId"]: c for c in realm["clients"]}
     client = clients[env["SANDAN_OIDC_CLIENT_ID"]]
     assert env["SANDAN_OIDC_CLIENT_ID"] == f"sandan-{service}" and client["serviceAccountsEnabled"]
@@ -984,7 +1050,6 @@ class Network:
                                                         "strimzi.io/name": f"{cluster}-entity-operator"}),
             "cluster-operator": Peer("cluster-operator", {"strimzi.io/kind": "cluster-operator",
                                                           "name": "strimzi-cluster-operator"}),
-            "gateway": Peer("gateway", {"app.kubernetes.io/name": "gateway", "app.kubernetes.io/part-of": "sandan"}),
             "kube-dns": Peer("kube-dns", {"k8s-app": "kube-dns"}, "kube-system"),
             "cnpg-operator": Peer("cnpg-operator", {"app.kubernetes.io/name": "cloudnative-pg"}, "cnpg-system"),
             "edge": Peer("edge", {"app": "ingress-controller"}, "ingress"),
@@ -1020,10 +1085,15 @@ def _flows(overlay: str) -> tuple[list[tuple], list[tuple]]:
                ("cnpg-operator", "sandan-keycloak-db", 8000), ("broker", "broker", 9090), ("broker", "broker", 9091),
                ("entity-operator", "broker", 9091), ("cluster-operator", "broker", 9091),
                ("notify", "internet", 443), ("notify", "internet", 587),
-               ("internet", "broker", 9094), ("keycloak", "kube-dns", 53, "UDP")]
+               ("internet", "broker", 9094), ("keycloak", "kube-dns", 53, "UDP"),
+               ("gateway", "sandan-pg", 5432), ("gateway", "broker", 9093), ("gateway", "edge", 443),
+               ("gateway", "kube-dns", 53, "UDP")]
     denied = [("intake", "scoring", 50053), ("intake", "notify", 50054), ("intake", "dispatch", 50052),
               ("dispatch", "intake", 50051), ("scoring", "intake", 50051), ("keycloak", "broker", 9093),
-              ("keycloak", "sandan-pg", 5432), ("gateway", "sandan-pg", 5432), ("gateway", "broker", 9093),
+              ("keycloak", "sandan-pg", 5432), ("gateway", "sandan-keycloak-db", 5432), ("gateway", "broker", 9094),
+              ("gateway", "internet", 443), ("internet", "gateway", GATEWAY_PORT),
+              ("stranger", "gateway", GATEWAY_PORT), ("intake", "gateway", GATEWAY_PORT),
+              ("gateway", "private-host", 443),
               ("stranger", "intake", 50051), ("stranger", "broker", 9093), ("stranger", "sandan-pg", 5432),
               ("stranger", "keycloak", kc), ("edge", "intake", 50051), ("edge", "broker", 9093),
               ("intake", "internet", 443), ("scoring", "internet", 443), ("keycloak", "internet", 443),
@@ -1054,7 +1124,7 @@ def test_every_workload_has_a_disruption_budget_that_lets_nodes_drain(overlay: s
     docs = RENDERED[overlay]
     budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
     workloads = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
-    assert {w["metadata"]["name"] for w in workloads} == {*SERVICES, "keycloak"}
+    assert {w["metadata"]["name"] for w in workloads} == {*WORKLOADS, "keycloak"}
     for w in workloads:
         labels = w["spec"]["template"]["metadata"]["labels"]
         (budget,) = [b for b in budgets if _selects(b["spec"]["selector"], labels)]
@@ -1083,3 +1153,313 @@ def test_intake_reads_its_key_encryption_keys_from_a_mounted_secret(overlay: str
         from sandan_intake.keys import Keyring
 
         assert Keyring.parse(keyring).ids == ("dev",)
+
+
+# ------------------------------------------------------------------------------ gRPC TLS, places, the gateway
+
+
+def _cert_manager_docs() -> list[dict]:
+    return render(CERT_MANAGER)
+
+
+def _grpc_dns_names() -> set[str]:
+    (cert,) = [d for d in _cert_manager_docs() if d["kind"] == "Certificate"
+               and d["spec"]["secretName"] == "sandan-grpc-tls"]
+    return set(cert["spec"]["dnsNames"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", SERVICES)
+def test_services_serve_grpc_over_tls_except_locally(overlay: str, service: str) -> None:
+    """Every service binds with the certificate from sandan-grpc-tls and checks the others with its CA; only the
+    local overlay serves plaintext, and says so (SANDAN_GRPC_PLAINTEXT=allow, which the runtime refuses otherwise)."""
+    from sandan_eventbus.security import GrpcTlsSettings
+
+    env = _environment(overlay, service)
+    grpc_vars = {k: v for k, v in env.items() if k.startswith("SANDAN_GRPC_")}
+    if overlay == "local":
+        assert grpc_vars == {"SANDAN_GRPC_PLAINTEXT": "allow"}
+        return
+    assert "SANDAN_GRPC_PLAINTEXT" not in env, "plaintext gRPC outside the local overlay"
+    files = _mounted_files(overlay, service)
+    assert files[env["SANDAN_GRPC_TLS_CERT_FILE"]] == ("sandan-grpc-tls", "tls.crt")
+    assert files[env["SANDAN_GRPC_TLS_KEY_FILE"]] == ("sandan-grpc-tls", "tls.key")
+    assert files[env["SANDAN_GRPC_TLS_CA_FILE"]] == ("sandan-grpc-tls", "ca.crt")
+    settings = GrpcTlsSettings.model_validate({k[len("SANDAN_GRPC_"):].lower(): v for k, v in grpc_vars.items()})
+    assert settings.tls_cert_file and not settings.plaintext_allowed
+    # the names callers use and the probe checks are on the certificate cert-manager makes
+    names = _grpc_dns_names()
+    assert service in names
+    probe = pod_spec(_workload(overlay, service))["containers"][0]["readinessProbe"]["exec"]["command"]
+    assert probe[3] in names
+    if service == "notify":
+        for peer in ("intake", "dispatch"):
+            assert env[f"NOTIFY_{peer.upper()}_ADDRESS"].split(":")[0] in names
+
+
+def test_the_grpc_certificate_is_issued_by_a_ca_of_its_own() -> None:
+    docs = _cert_manager_docs()
+    by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    assert all(d["metadata"]["namespace"] == "sandan" for d in docs)
+    (cert,) = [d for d in docs if d["kind"] == "Certificate" and d["spec"]["secretName"] == "sandan-grpc-tls"]
+    issuer = by_name[("Issuer", cert["spec"]["issuerRef"]["name"])]
+    ca = by_name[("Certificate", issuer["spec"]["ca"]["secretName"])]
+    assert ca["spec"]["isCA"] is True and ca["spec"]["secretName"] == issuer["spec"]["ca"]["secretName"]
+    assert "selfSigned" in by_name[("Issuer", ca["spec"]["issuerRef"]["name"])]["spec"]
+    assert "server auth" in cert["spec"]["usages"] and not cert["spec"].get("isCA")
+    for service in SERVICES:
+        names = {service, f"{service}.sandan.svc", f"{service}.sandan.svc.cluster.local"}
+        assert names <= set(cert["spec"]["dnsNames"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_calls_the_services_as_their_certificate_names_them(overlay: str) -> None:
+    from sandan_eventbus.security import GrpcTlsSettings
+
+    env = _environment(overlay, "gateway")
+    for service, port in SERVICES.items():
+        assert env[f"GATEWAY_{service.upper()}_ADDRESS"] == f"{service}:{port}"
+    grpc_vars = {k[len("SANDAN_GRPC_"):].lower(): v for k, v in env.items() if k.startswith("SANDAN_GRPC_")}
+    settings = GrpcTlsSettings.model_validate(grpc_vars)
+    if overlay == "local":
+        assert settings.plaintext_allowed and not settings.tls_ca_file
+        return
+    assert not settings.plaintext_allowed
+    assert not settings.tls_cert_file and not settings.tls_key_file, "the gateway holds no service's key"
+    files = _mounted_files(overlay, "gateway")
+    assert files[settings.tls_ca_file] == ("sandan-grpc-tls", "ca.crt")
+    assert not [f for f, (secret, key) in files.items() if secret == "sandan-grpc-tls" and key != "ca.crt"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("service", sorted(WORKLOADS))
+def test_everyone_reads_the_same_places_file(overlay: str, service: str) -> None:
+    from sandan_eventbus.auth.scopes import Places
+    from sandan_gateway.places import Directory
+
+    env = _environment(overlay, service)
+    name, key = _mounted_config(overlay, service)[env["SANDAN_PLACES_FILE"]]
+    text = _index(RENDERED[overlay])[("ConfigMap", name)]["data"][key]
+    assert Places.parse(text).county_id and Directory.parse(text).communities
+    expected = {"local": K8S / "base" / "places.toml", "county": K8S / "overlays" / "county" / "places.toml"}
+    assert text == expected[overlay].read_text(encoding="utf-8")
+
+
+def test_the_example_places_are_the_local_ones() -> None:
+    assert (K8S / "base" / "places.toml").read_text(encoding="utf-8") == \
+        (ROOT / "deploy" / "local" / "places.toml").read_text(encoding="utf-8")
+
+
+def _loaded_settings(env: dict[str, str], cls: type, monkeypatch: pytest.MonkeyPatch):
+    from sandan_eventbus.security import load
+
+    for name in list(os.environ):
+        if name.startswith(("GATEWAY_", "SANDAN_", "KAFKA_")):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return load(cls)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_is_configured(overlay: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandan_eventbus.security import OidcSettings
+    from sandan_gateway.settings import Settings
+
+    docs = _index(RENDERED[overlay])
+    env, sources = _environment(overlay, "gateway"), _sources(overlay, "gateway")
+    settings = _loaded_settings(env, Settings, monkeypatch)
+    assert (settings.http_host, settings.http_port) == ("0.0.0.0", GATEWAY_PORT)
+    assert settings.live == "on" and settings.session_url.startswith("postgresql://")
+    if overlay == "local":  # the county's values are placeholders here
+        assert len(settings.signing_secret()) >= 32 and settings.web_secret()
+    assert sources["GATEWAY_SESSION_SECRET"] == ("secret", "sandan-gateway-session", "secret")
+    assert sources["GATEWAY_WEB_CLIENT_SECRET"] == ("secret", "sandan-oidc-web", "client-secret")
+    assert _sources(overlay, "keycloak")["SANDAN_WEB_CLIENT_SECRET"] == sources["GATEWAY_WEB_CLIENT_SECRET"]
+    assert _mounted_files(overlay, "gateway")[settings.open311_keys_file] == ("sandan-open311-keys", "keys.toml")
+    oidc = _loaded_settings(env, OidcSettings, monkeypatch)
+    assert oidc.client_id == "sandan-gateway" and oidc.client_secret
+    realm = json.loads(REALM.render(overlay == "local"))
+    (web,) = [c for c in realm["clients"] if c["clientId"] == settings.web_client_id]
+    keycloak = _environment(overlay, "keycloak")
+    if overlay == "county":  # the realm's redirect URIs come from SANDAN_WEB_URL: the gateway's public address
+        assert settings.public_url == keycloak["SANDAN_WEB_URL"] and settings.secure_cookies
+        assert any(u.startswith("${SANDAN_WEB_URL}") for u in web["redirectUris"])
+    else:
+        assert f"{settings.public_url}/*" in web["redirectUris"]
+        from sandan_gateway.open311 import Partners
+
+        keys = _secrets_for(overlay)["sandan-open311-keys"]["keys.toml"]
+        path = Path(os.environ.get("TMPDIR", "/tmp")) / f"sandan-open311-{os.getpid()}.toml"
+        path.write_text(keys, encoding="utf-8")
+        try:
+            assert Partners.from_file(str(path)).partners
+        finally:
+            path.unlink()
+    # the container: HTTP probes on /healthz, the port the Service targets, hardened like the services
+    w = _workload(overlay, "gateway")
+    spec = pod_spec(w)
+    c = spec["containers"][0]
+    assert c["name"] == "gateway" and spec["serviceAccountName"] == "gateway"
+    assert spec["automountServiceAccountToken"] is False and spec["securityContext"]["runAsNonRoot"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports == {"http": GATEWAY_PORT}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
+    healthcheck = (ROOT / "services/gateway/src/sandan_gateway/healthcheck.py").read_text(encoding="utf-8")
+    assert "/healthz" in healthcheck
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] and not sc["allowPrivilegeEscalation"] and sc["capabilities"]["drop"] == ["ALL"]
+    assert {"cpu", "memory"} <= set(c["resources"]["limits"])
+    svc = docs[("Service", "gateway")]
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(GATEWAY_PORT, "http")]
+    assert w["spec"]["replicas"] == (2 if overlay == "county" else 1)
+
+
+def test_locally_the_gateway_reaches_the_issuer_at_its_public_address() -> None:
+    """The gateway reads the discovery document at SANDAN_OIDC_ISSUER itself; locally that is localhost, so a
+    second container in its pod forwards the issuer's port to Keycloak."""
+    env = _environment("local", "gateway")
+    issuer = env["SANDAN_OIDC_ISSUER"]
+    assert issuer.startswith("http://localhost:")
+    port = issuer.split("://", 1)[1].split("/", 1)[0].split(":")[1]
+    spec = pod_spec(_workload("local", "gateway"))
+    (sidecar,) = [c for c in spec["containers"] if c["name"] == "issuer-loopback"]
+    assert sidecar["command"][2:] == [port, f"keycloak:{port}"]
+    assert sidecar["securityContext"]["readOnlyRootFilesystem"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    (mount,) = sidecar["volumeMounts"]
+    assert sidecar["command"][1] == f"{mount['mountPath']}/issuer-loopback.py"
+    assert volumes[mount["name"]]["configMap"]["name"] == "issuer-loopback"
+
+
+def test_the_county_ingress_serves_the_public_addresses() -> None:
+    docs = _index(RENDERED["county"])
+    keycloak = _environment("county", "keycloak")
+    gateway = _environment("county", "gateway")
+    ingresses = [d for d in RENDERED["county"] if d["kind"] == "Ingress"]
+    routes = {}
+    for ing in ingresses:
+        tls_hosts = {h for t in ing["spec"]["tls"] for h in t["hosts"]}
+        for rule in ing["spec"]["rules"]:
+            assert rule["host"] in tls_hosts, f"{rule['host']}: no TLS"
+            (path,) = rule["http"]["paths"]
+            backend = path["backend"]["service"]
+            svc = docs[("Service", backend["name"])]
+            assert backend["port"]["name"] in {p["name"] for p in svc["spec"]["ports"]}
+            routes[rule["host"]] = backend["name"]
+    assert routes == {urlparse(keycloak["KC_HOSTNAME"]).hostname: "keycloak",
+                      urlparse(gateway["GATEWAY_PUBLIC_URL"]).hostname: "gateway"}
+
+
+# ----------------------------------------------------------------------------------------- the helper scripts
+
+
+def _health_server(tls: tuple[bytes, bytes] | None):
+    import grpc
+    from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+    server = grpc.server(__import__("concurrent.futures").futures.ThreadPoolExecutor(2))
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("liveness", health_pb2.HealthCheckResponse.SERVING)
+    servicer.set("other", health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    if tls:
+        port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(tls[1], tls[0])]))
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, port
+
+
+def _self_signed(tmp: Path, name: str) -> tuple[bytes, bytes]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    (tmp / "ca.crt").write_bytes(pem)
+    return pem, key_pem
+
+
+def _probe(port: int, *args: str, ca: str = "") -> int:
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "SANDAN_GRPC_TLS_CA_FILE"}
+    if ca:
+        env["SANDAN_GRPC_TLS_CA_FILE"] = ca
+    return subprocess.run([sys.executable, str(K8S / "base" / "grpc-probe.py"), str(port), *args], env=env,
+                          capture_output=True, timeout=30).returncode
+
+
+def test_the_grpc_probe_asks_health_over_tls_and_plaintext(tmp_path: Path) -> None:
+    server, port = _health_server(_self_signed(tmp_path, "intake"))
+    try:
+        ca = str(tmp_path / "ca.crt")
+        assert _probe(port, "intake", ca=ca) == 0
+        assert _probe(port, "intake", "liveness", ca=ca) == 0
+        assert _probe(port, "intake", "other", ca=ca) == 1
+        assert _probe(port, "dispatch", ca=ca) == 1, "the certificate's name is checked"
+        assert _probe(port, "intake") == 1, "no plaintext to a TLS port"
+    finally:
+        server.stop(None)
+    server, port = _health_server(None)
+    try:
+        assert _probe(port, "intake") == 0
+    finally:
+        server.stop(None)
+    assert _probe(port, "intake") == 1  # stopped
+    assert _probe(port) == 2  # usage
+
+
+def test_the_issuer_loopback_forwards(tmp_path: Path) -> None:
+    import asyncio
+    import socket
+
+    loopback = _load("sandan_issuer_loopback", K8S / "overlays" / "local" / "issuer-loopback.py")
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    async def scenario() -> bytes:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"pong:" + await reader.readline())
+            await writer.drain()
+            writer.close()
+
+        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+        target = upstream.sockets[0].getsockname()[1]
+        port = free_port()
+        task = asyncio.create_task(loopback.serve(port, "127.0.0.1", target))
+        for _ in range(50):
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        writer.write(b"ping\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+        task.cancel()
+        upstream.close()
+        return answer
+
+    assert asyncio.run(scenario()) == b"pong:ping\n"
