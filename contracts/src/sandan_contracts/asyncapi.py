@@ -33,8 +33,9 @@ ASYNCAPI_VERSION = "3.0.0"
 KAFKA_BINDING = "0.5.0"
 # The JSON Schema dialect of the payload files (their `$schema`).
 PAYLOAD_FORMAT = "application/schema+json;version=draft-2020-12"
-# Bumped with the contract: a new topic, a new event type or a new optional field is a minor change.
-DOCUMENT_VERSION = "1.1.0"
+# The release this document describes (tagged v<version>); bumped with the contract: a new topic, event type or
+# optional field is a minor change.
+DOCUMENT_VERSION = "0.1.0"
 
 Doc = dict[str, Any]
 
