@@ -43,6 +43,7 @@ KEYCLOAK_SCRIPT = ROOT / "deploy" / "local" / "keycloak.sh"
 SERVICES = {"intake": 50051, "dispatch": 50052, "scoring": 50053, "notify": 50054}
 SINGLE_REPLICA = {"scoring", "notify"}  # scoring: one fold; notify: two replicas would send twice
 GATEWAY_PORT = 8000
+METRICS_PORT = 9464  # the services' /metrics (deploy/k8s/observability scrapes the port named `metrics`)
 WORKLOADS = {*SERVICES, "gateway"}  # ours (Keycloak is the platform's)
 CERT_MANAGER = K8S / "cert-manager"
 PROBE = "/etc/sandan-probe/grpc-probe.py"
@@ -393,6 +394,9 @@ def test_workloads_are_well_formed(overlay: str) -> None:
         assert c["readinessProbe"]["exec"]["command"][4:] == [], f"{name}: readiness asks the default"
         assert c["startupProbe"]["exec"]["command"][4:] == [], f"{name}: start-up asks the default"
         assert _mounted_config(overlay, name)[PROBE] == ("sandan-probe", "grpc-probe.py")
+        # Prometheus scrapes the container port named `metrics` (observability/podmonitors.yaml)
+        assert ports["metrics"] == METRICS_PORT
+        assert _environment(overlay, name)[f"{name.upper()}_METRICS_PORT"] == str(METRICS_PORT)
         sc = c["securityContext"]
         assert sc["allowPrivilegeEscalation"] is False
         assert sc["readOnlyRootFilesystem"] is True
@@ -981,7 +985,7 @@ class Peer:
 
 
 NAMESPACE_LABELS = {"sandan": {}, "kube-system": {}, "cnpg-system": {}, "ingress": {"sandan.io/edge": "true"},
-                    "elsewhere": {}}
+                    "monitoring": {}, "elsewhere": {}}
 
 
 def _selects(selector: dict | None, labels: dict) -> bool:
@@ -1053,6 +1057,7 @@ class Network:
             "kube-dns": Peer("kube-dns", {"k8s-app": "kube-dns"}, "kube-system"),
             "cnpg-operator": Peer("cnpg-operator", {"app.kubernetes.io/name": "cloudnative-pg"}, "cnpg-system"),
             "edge": Peer("edge", {"app": "ingress-controller"}, "ingress"),
+            "prometheus": Peer("prometheus", {"app.kubernetes.io/name": "prometheus"}, "monitoring"),
             "stranger": Peer("stranger", {"app.kubernetes.io/name": "intake"}, "elsewhere"),  # same labels, wrong ns
             "internet": Peer("internet", ip="203.0.113.7"),
             "private-host": Peer("private-host", ip="10.20.30.40"),
@@ -1101,7 +1106,9 @@ def _flows(overlay: str) -> tuple[list[tuple], list[tuple]]:
     for service, port in SERVICES.items():
         allowed += [(service, "broker", 9093), (service, "sandan-pg", 5432), (service, "keycloak", kc),
                     (service, "kube-dns", 53, "UDP"), (service, "kube-dns", 53, "TCP"), ("gateway", service, port)]
-        denied += [(service, "sandan-keycloak-db", 5432), (service, "broker", 9094), ("internet", service, port)]
+        denied += [(service, "sandan-keycloak-db", 5432), (service, "broker", 9094), ("internet", service, port),
+                   ("stranger", service, METRICS_PORT), ("edge", service, METRICS_PORT), ("prometheus", service, port)]
+        allowed += [("prometheus", service, METRICS_PORT)]
     return allowed, denied
 
 
