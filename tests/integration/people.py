@@ -25,7 +25,7 @@ import jwt
 from sandan_eventbus.auth.client import AioBearerAuth, BearerAuth, ClientCredentials, TokenSource
 from sandan_eventbus.auth.keycloak import KeycloakAdmin, Person
 from sandan_eventbus.auth.principal import resident_id_for
-from sandan_eventbus.channels import options
+from sandan_eventbus.channels import aio_channel
 
 COUNTY, TOWN, OTHER_TOWN = "taihe", "chengjiang", "majiazhou"
 EARLY_SECONDS = 60  # sign in again this long before a token expires: a slow test never sends a stale one
@@ -206,9 +206,9 @@ CLIENTS = {"sandan-notify": ("local-notify-secret", "service_notify"),
 
 def aio_channel_as(address: str, caller: TokenSource | None) -> grpc.aio.Channel:
     """An asyncio channel as the shipped clients make them (retry policy), carrying `caller`'s token on every call;
-    `None`: no token at all (what an anonymous caller sends)."""
-    interceptors = [AioBearerAuth(caller)] if caller is not None else None
-    return grpc.aio.insecure_channel(address, options=options(), interceptors=interceptors)
+    `None`: no token at all (what an anonymous caller sends). Through `channels.aio_channel`, which files the token
+    interceptor for streaming calls too (grpc.aio alone would use it for unary calls only: Rebuild went without)."""
+    return aio_channel(address, interceptors=[AioBearerAuth(caller)] if caller is not None else ())
 
 
 def channel_as(address: str, caller: TokenSource | None) -> grpc.Channel:
