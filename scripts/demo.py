@@ -7,8 +7,13 @@ it, and the services check role and place. Prints each step, each fact as it app
 opaque subject of whoever caused it), each message notify sends (on its console channel), and one attempt the
 services refuse: a member claiming an order offered to another grid.
 
+The gateway (pages and the JSON API) runs beside them on http://127.0.0.1:8000: after the walk the demo prints
+the accounts (password `sandan-demo`, local only) and, when run from a terminal, keeps everything up for
+clicking through the same loop as each role, until Enter or Ctrl-C.
+
 Environment: KAFKA_BOOTSTRAP_SERVERS, SANDAN_OIDC_ISSUER (default: the local Keycloak), DEMO_GRPC_PORT (the first
-of four ports, default 50051).
+of four ports, default 50051), DEMO_HTTP_PORT (the gateway's, default 8000: the local realm's web client accepts
+http://127.0.0.1:8000 only), DEMO_STAY (1: stay up after the walk, 0: stop; default: 1 from a terminal).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import httpx
 from aiokafka import AIOKafkaConsumer
 
 from sandan_contracts import TOPICS, decode
@@ -35,7 +41,7 @@ from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_eventbus.auth.client import AioBearerAuth, StaticToken
 from sandan_eventbus.auth.keycloak import LOCAL_ISSUER, KeycloakAdmin
-from sandan_eventbus.channels import options
+from sandan_eventbus.channels import aio_channel
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import bootstrap_servers, create_topics
 
@@ -43,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".local" / "demo"
 PLACES = ROOT / "deploy" / "local" / "places.toml"  # the county, its towns and communities (an office's reach)
 START = time.monotonic()
+PASSWORD = "sandan-demo"  # the demo accounts' password: a local Keycloak only, printed for the click-through
 COMMUNITY, GRID, OTHER_GRID = "chengjiang-xinqu", "chengjiang-xinqu-g03", "chengjiang-xinqu-g05"
 # Who takes part, as Keycloak accounts: roles, and the attributes that say where they act (local demo data).
 PEOPLE: dict[str, tuple[str, list[str], dict[str, str]]] = {
@@ -55,6 +62,7 @@ PEOPLE: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "m-zhou": ("党员 周立新 (网格 g05)", ["member"], {"member_id": "m-zhou", "community_id": COMMUNITY,
                                                  "grid_id": OTHER_GRID}),
     "county": ("县委组织部", ["county_office"], {"county_id": "taihe"}),
+    "resident": ("居民 李桂兰 (has an account)", ["resident"], {"community_id": COMMUNITY, "grid_id": GRID}),
     "operator": ("县信息中心 (operator)", ["operator"], {}),
 }
 
@@ -126,8 +134,8 @@ class Person:
                  ) -> None:
         self.key, self.title, self.roles, self.subject = key, title, roles, subject
         auth = [AioBearerAuth(StaticToken(token))]  # the demo is shorter than a token's life (300 s)
-        channels = {name: grpc.aio.insecure_channel(f"127.0.0.1:{port}", options=options(), interceptors=auth)
-                    for name, port in ports.items()}  # with the retry policy: a busy service's refusal is retried
+        # with the retry policy (a busy service's refusal is retried) and the token on unary and streaming calls
+        channels = {name: aio_channel(f"127.0.0.1:{port}", interceptors=auth) for name, port in ports.items()}
         self._channels = list(channels.values())
         self.intake = intake_pb2_grpc.IntakeStub(channels["intake"])
         self.dispatch = dispatch_pb2_grpc.DispatchStub(channels["dispatch"])
@@ -138,6 +146,26 @@ class Person:
             await channel.close()
 
 
+class Gateway(ServiceProcess):
+    """The HTTP edge as a process; healthy once /healthz says it is live."""
+
+    def __init__(self, env: dict[str, str], port: int, log_path: Path) -> None:
+        super().__init__("sandan_gateway", env, "", log_path)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the gateway exited with {self.proc.returncode}; see {self.log_path}:\n"
+                                   + self.log_path.read_text(errors="replace")[-3000:])
+            with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
+                if httpx.get(f"{self.url}/healthz", timeout=1).json()["live"]:
+                    return
+            time.sleep(0.3)
+        raise TimeoutError(f"the gateway is not live after {timeout}s; see {self.log_path}")
+
+
 def sign_in(issuer: str) -> dict[str, tuple[str, str]]:
     """Create the demo's people in Keycloak (replacing earlier runs' accounts) and sign each one in: their subject
     and access token by key."""
@@ -145,7 +173,7 @@ def sign_in(issuer: str) -> dict[str, tuple[str, str]]:
     try:
         signed_in = {}
         for key, (title, roles, places) in PEOPLE.items():
-            account = admin.create(f"demo-{key}", roles, **places)
+            account = admin.create(f"demo-{key}", roles, password=PASSWORD, **places)
             signed_in[key] = (account.user_id, admin.sign_in(account))
             where = ", ".join(f"{k}={v}" for k, v in places.items()) or "the county"
             say(f"   {title} signed in as demo-{key} ({'+'.join(roles)}; {where}; subject {account.user_id[:8]}…)")
@@ -266,6 +294,8 @@ async def main() -> int:
     bootstrap = bootstrap_servers()
     issuer = os.environ.get("SANDAN_OIDC_ISSUER", "").strip() or LOCAL_ISSUER
     base = int(os.environ.get("DEMO_GRPC_PORT", "50051"))
+    http_port = int(os.environ.get("DEMO_HTTP_PORT", "8000"))
+    stay = os.environ.get("DEMO_STAY", "1" if sys.stdin.isatty() else "0") == "1"
     ports = {name: base + i for i, name in enumerate(("intake", "dispatch", "scoring", "notify"))}
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
@@ -303,14 +333,25 @@ async def main() -> int:
                                               "NOTIFY_CONSOLE": str(WORK / "notifications.jsonl"),
                                               "NOTIFY_QUIET_HOURS": "off"},
                             address["notify"], WORK / "notify.log")
+    # the pages and the JSON API; it signs people in with the local realm's web client and calls as itself
+    # (sandan-gateway) only for the public notice board
+    gateway = Gateway({**common, "GATEWAY_HTTP_PORT": str(http_port), "GATEWAY_PUBLIC_URL": f"http://127.0.0.1:{http_port}",
+                       "GATEWAY_INTAKE_ADDRESS": address["intake"], "GATEWAY_DISPATCH_ADDRESS": address["dispatch"],
+                       "GATEWAY_SCORING_ADDRESS": address["scoring"], "GATEWAY_NOTIFY_ADDRESS": address["notify"],
+                       "GATEWAY_WEB_CLIENT_SECRET": "local-web-secret",
+                       "GATEWAY_SESSION_SECRET": secrets.token_urlsafe(32),
+                       "GATEWAY_SESSION_URL": f"sqlite:///{WORK}/gateway-sessions.db",
+                       "SANDAN_OIDC_CLIENT_ID": "sandan-gateway", "SANDAN_OIDC_CLIENT_SECRET": "local-gateway-secret"},
+                      http_port, WORK / "gateway.log")
     stop = asyncio.Event()
-    services = [intake, dispatch, scoring, notify]
+    services = [intake, dispatch, scoring, notify, gateway]
     people: dict[str, Person] = {}
     try:
         for service in services:
             service.start(timeout=120)
         say(f"intake :{ports['intake']}, dispatch :{ports['dispatch']}, scoring :{ports['scoring']}, notify "
-            f":{ports['notify']} are SERVING (tokens from {issuer}); stores in .local/demo/")
+            f":{ports['notify']} are SERVING (tokens from {issuer}); the gateway is live on {gateway.url}; stores "
+            "in .local/demo/")
         tailer = asyncio.create_task(tail(bootstrap, stop))
         mailer = asyncio.create_task(notifications(WORK / "notifications.jsonl", stop))
         await asyncio.wait_for(ready.wait(), 30)
@@ -325,6 +366,14 @@ async def main() -> int:
             await mailer
         say("done: the demand travelled the whole loop, each step by the person allowed to take it. Logs: "
             ".local/demo/*.log; messages: .local/demo/notifications.jsonl")
+        say(f"the pages: open {gateway.url} and sign in as one of (password {PASSWORD}):")
+        for key, (title, roles, _) in PEOPLE.items():
+            say(f"   demo-{key:10} {'+'.join(roles):22} {title}")
+        say(f"   the public notice board (公示) needs no sign-in: {gateway.url}/notices")
+        if stay:
+            say("everything stays up for clicking through; press Enter or Ctrl-C to stop")
+            with contextlib.suppress(EOFError, KeyboardInterrupt):
+                await asyncio.to_thread(input)
         return 0
     finally:
         stop.set()

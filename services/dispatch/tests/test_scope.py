@@ -224,6 +224,8 @@ CASES: list[Case] = [
     ok("AcceptOrder", "mem3", pb.AcceptOrderRequest(order_id=OFFER, member_id="m3")),
     no("AcceptOrder", "mem2", pb.AcceptOrderRequest(order_id=DISP, member_id="m1")),  # another member's id
     no("AcceptOrder", "mem2", pb.AcceptOrderRequest(order_id=OFFER, member_id="m3")),
+    no("AcceptOrder", "mem2", pb.AcceptOrderRequest(order_id=DISP, member_id="m2")),  # dispatched to m1
+    no("AcceptOrder", "mem9", pb.AcceptOrderRequest(order_id=OFFER, member_id="m9")),  # a team's, another community
     ok("DeclineOrder", "mem1", pb.DeclineOrderRequest(order_id=ACC, member_id="m1")),
     no("DeclineOrder", "mem2", pb.DeclineOrderRequest(order_id=ACC, member_id="m1")),
     ok("CompleteService", "mem1", pb.CompleteServiceRequest(order_id=ACC, member_id="m1", hours=1)),

@@ -152,8 +152,11 @@ class Orders(DispatchBase):
 
     # ---- the members (only as themselves; the order decides whether they may) ------------------------
     def accept_order(self, order_id: str, member_id: str) -> Order:
-        return self._on_order(order_id, lambda o: self._as_member(member_id, f"accept order {o.order_id}"),
-                              lambda o: o.accept(self._member(member_id)))
+        check_id("member_id", member_id)
+        return self._on_order(order_id, lambda o: self.guard.acting(
+            f"accept order {o.order_id} as member {member_id}",
+            member=self.guard.claimant(member_id, o, self._maybe(Member, Member.create_id(member_id)))),
+            lambda o: o.accept(self._member(member_id)))
 
     def decline_order(self, order_id: str, member_id: str, reason: str) -> Order:
         check_id("member_id", member_id)

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from sandan_dispatch.domain import Member, Order
 from sandan_eventbus.auth.principal import Principal, acting_as, current
 from sandan_eventbus.auth.scopes import Places, Scopes
 from sandan_eventbus.errors import PermissionDenied
@@ -50,6 +51,23 @@ class Guard:
     def themselves(member_id: str) -> Rule:
         """A member acts only as the member record their token is bound to."""
         return lambda who: bool(who.member_id) and who.member_id == member_id
+
+    @staticmethod
+    def claimant(member_id: str, order: Order, member: Member | None) -> Rule:
+        """A member accepts as themselves, and only an order dispatched to them or offered to their grid or
+        teams; an order already taken or closed is the order's own refusal (FAILED_PRECONDITION: two claims
+        raced, one won)."""
+
+        def rule(who: Principal) -> bool:
+            if not (who.member_id and who.member_id == member_id):
+                return False
+            if order.status == "dispatched":
+                return order.member_id == member_id
+            if order.status == "offered":
+                return member is not None and order.may_be_claimed_by(member)
+            return True
+
+        return rule
 
     @staticmethod
     def resident(resident_id: str) -> Rule:
