@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Create .venv and install sandan's packages (editable) and its test tools, pinned by constraints.txt, and
-# build scoring's native fold kernel (Rust, services/scoring/kernel) when cargo is there.
+# Create .venv and install sandan's packages (editable; the operators' CLI `sandan` from tools/cli too) and its
+# test tools, pinned by constraints.txt, and build scoring's native fold kernel (Rust, services/scoring/kernel)
+# when cargo is there.
 # Idempotent: re-running only installs what changed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,14 +14,15 @@ fi
 stamp=".venv/.sandan-installed"
 [ -d "$HOME/.cargo/bin" ] && export PATH="$HOME/.cargo/bin:$PATH"  # rustup's default place
 want="$(cat constraints.txt requirements-dev.txt contracts/pyproject.toml libs/eventbus/pyproject.toml \
-        services/*/pyproject.toml services/scoring/kernel/Cargo.* services/scoring/kernel/src/*.rs \
+        services/*/pyproject.toml tools/cli/pyproject.toml services/scoring/kernel/Cargo.* \
+        services/scoring/kernel/src/*.rs \
         | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "bootstrap: installing packages into .venv" >&2
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -c constraints.txt -r requirements-dev.txt \
     -e contracts -e libs/eventbus -e services/intake -e services/dispatch -e services/notify -e services/scoring \
-    -e services/gateway
+    -e services/gateway -e tools/cli
   if command -v cargo >/dev/null; then
     echo "bootstrap: building scoring's fold kernel with $(cargo --version)" >&2
     .venv/bin/python -m pip install -q ./services/scoring/kernel
