@@ -53,6 +53,14 @@ WORDS: dict[str, tuple[str, str]] = {
     "service_completed": ("完成服务", "service completed"), "resident_rating": ("居民好评", "resident's rating"),
     "activity_check_in": ("参加主题党日", "themed party day"), "on_time": ("按时完成", "on time"),
     "claim": ("主动认领", "claimed an offer"),
+    "service_hours": ("服务时长", "hours served"), "five_star_bonus": ("五星好评", "five-star rating"),
+    "special_care_bonus": ("照顾特殊群体", "special care"), "abandoned_order": ("接单后放弃", "order abandoned"),
+    "overdue_while_held": ("接单后超时", "overdue while held"), "redo_required": ("需要返工", "redo required"),
+    "all": ("累计", "all time"),
+    # service categories (a community's menu items each have one)
+    "repair": ("维修", "repairs"), "medical": ("医疗", "medical"), "legal": ("法律", "legal"),
+    "mediation": ("调解", "mediation"), "policy": ("政策", "policy"), "information": ("信息", "information"),
+    "other": ("其他", "other"),
 }
 STATUS_STEPS = ("posted", "accepted", "served", "confirmed")
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -355,11 +363,17 @@ async def member_action(request: Request, order_id: str, action: str, who: Poste
 async def member_order(request: Request, order_id: str, who: Who) -> Response:
     backend: Backend = request.app.state.backend
     order = await backend.call(backend.dispatch.GetOrder, dispatch_pb2.OrderRef(order_id=order_id), who.token)
-    contact = None
+    contact, pending = None, False
     if order.member_id and order.member_id == who.principal.member_id and order.status == "accepted":
-        contact = await backend.call(backend.intake.GetServiceContact, intake_pb2.ServiceContactRequest(
-            demand_id=order.demand_id, member_id=order.member_id), who.token)
-    return render(request, "member_order.html", who, order=order, contact=contact)
+        try:
+            contact = await backend.call(backend.intake.GetServiceContact, intake_pb2.ServiceContactRequest(
+                demand_id=order.demand_id, member_id=order.member_id), who.token)
+        except Refused as refused:
+            # intake releases the contact once it has read the acceptance (a moment later): the page says so
+            if refused.code != grpc.StatusCode.FAILED_PRECONDITION:
+                raise
+            pending = True
+    return render(request, "member_order.html", who, order=order, contact=contact, pending=pending)
 
 
 @router.post("/activities/{action}")

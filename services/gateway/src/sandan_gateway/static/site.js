@@ -31,18 +31,43 @@
   if (demands.length) url += "?" + demands.map(function (d) { return "demand=" + encodeURIComponent(d); }).join("&");
   var reloadOn = (config.getAttribute("data-reload-on") || "").split(" ").filter(Boolean);
   var status = document.getElementById("live-status");
-  var badge = document.getElementById(config.getAttribute("data-badge") || "");
   var source = new EventSource(url);
   document.body.setAttribute("data-live", "connecting");
   source.addEventListener("ready", function () { document.body.setAttribute("data-live", "ready"); });
+  // Regions marked data-live-region (with an id) are fetched again and swapped in place: the page is not
+  // reloaded, the stream stays open, nothing jumps while the person reads. A page without regions reloads.
+  var generation = 0;
+  function swap(kind) {
+    var mine = ++generation;
+    var xhr = new XMLHttpRequest();
+    xhr.open("GET", window.location.href);
+    xhr.responseType = "document";
+    xhr.onload = function () {
+      if (mine !== generation) return;
+      if (xhr.status !== 200 || !xhr.response) { window.location.reload(); return; }
+      var regions = document.querySelectorAll("[data-live-region]");
+      for (var i = 0; i < regions.length; i++) {
+        var fresh = xhr.response.getElementById(regions[i].id);
+        if (fresh) regions[i].parentNode.replaceChild(document.importNode(fresh, true), regions[i]);
+      }
+      tick();
+      document.body.setAttribute("data-live-swapped", kind);
+    };
+    xhr.onerror = function () { if (mine === generation) window.location.reload(); };
+    xhr.send();
+  }
   function refresh(kind) {
-    if (badge) badge.hidden = false;
+    var badge = document.getElementById(config.getAttribute("data-badge") || "");
     if (status) status.textContent = zh ? "有新消息" : "New update";
     document.body.setAttribute("data-live-last", kind);
-    // Keep it simple and robust: fetch the page again (no layout shift while someone is typing).
+    // Never under someone's fingers: while they type, only say that there is news.
     var active = document.activeElement;
-    if (active && (active.tagName === "INPUT" || active.tagName === "TEXTAREA")) return;
-    setTimeout(function () { window.location.reload(); }, 300);
+    if (active && (active.tagName === "INPUT" || active.tagName === "TEXTAREA" || active.tagName === "SELECT")) {
+      if (badge) badge.hidden = false;
+      return;
+    }
+    if (document.querySelector("[data-live-region]")) swap(kind);
+    else setTimeout(function () { window.location.reload(); }, 300);
   }
   reloadOn.concat(["reload", "DemandPosted"]).forEach(function (kind) {
     source.addEventListener(kind, function () { refresh(kind); });
