@@ -245,3 +245,15 @@ def test_dead_letters_through_the_ops_service_with_a_login(cli_stack: CliStack) 
     refused = s.sandan("deadletters", "list", "-s", "dispatch", "--json", caller=secretary)
     assert refused.exit_code == 1
     assert json.loads(refused.stdout)["errors"][0]["code"] == "PERMISSION_DENIED"
+
+
+def test_stack_up_with_an_external_broker_starts_nothing_and_creates_the_topics(kafka_bootstrap: str,
+                                                                                tmp_path: Path) -> None:
+    # KAFKA_BOOTSTRAP_SERVERS set: kafka.sh uses that broker and starts nothing (the shared one keeps running)
+    result = CliRunner().invoke(app, ["stack", "up", "--only", "kafka", "--state-dir", str(tmp_path)],
+                                env={"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "COLUMNS": "250"},
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"export KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}"
+    assert "external broker" in result.stderr or "topics: ready" in result.stderr
+    assert not (tmp_path / "kafka").exists()  # nothing of a broker of its own

@@ -193,11 +193,12 @@ class Runner:
 
     env: dict[str, str]
 
-    def __call__(self, *args: str, **env: str) -> Result:
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
         from sandan_cli.app import app
 
         # wide: rich wraps error panels at the terminal width, and the tests read the messages whole
-        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250", **self.env, **env}, catch_exceptions=False)
+        return CliRunner().invoke(app, list(args), env={"COLUMNS": "250", **self.env, **env}, catch_exceptions=False,
+                                 input=input)
 
 
 @pytest.fixture

@@ -266,3 +266,79 @@ def test_whoami_reads_the_token(run: Any) -> None:
     assert who["subject"] == "sub-op" and who["roles"] == ["operator"]  # roles of the matrix only
     assert who["places"] == {"community_id": "c-1"} and who["source"] == "StaticToken"
     assert run("logout").exit_code == 0
+
+
+# ---- the console script, and `sandan login`'s cache --------------------------------------------------------
+
+def test_the_console_script_is_installed() -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("sandan")
+    assert script.exists(), "sandan is not installed: bash scripts/bootstrap.sh"
+    result = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120,
+                            env={"PATH": "/usr/bin:/bin", "COLUMNS": "200"})
+    assert result.returncode == 0 and "stack" in result.stdout and "deadletters" in result.stdout
+
+
+class TokenEndpoint:
+    """A stand-in for the issuer's token endpoint: the password and refresh_token grants, counted."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+        import urllib.parse
+
+        self.grants: list[dict[str, str]] = []
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"])).decode()
+                form = {k: v[0] for k, v in urllib.parse.parse_qs(body).items()}
+                endpoint.grants.append(form)
+                if form.get("password") == "wrong":
+                    reply, status = {"error": "invalid_grant", "error_description": "Invalid user credentials"}, 401
+                else:
+                    n = len(endpoint.grants)
+                    reply, status = {"access_token": token(sub=f"sub-{n}", preferred_username="li.wei"),
+                                     "expires_in": 1 if n == 2 else 300, "refresh_token": f"refresh-{n}",
+                                     "refresh_expires_in": 1800}, 200
+                data = json.dumps(reply).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.issuer = f"http://127.0.0.1:{self.server.server_port}/realms/sandan"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_login_caches_the_token_and_refreshes_it(run: Any, tmp_path: Path) -> None:
+    endpoint = TokenEndpoint()
+    try:
+        refused = run("--issuer", endpoint.issuer, "login", "--user", "li.wei", "--password", "wrong")
+        assert refused.exit_code == EXIT_NOT_ALLOWED and "Invalid user credentials" in refused.stderr
+        login = run("--issuer", endpoint.issuer, "login", "-u", "li.wei", input="secret\n")  # prompted
+        assert login.exit_code == 0, login.output
+        assert endpoint.grants[-1] == {"grant_type": "password", "client_id": "sandan-cli", "username": "li.wei",
+                                       "password": "secret", "scope": "openid"}
+        cache = tmp_path / "cache" / "cli-tokens.json"
+        assert cache.stat().st_mode & 0o077 == 0  # the user's only
+        # the first token expires at once: the next command refreshes it with the refresh token
+        who = json.loads(run("--issuer", endpoint.issuer, "whoami", "--json").stdout)
+        assert endpoint.grants[-1]["grant_type"] == "refresh_token" and endpoint.grants[-1]["refresh_token"] == \
+            "refresh-2"
+        assert who["subject"] == "sub-3" and who["source"] == "CachedLogin" and who["username"] == "li.wei"
+        run("--issuer", endpoint.issuer, "whoami", "--json")
+        assert len(endpoint.grants) == 3  # still valid: no new grant
+        assert run("--issuer", endpoint.issuer, "logout").exit_code == 0
+        gone = run("--issuer", endpoint.issuer, "whoami")
+        assert gone.exit_code == EXIT_NOT_ALLOWED and "no token" in gone.stderr
+    finally:
+        endpoint.server.shutdown()
