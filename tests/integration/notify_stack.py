@@ -25,16 +25,13 @@ from typing import Any
 
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
 from aiosmtpd.controller import Controller
 
-from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
-from tests.integration.conftest import INTAKE_KEK, free_port
+from tests.integration.conftest import INTAKE_KEK, free_port, groups_at_end
 from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 from tests.integration.scenario import Community
 from tests.integration.scenario import a_community as given_a_community
@@ -168,20 +165,6 @@ def offices_toml(http: str, communities: CommunityPool) -> str:
                             town=f'webhook_url = "{http}/hook/town-chengjiang"\n',
                             community=lambda c: f'webhook_url = "{http}/hook/branch-{c}"\n'
                                                 f'email = "branch-{c}@example.org"\n')
-
-
-async def groups_at_end(bootstrap: str, groups: dict[str, list[str]]) -> None:
-    """Commit each new group's offsets at the topics' current ends: it starts with what happens from now."""
-    for group, topics in groups.items():
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = [TopicPartition(t, p) for t in topics for p in range(TOPICS[t].partitions)]
-            consumer.assign(parts)
-            ends = await consumer.end_offsets(parts)
-            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
-        finally:
-            await consumer.stop()
 
 
 def notify_env(bootstrap: str, workdir: Path, run: str, addresses: dict[str, str], http: HttpReceiver,

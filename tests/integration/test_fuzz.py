@@ -48,6 +48,7 @@ from sandan_contracts.access import ACCESS
 from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import notify_pb2 as npb
+from sandan_contracts.rpc import ops_pb2
 from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.edge import MAX_REQUEST_BYTES, apply_policy
@@ -67,7 +68,9 @@ DOCUMENTED = {Code.OK, Code.INVALID_ARGUMENT, Code.NOT_FOUND, Code.FAILED_PRECON
 SERVICES = {"intake": ipb.DESCRIPTOR.services_by_name["Intake"],
             "dispatch": dpb.DESCRIPTOR.services_by_name["Dispatch"],
             "scoring": spb.DESCRIPTOR.services_by_name["Scoring"],
-            "notify": npb.DESCRIPTOR.services_by_name["Notify"]}
+            "notify": npb.DESCRIPTOR.services_by_name["Notify"],
+            # every service serves the operators' dead letters; dispatch's are fuzzed (its store records re-drives)
+            "deadletters": ops_pb2.DESCRIPTOR.services_by_name["DeadLetters"]}
 FEW = {"Rebuild": 4}  # replays the whole log: a few are enough
 
 HOSTILE_TEXT = [
@@ -257,7 +260,7 @@ def target(fuzz: Fuzz, stack: Stack, service: str, request: pytest.FixtureReques
         if service == "intake":
             fuzz.targets[service] = Target("intake", stack.intake, [work / "intake-events.db"],
                                            [(work / "intake.db", "intake_residents")])
-        elif service == "dispatch":
+        elif service in ("dispatch", "deadletters"):
             fuzz.targets[service] = Target("dispatch", stack.dispatch, [work / "dispatch-events.db"],
                                            [(work / "dispatch.db", "dispatch_member_contacts"),
                                             (work / "dispatch.db", "dispatch_unit_contacts")])
