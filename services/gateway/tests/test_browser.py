@@ -146,7 +146,7 @@ def world(kafka_bootstrap: str, oidc_issuer: str, keycloak: Any, tmp_path_factor
     stack.start()
     forwarder = Forwarder({("127.0.0.1", 8000): ("127.0.0.1", stack.port)})
     shots = screenshots_dir()
-    for old in [*shots.glob("*.png"), *shots.glob("axe-*.json"), *shots.glob("waits.txt")]:
+    for old in [*shots.glob("[0-9][0-9]-*.png"), *shots.glob("axe-*.json"), *shots.glob("waits.txt")]:  # ours
         old.unlink()
     counter = [0]
     keycloak_host = urlsplit(oidc_issuer).netloc
