@@ -257,3 +257,17 @@ def test_stack_up_with_an_external_broker_starts_nothing_and_creates_the_topics(
     assert result.stdout.strip() == f"export KAFKA_BOOTSTRAP_SERVERS={kafka_bootstrap}"
     assert "external broker" in result.stderr or "topics: ready" in result.stderr
     assert not (tmp_path / "kafka").exists()  # nothing of a broker of its own
+
+
+def test_stack_status_probes_the_running_services(cli_stack: CliStack) -> None:
+    s = cli_stack
+    result = s.sandan("stack", "status", "--json")  # reads the scripts' status only: nothing is started or stopped
+    status = json.loads(result.stdout)
+    assert [p["service"] for p in status["services"]] == ["intake", "dispatch", "notify"]  # those given
+    intake, dispatch, notify = status["services"]
+    assert intake["ready"] == dispatch["ready"] == "SERVING" and intake["live"] == dispatch["live"] == "SERVING"
+    assert intake["address"] == s.intake.grpc_address
+    assert notify["ready"] == "UNAVAILABLE"  # not running here
+    assert result.exit_code == 1 and status["healthy"] is False
+    kafka = status["servers"][0]
+    assert kafka["component"] == "kafka" and kafka["reachable"] and kafka["where"] == s.bootstrap
