@@ -25,7 +25,7 @@ SOURCES = {
     "sandan_intake": REPO_ROOT / "services" / "intake" / "src",
     "sandan_dispatch": REPO_ROOT / "services" / "dispatch" / "src",
 }
-INDEPENDENCE = "Services never import each other (intake, dispatch, notify, scoring)"
+INDEPENDENCE = "Services never import each other (intake, dispatch, notify, scoring, gateway)"
 FORBIDDEN = "The contract imports no service and not the event bus"
 
 
