@@ -2,9 +2,11 @@
 
 Overlays are rendered by a small kustomize subset implemented here (the features the manifests use, and a
 test that fails when a kustomization uses any other), and compared with the real render of `kustomize` or
-`kubectl kustomize` (which CI must have: that test fails without either). Strimzi and CloudNativePG resources
-are validated against their CRDs' OpenAPI schemas from ../shared/crds, closed against unknown fields (the API
-server would silently prune a typo). Kafka users and their ACLs are checked against the topic registry and the
+`kubectl kustomize` (which CI must have: that test fails without either). Every object is validated: built-in
+kinds against the Kubernetes JSON schemas `kubernetes-validate` bundles (strict: unknown fields fail), Strimzi,
+CloudNativePG and Barman Cloud resources against their CRDs' OpenAPI schemas vendored in tests/deploy/crds (the
+same files as ../shared/crds where that exists), closed against unknown fields (the API server would silently
+prune a typo). Kafka users and their ACLs are checked against the topic registry and the
 services' code, the network policies by evaluating the flows the design needs and some it must not allow. The
 services' gRPC is TLS (plaintext only in the local overlay, allowed explicitly), their probes speak it, every
 service and the gateway read the same places file, and only the services whose code calls others hold a client
@@ -35,7 +37,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = {"county": K8S / "overlays" / "county", "local": K8S / "overlays" / "local"}
-CRDS = ROOT.parent / "shared" / "crds"
+CRDS = Path(__file__).resolve().parent / "crds"  # vendored: CI's clean clone has no ../shared
+SHARED_CRDS = ROOT.parent / "shared" / "crds"
+MIRROR = K8S / "platform" / "mirror"  # optional (not in the overlays): MirrorMaker 2 at a second site
+COMPOSE = ROOT / "docker-compose.yml"
+# The oldest Kubernetes the README supports: built-in objects must be valid there (and in the newest bundled).
+KUBERNETES_VERSIONS = ("1.27.0", "1.37.0")
 SECRETS_EXAMPLE = K8S / "secrets.example.yaml"
 PARTNERS = K8S / "partners"
 KEYCLOAK_SCRIPT = ROOT / "deploy" / "local" / "keycloak.sh"
@@ -657,34 +664,196 @@ def _crd_schemas() -> dict[tuple[str, str], dict]:
     return out
 
 
-def _custom_resources() -> list[tuple[str, dict]]:
-    """Every Strimzi/CNPG resource: as written (base, platform) and as each overlay renders it."""
+def _every_object() -> list[tuple[str, dict]]:
+    """Every object: as each overlay renders it, as written (base, platform, the optional mirror, cert-manager),
+    the partner template and the documented Secrets."""
     found = []
     for name, docs in RENDERED.items():
         found += [(f"{name}:{d['kind']}/{d['metadata']['name']}", d) for d in docs]
-    for path in (K8S / "base", K8S / "platform"):
+    for path in (K8S / "base", K8S / "platform", MIRROR, CERT_MANAGER):
         found += [(f"{path.name}:{d['kind']}/{d['metadata']['name']}", d) for d in render(path)]
-    for path in sorted(PARTNERS.glob("*.yaml")):
-        found += [(f"partners:{d['kind']}/{d['metadata']['name']}", d) for d in load_docs(path)]
-    return [(label, d) for label, d in found if d["apiVersion"].split("/")[0].endswith(("strimzi.io", "cnpg.io"))]
+    for path in [*sorted(PARTNERS.glob("*.yaml")), SECRETS_EXAMPLE]:
+        found += [(f"{path.name}:{d['kind']}/{d['metadata']['name']}", d) for d in load_docs(path)]
+    return found
+
+
+def _custom_resources() -> list[tuple[str, dict]]:
+    """Every Strimzi/CNPG (and Barman Cloud plugin) resource."""
+    return [(label, d) for label, d in _every_object()
+            if d["apiVersion"].split("/")[0].endswith(("strimzi.io", "cnpg.io"))]
+
+
+# Kinds whose CRD could not be vendored, and why; checked by hand below instead (test_the_mirror_...).
+NOT_VENDORED = {
+    ("kafka.strimzi.io/v1", "KafkaMirrorMaker2"): "Strimzi's CRD is neither in ../shared/crds nor in any package "
+                                                  "reachable offline (GitHub is not; the Maven jar has no CRDs)",
+}
+
+
+def test_the_vendored_crds_are_the_shared_ones() -> None:
+    """tests/deploy/crds is a copy of the CRDs in ../shared/crds (plus the Barman Cloud plugin's ObjectStore, from
+    its Go module): where ../shared exists, the copies must not drift from it."""
+    if not SHARED_CRDS.is_dir():
+        pytest.skip(f"{SHARED_CRDS} is not here (CI's clean clone): the vendored copies are used as they are")
+    for vendored in sorted(CRDS.rglob("*.yaml")):
+        shared = SHARED_CRDS / vendored.relative_to(CRDS)
+        if shared.exists():
+            assert vendored.read_bytes() == shared.read_bytes(), f"{vendored} differs from {shared}: copy it again"
+        else:
+            assert vendored.parent.name == "barman-cloud", f"{vendored} has no counterpart in {SHARED_CRDS}"
 
 
 def test_custom_resources_validate_against_their_crds() -> None:
-    if not CRDS.is_dir():
-        pytest.skip(f"CRD schemas not found at {CRDS} (a checkout without ../shared): CR schema check skipped")
     schemas = _crd_schemas()
     resources = _custom_resources()
     kinds = {d["kind"] for _, d in resources}
-    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "Database"} <= kinds
+    assert {"Kafka", "KafkaNodePool", "KafkaTopic", "KafkaUser", "Cluster", "Database", "ScheduledBackup",
+            "ObjectStore", "KafkaMirrorMaker2"} <= kinds
     errors = []
     for label, doc in resources:
         schema = schemas.get((doc["apiVersion"], doc["kind"]))
         if schema is None:
-            errors.append(f"{label}: {doc['apiVersion']} {doc['kind']} is not served by the CRDs in {CRDS}")
+            if (doc["apiVersion"], doc["kind"]) not in NOT_VENDORED:
+                errors.append(f"{label}: {doc['apiVersion']} {doc['kind']} is not served by the CRDs in {CRDS}")
             continue
         for error in jsonschema.Draft7Validator(schema).iter_errors(doc):
             errors.append(f"{label}: {'/'.join(map(str, error.absolute_path))}: {error.message}")
     assert not errors, "\n".join(errors)
+
+
+def _is_builtin_kind(doc: dict) -> bool:
+    """Kubernetes' own API groups: the core group, apps, policy, ... and *.k8s.io (networking, rbac)."""
+    group = doc["apiVersion"].rpartition("/")[0]
+    return "." not in group or group.endswith(".k8s.io")
+
+
+def _kubernetes_errors(doc: dict, version: str) -> list[str]:
+    import kubernetes_validate
+
+    try:
+        kubernetes_validate.validate(doc, version, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return [f"{'/'.join(map(str, error.path))}: {error.message}"]
+    except kubernetes_validate.SchemaNotFoundError:
+        return [f"{doc['apiVersion']} {doc['kind']} does not exist in Kubernetes {version}"]
+    return []
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_built_in_objects_validate_against_the_kubernetes_schemas(version: str) -> None:
+    """Deployments, StatefulSets, Services, NetworkPolicies, PDBs, Ingresses, ConfigMaps, Secrets, ... against
+    the schemas kubernetes-validate bundles (offline), strict: an unknown field is an error, not pruned."""
+    objects = [(label, d) for label, d in _every_object() if _is_builtin_kind(d)]
+    kinds = {d["kind"] for _, d in objects}
+    assert {"Deployment", "StatefulSet", "Service", "NetworkPolicy", "PodDisruptionBudget", "Ingress",
+            "ConfigMap", "Secret", "ServiceAccount"} <= kinds
+    errors = [f"{label}: {e}" for label, d in objects for e in _kubernetes_errors(d, version)]
+    assert not errors, "\n".join(errors)
+
+
+def test_the_kubernetes_validation_catches_a_typo() -> None:
+    (deployment,) = [d for d in RENDERED["county"] if key(d) == ("Deployment", "intake")]
+    typo = copy.deepcopy(deployment)
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePullPolicey"] = "Always"
+    assert _kubernetes_errors(deployment, KUBERNETES_VERSIONS[0]) == []
+    assert _kubernetes_errors(typo, KUBERNETES_VERSIONS[0])
+
+
+# ------------------------------------------------------------------------------- backups and the Kafka log
+
+BARMAN = "barman-cloud.cloudnative-pg.io"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_postgres_cluster_archives_its_wal_and_is_backed_up_nightly(overlay: str) -> None:
+    """County: each CloudNativePG cluster archives WAL through the Barman Cloud plugin to an ObjectStore of its
+    own (credentials from the documented Secret) and has a ScheduledBackup by the plugin. Locally (no object
+    store) archiving is off and the schedules are suspended."""
+    docs = RENDERED[overlay]
+    clusters = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Cluster"}
+    stores = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ObjectStore"}
+    schedules = {d["spec"]["cluster"]["name"]: d for d in docs if d["kind"] == "ScheduledBackup"}
+    assert set(clusters) == {"sandan-pg", "sandan-keycloak-db"} and set(schedules) == set(clusters)
+    for name, cluster in clusters.items():
+        schedule = schedules[name]
+        assert schedule["spec"]["method"] == "plugin"
+        assert schedule["spec"]["pluginConfiguration"]["name"] == BARMAN
+        if overlay == "local":
+            assert "plugins" not in cluster["spec"] and schedule["spec"]["suspend"] is True
+            continue
+        assert not schedule["spec"].get("suspend") and schedule["spec"]["immediate"] is True
+        (plugin,) = cluster["spec"]["plugins"]
+        assert plugin["name"] == BARMAN and plugin["isWALArchiver"] is True
+        store = stores[plugin["parameters"]["barmanObjectName"]]
+        assert store["spec"]["configuration"]["serverName"] == name  # one folder per cluster
+        assert re.fullmatch(r"[1-9][0-9]*d", store["spec"]["retentionPolicy"])
+        secrets = _secrets_for(overlay)
+        for ref in store["spec"]["configuration"]["s3Credentials"].values():
+            assert ref["key"] in secrets.get(ref["name"], {}), f"{name}: {ref} is not a documented Secret key"
+    paths = [s["spec"]["configuration"]["destinationPath"] for s in stores.values()]
+    assert len(set(paths)) == len(paths), "each cluster backs up to a folder of its own"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kafka_log_is_protected(overlay: str) -> None:
+    """The topics are what scoring rebuilds from: in the county 3 replicas, 2 in sync for acks=all, no unclean
+    leader election (the per-topic replicas and min.insync.replicas: test_topics_match_the_registry)."""
+    (kafka,) = [d for d in RENDERED[overlay] if d["kind"] == "Kafka"]
+    config = kafka["spec"]["kafka"]["config"]
+    assert config["unclean.leader.election.enable"] is False
+    if overlay == "county":
+        assert config["default.replication.factor"] == 3 and config["min.insync.replicas"] == 2
+        assert config["offsets.topic.replication.factor"] == 3 and config["transaction.state.log.min.isr"] == 2
+        for topic in (d for d in RENDERED[overlay] if d["kind"] == "KafkaTopic"):
+            assert topic["spec"]["config"].get("unclean.leader.election.enable", False) in (False, "false")
+
+
+def _compose_image(service: str) -> str:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"][service]["image"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_and_postgres_versions_are_pinned_as_in_compose(overlay: str) -> None:
+    """The operators' resources pin the same Kafka and PostgreSQL releases the compose stack runs, so a local
+    run tests what the cluster deploys and an operator upgrade does not silently move either."""
+    kafka_release = _compose_image("kafka").rpartition(":")[2]  # apache/kafka:4.1.1
+    postgres_release = _compose_image("postgres").rpartition(":")[2].split("-")[0]  # postgres:16.11-alpine
+    (kafka,) = [d for d in RENDERED[overlay] if d["kind"] == "Kafka"]
+    assert kafka["spec"]["kafka"]["version"] == kafka_release
+    assert kafka["spec"]["kafka"]["metadataVersion"].startswith(kafka_release.rpartition(".")[0] + "-IV")
+    for cluster in (d for d in RENDERED[overlay] if d["kind"] == "Cluster"):
+        image = cluster["spec"]["imageName"]
+        assert image.startswith("ghcr.io/cloudnative-pg/postgresql:"), image
+        assert image.rpartition(":")[2].split("-")[0] == postgres_release, \
+            f"{cluster['metadata']['name']}: {image} is not PostgreSQL {postgres_release} (docker-compose.yml)"
+    (mirror,) = [d for d in render(MIRROR) if d["kind"] == "KafkaMirrorMaker2"]
+    assert mirror["spec"]["version"] == kafka_release
+
+
+def test_the_mirror_copies_every_public_topic_under_its_own_name() -> None:
+    """KafkaMirrorMaker2 (its CRD is not vendored, NOT_VENDORED): by hand, the fields a DR copy depends on."""
+    from sandan_contracts.topics import TOPICS
+
+    (mirror,) = [d for d in render(MIRROR) if d["kind"] == "KafkaMirrorMaker2"]
+    assert mirror["apiVersion"] == "kafka.strimzi.io/v1"
+    spec = mirror["spec"]
+    (flow,) = spec["mirrors"]
+    assert flow["source"]["alias"] == "sandan" != spec["target"]["alias"]
+    assert {"alias", "bootstrapServers", "groupId", "configStorageTopic", "offsetStorageTopic",
+            "statusStorageTopic"} <= set(spec["target"])
+    for side in (flow["source"], spec["target"]):
+        assert side["bootstrapServers"].endswith(":9094" if side is flow["source"] else ":9093")
+        assert side["authentication"]["type"] == "scram-sha-512" and side["tls"]["trustedCertificates"]
+    connector = flow["sourceConnector"]["config"]
+    assert connector["replication.policy.class"].endswith(".IdentityReplicationPolicy")  # the same topic names
+    assert connector["offset-syncs.topic.location"] == "target"  # the source is only read (partner ACLs)
+    assert connector["replication.factor"] == 3
+    include, exclude = re.compile(flow["topicsPattern"]), re.compile(flow["topicsExcludePattern"])
+    mirrored = {t for t in TOPICS if include.fullmatch(t) and not exclude.fullmatch(t)}
+    assert mirrored == {t for t in TOPICS if not t.endswith(".dlq")}
+    # the source user is the partners' read-only template: it reads exactly what is mirrored
+    partner = GENERATE.partner_user(flow["source"]["authentication"]["username"])
+    assert set(_topic_ops(partner)) == mirrored
 
 
 # --------------------------------------------------------------------------- the subset vs. real kustomize
