@@ -7,7 +7,9 @@ retried on UNAVAILABLE: the call may have run before the connection broke, and o
 harmless. Other writes (e.g. EscalateOrder, which would escalate twice) are not retried on UNAVAILABLE.
 
 `channel` and `aio_channel` also take TLS credentials and client interceptors (a service calling as itself:
-`BearerAuth(OidcSettings().identity())`), so every caller keeps the retry policy.
+`BearerAuth(OidcSettings().identity())`), so every caller keeps the retry policy. Every call also runs under an
+OpenTelemetry client span and carries the current trace context (`traceparent` metadata: `sandan_eventbus.tracing`),
+so a call one service makes to another continues the trace it is part of.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grpc
+
+from sandan_eventbus import tracing
 
 RETRY_ON_REFUSAL = ["RESOURCE_EXHAUSTED"]
 RETRY_IDEMPOTENT = ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]
@@ -75,8 +79,8 @@ def channel(address: str, credentials: grpc.ChannelCredentials | None = None,
     `GrpcTlsSettings.channel_credentials()` says which), and `interceptors` (e.g. `BearerAuth`) on every call.
 
     Interceptors run once per call, above gRPC's retries, so a retried attempt carries the same token."""
-    base = (grpc.secure_channel(address, credentials, options=options()) if credentials is not None
-            else grpc.insecure_channel(address, options=options()))
+    base = tracing.intercept_channel(grpc.secure_channel(address, credentials, options=options())
+                                     if credentials is not None else grpc.insecure_channel(address, options=options()))
     return grpc.intercept_channel(base, *interceptors) if interceptors else base
 
 
@@ -124,7 +128,7 @@ def aio_channel(address: str, credentials: grpc.ChannelCredentials | None = None
                 interceptors: Sequence[Any] = ()) -> grpc.aio.Channel:
     """An asyncio channel (the demo, the tests, CLIs) with the retry policy; TLS and interceptors (e.g.
     `AioBearerAuth`, for unary and streaming calls alike) as in `channel`."""
-    chain = _each_kind(interceptors) or None
+    chain = [*_each_kind(interceptors), *tracing.aio_client_interceptors()]
     if credentials is not None:
         return grpc.aio.secure_channel(address, credentials, options=options(), interceptors=chain)
     return grpc.aio.insecure_channel(address, options=options(), interceptors=chain)

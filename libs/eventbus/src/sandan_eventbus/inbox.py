@@ -37,10 +37,11 @@ from aiokafka.errors import MessageSizeTooLargeError
 from eventsourcing.persistence import IntegrityError, Tracking
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry import trace
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
 from sandan_contracts import TOPICS, Envelope, Event, decode
-from sandan_eventbus import metrics
+from sandan_eventbus import metrics, tracing
 from sandan_eventbus.errors import DomainError, InvalidArgument, NotFound
 from sandan_eventbus.outages import backoff, describe, is_outage
 from sandan_eventbus.readiness import Readiness
@@ -164,7 +165,17 @@ class Inbox:
 
     # --- one message --------------------------------------------------------------------------
     async def receive(self, topic: str, record: ConsumerRecord[Any, Any]) -> Outcome:
-        """Apply one record; returns once its outcome is durable, or HELD when an outage outlasted the wait."""
+        """Apply one record; returns once its outcome is durable, or HELD when an outage outlasted the wait.
+
+        Runs under a consumer span, the child of the record's `traceparent` header (a new trace without one, or
+        with a malformed one): the events it causes are stored with it, and published as its children."""
+        with tracing.consuming(topic, getattr(record, "headers", None), group=self.group_id,
+                               partition=record.partition, offset=record.offset) as span:
+            outcome = await self._receive(topic, record)
+            span.set_attribute("sandan.outcome", outcome.value)
+            return outcome
+
+    async def _receive(self, topic: str, record: ConsumerRecord[Any, Any]) -> Outcome:
         component = f"inbox:{topic}"
         deadline = time.monotonic() + self.hold_seconds
         tracking = tracking_for(record)
@@ -177,6 +188,8 @@ class Inbox:
             except ValueError as exc:
                 await self._dead_letter(component, deadline, topic, record, tracking, f"undecodable: {exc}")
                 return Outcome.DEAD_LETTERED
+            trace.get_current_span().set_attributes({"messaging.message.id": envelope.event_id,
+                                                     "sandan.correlation_id": envelope.correlation_id})
             return await self._apply(component, deadline, topic, record, envelope, event, tracking)
         except Held:
             self.held += 1
@@ -356,6 +369,7 @@ class Inbox:
             "dlq.source.offset": str(record.offset),
             "dlq.consumer.group": self.group_id,
             "dlq.at": datetime.now(UTC).isoformat(),
+            **tracing.kafka_headers(trace.get_current_span()),  # the consumer span that gave up on it
         }
         value = record.value or b""
         try:

@@ -21,12 +21,13 @@ from typing import Any
 
 from eventsourcing.persistence import Tracking
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import Span
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from sandan_contracts import Event, encode
 from sandan_contracts.cloudevents import headers as cloudevent_headers
 from sandan_contracts.envelope import headers as event_headers
-from sandan_eventbus import metrics
+from sandan_eventbus import metrics, tracing
 from sandan_eventbus.outages import backoff, describe, is_outage
 from sandan_eventbus.readiness import Readiness
 from sandan_eventbus.store import ServiceApplication
@@ -86,26 +87,38 @@ class Relay:
         if not pending:
             return 0
         futures = []
-        for p in pending:
-            contract = p.contract
-            if contract is None:
-                continue  # internal event: stays in the store
-            event_id = f"{self.app.name}:{p.notification_id}"
-            body = encode(
-                contract,
-                event_id=event_id,
-                producer=self.app.name,
-                occurred_at=p.occurred_at,
-                correlation_id=p.trace.correlation_id if p.trace else event_id,
-                causation_id=p.trace.causation_id if p.trace else None,
-                actor=p.trace.actor.subject if p.trace and p.trace.actor else None,  # opaque: never a name
-            )
-            futures.append(await self.broker.publish(
-                body, contract.TOPIC, key=contract.key().encode(),
-                headers={k: v.decode() for k, v in [*event_headers(contract), *cloudevent_headers(body)]},
-                no_confirm=True,
-            ))
-        await asyncio.gather(*futures)
+        spans: list[Span] = []
+        try:
+            for p in pending:
+                contract = p.contract
+                if contract is None:
+                    continue  # internal event: stays in the store
+                event_id = f"{self.app.name}:{p.notification_id}"
+                correlation_id = p.trace.correlation_id if p.trace else event_id
+                body = encode(
+                    contract,
+                    event_id=event_id,
+                    producer=self.app.name,
+                    occurred_at=p.occurred_at,
+                    correlation_id=correlation_id,
+                    causation_id=p.trace.causation_id if p.trace else None,
+                    actor=p.trace.actor.subject if p.trace and p.trace.actor else None,  # opaque: never a name
+                )
+                # the child of the span current when the event was stored: the record carries it (traceparent)
+                span = tracing.producer_span(contract.TOPIC, p.trace.traceparent if p.trace else None,
+                                             p.trace.tracestate if p.trace else None, event_id=event_id,
+                                             correlation_id=correlation_id)
+                spans.append(span)
+                futures.append(await self.broker.publish(
+                    body, contract.TOPIC, key=contract.key().encode(),
+                    headers={k: v.decode() for k, v in [*event_headers(contract), *cloudevent_headers(body)]}
+                    | tracing.kafka_headers(span),
+                    no_confirm=True,
+                ))
+            await asyncio.gather(*futures)
+        finally:
+            for span in spans:
+                span.end()
         last = pending[-1].notification_id
         await asyncio.to_thread(self.app.tracking_recorder.insert_tracking, Tracking(RELAY_TRACKING, last))
         self.published += len(futures)

@@ -14,6 +14,10 @@ a store call still hold a worker thread (its message is redelivered: nothing is 
 
 Metrics (Prometheus, `sandan_eventbus.metrics`): served on `<NAME>_METRICS_PORT` from the start (also while the
 broker is awaited) until the process stops; every gRPC call is counted and timed by the outermost interceptor.
+
+Traces (OpenTelemetry, `sandan_eventbus.tracing`): the process's tracer provider is installed here from the
+standard `OTEL_*` variables (exported only when configured); every call but health checks gets a server span, the
+child of the caller's `traceparent`, in front of everything else, and what is left to export is flushed at stop.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from faststream.kafka import KafkaBroker
 from grpc_health.v1 import health, health_pb2
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from sandan_eventbus import edge, metrics, redrive, security
+from sandan_eventbus import edge, metrics, redrive, security, tracing
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import bootstrap_servers
 from sandan_eventbus.outages import backoff, describe
@@ -89,6 +93,7 @@ class ServiceRuntime:
         # read before anything starts, so a missing issuer or certificate stops the service at once
         self.oidc = self.oidc or security.load(OidcSettings)
         self.tls = self.tls or security.load(GrpcTlsSettings)
+        tracing.setup(self.name)  # once per process; an unknown exporter stops the service here
         if self.metrics_port is None:
             self.metrics_port = metrics.port(self.name)
         if self.readiness is None:
@@ -106,6 +111,7 @@ class ServiceRuntime:
         finally:
             if self.metrics_server is not None:
                 await asyncio.to_thread(self.metrics_server.stop)
+            await _bounded("traces flush", asyncio.to_thread(tracing.flush), 3)
 
     async def _run(self, stop: asyncio.Event) -> None:
         if self.inbox is not None:
@@ -121,11 +127,12 @@ class ServiceRuntime:
         try:
             if self.on_start is not None and not await _unless_stopped(self.on_start(), stop):
                 return
-            # metrics (every call counted, refusals too), the in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), then
-            # authentication (a verified token on every call, allowed by role: sandan_contracts/rpc/access.toml),
-            # then the input policy
+            # the trace (a server span, the caller's child), metrics (every call counted, refusals too), the
+            # in-flight limit (<NAME>_GRPC_MAX_IN_FLIGHT), then authentication (a verified token on every call,
+            # allowed by role: sandan_contracts/rpc/access.toml), then the input policy
             assert self.oidc is not None and self.tls is not None
-            server = edge.server(self.name, guards=self.oidc.guards(), outer=[metrics.GrpcMetrics()])
+            outer = [tracing.server_interceptor(), metrics.GrpcMetrics()]
+            server = edge.server(self.name, guards=self.oidc.guards(), outer=outer)
             names = self.register_servicers(server)
             if self.inbox is not None:
                 names += redrive.add_to_server(server, self.inbox, self.bootstrap or bootstrap_servers())

@@ -14,7 +14,7 @@ from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, Mapper, ProcessRecorder, Tracking
 
 from sandan_eventbus.config import eventstore_env
-from sandan_eventbus.trace import TracingMapper
+from sandan_eventbus.trace import Trace, TracingMapper
 
 CONNECT_TIMEOUT_SECONDS = 5
 RECONNECT_SECONDS = 10.0
@@ -73,6 +73,15 @@ class ServiceApplication(Application[Any]):
                 conn.execute("SELECT 1")
             return
         self.tracking_recorder.max_tracking_id("ping")  # SQLite, memory: a read through the recorder
+
+    def trace_of(self, originator_id: Any, version: int = 1) -> Trace | None:
+        """The trace stored with one event of an aggregate (by default its first): work taken up later from the
+        aggregate continues that trace (`sandan_eventbus.tracing.resumed`)."""
+        stored = self.recorder.select_events(originator_id, gt=version - 1, lte=version, limit=1)
+        mapper = self.mapper
+        if not stored or not isinstance(mapper, TracingMapper):
+            return None
+        return mapper.trace_of(stored[0])
 
     def already_processed(self, tracking: Tracking) -> bool:
         return self.tracking_recorder.has_tracking_id(tracking.application_name, tracking.notification_id)

@@ -1,6 +1,9 @@
 """Correlation and causation ids, and who acted, carried from a gRPC call or a consumed event onto the events
 it causes.
 
+The W3C trace context (`traceparent`, `tracestate`) of the span current when an event is saved is stored beside
+them, so the relay can publish the event as that span's child (`sandan_eventbus.tracing`).
+
 The domain never sees them: the application runs a command inside `traced(...)` (and, for a call, as the
 caller's principal: `sandan_eventbus.auth.acting_as`), and `TracingMapper` stores the trace and the actor beside
 each event's state in the event store, where the relay and the audit trail find them. Internal work (a consumer
@@ -19,6 +22,7 @@ from typing import Any
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
+from sandan_eventbus import tracing
 from sandan_eventbus.auth.principal import current as current_principal
 from sandan_eventbus.auth.principal import on_behalf_of
 
@@ -40,6 +44,8 @@ class Trace:
     correlation_id: str
     causation_id: str | None = None
     actor: Actor | None = None
+    traceparent: str | None = None  # the OpenTelemetry span current when the event was stored
+    tracestate: str | None = None
 
 
 def current_actor() -> Actor | None:
@@ -79,14 +85,19 @@ class TracingMapper(Mapper[Any]):
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         stored = super().to_stored_event(domain_event)
         trace, actor = current(), current_actor()
-        if trace is None and actor is None:
+        traceparent, tracestate = tracing.current_context()
+        if trace is None and actor is None and traceparent is None:
             return stored
-        if trace is None:  # a person acting outside a traced call still leaves their name on what they did
+        if trace is None:  # a person (or a traced span) outside a traced call still leaves their mark
             trace = Trace(new_correlation_id())
         state = self.transcoder.decode(stored.state)
         state[_TRACE_KEY] = {"c": trace.correlation_id, "k": trace.causation_id}
         if actor is not None:
             state[_TRACE_KEY]["a"] = {"s": actor.subject, "r": actor.role, "b": actor.on_behalf_of}
+        if traceparent is not None:
+            state[_TRACE_KEY]["t"] = traceparent
+            if tracestate:
+                state[_TRACE_KEY]["ts"] = tracestate
         return StoredEvent(stored.originator_id, stored.originator_version, stored.topic,
                            self.transcoder.encode(state))
 
@@ -103,4 +114,5 @@ class TracingMapper(Mapper[Any]):
         if not raw:
             return None
         actor = raw.get("a")  # absent in events stored before actors were recorded
-        return Trace(raw["c"], raw.get("k"), Actor(actor["s"], actor["r"], actor.get("b")) if actor else None)
+        return Trace(raw["c"], raw.get("k"), Actor(actor["s"], actor["r"], actor.get("b")) if actor else None,
+                     raw.get("t"), raw.get("ts"))

@@ -6,6 +6,7 @@ town level; offices read in their town or county.
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from sandan_eventbus.auth.principal import Principal, current
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_many, check_text
 from sandan_eventbus.errors import InvalidArgument, PermissionDenied
 from sandan_eventbus.metrics import Pulse
+
+log = logging.getLogger("sandan_dispatch")
 
 DISPATCHERS = ("branch", "grid_leader")
 STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
@@ -201,10 +204,14 @@ class Orders(DispatchBase):
         if isinstance(event, DemandPosted):
             if self._maybe(Order, Order.create_id(event.demand_id)) is not None:
                 return []
-            return [Order(demand_id=event.demand_id, community_id=event.community_id, grid_id=event.grid_id,
+            order = Order(demand_id=event.demand_id, community_id=event.community_id, grid_id=event.grid_id,
                           category=event.category, urgency=event.urgency,
                           special_care=event.special_care or bool(event.care_tags),  # old facts carry tags
-                          due_at=event.due_at, deadline_seconds=event.deadline_seconds)]
+                          due_at=event.due_at, deadline_seconds=event.deadline_seconds)
+            # saved by the inbox with the fact's position; the line carries the fact's correlation and trace ids
+            log.info("opening the order", extra={"fields": {"order_id": str(order.id), "demand_id": event.demand_id,
+                                                            "community_id": event.community_id}})
+            return [order]
         if isinstance(event, DemandWithdrawn):
             order = self._order_for_demand(event.demand_id)
             order.cancel("demand_withdrawn")

@@ -346,6 +346,9 @@ class IntakeApplication(ServiceApplication):
                 self.save(demand)
         except IntegrityError:  # a concurrent retry of the same post saved it first
             return self._demand(demand_id)
+        # ids only (never the resident's data); the line carries the call's correlation and trace ids
+        log.info("demand posted", extra={"fields": {"demand_id": str(demand_id), "community_id": community_id,
+                                                    "urgency": urgency}})
         return demand
 
     def withdraw(self, demand_id: str | uuid.UUID, reason: str) -> Demand:

@@ -11,12 +11,14 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
 from sandan_contracts import Envelope, Event
+from sandan_eventbus import tracing
 from sandan_eventbus.errors import NotFound
 from sandan_eventbus.sql import engine_for
 from sandan_eventbus.store import ServiceApplication
@@ -112,6 +114,17 @@ class NotifyApplication(ServiceApplication):
         Returns: planned | held | opted_out | no_contact | recipient_erased | no_channel | all_channels_failed |
         done."""
         notice = self.get_notice(notice_id)
+        with self._resumed("notify plan", notice):
+            return self._plan(notice)
+
+    def _resumed(self, name: str, notice: Notice) -> AbstractContextManager[Any]:
+        """Work on a notice continues the trace of the fact it came from (stored with the notice: its contact
+        look-ups carry it to intake and dispatch, its outcome to notify.deliveries.v1)."""
+        stored = self.trace_of(notice.id)
+        return tracing.resumed(name, stored.traceparent if stored else None, stored.tracestate if stored else None,
+                               **{"sandan.notice_id": str(notice.id), "sandan.template": notice.template})
+
+    def _plan(self, notice: Notice) -> str:
         if notice.status != NEW:
             return "done"
         now = self._now()
@@ -146,6 +159,10 @@ class NotifyApplication(ServiceApplication):
         At-least-once towards the channel: a crash after the send and before `save` sends it again after a
         restart, with the same notification id as idempotency key (README "What once means")."""
         notice = self.get_notice(due.notice_id)
+        with self._resumed("notify deliver", notice):
+            return self._deliver(notice, due)
+
+    def _deliver(self, notice: Notice, due: Due) -> str:
         now = self._now()
         if not notice.is_due(due.notification_id, now):
             return "not_due"

@@ -14,6 +14,7 @@ import itertools
 import logging
 import random
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
 from sandan_contracts.cloudevents import headers as cloudevent_headers
 from sandan_contracts.envelope import headers as event_headers
-from sandan_eventbus import metrics
+from sandan_eventbus import metrics, tracing
 from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
 from sandan_eventbus.readiness import Readiness
@@ -42,6 +43,7 @@ from sandan_scoring.store import GenerationWriter, Positions, ScoringStore, SetA
 log = logging.getLogger(__name__)
 BATCH = 5000
 DEAD_LETTER_KEEP = 64 * 1024  # of a message too large for its dead-letter topic, the first bytes kept
+TRACES_KEPT = 20_000  # source facts whose trace context the publisher remembers (for the entries they cause)
 T = TypeVar("T")
 
 
@@ -250,6 +252,9 @@ class Scorer:
         self.live_paused = Paused("live folding", self.readiness)
         self.publishing_paused = Paused("publishing", self.readiness)
         self._wake = asyncio.Event()
+        # per source event id folded live, the trace headers of its consumer span: the entries it causes are
+        # published as its children (in memory only: after a restart or a rebuild they start traces of their own)
+        self.trace_headers: OrderedDict[str, dict[str, str]] = OrderedDict()
 
     # ---- start: restore the ledger the store says we had -------------------------------------------
     async def restore(self) -> None:
@@ -332,6 +337,28 @@ class Scorer:
         return behind
 
     async def _apply_live(self, batches: dict[TopicPartition, list[Any]]) -> None:
+        # each record folded live gets a consumer span, the child of its traceparent header (OpenTelemetry)
+        spans: list[Any] = []
+        try:
+            await self._apply_live_traced(batches, spans)
+        finally:
+            for span in spans:
+                span.end()
+
+    def _traced(self, records: list[Any]) -> list[Any]:
+        spans = []
+        for r in records:
+            span = tracing.consumer_span(r.topic, getattr(r, "headers", None), group="scoring", partition=r.partition,
+                                         offset=r.offset)
+            event_id = next((v for k, v in getattr(r, "headers", None) or () if k == "ce_id"), None)
+            if isinstance(event_id, bytes) and (headers := tracing.kafka_headers(span)):
+                self.trace_headers[event_id.decode(errors="replace")] = headers
+                if len(self.trace_headers) > TRACES_KEPT:
+                    self.trace_headers.popitem(last=False)
+            spans.append(span)
+        return spans
+
+    async def _apply_live_traced(self, batches: dict[TopicPartition, list[Any]], spans: list[Any]) -> None:
         async with self.lock:
             moved: Positions = {}
             skipped: list[tuple[Any, str]] = []
@@ -339,6 +366,7 @@ class Scorer:
                 start = self.positions.get((tp.topic, tp.partition), 0)
                 fresh = [r for r in records if r.offset >= start]  # older ones are in the ledger already
                 if fresh:
+                    spans += self._traced(fresh)
                     fold_records(self.ledger, [(r.topic, r.value) for r in fresh],
                                  lambda i, error, fresh=fresh: skipped.append((fresh[i], error)))
                     moved[(tp.topic, tp.partition)] = fresh[-1].offset + 1
@@ -494,7 +522,7 @@ class Scorer:
         outbound = []
         for e in ready:
             try:
-                outbound.append(_entry_message(ledger, e))
+                outbound.append(_entry_message(ledger, e, self.trace_headers.get(e.sources[0], {})))
             except ValueError as exc:  # the contract refuses it: it will fail again
                 await self._set_aside(f"scoring:{e.entry_id}", "entry", exc)
         outbound += [_star_message(ch) for ch in self.star_outbox.values()]
@@ -639,8 +667,9 @@ class Scorer:
         return out
 
 
-def _entry_message(ledger: Ledger, e: Entry) -> Outbound:
-    """PointsAwarded/PointsRevoked announcing an entry. Raises ValueError when the contract refuses it."""
+def _entry_message(ledger: Ledger, e: Entry, trace_headers: dict[str, str] | None = None) -> Outbound:
+    """PointsAwarded/PointsRevoked announcing an entry (with `trace_headers`: the traceparent of its source's
+    consumer span). Raises ValueError when the contract refuses it."""
     community, unit = ledger.attribution(e.member_id) or ("", "")
     common = {"member_id": e.member_id, "community_id": community, "unit_id": unit, "entry_id": e.entry_id,
               "points": abs(e.points), "rule": e.rule, "rule_set_version": ledger.rules.version,
@@ -649,7 +678,7 @@ def _entry_message(ledger: Ledger, e: Entry) -> Outbound:
     event = c.PointsRevoked(**common) if e.points < 0 else c.PointsAwarded(**common)
     body = encode(event, event_id=event_id, producer="scoring", occurred_at=e.occurred_at,
                   correlation_id=e.correlation_id or event_id, causation_id=e.sources[0])
-    return Outbound(event_id, "entry", event.TOPIC, event.key(), body, _headers(event))
+    return Outbound(event_id, "entry", event.TOPIC, event.key(), body, _headers(event) | (trace_headers or {}))
 
 
 def _headers(event: c.Event) -> dict[str, str]:
