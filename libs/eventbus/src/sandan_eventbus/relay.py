@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,9 +36,21 @@ from sandan_eventbus.trace import Trace, TracingMapper
 
 log = logging.getLogger(__name__)
 
+# Published event ids: `<service>:<uuid5 of the stored event's aggregate id, version and time>`. Stable (a
+# re-published event keeps its id, so consumers deduplicate it) and unique beyond one store: a notification id
+# alone ("dispatch:12") is reused by a store recreated or restored from a backup, and by every test stack on a
+# shared broker, and consumers that deduplicate by event id (scoring, notify) would drop the second fact.
+EVENT_IDS = uuid.UUID("5b1f0c3e-8a57-4d2e-9d06-3c1f5e0a7b42")
+
+
+def event_id_of(service: str, originator_id: uuid.UUID, version: int, timestamp: datetime) -> str:
+    return f"{service}:{uuid.uuid5(EVENT_IDS, f'{originator_id}:{version}:{timestamp.isoformat()}')}"
+
+
 @dataclass(frozen=True)
 class _Pending:
     notification_id: int
+    event_id: str
     contract: Event | None
     trace: Trace | None
     occurred_at: datetime
@@ -77,7 +90,9 @@ class Relay:
         out = []
         for n in notifications:
             domain_event = mapper.to_domain_event(n)
-            out.append(_Pending(n.id, self.to_contract(domain_event), mapper.trace_of(n), domain_event.timestamp))
+            out.append(_Pending(n.id, event_id_of(self.app.name, n.originator_id, n.originator_version,
+                                                  domain_event.timestamp),
+                                self.to_contract(domain_event), mapper.trace_of(n), domain_event.timestamp))
         return out
 
     async def publish_once(self) -> int:
@@ -93,7 +108,7 @@ class Relay:
                 contract = p.contract
                 if contract is None:
                     continue  # internal event: stays in the store
-                event_id = f"{self.app.name}:{p.notification_id}"
+                event_id = p.event_id
                 correlation_id = p.trace.correlation_id if p.trace else event_id
                 body = encode(
                     contract,
