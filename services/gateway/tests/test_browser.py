@@ -27,18 +27,15 @@ from urllib.parse import urlsplit
 import grpc
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from selenium.webdriver.common.by import By
 
-from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 from sandan_eventbus.channels import options
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_gateway.places import current_quarter
 from services.gateway.tests.browser import DESK, PHONE, Browser, Forwarder, chromium_paths, screenshots_dir
-from services.gateway.tests.test_stack import PUBLIC, Stack, free_port, identity_env
+from services.gateway.tests.test_stack import PUBLIC, Stack, free_port, identity_env, join_at_the_end
 
 pytestmark = pytest.mark.kafka
 KEYCLOAK_OUT_OF_SCOPE = "127.0.0.1:8180"
@@ -97,32 +94,6 @@ class StackWithScoring(Stack):
                 pass
             time.sleep(0.3)
         raise TimeoutError("gateway not live; see " + str(self.workdir / "gateway.log"))
-
-
-async def join_at_the_end(bootstrap: str, groups: list[str]) -> None:
-    """The new consumer groups start at the topics' current end: this stack's community is new, and on a broker that
-    other tests have filled, reading (and dead-lettering) their whole history first would take minutes."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(TOPICS))
-    finally:
-        await admin.close()
-    parts = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await probe.start()
-    try:
-        ends = await probe.end_offsets(parts)
-    finally:
-        await probe.stop()
-    for group in groups:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(parts)
-            await consumer.commit(dict(ends))
-        finally:
-            await consumer.stop()
 
 
 @dataclass

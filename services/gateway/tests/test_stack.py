@@ -25,7 +25,10 @@ from typing import Any
 import grpc
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
+from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc
 from sandan_eventbus.channels import options
 from sandan_eventbus.devtools import ServiceProcess
@@ -70,6 +73,32 @@ def identity_env(issuer: str, places: Path) -> dict[str, str]:
             "SANDAN_PLACES_FILE": str(places)}
 
 
+async def join_at_the_end(bootstrap: str, groups: list[str]) -> None:
+    """The new consumer groups start at the topics' current end: this stack's community is new, and on a broker that
+    other tests have filled, reading (and dead-lettering) their whole history first would take minutes."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(TOPICS))
+    finally:
+        await admin.close()
+    parts = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await probe.start()
+    try:
+        ends = await probe.end_offsets(parts)
+    finally:
+        await probe.stop()
+    for group in groups:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(parts)
+            await consumer.commit(dict(ends))
+        finally:
+            await consumer.stop()
+
+
 class Stack:
     def __init__(self, issuer: str, bootstrap: str, workdir: Path, community: str) -> None:
         self.issuer, self.bootstrap, self.workdir, self.community = issuer, bootstrap, workdir, community
@@ -104,6 +133,7 @@ class Stack:
                                                "DISPATCH_DEADLINE_SWEEP_SECONDS": "5"},
                            self.dispatch_addr, self.workdir / "dispatch.log"),
         ]
+        asyncio.run(join_at_the_end(self.bootstrap, [f"intake-{run}", f"dispatch-{run}"]))
         for p in self.processes:
             p.start()
         env = {**os.environ, **common, "GATEWAY_HTTP_PORT": str(self.port), "GATEWAY_PUBLIC_URL": PUBLIC,
