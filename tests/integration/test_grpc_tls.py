@@ -3,6 +3,8 @@ do not, and a service refuses to start in plaintext unless plaintext is explicit
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from sandan_eventbus import healthcheck
 from sandan_eventbus.config import ConfigError
 from sandan_eventbus.rpc import add_health
 from sandan_eventbus.security import GrpcTlsSettings
@@ -84,3 +87,15 @@ async def test_plaintext_only_when_explicitly_allowed() -> None:
     assert GrpcTlsSettings(plaintext="allow").channel_credentials() is None
     with pytest.raises(ValueError, match="go together"):
         GrpcTlsSettings(tls_cert_file="/x.pem")
+
+
+async def test_the_shipped_health_check_speaks_tls_when_a_ca_is_configured(tls_server: str, pki: dict[str, Path],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    port = tls_server.rpartition(":")[2]
+    check = functools.partial(asyncio.to_thread, healthcheck.check, f"0.0.0.0:{port}")  # as bound in a container
+    assert not await check()  # plaintext against a TLS server
+    monkeypatch.setenv("SANDAN_GRPC_TLS_CA_FILE", str(pki["ca"]))
+    assert await check(server_name="localhost")  # a name the certificate holds
+    assert not await check(server_name="intake")  # ... and one it does not
+    monkeypatch.setenv("SANDAN_GRPC_TLS_CA_FILE", str(pki["other_ca"]))
+    assert not await check(server_name="localhost")  # a stranger's CA
