@@ -84,7 +84,12 @@ def _headers(event: type[Event], topic: Topic) -> dict[str, Any]:
         "ce_dataschema": const(schema_id(event), "CloudEvents dataschema: the $id of the payload's JSON Schema"),
         "content-type": const(cloudevents.CONTENT_TYPE, "CloudEvents datacontenttype"),
     }
-    return {"type": "object", "required": sorted(properties), "properties": properties}
+    required = sorted(properties)
+    # optional: W3C trace context of the call that caused the fact (OpenTelemetry), absent on older records
+    properties["traceparent"] = {"type": "string", "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+                                 "description": "W3C trace context (optional): follow one demand across services"}
+    properties["tracestate"] = {"type": "string", "description": "W3C trace state (optional)"}
+    return {"type": "object", "required": required, "properties": properties}
 
 
 def _example(event: type[Event]) -> dict[str, Any] | None:
