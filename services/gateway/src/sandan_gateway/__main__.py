@@ -7,7 +7,9 @@ import os
 import uvicorn
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
+from sandan_eventbus import tracing
 from sandan_eventbus.config import load_or_exit
 from sandan_eventbus.kafka import aiokafka_kwargs
 from sandan_eventbus.logs import setup
@@ -53,7 +55,10 @@ def build(settings: Settings) -> FastAPI:
 def main() -> None:
     settings = load_or_exit("gateway", lambda: load(Settings))
     log = setup("gateway", settings.log_level)
+    load_or_exit("gateway", lambda: tracing.setup("gateway"))  # OTLP when OTEL_* says so, else spans unexported
     app = load_or_exit("gateway", lambda: build(settings))
+    # a server span per request (W3C traceparent from the browser or a partner continues it), health and files left out
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,static/.*")
     log.info("starting", extra={"fields": {"address": f"{settings.http_host}:{settings.http_port}",
                                            "public_url": settings.public_url, "live": settings.live}})
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, access_log=False,

@@ -20,7 +20,7 @@ import grpc
 
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc, scoring_pb2_grpc
 from sandan_eventbus.auth.client import TokenSource, TokenUnavailable
-from sandan_eventbus.channels import options
+from sandan_eventbus.channels import aio_channel
 
 R = TypeVar("R")
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
@@ -45,9 +45,9 @@ def refused(error: grpc.aio.AioRpcError) -> Refused:
 
 
 def channel(address: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
-    if credentials is None:
-        return grpc.aio.insecure_channel(address, options=options())
-    return grpc.aio.secure_channel(address, credentials, options=options())
+    """The shipped retry policy, TLS when configured, and trace context on every call (a page's request and the
+    calls it makes are one trace)."""
+    return aio_channel(address, credentials)
 
 
 class Backend:
