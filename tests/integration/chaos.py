@@ -19,17 +19,19 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faststream.kafka import KafkaBroker
 from sqlalchemy import select
 
-from sandan_contracts import TOPICS, Envelope, Event
+from sandan_contracts import TOPICS, Envelope
 from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, scoring_pb2_grpc
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_eventbus.devtools import ServiceProcess
+from sandan_eventbus.relay import Relay, ToContract
 from sandan_eventbus.store import ServiceApplication
 from sandan_scoring.store import ScoringStore, star_changes
 from tests.integration.conftest import Stack
@@ -246,25 +248,24 @@ def scoring_process(bootstrap: str, workdir: Path, identity: dict[str, str], por
 
 
 # ---- ledgers --------------------------------------------------------------------------------------
-ToContract = Callable[[Any], Event | None]
-
-
 def stored_facts(name: str, store_url: str, to_contract: ToContract) -> dict[str, str]:
-    """event_id -> topic of every event `name`'s relay must publish: each stored event its `to_contract` maps
-    (read from the service's own store, the way its relay reads it)."""
+    """event_id -> topic of every event `name`'s relay must publish: each stored event its `to_contract` maps, read
+    from the service's own store by a relay of the same code (it reads, never publishes), so the ids are the ones
+    it gives."""
     reader = type(f"{name.title()}Reader", (ServiceApplication,), {"name": name})(store_url)
+    relay = Relay(reader, cast(KafkaBroker, None), to_contract)
     found: dict[str, str] = {}
     try:
         after = 0
         while True:
-            notifications = reader.recorder.select_notifications(start=after + 1, limit=500)
-            if not notifications:
+            pending = relay._pending(after)  # what the relay would publish next
+            if not pending:
                 return found
-            for n in notifications:
-                contract = to_contract(reader.mapper.to_domain_event(n))
-                if contract is not None:
-                    found[f"{name}:{n.id}"] = contract.TOPIC
-            after = notifications[-1].id
+            for p in pending:
+                if p.contract is not None:
+                    # (a relay without per-event ids named an event by its notification id)
+                    found[getattr(p, "event_id", None) or f"{name}:{p.notification_id}"] = p.contract.TOPIC
+            after = pending[-1].notification_id
     finally:
         reader.close()
 

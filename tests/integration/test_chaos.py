@@ -12,7 +12,7 @@ SIGCONT). Afterwards:
 - no notification twice in effect: one notification id per event and recipient (notify's console channel), its
   outcome recorded once. A send not yet recorded when notify was killed goes out again with the same id, the
   channels' idempotency key (services/notify/README.md, "What once means"): counted as re-sent, not doubled;
-- scoring's live ledger has every entry and equals a rebuild from the log;
+- scoring's live ledger has every entry and equals a rebuild from the log, its publisher set nothing aside;
 - nothing was dead-lettered (every fact here is good).
 
 It prints the counts: facts produced, faults injected, lost, doubled, re-sent after a crash.
@@ -139,6 +139,8 @@ async def test_under_kill_9_a_broker_crash_and_a_frozen_store_nothing_is_lost_or
         live = await settled(clients, scoring, county, entries=ENTRIES_PER_DEMAND * len(walked))
         rebuilt = [p async for p in clients.scoring_stub(scoring, operator).Rebuild(spb.RebuildRequest())][-1]
         assert rebuilt.phase == "done" and rebuilt.digest == live.digest, (live, rebuilt)
+        publishing = await clients.scoring_stub(scoring, operator).Publishing(spb.Empty())
+        assert publishing.set_aside == 0 and not publishing.paused, publishing  # nothing stuck or set aside
 
         # every stored fact is on its topic once (the relays may still be finishing: looked at until they are);
         # a copy with the same bytes after a crash of its producer is the relay's documented re-publish
