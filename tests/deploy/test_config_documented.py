@@ -43,8 +43,15 @@ def _settings_fields(node: ast.ClassDef) -> list[str]:
                     prefix = keyword.value.value
     if prefix is None:
         return []
-    return [prefix + s.target.id.upper() for s in node.body
-            if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
+    names = []
+    for s in node.body:
+        if not isinstance(s, ast.AnnAssign) or not isinstance(s.target, ast.Name) or s.target.id.startswith("_"):
+            continue
+        # Field(validation_alias="NAME") / Field(alias="NAME"): the variable is the alias, not prefix + field
+        aliases = [k.value.value for k in getattr(s.value, "keywords", [])
+                   if k.arg in ("validation_alias", "alias") and isinstance(k.value, ast.Constant)]
+        names.append(aliases[0] if aliases else prefix + s.target.id.upper())
+    return names
 
 
 def read_by_code() -> tuple[dict[str, str], set[str], set[str]]:

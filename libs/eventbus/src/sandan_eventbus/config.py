@@ -1,4 +1,10 @@
-"""Environment-only configuration that fails fast."""
+"""Environment-only configuration that fails fast.
+
+A service's settings are one `pydantic_settings.BaseSettings` class (`settings_from_env` reads it); a missing or
+malformed value is a ConfigError naming the variable, e.g. `INTAKE_EVENTSTORE_URL: field required`, which
+`load_or_exit` prints after the service's name before exiting. The older readers (`required`, `optional`,
+`number`) remain for the few variables read outside a settings class.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,66 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlparse
 
+from pydantic import AfterValidator, ValidationError
+from pydantic_settings import BaseSettings
+
 T = TypeVar("T")
+S = TypeVar("S", bound=BaseSettings)
 
 
 class ConfigError(RuntimeError):
     pass
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def check_log_level(value: str) -> str:
+    """LOG_LEVEL in any case (`info` as well as `INFO`): logging itself only knows the upper-case names."""
+    level = value.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {level[:20]!r}")
+    return level
+
+
+LogLevel = Annotated[str, AfterValidator(check_log_level)]
+
+
+def env_name(cls: type[BaseSettings] | None, key: str | int) -> str:
+    """The variable behind a settings field (given by name or by its alias, as a ValidationError's `loc` is)."""
+    if cls is None:
+        return str(key).upper()
+    for name, info in cls.model_fields.items():
+        alias = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+        if alias and key in (name, alias):
+            return alias.upper()
+        if key == name:
+            return f"{cls.model_config.get('env_prefix', '')}{name}".upper()
+    return str(key).upper()
+
+
+def describe(error: ValidationError, cls: type[BaseSettings] | None = None) -> str:
+    """One line for a settings ValidationError: each problem after the variable it concerns; never the value."""
+    problems = []
+    for e in error.errors(include_input=False, include_url=False):
+        message = str(e["msg"]).removeprefix("Value error, ")
+        if e["type"] == "missing" or (e["type"] == "string_too_short" and e.get("ctx", {}).get("min_length") == 1):
+            message = "field required"  # unset, empty or blank
+        name = env_name(cls, e["loc"][0]) if e["loc"] else ""
+        problems.append(message if not name or message.startswith(name) else f"{name}: {message}")
+    return "; ".join(problems)
+
+
+def settings_from_env(cls: type[S], **given: Any) -> S:
+    """A settings class read from the environment (`given` fields override it), or ConfigError naming the
+    variable."""
+    try:
+        return cls(**given)
+    except ValidationError as error:
+        raise ConfigError(describe(error, cls)) from None
 
 
 def required(name: str) -> str:
@@ -117,9 +175,22 @@ def sqlalchemy_url(url: str) -> str:
 
 
 def load_or_exit(service: str, load: Callable[[], T]) -> T:
-    """Read a service's settings; on a missing or malformed value print one line and exit 2 (no traceback)."""
+    """Read a service's settings; on a missing or malformed value print one line and exit 2 (no traceback):
+    `<service>: <VARIABLE>: <problem>` (a settings class's ValidationError is named the same way)."""
     try:
         return load()
     except ConfigError as error:
         print(f"{service}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+    except ValidationError as error:
+        # the class, to name its variables (prefix, aliases), when its name says which one it is
+        named = [c for c in _settings_classes() if c.__name__ == error.title]
+        print(f"{service}: {describe(error, named[0] if len(named) == 1 else None)}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _settings_classes(cls: type[BaseSettings] = BaseSettings) -> list[type[BaseSettings]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_settings_classes(sub)]
+    return found
