@@ -30,6 +30,7 @@ START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 # README -> the settings class(es) whose variables it documents ("module:Class")
 TABLES: dict[str, list[str]] = {
     "services/scoring/README.md": ["sandan_scoring.settings:Settings"],
+    "services/notify/README.md": ["sandan_notify.settings:Settings"],
 }
 
 TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}

@@ -183,9 +183,11 @@ def load_or_exit(service: str, load: Callable[[], T]) -> T:
         print(f"{service}: {error}", file=sys.stderr)
         raise SystemExit(2) from None
     except ValidationError as error:
-        # the class, to name its variables (prefix, aliases), when its name says which one it is
+        # the class, to name its variables (prefix, aliases): `load` itself, or the one its name says
         named = [c for c in _settings_classes() if c.__name__ == error.title]
-        print(f"{service}: {describe(error, named[0] if len(named) == 1 else None)}", file=sys.stderr)
+        settings = load if isinstance(load, type) and issubclass(load, BaseSettings) else (
+            named[0] if len(named) == 1 else None)
+        print(f"{service}: {describe(error, settings)}", file=sys.stderr)
         raise SystemExit(2) from None
 
 
