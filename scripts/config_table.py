@@ -31,6 +31,7 @@ START, END = "<!-- settings:start -->", "<!-- settings:end -->"
 TABLES: dict[str, list[str]] = {
     "services/scoring/README.md": ["sandan_scoring.settings:Settings"],
     "services/notify/README.md": ["sandan_notify.settings:Settings"],
+    "services/dispatch/README.md": ["sandan_dispatch.settings:Settings"],
 }
 
 TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}

@@ -1,4 +1,6 @@
-"""dispatch's configuration: environment only, failing fast on what has no safe default.
+"""dispatch's configuration: one pydantic-settings class, read from the environment once at start, failing fast
+(naming the variable) on what has no safe default. The Configuration table of services/dispatch/README.md is
+generated from it (scripts/config_table.py).
 
 Identity (SANDAN_OIDC_*) and gRPC transport (SANDAN_GRPC_*) settings are the runtime's (sandan_eventbus.security).
 """
@@ -6,49 +8,63 @@ Identity (SANDAN_OIDC_*) and gRPC transport (SANDAN_GRPC_*) settings are the run
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from sandan_eventbus.auth.scopes import Places
-from sandan_eventbus.config import ConfigError, number, optional, required
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+from sandan_eventbus.config import LogLevel, settings_from_env
 
 
-def places_from(path: str) -> Places:
+def places_from(path: Any) -> Places:
     """The places directory (which town each community belongs to, the county's id). Unset: town and county
     offices reach no community (refused rather than guessed); set but unreadable: a clear error at start."""
+    if isinstance(path, Places):
+        return path
+    path = str(path or "").strip()
     try:
         return Places.from_file(path or None)
     except OSError as error:
-        raise ConfigError(f"SANDAN_PLACES_FILE: cannot read {path} ({error.strerror})") from None
+        raise ValueError(f"SANDAN_PLACES_FILE: cannot read {path} ({error.strerror})") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"SANDAN_PLACES_FILE: {path} is not valid TOML ({error})") from None
+        raise ValueError(f"SANDAN_PLACES_FILE: {path} is not valid TOML ({error})") from None
 
 
-@dataclass(frozen=True)
-class Settings:
-    kafka_bootstrap: str
-    eventstore_url: str
-    database_url: str
-    grpc_address: str
-    consumer_group: str
-    deadline_sweep_seconds: float
-    log_level: str
-    places: Places = field(default_factory=Places)
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DISPATCH_", env_ignore_empty=True, str_strip_whitespace=True,
+                                      extra="ignore", frozen=True, arbitrary_types_allowed=True)
+
+    kafka_bootstrap: str = Field(validation_alias="KAFKA_BOOTSTRAP_SERVERS", min_length=1,
+                                 description="the Kafka brokers, e.g. `127.0.0.1:9092`")
+    eventstore_url: str = Field(min_length=1, json_schema_extra={"env_default": "(required; image: "
+                                                                               "`sqlite:////data/dispatch.db`)"},
+                                description="`sqlite:///path`, `postgresql://user:pw@host:5432/db[?schema=name]` "
+                                            "(`memory://` for tests)")
+    database_url: str = Field("", validate_default=True, json_schema_extra={"env_default": "the event store URL"},
+                              description="the contact tables `dispatch_member_contacts`, `dispatch_unit_contacts` "
+                                          "(same URL forms)")
+    grpc_address: str = Field("127.0.0.1:50052",
+                              json_schema_extra={"env_default": "`127.0.0.1:50052` (image: `0.0.0.0:50052`)"},
+                              description="gRPC listen address")
+    consumer_group: str = Field("dispatch", description="consumer group for `intake.demands.v1`")
+    deadline_sweep_seconds: float = Field(30.0, description="how often the deadline sweep runs")
+    places: Annotated[Places, NoDecode, BeforeValidator(places_from)] = Field(
+        "", validation_alias="SANDAN_PLACES_FILE", validate_default=True,
+        json_schema_extra={"env_type": "file path",
+                           "env_default": "unset: town and county offices reach no community"},
+        description="the places directory (`deploy/local/places.toml`): the county's id and which town each "
+                    "community belongs to; unreadable or invalid: the service does not start")
+    log_level: LogLevel = Field("INFO", validation_alias="LOG_LEVEL",
+                                description="JSON lines on stderr; any case (`info`, `INFO`), an unknown level "
+                                            "fails the start")
+
+    @field_validator("database_url")
+    @classmethod
+    def _store_by_default(cls, value: str, info: ValidationInfo) -> str:
+        return value or info.data.get("eventstore_url", "")
 
     @classmethod
     def from_env(cls) -> Settings:
-        store = required("DISPATCH_EVENTSTORE_URL")
-        log_level = optional("LOG_LEVEL", "INFO").upper()  # `info` as well as `INFO`
-        if log_level not in LOG_LEVELS:
-            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)} (any case), got {log_level!r}")
-        return cls(
-            kafka_bootstrap=required("KAFKA_BOOTSTRAP_SERVERS"),
-            eventstore_url=store,
-            database_url=optional("DISPATCH_DATABASE_URL", store),
-            grpc_address=optional("DISPATCH_GRPC_ADDRESS", "127.0.0.1:50052"),
-            consumer_group=optional("DISPATCH_CONSUMER_GROUP", "dispatch"),
-            deadline_sweep_seconds=number("DISPATCH_DEADLINE_SWEEP_SECONDS", 30.0),
-            log_level=log_level,
-            places=places_from(optional("SANDAN_PLACES_FILE", "")),
-        )
+        """The settings from the environment, or ConfigError naming the variable."""
+        return settings_from_env(cls)
