@@ -32,6 +32,7 @@ TABLES: dict[str, list[str]] = {
     "services/scoring/README.md": ["sandan_scoring.settings:Settings"],
     "services/notify/README.md": ["sandan_notify.settings:Settings"],
     "services/dispatch/README.md": ["sandan_dispatch.settings:Settings"],
+    "services/intake/README.md": ["sandan_intake.settings:Settings"],
 }
 
 TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}

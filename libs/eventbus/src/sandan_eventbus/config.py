@@ -40,6 +40,20 @@ def check_log_level(value: str) -> str:
 LogLevel = Annotated[str, AfterValidator(check_log_level)]
 
 
+class ServiceSettings(BaseSettings):
+    """A service's settings class: read from the environment under each variable's documented name only (the
+    alias, or env_prefix + the field's name), and constructible by field name too, aliased fields included
+    (`Settings(kafka_bootstrap_servers=...)` in tests; pydantic alone would ignore that and read the environment)."""
+
+    def __init__(self, **values: Any) -> None:
+        fields = type(self).model_fields
+        super().__init__(**{_alias(k, fields[k]) if k in fields else k: v for k, v in values.items()})
+
+
+def _alias(name: str, info: Any) -> str:
+    return info.validation_alias if isinstance(info.validation_alias, str) else name
+
+
 def env_name(cls: type[BaseSettings] | None, key: str | int) -> str:
     """The variable behind a settings field (given by name or by its alias, as a ValidationError's `loc` is)."""
     if cls is None:
