@@ -11,10 +11,10 @@ import tomllib
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from sandan_eventbus.auth.scopes import Places
-from sandan_eventbus.config import LogLevel, settings_from_env
+from sandan_eventbus.config import LogLevel, ServiceSettings, settings_from_env
 
 
 def places_from(path: Any) -> Places:
@@ -31,7 +31,7 @@ def places_from(path: Any) -> Places:
         raise ValueError(f"SANDAN_PLACES_FILE: {path} is not valid TOML ({error})") from None
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="DISPATCH_", env_ignore_empty=True, str_strip_whitespace=True,
                                       extra="ignore", frozen=True, arbitrary_types_allowed=True)
 

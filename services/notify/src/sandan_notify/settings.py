@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from sandan_eventbus.config import ConfigError, LogLevel, eventstore_env, settings_from_env
+from sandan_eventbus.config import ConfigError, LogLevel, ServiceSettings, eventstore_env, settings_from_env
 from sandan_notify.channels import DEFAULT_SMS_BODY
 from sandan_notify.directory import parse_offices
 from sandan_notify.domain import QuietHours
@@ -60,7 +60,7 @@ class Smtp:
     security: str
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", env_ignore_empty=True, str_strip_whitespace=True,
                                       extra="ignore", frozen=True)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from sandan_eventbus.auth.scopes import Places
-from sandan_eventbus.config import LogLevel, settings_from_env
+from sandan_eventbus.config import LogLevel, ServiceSettings, settings_from_env
 
 
 def places_from(path: Any) -> Places:
@@ -29,7 +29,7 @@ def places_from(path: Any) -> Places:
         raise ValueError(f"SANDAN_PLACES_FILE {path[:200]} is not valid TOML: {exc}") from None
 
 
-class Settings(BaseSettings):
+class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SCORING_", env_ignore_empty=True, str_strip_whitespace=True,
                                       extra="ignore", frozen=True, arbitrary_types_allowed=True)
 
