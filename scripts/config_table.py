@@ -33,6 +33,7 @@ TABLES: dict[str, list[str]] = {
     "services/notify/README.md": ["sandan_notify.settings:Settings"],
     "services/dispatch/README.md": ["sandan_dispatch.settings:Settings"],
     "services/intake/README.md": ["sandan_intake.settings:Settings"],
+    "services/gateway/README.md": ["sandan_gateway.settings:Settings"],
 }
 
 TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", Path: "path"}

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
 from sandan_eventbus import tracing
-from sandan_eventbus.config import load_or_exit
+from sandan_eventbus.config import load_or_exit, settings_from_env
 from sandan_eventbus.kafka import aiokafka_kwargs
 from sandan_eventbus.logs import setup
 from sandan_eventbus.security import GrpcTlsSettings, OidcSettings, load
@@ -53,7 +53,7 @@ def build(settings: Settings) -> FastAPI:
 
 
 def main() -> None:
-    settings = load_or_exit("gateway", lambda: load(Settings))
+    settings = load_or_exit("gateway", lambda: settings_from_env(Settings))  # names the variable
     log = setup("gateway", settings.log_level)
     load_or_exit("gateway", lambda: tracing.setup("gateway"))  # OTLP when OTEL_* says so, else spans unexported
     app = load_or_exit("gateway", lambda: build(settings))

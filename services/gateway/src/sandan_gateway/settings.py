@@ -1,6 +1,7 @@
 """Environment-only settings (pydantic-settings), read once at start; a missing or malformed value stops the gateway.
 
-The variables and their meaning: services/gateway/README.md (Configuration).
+The variables and their meaning: services/gateway/README.md (Configuration), whose table is generated from this
+class (scripts/config_table.py).
 """
 
 from __future__ import annotations
@@ -8,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from sandan_eventbus.config import ConfigError
+from sandan_eventbus.config import ConfigError, check_log_level
 
 
 def _secret(value: str, file: str, name: str) -> str:
@@ -26,26 +27,50 @@ def _secret(value: str, file: str, name: str) -> str:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=1, le=65535)
-    public_url: str = "http://127.0.0.1:8000"
-    intake_address: str = "127.0.0.1:50051"
-    dispatch_address: str = "127.0.0.1:50052"
-    scoring_address: str = "127.0.0.1:50053"
-    notify_address: str = "127.0.0.1:50054"
-    web_client_id: str = "sandan-web"
-    web_client_secret: str = Field(default="", repr=False)
-    web_client_secret_file: str = ""
-    session_secret: str = Field(default="", repr=False)
-    session_secret_file: str = ""
-    session_url: str = "sqlite:///gateway-sessions.db"
-    session_idle_seconds: int = Field(default=1800, ge=60)
-    session_max_seconds: int = Field(default=36000, ge=300)
-    open311_keys_file: str = ""
-    live: str = "on"
-    live_lookback_seconds: int = Field(default=14 * 24 * 3600, ge=0)
-    grpc_timeout_seconds: float = Field(default=10.0, gt=0)
-    log_level: str = "INFO"
+    http_host: str = Field("127.0.0.1", description="where uvicorn listens: the interface")
+    http_port: int = Field(default=8000, ge=1, le=65535, description="where uvicorn listens: the port")
+    public_url: str = Field("http://127.0.0.1:8000", description="the address people open (http or https): "
+                                                                 "redirect URIs; Secure cookies when https")
+    intake_address: str = Field("127.0.0.1:50051", description="intake's gRPC address")
+    dispatch_address: str = Field("127.0.0.1:50052", description="dispatch's gRPC address")
+    scoring_address: str = Field("127.0.0.1:50053", description="scoring's gRPC address")
+    notify_address: str = Field("127.0.0.1:50054", description="notify's gRPC address")
+    web_client_id: str = Field("sandan-web", description="the OIDC client people sign in through")
+    web_client_secret: str = Field(default="", repr=False,
+                                   json_schema_extra={"env_default": "required: this or `_FILE`"},
+                                   description="that client's secret")
+    web_client_secret_file: str = Field("", json_schema_extra={"env_type": "file path"},
+                                        description="a file holding it (a mounted Secret)")
+    session_secret: str = Field(default="", repr=False,
+                                json_schema_extra={"env_default": "required: this or `_FILE`"},
+                                description="signs the short-lived login cookie (state, nonce, PKCE verifier); "
+                                            "32+ characters")
+    session_secret_file: str = Field("", json_schema_extra={"env_type": "file path"},
+                                     description="a file holding it (a mounted Secret)")
+    session_url: str = Field("sqlite:///gateway-sessions.db",
+                             description="`sqlite:///path.db` (one replica), `postgresql://...` (several), "
+                                         "`memory://` (tests, one replica)")
+    session_idle_seconds: int = Field(default=1800, ge=60, description="a session ends after this long unused "
+                                                                       "(at least 60)")
+    session_max_seconds: int = Field(default=36000, ge=300, description="a session ends after this long in all "
+                                                                        "(at least 300)")
+    open311_keys_file: str = Field("", json_schema_extra={"env_type": "file path"},
+                                   description="partner API keys (above); none: Open311 writes are refused")
+    live: str = Field("on", json_schema_extra={"env_type": "`on` or `off`"},
+                      description="live updates on the pages (`on` needs `KAFKA_BOOTSTRAP_SERVERS`)")
+    live_lookback_seconds: int = Field(default=14 * 24 * 3600, ge=0,
+                                       json_schema_extra={"env_default": "`1209600` (14 days)"},
+                                       description="how far back the live consumer reads at start")
+    grpc_timeout_seconds: float = Field(default=10.0, gt=0, description="deadline of each call to a service")
+    log_level: str = Field("INFO", description="any case (`info`, `INFO`); an unknown level fails the start")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        try:
+            return check_log_level(value)
+        except ValueError as exc:
+            raise ValueError(f"GATEWAY_{exc}") from None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
