@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from tests.deploy.settings_env import required_variables
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
 SERVICES = {"intake": 50051, "dispatch": 50052, "scoring": 50053, "notify": 50054}
@@ -33,8 +35,7 @@ def _env(name: str) -> dict[str, str]:
 
 
 def _required(service: str) -> set[str]:
-    text = (ROOT / "services" / service / "src" / f"sandan_{service}" / "settings.py").read_text(encoding="utf-8")
-    return set(re.findall(r"""\brequired\(\s*["']([A-Z0-9_]+)["']""", text))
+    return required_variables(service)
 
 
 CALLERS = {"notify", "gateway"}  # their code calls other services as themselves (tests/deploy/test_k8s_manifests.py)

@@ -34,6 +34,8 @@ import jsonschema
 import pytest
 import yaml
 
+from tests.deploy.settings_env import required_variables
+
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 OVERLAYS = {"county": K8S / "overlays" / "county", "local": K8S / "overlays" / "local"}
@@ -420,8 +422,7 @@ def test_workloads_are_well_formed(overlay: str) -> None:
 
 
 def _settings_required(service: str) -> set[str]:
-    text = (ROOT / "services" / service / "src" / f"sandan_{service}" / "settings.py").read_text(encoding="utf-8")
-    return set(re.findall(r"""\brequired\(\s*["']([A-Z0-9_]+)["']""", text))
+    return required_variables(service)
 
 
 def _operator_secrets(docs: list[dict]) -> dict[str, dict[str, str]]:

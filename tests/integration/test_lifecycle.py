@@ -67,7 +67,8 @@ async def test_a_demand_travels_the_whole_loop(stack: Stack) -> None:
 
     # decoded through the public contract, carrying what receivers need and nothing personal
     _, posted_event = decode(demands[0].raw)
-    assert posted_event.category == "medical" and posted_event.care_tags == ["elderly_alone"]
+    # the care tag itself is sensitive (PIPL art. 28): it stays in intake, the topic says only "special care"
+    assert (posted_event.category, posted_event.care_tags, posted_event.special_care) == ("medical", [], True)
     _, completed = decode(orders[3].raw)
     assert completed.hours == 1.5 and completed.has_notes is True
     for r in demands + orders:

@@ -22,6 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sandan_contracts import Envelope
 from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 
+CATCH_UP_SECONDS = 300.0  # how much longer `read_topic` may take to reach the topic's end before its timeout counts
+
 
 class ServiceProcess:
     """`python -m <module>` with its own environment; stdout/stderr go to `log_path`."""
@@ -85,7 +87,10 @@ class Received:
 
 async def read_topic(bootstrap: str, topic: str, until: Callable[[list[Received]], bool],
                      where: Callable[[Received], bool] = lambda r: True, timeout: float = 30) -> list[Received]:
-    """Read `topic` from the beginning (no consumer group) until `until(matching)` or the timeout."""
+    """Read `topic` from the beginning (no consumer group) until `until(matching)` or the timeout.
+
+    The timeout counts from when the reader has caught up with the topic as it was when asked (a long topic on a
+    shared broker takes a while to read), within at most `CATCH_UP_SECONDS` more."""
     consumer = AIOKafkaConsumer(**aiokafka_kwargs(bootstrap), enable_auto_commit=False,
                                 client_id=f"reader-{uuid.uuid4().hex[:6]}")
     await consumer.start()
@@ -94,14 +99,23 @@ async def read_topic(bootstrap: str, topic: str, until: Callable[[list[Received]
         partitions = await partitions_of(consumer, [topic])
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        behind = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items() if end > 0}
+        started = time.monotonic()
+        caught_up = started if not behind else None  # when the reader reached the ends measured above
+        while True:
+            now = time.monotonic()
+            if now >= (caught_up + timeout if caught_up is not None else started + timeout + CATCH_UP_SECONDS):
+                break
             batches = await consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for r in records:
                     received = _received(r)
                     if where(received):
                         found.append(received)
+            for tp in [tp for tp in behind if await consumer.position(tp) >= behind[tp]]:
+                del behind[tp]
+            if caught_up is None and not behind:
+                caught_up = time.monotonic()
             if until(found):
                 return found
         return found
