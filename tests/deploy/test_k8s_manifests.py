@@ -34,7 +34,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.deploy.settings_env import required_variables
+from tests.deploy.settings_env import default_of, required_variables, variables
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -576,7 +576,7 @@ def test_required_settings_are_provided(overlay: str, service: str) -> None:
 
 
 def test_conditional_names_are_still_in_settings() -> None:
-    assert set(CONDITIONAL) <= _settings_required("notify")
+    assert set(CONDITIONAL) <= variables("notify")
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -989,8 +989,7 @@ def test_the_read_map_matches_the_services_code(service: str) -> None:
 @pytest.mark.parametrize("service", ["intake", "dispatch", "notify"])
 def test_consumer_groups_are_inside_the_acl_prefix(overlay: str, service: str) -> None:
     name = f"{service.upper()}_CONSUMER_GROUP"
-    text = (ROOT / "services" / service / "src" / f"sandan_{service}" / "settings.py").read_text(encoding="utf-8")
-    (default,) = re.findall(rf"""optional\(\s*["']{name}["']\s*,\s*["']([^"']+)["']""", text)
+    default = default_of(service, name)
     prefix = GENERATE.group_prefix(service)
     assert default.startswith(prefix)
     assert _environment(overlay, service).get(name, default).startswith(prefix)

@@ -105,7 +105,7 @@ def good(n: int) -> bytes:
 
 
 async def listed(svc: Service, count: int, include_applied: bool = False) -> list[pb.DeadLetter]:
-    for _ in range(50):
+    for _ in range(300):  # up to a minute: the dead letter is read back from the broker, slow on a busy machine
         reply = await svc.stub().List(pb.ListDeadLettersRequest(include_applied=include_applied))
         if len(reply.dead_letters) >= count:
             return list(reply.dead_letters)
