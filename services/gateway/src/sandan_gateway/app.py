@@ -23,7 +23,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from sandan_contracts.rpc import dispatch_pb2, intake_pb2
 from sandan_eventbus.auth.principal import Principal
-from sandan_gateway import api, open311, pages, problems
+from sandan_gateway import api, contract, open311, pages, problems
 from sandan_gateway.auth import KNOWN_ROLES, Auth, Caller, NotSignedIn, check_csrf
 from sandan_gateway.backend import Backend, Refused
 from sandan_gateway.live import RELOAD, Hub, Interest, LiveFeed, Update
@@ -38,7 +38,7 @@ MAX_WATCHED_DEMANDS = 20
 
 
 def _is_api(request: Request) -> bool:
-    return request.url.path.startswith(("/api/", "/open311/"))
+    return request.url.path.startswith(("/api/", "/open311/", "/schemas/"))
 
 
 def create_app(settings: Settings, backend: Backend, auth: Auth, directory: Directory, partners: Partners,
@@ -177,6 +177,7 @@ def create_app(settings: Settings, backend: Backend, auth: Auth, directory: Dire
     app.include_router(api.public)
     app.include_router(open311.router)
     app.include_router(pages.router)
+    contract.mount(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     return app
 
