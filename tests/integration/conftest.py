@@ -21,12 +21,11 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import OffsetAndMetadata
 
 from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc
 from sandan_eventbus.auth.keycloak import KeycloakAdmin
-from sandan_eventbus.devtools import Received, ServiceProcess, read_topic
+from sandan_eventbus.devtools import Received, ServiceProcess, groups_at_end, read_topic
 from sandan_eventbus.kafka import create_topics
 from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 
@@ -92,20 +91,6 @@ class Stack:
         """Everything keyed `key` on `topic` (duplicates included), after waiting `settle` seconds."""
         return await read_topic(self.bootstrap, topic, until=lambda f: False, where=lambda r: r.key == key,
                                 timeout=settle)
-
-
-async def groups_at_end(bootstrap: str, groups: dict[str, list[str]]) -> None:
-    """Commit each new group's offsets at the topics' current ends: it starts with what happens from now."""
-    for group, topics in groups.items():
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = [TopicPartition(t, p) for t in topics for p in range(TOPICS[t].partitions)]
-            consumer.assign(parts)
-            ends = await consumer.end_offsets(parts)
-            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
-        finally:
-            await consumer.stop()
 
 
 async def caught_up(bootstrap: str, groups: dict[str, list[str]], timeout: float = 900) -> None:

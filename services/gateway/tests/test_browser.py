@@ -12,20 +12,14 @@ violation. Chromium missing fails the test (CI installs Debian's chromium, chrom
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
-import httpx
 import pytest
 from selenium.webdriver.common.by import By
 
@@ -35,7 +29,7 @@ from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_gateway.places import current_quarter
 from services.gateway.tests.browser import DESK, PHONE, Browser, Forwarder, chromium_paths, screenshots_dir
-from services.gateway.tests.test_stack import PUBLIC, Stack, free_port, identity_env, join_at_the_end
+from services.gateway.tests.test_stack import PUBLIC, Stack
 
 pytestmark = pytest.mark.kafka
 KEYCLOAK_OUT_OF_SCOPE = "127.0.0.1:8180"
@@ -44,56 +38,11 @@ KEYCLOAK_OUT_OF_SCOPE = "127.0.0.1:8180"
 class StackWithScoring(Stack):
     """test_stack's stack, with scoring as a process as well (points, stars, notices)."""
 
-    def start(self) -> None:
-        run = uuid.uuid4().hex[:8]
-        common = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_LEVEL": "INFO",
-                  **identity_env(self.issuer, self.places)}
-        self.intake_addr, self.dispatch_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        self.scoring_addr = f"127.0.0.1:{free_port()}"
-        self.processes = [
-            ServiceProcess("sandan_intake", {**common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{self.workdir}/i.db",
-                                             "INTAKE_DATABASE_URL": f"sqlite:///{self.workdir}/ip.db",
-                                             "INTAKE_GRPC_ADDRESS": self.intake_addr,
-                                             "INTAKE_CONSUMER_GROUP": f"intake-{run}",
-                                             "INTAKE_KEK": "gw-test-kek:c2FuZGFuIGdhdGV3YXkgdGVzdHMgb25seSEhISEhISE="},
-                           self.intake_addr, self.workdir / "intake.log"),
-            ServiceProcess("sandan_dispatch", {**common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{self.workdir}/d.db",
-                                               "DISPATCH_DATABASE_URL": f"sqlite:///{self.workdir}/dp.db",
-                                               "DISPATCH_GRPC_ADDRESS": self.dispatch_addr,
-                                               "DISPATCH_CONSUMER_GROUP": f"dispatch-{run}",
-                                               "DISPATCH_DEADLINE_SWEEP_SECONDS": "5"},
-                           self.dispatch_addr, self.workdir / "dispatch.log"),
-            ServiceProcess("sandan_scoring", {**common, "SCORING_DATABASE_URL": f"sqlite:///{self.workdir}/s.db",
-                                              "SCORING_GRPC_ADDRESS": self.scoring_addr},
-                           self.scoring_addr, self.workdir / "scoring.log"),
-        ]
-        asyncio.run(join_at_the_end(self.bootstrap, [f"intake-{run}", f"dispatch-{run}"]))
-        # all four at once (each waits for its own health): a loaded machine imports slowly
-        starting = ThreadPoolExecutor(len(self.processes))
-        started = [starting.submit(p.start, 180) for p in self.processes]
-        env = {**os.environ, **common, "GATEWAY_HTTP_PORT": str(self.port), "GATEWAY_PUBLIC_URL": PUBLIC,
-               "GATEWAY_INTAKE_ADDRESS": self.intake_addr, "GATEWAY_DISPATCH_ADDRESS": self.dispatch_addr,
-               "GATEWAY_SCORING_ADDRESS": self.scoring_addr, "GATEWAY_NOTIFY_ADDRESS": f"127.0.0.1:{free_port()}",
-               "GATEWAY_WEB_CLIENT_SECRET": "local-web-secret", "GATEWAY_SESSION_SECRET": "s" * 40,
-               "GATEWAY_SESSION_URL": f"sqlite:///{self.workdir}/sessions.db", "GATEWAY_LIVE_LOOKBACK_SECONDS": "300",
-               "SANDAN_OIDC_CLIENT_ID": "sandan-gateway", "SANDAN_OIDC_CLIENT_SECRET": "local-gateway-secret"}
-        log = (self.workdir / "gateway.log").open("ab")
-        self.gateway = subprocess.Popen([sys.executable, "-m", "sandan_gateway"], env=env, stdout=log,
-                                        stderr=subprocess.STDOUT)
-        starting.shutdown()
-        for future in started:
-            future.result()
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.gateway.poll() is not None:
-                raise RuntimeError("gateway exited:\n" + (self.workdir / "gateway.log").read_text()[-3000:])
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).json()["live"]:
-                    return
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.3)
-        raise TimeoutError("gateway not live; see " + str(self.workdir / "gateway.log"))
+    def services(self, common: dict[str, str], run: str) -> list[ServiceProcess]:
+        return [*super().services(common, run),
+                ServiceProcess("sandan_scoring", {**common, "SCORING_DATABASE_URL": f"sqlite:///{self.workdir}/s.db",
+                                                  "SCORING_GRPC_ADDRESS": self.scoring_addr},
+                               self.scoring_addr, self.workdir / "scoring.log")]
 
 
 @dataclass

@@ -19,19 +19,18 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc
 from sandan_eventbus.channels import options
-from sandan_eventbus.devtools import ServiceProcess
+from sandan_eventbus.devtools import ServiceProcess, groups_at_end
 from sandan_eventbus.kafka import create_topics
 
 PUBLIC = "http://127.0.0.1:8000"
@@ -73,32 +72,6 @@ def identity_env(issuer: str, places: Path) -> dict[str, str]:
             "SANDAN_PLACES_FILE": str(places)}
 
 
-async def join_at_the_end(bootstrap: str, groups: list[str]) -> None:
-    """The new consumer groups start at the topics' current end: this stack's community is new, and on a broker that
-    other tests have filled, reading (and dead-lettering) their whole history first would take minutes."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = await admin.describe_topics(list(TOPICS))
-    finally:
-        await admin.close()
-    parts = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
-    probe = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await probe.start()
-    try:
-        ends = await probe.end_offsets(parts)
-    finally:
-        await probe.stop()
-    for group in groups:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(parts)
-            await consumer.commit(dict(ends))
-        finally:
-            await consumer.stop()
-
-
 class Stack:
     def __init__(self, issuer: str, bootstrap: str, workdir: Path, community: str) -> None:
         self.issuer, self.bootstrap, self.workdir, self.community = issuer, bootstrap, workdir, community
@@ -114,12 +87,9 @@ class Stack:
         self.gateway: subprocess.Popen[bytes] | None = None
         self.port = free_port()
 
-    def start(self) -> None:
-        run = uuid.uuid4().hex[:8]
-        common = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_LEVEL": "INFO",
-                  **identity_env(self.issuer, self.places)}
-        self.intake_addr, self.dispatch_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        self.processes = [
+    def services(self, common: dict[str, str], run: str) -> list[ServiceProcess]:
+        """The service processes behind the gateway (intake and dispatch; a subclass adds its own)."""
+        return [
             ServiceProcess("sandan_intake", {**common, "INTAKE_EVENTSTORE_URL": f"sqlite:///{self.workdir}/i.db",
                                              "INTAKE_DATABASE_URL": f"sqlite:///{self.workdir}/ip.db",
                                              "INTAKE_GRPC_ADDRESS": self.intake_addr,
@@ -133,13 +103,23 @@ class Stack:
                                                "DISPATCH_DEADLINE_SWEEP_SECONDS": "5"},
                            self.dispatch_addr, self.workdir / "dispatch.log"),
         ]
-        asyncio.run(join_at_the_end(self.bootstrap, [f"intake-{run}", f"dispatch-{run}"]))
-        for p in self.processes:
-            p.start()
+
+    def start(self) -> None:
+        run = uuid.uuid4().hex[:8]
+        common = {"KAFKA_BOOTSTRAP_SERVERS": self.bootstrap, "LOG_LEVEL": "INFO",
+                  **identity_env(self.issuer, self.places)}
+        self.intake_addr, self.dispatch_addr = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+        self.scoring_addr = f"127.0.0.1:{free_port()}"  # nothing listens there unless `services` starts scoring
+        self.processes = self.services(common, run)
+        # The new consumer groups start at the topics' current end: this stack's community is new, and on a broker
+        # that other tests have filled, reading (and dead-lettering) their whole history first would take minutes.
+        asyncio.run(groups_at_end(self.bootstrap, {f"intake-{run}": list(TOPICS), f"dispatch-{run}": list(TOPICS)}))
+        # all at once (each waits for its own health): a loaded machine imports slowly
+        starting = ThreadPoolExecutor(len(self.processes))
+        started = [starting.submit(p.start, 180) for p in self.processes]
         env = {**os.environ, **common, "GATEWAY_HTTP_PORT": str(self.port), "GATEWAY_PUBLIC_URL": PUBLIC,
                "GATEWAY_INTAKE_ADDRESS": self.intake_addr, "GATEWAY_DISPATCH_ADDRESS": self.dispatch_addr,
-               "GATEWAY_SCORING_ADDRESS": f"127.0.0.1:{free_port()}",
-               "GATEWAY_NOTIFY_ADDRESS": f"127.0.0.1:{free_port()}",
+               "GATEWAY_SCORING_ADDRESS": self.scoring_addr, "GATEWAY_NOTIFY_ADDRESS": f"127.0.0.1:{free_port()}",
                "GATEWAY_WEB_CLIENT_SECRET": "local-web-secret", "GATEWAY_SESSION_SECRET": "s" * 40,
                "GATEWAY_SESSION_URL": f"sqlite:///{self.workdir}/sessions.db", "GATEWAY_LIVE_LOOKBACK_SECONDS": "300",
                "GATEWAY_OPEN311_KEYS_FILE": str(self.keys),
@@ -147,7 +127,10 @@ class Stack:
         log = (self.workdir / "gateway.log").open("ab")
         self.gateway = subprocess.Popen([sys.executable, "-m", "sandan_gateway"], env=env, stdout=log,
                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
+        starting.shutdown()
+        for future in started:
+            future.result()
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if self.gateway.poll() is not None:
                 raise RuntimeError("gateway exited:\n" + (self.workdir / "gateway.log").read_text()[-3000:])

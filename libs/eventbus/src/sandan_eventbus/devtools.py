@@ -1,5 +1,6 @@
 """Local-stack helpers shared by the demo and the integration tests (not for production use):
-start a service as a real OS process and wait for its health, and read a topic's envelopes.
+start a service as a real OS process and wait for its health, read a topic's envelopes, and start new consumer
+groups at the topics' current ends.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import grpc
 from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import OffsetAndMetadata
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandan_contracts import Envelope
@@ -121,6 +123,20 @@ async def read_topic(bootstrap: str, topic: str, until: Callable[[list[Received]
         return found
     finally:
         await consumer.stop()
+
+
+async def groups_at_end(bootstrap: str, groups: Mapping[str, Iterable[str]]) -> None:
+    """Start new groups at their topics' ends: a stack must not re-read what other tests left on the shared broker."""
+    for group, topics in groups.items():
+        consumer = AIOKafkaConsumer(**aiokafka_kwargs(bootstrap), group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = await partitions_of(consumer, topics)
+            consumer.assign(parts)
+            ends = await consumer.end_offsets(parts)
+            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in ends.items()})
+        finally:
+            await consumer.stop()
 
 
 def _received(r: Any) -> Received:
