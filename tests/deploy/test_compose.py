@@ -4,7 +4,7 @@ Every service gets the settings its settings.py requires, images are pinned, eve
 to exists, PostgreSQL URLs carry no password, and the services' OpenID Connect settings agree with Keycloak's
 and with the local realm it imports. gRPC is plaintext (allowed explicitly), everyone reads the local places
 file, only the callers (notify, the gateway) hold a client secret, and the gateway serves the pages on :8000,
-reaching the issuer at its public address through a loopback in its network namespace.
+reading the issuer's discovery document at Keycloak's internal address (no forwarder to its public one).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ CALLERS = {"notify", "gateway"}  # their code calls other services as themselves
 
 
 def test_the_stack_has_its_parts() -> None:
-    assert {*SERVICES, "gateway", "gateway-issuer", "kafka", "postgres", "keycloak", "topics"} <= \
+    assert {*SERVICES, "gateway", "kafka", "postgres", "keycloak", "topics"} <= \
         set(COMPOSE["services"])
 
 
@@ -127,6 +127,8 @@ def test_services_trust_keycloak_and_hold_their_client(service: str) -> None:
     assert urlparse(keycloak["KC_HOSTNAME"]).port == int(published["8080"]), "the issuer is reachable from the host"
     base = f"http://keycloak:8080/realms/{realm['realm']}/protocol/openid-connect"
     assert (env["SANDAN_OIDC_JWKS_URL"], env["SANDAN_OIDC_TOKEN_URL"]) == (f"{base}/certs", f"{base}/token")
+    discovery = f"http://keycloak:8080/realms/{realm['realm']}/.well-known/openid-configuration"
+    assert env["SANDAN_OIDC_DISCOVERY_URL"] == discovery
     assert env["SANDAN_OIDC_AUDIENCE"] == "sandan"
     assert "keycloak" in COMPOSE["services"][service].get("depends_on", {})
     if service not in CALLERS:  # calls no one: no client secret to leak
@@ -189,15 +191,18 @@ def test_the_gateway_serves_the_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.session_url.startswith("postgresql://") and settings.live == "on"
 
 
-def test_the_gateway_reaches_the_issuer_through_its_loopback() -> None:
-    """The gateway fetches the discovery document at the issuer's public address (localhost:8180, the host's
-    port of Keycloak); inside its container that is the loopback sidecar in the same network namespace."""
-    issuer = urlparse(_env("gateway")["SANDAN_OIDC_ISSUER"])
-    loopback = COMPOSE["services"]["gateway-issuer"]
+def test_the_gateway_reads_the_discovery_document_at_keycloaks_internal_address() -> None:
+    """The issuer's public address (localhost:8180, the host's port of Keycloak) is not Keycloak inside a
+    container: the gateway reads the discovery document at keycloak:8080 (SANDAN_OIDC_DISCOVERY_URL), whose
+    document names the public issuer (KC_HOSTNAME) and, with the dynamic back-channel, keycloak:8080's token and
+    keys endpoints. No forwarding container is needed."""
+    env = _env("gateway")
+    issuer, discovery = urlparse(env["SANDAN_OIDC_ISSUER"]), urlparse(env["SANDAN_OIDC_DISCOVERY_URL"])
     assert issuer.hostname == "localhost"
-    assert loopback["network_mode"] == "service:gateway"
     published = {p.split(":")[1]: p.split(":")[0] for p in COMPOSE["services"]["keycloak"]["ports"]}
-    internal = next(k for k, v in published.items() if v == str(issuer.port))
-    script, local_port, target = loopback["command"][1:]
-    assert (local_port, target) == (str(issuer.port), f"keycloak:{internal}")
-    assert _mounts("gateway-issuer")[script] == "./deploy/k8s/overlays/local/issuer-loopback.py"
+    assert (discovery.hostname, str(discovery.port)) == ("keycloak", next(k for k, v in published.items()
+                                                                          if v == str(issuer.port)))
+    assert discovery.path == issuer.path + "/.well-known/openid-configuration"
+    assert _env("keycloak")["KC_HOSTNAME_BACKCHANNEL_DYNAMIC"] == "true"
+    assert "gateway-issuer" not in COMPOSE["services"]
+    assert not [n for n, svc in COMPOSE["services"].items() if svc.get("network_mode", "").startswith("service:")]

@@ -1122,6 +1122,8 @@ def test_services_trust_the_realm_issuer(overlay: str, service: str) -> None:
     port = {p["name"]: p["port"] for p in svc["spec"]["ports"]}[scheme]
     base = f"{scheme}://keycloak:{port}/realms/{realm['realm']}/protocol/openid-connect"
     assert (env["SANDAN_OIDC_JWKS_URL"], env["SANDAN_OIDC_TOKEN_URL"]) == (f"{base}/certs", f"{base}/token")
+    discovery = f"{scheme}://keycloak:{port}/realms/{realm['realm']}/.well-known/openid-configuration"
+    assert env["SANDAN_OIDC_DISCOVERY_URL"] == discovery, "the discovery document from inside (back-channel)"
     if scheme == "https":
         assert _mounted_files(overlay, service)[env["SANDAN_OIDC_CA_FILE"]] == ("keycloak-tls", "ca.crt")
     else:
@@ -1492,21 +1494,21 @@ def test_the_gateway_is_configured(overlay: str, monkeypatch: pytest.MonkeyPatch
     assert w["spec"]["replicas"] == (2 if overlay == "county" else 1)
 
 
-def test_locally_the_gateway_reaches_the_issuer_at_its_public_address() -> None:
-    """The gateway reads the discovery document at SANDAN_OIDC_ISSUER itself; locally that is localhost, so a
-    second container in its pod forwards the issuer's port to Keycloak."""
-    env = _environment("local", "gateway")
-    issuer = env["SANDAN_OIDC_ISSUER"]
-    assert issuer.startswith("http://localhost:")
-    port = issuer.split("://", 1)[1].split("/", 1)[0].split(":")[1]
-    spec = pod_spec(_workload("local", "gateway"))
-    (sidecar,) = [c for c in spec["containers"] if c["name"] == "issuer-loopback"]
-    assert sidecar["command"][2:] == [port, f"keycloak:{port}"]
-    assert sidecar["securityContext"]["readOnlyRootFilesystem"]
-    volumes = {v["name"]: v for v in spec["volumes"]}
-    (mount,) = sidecar["volumeMounts"]
-    assert sidecar["command"][1] == f"{mount['mountPath']}/issuer-loopback.py"
-    assert volumes[mount["name"]]["configMap"]["name"] == "issuer-loopback"
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_reads_the_discovery_document_inside_the_cluster(overlay: str) -> None:
+    """The issuer's public address (locally http://localhost:8080, the port-forward's) need not be reachable from
+    the gateway's pod: it reads the discovery document at Keycloak's Service (SANDAN_OIDC_DISCOVERY_URL), which
+    names the public issuer and authorization endpoint and the internal token and keys endpoints. The pod has
+    the gateway's container only (no forwarder)."""
+    env = _environment(overlay, "gateway")
+    issuer = urlparse(env["SANDAN_OIDC_ISSUER"])
+    discovery = urlparse(env["SANDAN_OIDC_DISCOVERY_URL"])
+    assert discovery.hostname == "keycloak" and discovery.path == issuer.path + "/.well-known/openid-configuration"
+    if overlay == "local":
+        assert issuer.hostname == "localhost"
+    spec = pod_spec(_workload(overlay, "gateway"))
+    assert [c["name"] for c in spec["containers"]] == ["gateway"]
+    assert not [d for d in RENDERED[overlay] if "loopback" in d["metadata"]["name"]]
 
 
 def test_the_county_ingress_serves_the_public_addresses() -> None:
@@ -1601,41 +1603,3 @@ def test_the_grpc_probe_asks_health_over_tls_and_plaintext(tmp_path: Path) -> No
         server.stop(None)
     assert _probe(port, "intake") == 1  # stopped
     assert _probe(port) == 2  # usage
-
-
-def test_the_issuer_loopback_forwards(tmp_path: Path) -> None:
-    import asyncio
-    import socket
-
-    loopback = _load("sandan_issuer_loopback", K8S / "overlays" / "local" / "issuer-loopback.py")
-
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    async def scenario() -> bytes:
-        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            writer.write(b"pong:" + await reader.readline())
-            await writer.drain()
-            writer.close()
-
-        upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
-        target = upstream.sockets[0].getsockname()[1]
-        port = free_port()
-        task = asyncio.create_task(loopback.serve(port, "127.0.0.1", target))
-        for _ in range(50):
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-        writer.write(b"ping\n")
-        await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), 5)
-        writer.close()
-        task.cancel()
-        upstream.close()
-        return answer
-
-    assert asyncio.run(scenario()) == b"pong:ping\n"

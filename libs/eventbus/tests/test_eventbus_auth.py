@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from sandan_eventbus.auth.interceptor import AuthInterceptor
 from sandan_eventbus.auth.principal import Principal
 from sandan_eventbus.auth.tokens import InvalidToken, KeySet, TokenVerifier
 from sandan_eventbus.rpc import add_health
+from sandan_eventbus.security import OidcSettings, load
 
 UNARY = "/sandan.intake.v1.Intake/PostDemand"  # resident, grid_worker, branch_secretary
 STREAM = "/sandan.scoring.v1.Scoring/Rebuild"  # operator
@@ -187,6 +189,40 @@ def test_the_verifier_checks_claims_without_a_server(issuer: LocalIssuer) -> Non
     assert Principal.from_claims(claims).member_id == "m1"
     with pytest.raises(InvalidToken):
         verifier.verify(issuer.token("x", ["member"], aud="other"))
+
+
+def test_keys_are_found_through_the_configured_discovery_url(issuer: LocalIssuer,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """SANDAN_OIDC_DISCOVERY_URL: the issuer's public address does not answer from here (nothing listens on it);
+    the discovery document is read at the configured address and the keys at the jwks_uri it names. The tokens'
+    `iss` must still be SANDAN_OIDC_ISSUER."""
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        public = f"http://127.0.0.1:{s.getsockname()[1]}/realms/public"
+    monkeypatch.setenv("SANDAN_OIDC_ISSUER", public)
+    monkeypatch.setenv("SANDAN_OIDC_DISCOVERY_URL", issuer.url + "/.well-known/openid-configuration")
+    for name in ("SANDAN_OIDC_JWKS_URL", "SANDAN_OIDC_CA_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    verifier = load(OidcSettings).verifier()
+    assert verifier.issuer.discovery == issuer.url + "/.well-known/openid-configuration"
+    before = issuer.requests
+    claims = verifier.verify(issuer.token("x", ["member"], iss=public))
+    assert claims["iss"] == public and verifier.keys.fetches == 1
+    assert issuer.requests - before == 2  # the discovery document, then the keys
+    with pytest.raises(InvalidToken, match="another issuer"):  # signed by the right key, naming the wrong issuer
+        verifier.verify(issuer.token("x", ["member"]))
+    # without it, the document is read under the issuer, which does not answer here: no keys, the token refused
+    monkeypatch.delenv("SANDAN_OIDC_DISCOVERY_URL")
+    default = load(OidcSettings).verifier()
+    assert default.issuer.discovery == public + "/.well-known/openid-configuration"
+    with pytest.raises(InvalidToken, match="kid names no key"):
+        default.verify(issuer.token("x", ["member"], iss=public))
+    # a configured JWKS URL needs no discovery document at all
+    monkeypatch.setenv("SANDAN_OIDC_DISCOVERY_URL", issuer.url + "/.well-known/openid-configuration")
+    monkeypatch.setenv("SANDAN_OIDC_JWKS_URL", issuer.url + "/jwks")
+    before = issuer.requests
+    load(OidcSettings).verifier().verify(issuer.token("x", ["member"], iss=public))
+    assert issuer.requests - before == 1
 
 
 def test_unknown_roles_in_a_token_are_dropped_and_unknown_roles_in_the_matrix_are_refused() -> None:

@@ -2,15 +2,23 @@
 interceptor (trusting a local issuer, enforcing the role matrix), with small servicers that answer from a dict and
 refuse what is out of scope, so the tests see what the gateway forwards and what it makes of refusals.
 Sessions are opened directly in the store (the real sign-in flow is tested against Keycloak in test_stack.py).
+`oidc_gateway` is the gateway in-process against the real Keycloak (sign-in only, no services behind it), and
+`fronted_realm` a throw-away copy of the local realm whose issuer is pinned to one address (Keycloak's realm
+frontend URL), so its discovery document can be read at another name of the same server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -26,6 +34,7 @@ from sandan_contracts.rpc import (
     scoring_pb2_grpc,
 )
 from sandan_eventbus.auth.principal import PermissionDenied, current
+from sandan_eventbus.security import OidcSettings
 from sandan_gateway.app import create_app
 from sandan_gateway.auth import SESSION_COOKIE, Auth
 from sandan_gateway.backend import Backend
@@ -232,3 +241,94 @@ async def gateway(local_issuer: Any, tmp_path: Any) -> AsyncIterator[Gateway]:
     await backend.close()
     await server.stop(0)
     store.close()
+
+
+# ---- the gateway against the real Keycloak ---------------------------------------------------------------------------
+REALM_FILE = Path(__file__).resolve().parents[3] / "deploy" / "local" / "keycloak" / "sandan-realm.json"
+
+
+class ToApp(httpx.AsyncBaseTransport):
+    """What is addressed to the gateway's public address goes to the app in-process, everything else (Keycloak)
+    over the network. Browsers send `Secure` cookies back to http://127.0.0.1 (Keycloak sets its login cookies
+    so), http.cookiejar does not: the flag is dropped from Keycloak's answers."""
+
+    def __init__(self, app: Any, public_url: str) -> None:
+        self.public = urlsplit(public_url)
+        self.app = httpx.ASGITransport(app=app)
+        self.net = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if (request.url.host, request.url.port) == (self.public.hostname, self.public.port):
+            return await self.app.handle_async_request(request)
+        response = await self.net.handle_async_request(request)
+        if "set-cookie" not in response.headers:
+            return response
+        headers = [(k, re.sub(rb";\s*Secure", b"", v, flags=re.IGNORECASE) if k.lower() == b"set-cookie" else v)
+                   for k, v in response.headers.raw]
+        return httpx.Response(response.status_code, headers=headers, stream=response.stream,
+                              extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        await self.net.aclose()
+        await self.app.aclose()
+
+
+@dataclass
+class OidcGateway:
+    client: httpx.AsyncClient  # a browser: the gateway at its public address, Keycloak as addressed
+    auth: Auth
+
+
+@pytest.fixture
+def oidc_gateway() -> Callable[[str, str], contextlib.AbstractAsyncContextManager[OidcGateway]]:
+    """`async with oidc_gateway(issuer, discovery_url) as gw:` the gateway in-process, built from OidcSettings as
+    __main__ builds it, signing people in through the local realm's web client."""
+
+    @contextlib.asynccontextmanager
+    async def start(issuer: str, discovery_url: str) -> AsyncIterator[OidcGateway]:
+        oidc = OidcSettings(issuer=issuer, discovery_url=discovery_url, jwks_url="", ca_file="")
+        settings = Settings(session_secret="x" * 40, web_client_secret="local-web-secret", session_url="memory://",
+                            live="off")
+        store = SessionStore(settings.session_url)
+        auth = Auth(oidc.issuer, settings.web_client_id, settings.web_secret(), oidc.verifier(), store,
+                    settings.public_url, False, discovery_url=oidc.discovery_url, verify_tls=oidc.verify_tls())
+        backend = Backend({k: "127.0.0.1:1" for k in ("intake", "dispatch", "scoring", "notify")}, None, None,
+                          timeout=1)
+        app = create_app(settings, backend, auth, Directory.parse(PLACES), Partners([]), None, Hub())
+        try:
+            async with httpx.AsyncClient(transport=ToApp(app, settings.public_url), base_url=settings.public_url,
+                                         timeout=30) as client:
+                yield OidcGateway(client, auth)
+        finally:
+            await backend.close()
+            store.close()
+
+    return start
+
+
+@dataclass
+class FrontedRealm:
+    issuer: str  # the one address its tokens and its discovery document name, however they are reached
+    admin: Any  # sandan_eventbus.auth.keycloak.KeycloakAdmin for this realm
+
+
+@pytest.fixture(scope="module")
+def fronted_realm(oidc_issuer: str, keycloak: Any) -> Iterator[FrontedRealm]:
+    """A copy of the local realm (its clients, roles and scopes) whose frontend URL is the issuer's server address,
+    so Keycloak names that issuer whichever host name the request used (the local Keycloak runs without
+    KC_HOSTNAME: the shared realm names whatever address it was asked at). Deleted afterwards."""
+    from sandan_eventbus.auth.keycloak import KeycloakAdmin
+
+    base = oidc_issuer.rstrip("/").rpartition("/realms/")[0]
+    realm = json.loads(REALM_FILE.read_text(encoding="utf-8"))
+    realm["realm"] = f"sandan-fronted-{uuid.uuid4().hex[:8]}"
+    realm["attributes"] = {**realm.get("attributes", {}), "frontendUrl": base}
+    admin = KeycloakAdmin(f"{base}/realms/{realm['realm']}")
+    headers = {"authorization": f"Bearer {keycloak._token()}"}
+    keycloak.http.post(f"{base}/admin/realms", json=realm, headers=headers).raise_for_status()
+    try:
+        yield FrontedRealm(admin.issuer, admin)
+    finally:
+        admin.close()
+        keycloak.http.delete(f"{base}/admin/realms/{realm['realm']}",
+                             headers={"authorization": f"Bearer {keycloak._token()}"})

@@ -1,9 +1,18 @@
-"""The JSON API, the pages and Open311 against stand-in services behind the real authentication interceptor."""
+"""The JSON API, the pages and Open311 against stand-in services behind the real authentication interceptor; sign-in
+against the real Keycloak with the issuer's discovery document read at another address (SANDAN_OIDC_DISCOVERY_URL)."""
 
 from __future__ import annotations
 
+import html
 import json
+import logging
+import re
+import socket
+import uuid
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from sandan_contracts.rpc import dispatch_pb2, intake_pb2
 from sandan_eventbus.auth.principal import resident_id_for
@@ -245,3 +254,72 @@ async def test_open311_discovery(gateway):
     body = (await gateway.client.get("/open311/v2/discovery.json")).json()
     assert body["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
     assert "application/json" in body["endpoints"][0]["formats"]
+
+
+# ---- sign-in against the real Keycloak, the discovery document read at another address -------------------------------
+def other_name(url: str) -> str:
+    """The same server under another host name (localhost for 127.0.0.1 and back; else its address)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    other = {"127.0.0.1": "localhost", "localhost": "127.0.0.1"}.get(host) or socket.gethostbyname(host)
+    return urlunsplit(parts._replace(netloc=other + (f":{parts.port}" if parts.port else "")))
+
+
+async def _through_the_login_form(gw, location: str, username: str, password: str) -> httpx.Response:
+    """The browser's part: Keycloak's form at `location`, filled in and posted; returns the redirect to the
+    gateway's callback (not followed)."""
+    form = await gw.client.get(location, follow_redirects=True)
+    assert form.status_code == 200, form.text[:300]
+    action = html.unescape(re.search(r'<form[^>]*id="kc-form-login"[^>]*action="([^"]+)"', form.text).group(1))
+    reply = await gw.client.post(action, data={"username": username, "password": password, "credentialId": ""})
+    assert reply.status_code == 302, reply.text[:300]
+    return reply
+
+
+async def test_sign_in_reads_the_discovery_document_at_its_own_address(oidc_gateway, fronted_realm):
+    """SANDAN_OIDC_DISCOVERY_URL names the same Keycloak under another host name (standing in for its internal
+    address); the document read there names the pinned issuer, the login redirect goes to the authorization
+    endpoint it names (the browser's), and the whole sign-in works: code exchange, id_token (its iss checked
+    against the document's issuer), access token verified with keys found through that document."""
+    issuer = fronted_realm.issuer
+    discovery = other_name(issuer) + "/.well-known/openid-configuration"
+    assert urlsplit(discovery).hostname != urlsplit(issuer).hostname
+    person = fronted_realm.admin.create(f"disc-{uuid.uuid4().hex[:8]}", ["branch_secretary"], community_id="c1")
+    async with oidc_gateway(issuer, discovery) as gw:
+        login = await gw.client.get("/login?next=/home")
+        assert login.status_code in (302, 303), login.text[:300]
+        location = login.headers["location"]
+        metadata = await gw.auth.metadata()
+        assert gw.auth.discovery_url == discovery and metadata["issuer"] == issuer
+        assert location.startswith(metadata["authorization_endpoint"] + "?")
+        assert urlsplit(location).netloc == urlsplit(issuer).netloc, "the browser goes to the public address"
+        assert "code_challenge_method=S256" in location
+        back = await _through_the_login_form(gw, location, person.username, person.password)
+        assert back.headers["location"].startswith("http://127.0.0.1:8000/auth/callback?")
+        done = await gw.client.get(back.headers["location"])
+        assert done.status_code == 303 and done.headers["location"] == "/home", done.text[:300]
+        me = (await gw.client.get("/api/v1/me")).json()
+        assert (me["subject"], me["roles"], me["community_id"]) == (person.user_id, ["branch_secretary"], "c1")
+        assert gw.auth.verifier.keys.fetches >= 1
+        assert gw.auth.verifier.issuer.discovery == discovery
+
+
+async def test_a_discovery_document_naming_another_issuer_refuses_sign_in(oidc_gateway, oidc_issuer, keycloak,
+                                                                         caplog):
+    """The local Keycloak runs without KC_HOSTNAME: asked at another host name, the shared realm's document names
+    that name as issuer. The gateway refuses to send anyone there (tokens would name the wrong issuer): /login
+    answers 503 with no redirect, and one log line names both issuers (no traceback)."""
+    discovery = other_name(oidc_issuer) + "/.well-known/openid-configuration"
+    named = httpx.get(discovery, timeout=30).json()["issuer"]
+    assert named != oidc_issuer, "this Keycloak has a fixed hostname; the refusal cannot be shown against it"
+    async with oidc_gateway(oidc_issuer, discovery) as gw:
+        with caplog.at_level(logging.INFO, logger="sandan_gateway"):
+            reply = await gw.client.get("/login?next=/home")
+        assert reply.status_code == 503 and "location" not in reply.headers
+        (record,) = [r for r in caplog.records if r.name == "sandan_gateway.auth" and r.levelno >= logging.WARNING]
+        assert record.levelno == logging.ERROR and "another issuer" in record.getMessage()
+        assert record.fields == {"discovery_url": discovery, "issuer": oidc_issuer.rstrip("/"), "named": named}
+        assert record.exc_info is None
+        assert not [r for r in caplog.records if r.exc_info]
+        logout = await gw.client.post("/logout")  # no session: home, not the other issuer's end_session_endpoint
+        assert logout.status_code == 303 and logout.headers["location"] == "http://127.0.0.1:8000/"

@@ -7,6 +7,7 @@ the variable's name.
 | `SANDAN_OIDC_ISSUER` | required: the `iss` every accepted token names, e.g. http://127.0.0.1:8180/realms/sandan |
 | `SANDAN_OIDC_AUDIENCE` | the audience tokens must carry (default `sandan`) |
 | `SANDAN_OIDC_JWKS_URL` | where the issuer's keys are (default: from its discovery document) |
+| `SANDAN_OIDC_DISCOVERY_URL` | where the issuer's discovery document is read (default: under the issuer) |
 | `SANDAN_OIDC_TOKEN_URL` | the token endpoint for this service's own identity (default: Keycloak's, under the issuer) |
 | `SANDAN_OIDC_CA_FILE` | a CA bundle to trust for the issuer's HTTPS (default: the system's) |
 | `SANDAN_OIDC_CLIENT_ID`, `SANDAN_OIDC_CLIENT_SECRET` (or `_FILE`) | this service's own identity for its calls |
@@ -44,6 +45,9 @@ class OidcSettings(BaseSettings):
     issuer: str = Field(min_length=1)
     audience: str = "sandan"
     jwks_url: str = ""
+    discovery_url: str = Field(default="", description=(
+        "where this process reads the issuer's discovery document when the issuer's public address is not "
+        "reachable from inside (default: <issuer>/.well-known/openid-configuration)"))
     token_url: str = ""
     ca_file: str = ""
     client_id: str = ""
@@ -54,7 +58,8 @@ class OidcSettings(BaseSettings):
         return self.ca_file or True
 
     def verifier(self) -> TokenVerifier:
-        issuer = Issuer(self.issuer.rstrip("/"), audience=self.audience, jwks_url=self.jwks_url)
+        issuer = Issuer(self.issuer.rstrip("/"), audience=self.audience, jwks_url=self.jwks_url,
+                        discovery_url=self.discovery_url)
         return TokenVerifier(issuer, KeySet(issuer, verify_tls=self.verify_tls()))
 
     def guards(self) -> list[grpc.aio.ServerInterceptor]:

@@ -33,7 +33,8 @@ def build(settings: Settings) -> FastAPI:
                       tls.channel_credentials(), identity, settings.grpc_timeout_seconds)
     store = SessionStore(settings.session_url, settings.session_idle_seconds, settings.session_max_seconds)
     auth = Auth(oidc.issuer, settings.web_client_id, settings.web_secret(), oidc.verifier(), store,
-                settings.public_url, settings.secure_cookies)
+                settings.public_url, settings.secure_cookies, discovery_url=oidc.discovery_url,
+                verify_tls=oidc.verify_tls())
     hub = Hub()
     feed = None
     if settings.live == "on":

@@ -10,6 +10,10 @@ token refresh, CSRF, and RP-initiated logout.
 - State-changing requests carry the session's CSRF token (a synchronizer token): the form field `csrf_token` or
   the header `X-CSRF-Token`. Callers with their own bearer token (a mini-program) send no cookie and need none.
 - `/logout` (POST, CSRF-checked) deletes the session and sends the browser to the issuer's end_session_endpoint.
+- The issuer's discovery document is read at `discovery_url` (SANDAN_OIDC_DISCOVERY_URL; default: under the
+  issuer), e.g. an internal address of the issuer whose document names the public issuer and authorization
+  endpoint (for the browser) and internal token and keys endpoints (for the gateway). The document must name
+  SANDAN_OIDC_ISSUER as its `issuer`; otherwise sign-in is refused (503) and the mismatch is logged.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 from authlib.integrations.starlette_client import OAuth, OAuthError
 from fastapi import HTTPException, Request
 
@@ -58,8 +63,10 @@ class Caller:
 
 class Auth:
     def __init__(self, issuer: str, client_id: str, client_secret: str, verifier: TokenVerifier,
-                 store: SessionStore, public_url: str, secure_cookies: bool) -> None:
+                 store: SessionStore, public_url: str, secure_cookies: bool, *, discovery_url: str = "",
+                 verify_tls: bool | str = True) -> None:
         self.issuer = issuer.rstrip("/")
+        self.discovery_url = discovery_url or self.issuer + "/.well-known/openid-configuration"
         self.verifier = verifier
         self.store = store
         self.public_url = public_url
@@ -68,8 +75,8 @@ class Auth:
         self.oauth = OAuth()
         self.oauth.register(
             "sandan", client_id=client_id, client_secret=client_secret,
-            server_metadata_url=self.issuer + "/.well-known/openid-configuration",
-            client_kwargs={"scope": "openid profile", "code_challenge_method": "S256"},
+            server_metadata_url=self.discovery_url,
+            client_kwargs={"scope": "openid profile", "code_challenge_method": "S256", "verify": verify_tls},
         )
         self._refreshing: dict[str, asyncio.Lock] = {}
 
@@ -77,13 +84,33 @@ class Auth:
     def client(self) -> Any:
         return self.oauth.sandan
 
+    async def metadata(self) -> dict[str, Any]:
+        """The issuer's discovery document (read once, then cached by authlib), provided it names this issuer;
+        HTTPException 503 otherwise (logged), since a sign-in against another issuer could never verify."""
+        try:
+            metadata = await self.client.load_server_metadata()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("cannot read the issuer's discovery document",
+                        extra={"fields": {"discovery_url": self.discovery_url, "error": str(exc)[:200]}})
+            raise HTTPException(503, "sign-in is not available now: the identity provider cannot be reached") from None
+        named = str(metadata.get("issuer", "")).rstrip("/")
+        if named != self.issuer:
+            log.error("sign-in refused: the discovery document names another issuer than SANDAN_OIDC_ISSUER "
+                      "(check SANDAN_OIDC_ISSUER and SANDAN_OIDC_DISCOVERY_URL, and the issuer's hostname setting)",
+                      extra={"fields": {"discovery_url": self.discovery_url, "issuer": self.issuer,
+                                        "named": named}})
+            raise HTTPException(503, "sign-in is not available: the identity provider is misconfigured")
+        return dict(metadata)
+
     # ---- the flow -------------------------------------------------------------------------------------------
     async def login(self, request: Request, next_path: str = "/") -> Any:
+        await self.metadata()
         request.session["next"] = safe_next(next_path)
         return await self.client.authorize_redirect(request, self.public_url + "/auth/callback")
 
     async def callback(self, request: Request) -> tuple[Session, str]:
         """Open a session from the issuer's answer; returns it and where to go next."""
+        await self.metadata()
         try:
             token = await self.client.authorize_access_token(request)
         except OAuthError as exc:
@@ -99,7 +126,10 @@ class Auth:
         """Where to send the browser after the session is deleted: the issuer's end_session_endpoint (ends the
         single sign-on too) when it has one, else the home page."""
         home = self.public_url + "/"
-        metadata = await self.client.load_server_metadata()
+        try:
+            metadata = await self.metadata()
+        except HTTPException:  # logged; the session is gone either way
+            return home
         endpoint = metadata.get("end_session_endpoint")
         if not endpoint:
             return home

@@ -2,9 +2,10 @@
 
 Checks: signature against the issuer's JWKS, a `kid` that names one of its keys, pinned algorithms, `iss`,
 `aud`, `exp`, `nbf`, `iat` (with a small leeway for clock skew) and `sub`. Keys are fetched from the issuer's
-discovery document (or a configured JWKS URL), cached, and fetched again when a token names an unknown `kid`
-(keys rotate), but at most once per `refresh_cooldown` seconds, so tokens with random `kid`s cannot turn into a
-fetch per request. Any conforming issuer works; nothing here is Keycloak-specific.
+discovery document (read under the issuer or at a configured discovery URL; or from a configured JWKS URL),
+cached, and fetched again when a token names an unknown `kid` (keys rotate), but at most once per
+`refresh_cooldown` seconds, so tokens with random `kid`s cannot turn into a fetch per request. Any conforming
+issuer works; nothing here is Keycloak-specific.
 """
 
 from __future__ import annotations
@@ -33,9 +34,16 @@ class InvalidToken(Exception):
 class Issuer:
     url: str  # the `iss` the tokens carry, e.g. http://127.0.0.1:8180/realms/sandan
     audience: str = "sandan"
-    jwks_url: str = ""  # default: from <url>/.well-known/openid-configuration
+    jwks_url: str = ""  # default: from the discovery document
     algorithms: tuple[str, ...] = ALGORITHMS
     leeway_seconds: float = 30.0
+    discovery_url: str = ""  # where the discovery document is read (default: <url>/.well-known/openid-configuration)
+
+    @property
+    def discovery(self) -> str:
+        """Where this process reads the issuer's discovery document: `discovery_url` when the issuer's public
+        address is not reachable from inside (a back-channel address), else the standard path under `url`."""
+        return self.discovery_url or self.url.rstrip("/") + "/.well-known/openid-configuration"
 
 
 class KeySet:
@@ -85,7 +93,7 @@ class KeySet:
         self._keys = {k.key_id: k for k in keys if k.key_id}
 
     def _discover(self, client: httpx.Client) -> str:
-        reply = client.get(self.issuer.url.rstrip("/") + "/.well-known/openid-configuration")
+        reply = client.get(self.issuer.discovery)
         reply.raise_for_status()
         found = reply.json().get("jwks_uri")
         if not isinstance(found, str) or not found:
