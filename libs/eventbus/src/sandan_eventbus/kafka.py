@@ -21,7 +21,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
 from faststream.kafka import KafkaBroker
 from faststream.security import BaseSecurity, SASLScram512
-from pydantic import SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sandan_contracts import TOPICS
@@ -44,16 +44,22 @@ class KafkaSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="KAFKA_", env_ignore_empty=True, extra="ignore", frozen=True)
 
-    bootstrap_servers: str = DEFAULT_BOOTSTRAP
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = "PLAINTEXT"
-    sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
-    sasl_username: str = ""
-    sasl_password: SecretStr = SecretStr("")
-    sasl_password_file: Path | None = None
-    ssl_ca_file: Path | None = None  # default: the system's trusted CAs
-    ssl_cert_file: Path | None = None  # client certificate (PEM), for mutual TLS
-    ssl_key_file: Path | None = None  # its private key (PEM, unencrypted)
-    ssl_check_hostname: bool = True
+    bootstrap_servers: str = Field(DEFAULT_BOOTSTRAP, description=(
+        "the brokers, `host:port[,host:port...]`; a service's own settings require it (the gateway: for live "
+        "updates, unless `GATEWAY_LIVE=off`)"))
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field("PLAINTEXT", description=(
+        "`PLAINTEXT` for local runs, `SSL` (TLS, optionally mutual) or `SASL_SSL` (TLS + SCRAM-SHA-512, Strimzi's "
+        "`scram-sha-512` listeners). A TLS or SASL setting that this protocol would ignore is refused"))
+    sasl_mechanism: Literal["SCRAM-SHA-512"] = Field("SCRAM-SHA-512", description="the only mechanism offered")
+    sasl_username: str = Field("", description="with `SASL_SSL`: the Kafka user (a KafkaUser per service on k8s)")
+    sasl_password: SecretStr = Field(SecretStr(""), description="with `SASL_SSL`: its password (or the `_FILE`)")
+    sasl_password_file: Path | None = Field(None, description=(
+        "the password in a file (a mounted Secret), read whenever a client is made, so a rotation needs no restart"))
+    ssl_ca_file: Path | None = Field(None, description="with `SSL`/`SASL_SSL`: the CA the brokers are checked "
+                                                       "with (PEM; default: the system's)")
+    ssl_cert_file: Path | None = Field(None, description="a client certificate (PEM), for mutual TLS")
+    ssl_key_file: Path | None = Field(None, description="its private key (PEM, unencrypted)")
+    ssl_check_hostname: bool = Field(True, description="check the brokers' certificates name them")
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSettings:

@@ -2,19 +2,8 @@
 and how it calls other services. One typed settings object per concern (pydantic-settings), failing fast with
 the variable's name.
 
-| variable | meaning |
-|---|---|
-| `SANDAN_OIDC_ISSUER` | required: the `iss` every accepted token names, e.g. http://127.0.0.1:8180/realms/sandan |
-| `SANDAN_OIDC_AUDIENCE` | the audience tokens must carry (default `sandan`) |
-| `SANDAN_OIDC_JWKS_URL` | where the issuer's keys are (default: from its discovery document) |
-| `SANDAN_OIDC_DISCOVERY_URL` | where the issuer's discovery document is read (default: under the issuer) |
-| `SANDAN_OIDC_TOKEN_URL` | the token endpoint for this service's own identity (default: Keycloak's, under the issuer) |
-| `SANDAN_OIDC_CA_FILE` | a CA bundle to trust for the issuer's HTTPS (default: the system's) |
-| `SANDAN_OIDC_CLIENT_ID`, `SANDAN_OIDC_CLIENT_SECRET` (or `_FILE`) | this service's own identity for its calls |
-| `SANDAN_GRPC_TLS_CERT_FILE`, `SANDAN_GRPC_TLS_KEY_FILE` | the server's certificate chain and key (PEM) |
-| `SANDAN_GRPC_TLS_CLIENT_CA_FILE` | with it, clients must present a certificate signed by this CA (mutual TLS) |
-| `SANDAN_GRPC_TLS_CA_FILE` | for calls to other services: the CA their certificates are signed by (TLS) |
-| `SANDAN_GRPC_PLAINTEXT` | `allow`: plaintext gRPC without a certificate (local runs only); otherwise refused |
+The variables and what they mean are in the root README's configuration table, generated from the field
+descriptions below (scripts/config_table.py).
 """
 
 from __future__ import annotations
@@ -40,19 +29,30 @@ def _read(path: str) -> bytes:
 
 
 class OidcSettings(BaseSettings):
+    """Who issues the tokens every call must carry (OpenID Connect), and this process's own identity for its calls
+    (client credentials), from SANDAN_OIDC_* variables."""
+
     model_config = SettingsConfigDict(env_prefix="SANDAN_OIDC_", extra="ignore")
 
-    issuer: str = Field(min_length=1)
-    audience: str = "sandan"
-    jwks_url: str = ""
+    issuer: str = Field(min_length=1, description=(
+        "the `iss` every accepted token names, e.g. `http://127.0.0.1:8180/realms/sandan` locally; any conforming "
+        "OpenID Connect issuer"))
+    audience: str = Field("sandan", description="the audience (`aud`) every accepted token must carry")
+    jwks_url: str = Field("", description=(
+        "where the issuer's signing keys are fetched (default: the `jwks_uri` of its discovery document); keys are "
+        "cached and fetched again for an unknown `kid`, so they can rotate"))
     discovery_url: str = Field(default="", description=(
         "where this process reads the issuer's discovery document when the issuer's public address is not "
         "reachable from inside (default: <issuer>/.well-known/openid-configuration)"))
-    token_url: str = ""
-    ca_file: str = ""
-    client_id: str = ""
-    client_secret: str = Field(default="", repr=False)
-    client_secret_file: str = ""
+    token_url: str = Field("", description=(
+        "the token endpoint for this process's own identity (default: Keycloak's, under the issuer); set it with "
+        "the discovery and JWKS URLs to reach the issuer at a back-channel address, as deploy/ does"))
+    ca_file: str = Field("", description="a CA bundle (PEM) trusted for the issuer's HTTPS (default: the system's)")
+    client_id: str = Field("", description=(
+        "this process's own client, for the calls it makes to other services (notify's contact look-ups, the "
+        "gateway's public board and Open311); services that call no one need none"))
+    client_secret: str = Field(default="", repr=False, description="its secret (or the `_FILE`)")
+    client_secret_file: str = Field("", description="the secret in a file (a mounted Secret)")
 
     def verify_tls(self) -> bool | str:
         return self.ca_file or True
@@ -79,13 +79,23 @@ class OidcSettings(BaseSettings):
 
 
 class GrpcTlsSettings(BaseSettings):
+    """How the gRPC edge is secured: the server's certificate, optional mutual TLS, and the CA for calling other
+    services, from SANDAN_GRPC_* variables."""
+
     model_config = SettingsConfigDict(env_prefix="SANDAN_GRPC_", extra="ignore")
 
-    tls_cert_file: str = ""
-    tls_key_file: str = ""
-    tls_client_ca_file: str = ""
-    tls_ca_file: str = ""
-    plaintext: str = ""
+    tls_cert_file: str = Field("", description=(
+        "the gRPC server's certificate chain (PEM); with the key, required unless `SANDAN_GRPC_PLAINTEXT=allow`"))
+    tls_key_file: str = Field("", description="its private key (PEM)")
+    tls_client_ca_file: str = Field("", description=(
+        "optional mutual TLS: callers must present a certificate signed by this CA; a caller (notify, the gateway) "
+        "presents its own certificate and key from the two settings above"))
+    tls_ca_file: str = Field("", description=(
+        "for calls to other services (notify, the gateway) and the shipped health probe: the CA their "
+        "certificates are signed by; required for calls unless plaintext is allowed"))
+    plaintext: str = Field("", description=(
+        "`allow`: plaintext gRPC without a certificate, for a local run; anything else is refused at start"),
+        json_schema_extra={"env_type": "`allow` or empty"})
 
     @model_validator(mode="after")
     def _consistent(self) -> GrpcTlsSettings:
