@@ -2,6 +2,10 @@
 # Local Keycloak (the OpenID Connect identity provider) run straight from the Maven Central distribution
 # (org.keycloak:keycloak-quarkus-dist, a zip) in dev mode on 127.0.0.1 -- no Docker. For local demos, tests and
 # CI only: plain HTTP, an in-memory database (every start imports the realm afresh), a bootstrap admin.
+# Like production (deploy/k8s, docker-compose): the hostname is pinned, so every token and discovery document
+# names the one issuer http://127.0.0.1:8180, while the back-channel endpoints (token, keys, userinfo) follow the
+# address a request used (hostname-backchannel-dynamic): asked at http://localhost:8180, the discovery document
+# sends browsers to 127.0.0.1 and servers to localhost, as Keycloak's internal address works in a cluster.
 #
 #   bash deploy/local/keycloak.sh fetch    # the distribution zip into the cache (idempotent)
 #   bash deploy/local/keycloak.sh start    # fetch, unpack once, import the realm, start in the background, wait
@@ -142,6 +146,7 @@ cmd_start() {
   JAVA="$(command -v "$JAVA")" \
     setsid nohup "$HOME_DIR/bin/kc.sh" start-dev --http-host="$HOST" --http-port="$PORT" \
       --http-management-port="$MANAGEMENT_PORT" --health-enabled=true --import-realm --db=dev-mem \
+      --hostname="http://$HOST:$PORT" --hostname-backchannel-dynamic=true \
       --log-console-output=default </dev/null >"$LOG" 2>&1 8>&- 9>&- &
   echo $! >"$PIDFILE"
   flock -u 9

@@ -2,19 +2,16 @@
 interceptor (trusting a local issuer, enforcing the role matrix), with small servicers that answer from a dict and
 refuse what is out of scope, so the tests see what the gateway forwards and what it makes of refusals.
 Sessions are opened directly in the store (the real sign-in flow is tested against Keycloak in test_stack.py).
-`oidc_gateway` is the gateway in-process against the real Keycloak (sign-in only, no services behind it), and
-`fronted_realm` a throw-away copy of the local realm whose issuer is pinned to one address (Keycloak's realm
-frontend URL), so its discovery document can be read at another name of the same server.
+`oidc_gateway` is the gateway in-process against the real Keycloak (sign-in only, no services behind it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -304,31 +301,3 @@ def oidc_gateway() -> Callable[[str, str], contextlib.AbstractAsyncContextManage
             store.close()
 
     return start
-
-
-@dataclass
-class FrontedRealm:
-    issuer: str  # the one address its tokens and its discovery document name, however they are reached
-    admin: Any  # sandan_eventbus.auth.keycloak.KeycloakAdmin for this realm
-
-
-@pytest.fixture(scope="module")
-def fronted_realm(oidc_issuer: str, keycloak: Any) -> Iterator[FrontedRealm]:
-    """A copy of the local realm (its clients, roles and scopes) whose frontend URL is the issuer's server address,
-    so Keycloak names that issuer whichever host name the request used (the local Keycloak runs without
-    KC_HOSTNAME: the shared realm names whatever address it was asked at). Deleted afterwards."""
-    from sandan_eventbus.auth.keycloak import KeycloakAdmin
-
-    base = oidc_issuer.rstrip("/").rpartition("/realms/")[0]
-    realm = json.loads(REALM_FILE.read_text(encoding="utf-8"))
-    realm["realm"] = f"sandan-fronted-{uuid.uuid4().hex[:8]}"
-    realm["attributes"] = {**realm.get("attributes", {}), "frontendUrl": base}
-    admin = KeycloakAdmin(f"{base}/realms/{realm['realm']}")
-    headers = {"authorization": f"Bearer {keycloak._token()}"}
-    keycloak.http.post(f"{base}/admin/realms", json=realm, headers=headers).raise_for_status()
-    try:
-        yield FrontedRealm(admin.issuer, admin)
-    finally:
-        admin.close()
-        keycloak.http.delete(f"{base}/admin/realms/{realm['realm']}",
-                             headers={"authorization": f"Bearer {keycloak._token()}"})

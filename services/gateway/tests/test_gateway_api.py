@@ -3,12 +3,16 @@ against the real Keycloak with the issuer's discovery document read at another a
 
 from __future__ import annotations
 
+import contextlib
 import html
+import http.server
 import json
 import logging
 import re
 import socket
+import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -276,23 +280,30 @@ async def _through_the_login_form(gw, location: str, username: str, password: st
     return reply
 
 
-async def test_sign_in_reads_the_discovery_document_at_its_own_address(oidc_gateway, fronted_realm):
+async def test_sign_in_reads_the_discovery_document_at_its_own_address(oidc_gateway, oidc_issuer, keycloak):
     """SANDAN_OIDC_DISCOVERY_URL names the same Keycloak under another host name (standing in for its internal
-    address); the document read there names the pinned issuer, the login redirect goes to the authorization
-    endpoint it names (the browser's), and the whole sign-in works: code exchange, id_token (its iss checked
-    against the document's issuer), access token verified with keys found through that document."""
-    issuer = fronted_realm.issuer
+    address in a cluster). The local Keycloak runs as deployed (deploy/local/keycloak.sh): hostname pinned to the
+    issuer, back channel dynamic. So the document read there names the issuer and sends the browser to the
+    issuer's address, while the gateway's own requests (code exchange, keys) go to the address it asked at; and the
+    whole sign-in works: code exchange, id_token (its iss checked against the document's issuer), access token
+    verified with keys found through that document."""
+    issuer = oidc_issuer.rstrip("/")
     discovery = other_name(issuer) + "/.well-known/openid-configuration"
-    assert urlsplit(discovery).hostname != urlsplit(issuer).hostname
-    person = fronted_realm.admin.create(f"disc-{uuid.uuid4().hex[:8]}", ["branch_secretary"], community_id="c1")
+    inside, outside = urlsplit(discovery).netloc, urlsplit(issuer).netloc
+    assert inside != outside
+    person = keycloak.create(f"disc-{uuid.uuid4().hex[:8]}", ["branch_secretary"], community_id="c1")
     async with oidc_gateway(issuer, discovery) as gw:
         login = await gw.client.get("/login?next=/home")
         assert login.status_code in (302, 303), login.text[:300]
         location = login.headers["location"]
         metadata = await gw.auth.metadata()
         assert gw.auth.discovery_url == discovery and metadata["issuer"] == issuer
+        # front channel at the public address, back channel at the one the gateway used
+        assert urlsplit(metadata["authorization_endpoint"]).netloc == outside
+        assert urlsplit(metadata["end_session_endpoint"]).netloc == outside
+        assert urlsplit(metadata["token_endpoint"]).netloc == inside
+        assert urlsplit(metadata["jwks_uri"]).netloc == inside
         assert location.startswith(metadata["authorization_endpoint"] + "?")
-        assert urlsplit(location).netloc == urlsplit(issuer).netloc, "the browser goes to the public address"
         assert "code_challenge_method=S256" in location
         back = await _through_the_login_form(gw, location, person.username, person.password)
         assert back.headers["location"].startswith("http://127.0.0.1:8000/auth/callback?")
@@ -304,22 +315,48 @@ async def test_sign_in_reads_the_discovery_document_at_its_own_address(oidc_gate
         assert gw.auth.verifier.issuer.discovery == discovery
 
 
-async def test_a_discovery_document_naming_another_issuer_refuses_sign_in(oidc_gateway, oidc_issuer, keycloak,
-                                                                         caplog):
-    """The local Keycloak runs without KC_HOSTNAME: asked at another host name, the shared realm's document names
-    that name as issuer. The gateway refuses to send anyone there (tokens would name the wrong issuer): /login
-    answers 503 with no redirect, and one log line names both issuers (no traceback)."""
-    discovery = other_name(oidc_issuer) + "/.well-known/openid-configuration"
-    named = httpx.get(discovery, timeout=30).json()["issuer"]
-    assert named != oidc_issuer, "this Keycloak has a fixed hostname; the refusal cannot be shown against it"
-    async with oidc_gateway(oidc_issuer, discovery) as gw:
-        with caplog.at_level(logging.INFO, logger="sandan_gateway"):
-            reply = await gw.client.get("/login?next=/home")
-        assert reply.status_code == 503 and "location" not in reply.headers
-        (record,) = [r for r in caplog.records if r.name == "sandan_gateway.auth" and r.levelno >= logging.WARNING]
-        assert record.levelno == logging.ERROR and "another issuer" in record.getMessage()
-        assert record.fields == {"discovery_url": discovery, "issuer": oidc_issuer.rstrip("/"), "named": named}
-        assert record.exc_info is None
-        assert not [r for r in caplog.records if r.exc_info]
-        logout = await gw.client.post("/logout")  # no session: home, not the other issuer's end_session_endpoint
-        assert logout.status_code == 303 and logout.headers["location"] == "http://127.0.0.1:8000/"
+@contextlib.contextmanager
+def _serving(document: dict) -> Iterator[str]:
+    """A discovery document at a local address of its own; yields its URL."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(document).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/.well-known/openid-configuration"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_a_discovery_document_naming_another_issuer_refuses_sign_in(oidc_gateway, oidc_issuer, caplog):
+    """A discovery document that names another issuer than SANDAN_OIDC_ISSUER (a misconfigured or hostile address):
+    the gateway refuses to send anyone there (tokens would name the wrong issuer): /login answers 503 with no
+    redirect, and one log line names both issuers (no traceback)."""
+    document = httpx.get(oidc_issuer.rstrip("/") + "/.well-known/openid-configuration", timeout=30).json()
+    named = "http://issuer.invalid/realms/sandan"
+    with _serving({**document, "issuer": named}) as discovery:
+        async with oidc_gateway(oidc_issuer, discovery) as gw:
+            with caplog.at_level(logging.INFO, logger="sandan_gateway"):
+                reply = await gw.client.get("/login?next=/home")
+            assert reply.status_code == 503 and "location" not in reply.headers
+            (record,) = [r for r in caplog.records
+                         if r.name == "sandan_gateway.auth" and r.levelno >= logging.WARNING]
+            assert record.levelno == logging.ERROR and "another issuer" in record.getMessage()
+            assert record.fields == {"discovery_url": discovery, "issuer": oidc_issuer.rstrip("/"), "named": named}
+            assert record.exc_info is None
+            assert not [r for r in caplog.records if r.exc_info]
+            logout = await gw.client.post("/logout")  # no session: home, not the other issuer's end_session
+            assert logout.status_code == 303 and logout.headers["location"] == "http://127.0.0.1:8000/"
