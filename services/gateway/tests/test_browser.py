@@ -167,7 +167,8 @@ def test_one_demand_through_the_whole_loop_by_clicking(world: World) -> None:
     assert phone.find("done").text
     phone.click(phone.find("menu-fix-pipe"))
     phone.type("#description", "厨房水管漏水了。请尽快来看看")
-    phone.click(phone.css('input[name="urgency"][value="urgent"]'))
+    # not urgent, but special care: the inbox must mark it for the care alone
+    phone.click(phone.css('input[name="urgency"][value="routine"]'))
     phone.click(phone.css('input[name="care_tags"][value="elderly_alone"]'))
     phone.driver.execute_script("document.activeElement && document.activeElement.blur()")
     phone.check("resident-form-filled")
@@ -184,7 +185,9 @@ def test_one_demand_through_the_whole_loop_by_clicking(world: World) -> None:
     assert desk.driver.execute_script("return window.sandanNotReloaded === true"), "the console was reloaded"
     assert desk.find("inbox-count").text == "1"
     order_id = desk.css(card).get_attribute("data-testid").removeprefix("inbox-order-")
-    assert "care" in desk.css(card).get_attribute("class")
+    classes = desk.css(card).get_attribute("class").split()
+    assert "care" in classes and "urgent" not in classes, classes
+    assert "需特别关照" in desk.find(f"care-{order_id}").text  # in words, not colour alone
     desk.check("console-live-inbox")
 
     # -- the secretary offers it to the pool; the member claims it, serves and reports the hours

@@ -141,6 +141,32 @@ async def test_member_accepts_as_their_own_member_id(gateway):
     assert 'data-testid="my-order-o1"' in page.text and "完成服务" in page.text  # the ledger's reason, in words
 
 
+def _card_classes(page: str, testid: str) -> list[str]:
+    found = re.search(rf'<li class="([^"]*)" data-testid="{testid}"', page)
+    assert found, f"no card {testid}"
+    return found.group(1).split()
+
+
+async def test_special_care_is_marked_in_words_whatever_the_urgency(gateway):
+    """dispatch's order says special_care (the tags stay in intake): a routine order needing care is marked, with
+    the words 需特别关照; an urgent one that needs none is not."""
+    for order_id, urgency, care in (("o-care", "routine", True), ("o-hurry", "urgent", False)):
+        gateway.world.orders[order_id] = dispatch_pb2.Order(
+            order_id=order_id, demand_id=f"d-{order_id}", community_id="c1", grid_id="g1", status="offered",
+            category="repair", urgency=urgency, special_care=care, due_at="2030-01-01T00:00:00Z")
+    gateway.sign_in(["branch_secretary"], community_id="c1")
+    console = (await gateway.client.get("/console")).text
+    assert "care" in _card_classes(console, "inbox-order-o-care")
+    assert "care" not in _card_classes(console, "inbox-order-o-hurry")
+    assert re.search(r'data-testid="care-o-care">需特别关照<', console) and 'data-testid="care-o-hurry"' not in console
+    gateway.sign_in(["member"], member_id="m-7", community_id="c1")
+    member = (await gateway.client.get("/member")).text
+    assert "care" in _card_classes(member, "offer-o-care") and "care" not in _card_classes(member, "offer-o-hurry")
+    assert 'data-testid="care-o-care"' in member and 'data-testid="care-o-hurry"' not in member
+    listed = (await gateway.client.get("/api/v1/orders", params={"community_id": "c1"})).json()["orders"]
+    assert {o["order_id"]: o["special_care"] for o in listed} == {"o-care": True, "o-hurry": False}
+
+
 async def test_form_without_csrf_is_refused(gateway):
     gateway.world.orders["o2"] = dispatch_pb2.Order(order_id="o2", demand_id="d2", community_id="c1", status="offered")
     gateway.sign_in(["member"], member_id="m-7")

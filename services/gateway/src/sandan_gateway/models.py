@@ -91,6 +91,8 @@ class Demand(Out):
     member_id: str = ""
     redo_count: int = 0
     stars: int = 0
+    special_care: bool = Field(False, description="a care tag was given (the tags: only to the resident and "
+                                                  "their community's workers)")
 
 
 class HistoryEntry(Out):
@@ -122,6 +124,7 @@ class Order(Out):
     offered_teams: list[str] = []
     joint_meeting_units: list[str] = []
     hours: float = 0
+    special_care: bool = Field(False, description="the resident needs special care (which kind stays in intake)")
 
 
 class Orders(Out):

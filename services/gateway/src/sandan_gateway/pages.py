@@ -414,11 +414,7 @@ async def console(request: Request, who: Who, quarter: str = "") -> Response:
         except Refused:
             summary = None
     return render(request, "console.html", who, community=community, orders=orders, summary=summary,
-                  quarter=quarter, care=_care_tags)
-
-
-def _care_tags(order: Any) -> list[str]:
-    return list(getattr(order, "care_tags", ()) or ())
+                  quarter=quarter)
 
 
 @router.get("/console/orders/{order_id}")
