@@ -93,17 +93,47 @@ def test_base_images_are_pinned_or_overridable(service: str) -> None:
     assert "ARG PYTHON_IMAGE=python:3.11-slim-bookworm" in text
 
 
+def stages(steps: list[tuple[str, str]]) -> list[list[tuple[str, str]]]:
+    """The instructions of each build stage, from its FROM on (the last one is the image that ships)."""
+    starts = [i for i, (word, _) in enumerate(steps) if word == "FROM"]
+    return [steps[a:b] for a, b in zip(starts, [*starts[1:], len(steps)], strict=True)]
+
+
+def unconstrained_installs(text: str) -> list[str]:
+    """Every `pip install` (in any stage, however chained) not given the constraints file its stage copied in."""
+    bad = []
+    for stage in stages(instructions(text)):
+        copied: list[str] = []  # where this stage has constraints.txt, so far
+        for word, rest in stage:
+            if word == "COPY" and rest.split()[0] == "constraints.txt":
+                copied.append(rest.split()[-1])
+            if word != "RUN":
+                continue
+            for command in re.split(r"&&|;|\|\|", rest):
+                if "pip install" in command and not any(f"-c {target}" in command for target in copied):
+                    bad.append(command.strip())
+    return bad
+
+
+def test_the_rule_for_installs() -> None:
+    ok = "FROM a\nCOPY constraints.txt /c.txt\nRUN pip install -c /c.txt x && python -m pip install -c /c.txt y\n"
+    assert unconstrained_installs(ok) == []
+    assert unconstrained_installs("FROM a\nRUN pip install x\n") == ["pip install x"]
+    # a later command of the same RUN, and a build stage, count as much as the image that ships
+    assert unconstrained_installs(ok.replace("pip install -c /c.txt y", "pip install y")) == ["python -m pip install y"]
+    build = "FROM b AS build\nRUN /opt/v/bin/pip install -q maturin\n"
+    assert unconstrained_installs(build + ok) == ["/opt/v/bin/pip install -q maturin"]
+    # the constraints copied into another stage do not constrain this one
+    assert unconstrained_installs(ok + "FROM c\nRUN pip install -c /c.txt z\n") == ["pip install -c /c.txt z"]
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_dockerfile_installs_with_the_constraints(service: str) -> None:
-    steps = instructions(DOCKERFILES[service].read_text(encoding="utf-8"))
-    final = steps[max(i for i, (word, _) in enumerate(steps) if word == "FROM"):]  # the image that ships
-    installs = [rest for word, rest in final if word == "RUN" and "pip install" in rest]
-    assert installs, f"{service}: no pip install in its image"
-    copied = [rest for word, rest in final if word == "COPY" and rest.startswith("constraints.txt ")]
-    assert copied, f"{service}: constraints.txt is not copied into the build"
-    target = copied[0].split()[-1]
-    for command in installs:
-        assert f"-c {target}" in command, f"{service}: `{command}` installs without -c {target}"
+    text = DOCKERFILES[service].read_text(encoding="utf-8")
+    final = stages(instructions(text))[-1]  # the image that ships
+    assert [rest for word, rest in final if word == "RUN" and "pip install" in rest], \
+        f"{service}: no pip install in its image"
+    assert unconstrained_installs(text) == [], f"{service}: installs without -c <its copy of constraints.txt>"
 
 
 @pytest.mark.parametrize("service", SERVICES)
