@@ -56,6 +56,7 @@ name = "玉华社区"
 town = "chengjiang"
 """
 PARTNER_KEY = "partner-key-for-tests"
+CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 @dataclass
@@ -121,6 +122,26 @@ class FakeIntake(intake_pb2_grpc.IntakeServicer):
         if demand.status != "served":
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "demand is posted, not served")
         demand.status = "confirmed"
+        return demand
+
+    async def RequestRedo(self, request: Any, context: Any) -> Any:
+        self.world.saw("RequestRedo", request)
+        if not CODE.fullmatch(request.reason):  # as intake's check_code
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason: must be a lowercase code")
+        demand = self.world.demands[request.demand_id]
+        if demand.status != "served":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"demand is {demand.status}, not served")
+        demand.status, demand.member_id, demand.redo_count = "posted", "", demand.redo_count + 1
+        return demand
+
+    async def WithdrawDemand(self, request: Any, context: Any) -> Any:
+        self.world.saw("WithdrawDemand", request)
+        if not CODE.fullmatch(request.reason):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "reason: must be a lowercase code")
+        demand = self.world.demands[request.demand_id]
+        if demand.status not in ("posted", "accepted"):
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"demand is {demand.status}")
+        demand.status = "withdrawn"
         return demand
 
     async def RateService(self, request: Any, context: Any) -> Any:

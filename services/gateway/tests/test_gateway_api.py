@@ -20,6 +20,7 @@ import httpx
 
 from sandan_contracts.rpc import dispatch_pb2, intake_pb2
 from sandan_eventbus.auth.principal import resident_id_for
+from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
 
@@ -124,6 +125,74 @@ async def test_failed_precondition_is_409(gateway):
     reply = await gateway.client.post(f"/api/v1/demands/{posted.json()['demand_id']}/confirm",
                                       headers={"x-csrf-token": session.csrf})
     assert reply.status_code == 409 and reply.json()["type"] == "urn:sandan:problem:not-now"
+
+
+# ---- redo and withdraw: a reason is a code from the gateway's list (intake keeps no free text for either) ----------
+async def _posted(gateway, session, status: str) -> str:
+    posted = await gateway.client.post("/api/v1/demands", json={"client_request_id": f"r-{uuid.uuid4().hex[:6]}",
+                                                               "menu_item_id": "m-repair"},
+                                       headers={"x-csrf-token": session.csrf})
+    demand_id = posted.json()["demand_id"]
+    gateway.world.demands[demand_id].status = status
+    return demand_id
+
+
+def _calls(gateway, method: str) -> list:
+    return [r for m, _, r in gateway.world.seen if m == method]
+
+
+async def test_api_redo_and_withdraw_take_a_reason_code(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    served = await _posted(gateway, session, "served")
+    free = await gateway.client.post(f"/api/v1/demands/{served}/redo", json={"reason": "水管还在漏"},
+                                     headers={"x-csrf-token": session.csrf})
+    assert free.status_code == 422 and free.json()["field"] == "reason"
+    assert not _calls(gateway, "RequestRedo")
+    redo = await gateway.client.post(f"/api/v1/demands/{served}/redo", json={"reason": "not_solved"},
+                                     headers={"x-csrf-token": session.csrf})
+    assert redo.status_code == 200, redo.text
+    assert redo.json()["status"] == "posted" and redo.json()["redo_count"] == 1
+    assert [(r.demand_id, r.reason) for r in _calls(gateway, "RequestRedo")] == [(served, "not_solved")]
+    withdrawn = await gateway.client.post(f"/api/v1/demands/{served}/withdraw", json={"reason": "solved_myself"},
+                                          headers={"x-csrf-token": session.csrf})
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    assert [r.reason for r in _calls(gateway, "WithdrawDemand")] == ["solved_myself"]
+    schema = json.loads(OPENAPI.read_text(encoding="utf-8"))["components"]["schemas"]
+    assert schema["RedoIn"]["properties"]["reason"]["enum"] == list(REDO_REASONS)
+    assert schema["WithdrawIn"]["properties"]["reason"]["enum"] == list(WITHDRAW_REASONS)
+
+
+async def test_page_redo_offers_the_reasons_and_sends_the_chosen_code(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    served = await _posted(gateway, session, "served")
+    page = (await gateway.client.get(f"/resident/demands/{served}")).text
+    for reason in REDO_REASONS:
+        assert f'data-testid="redo-{reason}"' in page
+    assert "问题没有解决" in page and "<input id=\"redo-reason\"" not in page
+    free = await gateway.client.post(f"/resident/demands/{served}/redo",
+                                      data={"csrf_token": session.csrf, "reason": "修得不好 还在漏"})
+    assert free.status_code == 400 and "请从列表中选一个原因" in free.text and not _calls(gateway, "RequestRedo")
+    reply = await gateway.client.post(f"/resident/demands/{served}/redo",
+                                      data={"csrf_token": session.csrf, "reason": "partly_done"})
+    assert reply.status_code == 303 and reply.headers["location"] == f"/resident/demands/{served}?done=saved"
+    assert [r.reason for r in _calls(gateway, "RequestRedo")] == ["partly_done"]
+    assert gateway.world.demands[served].status == "posted"
+
+
+async def test_page_withdraw_sends_the_chosen_code(gateway):
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    posted = await _posted(gateway, session, "posted")
+    await gateway.client.get("/prefs", params={"lang": "en"})
+    page = (await gateway.client.get(f"/resident/demands/{posted}")).text
+    assert 'data-testid="withdraw-reason"' in page and "posted by mistake" in page
+    reply = await gateway.client.post(f"/resident/demands/{posted}/withdraw",
+                                      data={"csrf_token": session.csrf, "reason": "posted_by_mistake"})
+    assert reply.status_code == 303
+    assert [r.reason for r in _calls(gateway, "WithdrawDemand")] == ["posted_by_mistake"]
+    assert gateway.world.demands[posted].status == "withdrawn"
+    again = await gateway.client.post(f"/resident/demands/{posted}/withdraw",
+                                      data={"csrf_token": session.csrf, "reason": "posted_by_mistake"})
+    assert again.status_code == 409 and "cannot be done now" in again.text
 
 
 # ---- members ------------------------------------------------------------------------------------------------------

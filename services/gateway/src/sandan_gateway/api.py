@@ -126,7 +126,7 @@ async def demand_history(demand_id: str, who: Who, services: Services) -> m.Hist
 
 
 @router.post("/demands/{demand_id}/withdraw", response_model=m.Demand, tags=["residents"])
-async def withdraw(demand_id: str, body: m.ReasonIn, who: Writer, services: Services) -> m.Demand:
+async def withdraw(demand_id: str, body: m.WithdrawIn, who: Writer, services: Services) -> m.Demand:
     reply = await services.call(services.intake.WithdrawDemand, intake_pb2.WithdrawDemandRequest(
         demand_id=demand_id, reason=body.reason), who.token)
     return m.from_pb(m.Demand, reply)

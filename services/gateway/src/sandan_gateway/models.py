@@ -4,7 +4,7 @@ allowed words), answers copied from the services' protobuf messages field by fie
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar, get_args
 
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
@@ -16,6 +16,12 @@ Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
 Urgency = Literal["urgent", "normal", "routine"]
 CareTag = Literal["elderly_alone", "student_hardship", "left_behind_child", "disabled"]
 Channel = Literal["app", "hotline", "grid_worker", "walk_in"]
+# Why a resident asks for a redo or withdraws: intake records a code (no free text: RequestRedoRequest and
+# WithdrawDemandRequest carry `reason`, a code, and nothing else), so the gateway offers this vocabulary.
+RedoReason = Literal["not_solved", "partly_done", "poorly_done", "nobody_came", "other"]
+WithdrawReason = Literal["solved_myself", "no_longer_needed", "posted_by_mistake", "other"]
+REDO_REASONS: tuple[str, ...] = get_args(RedoReason)
+WITHDRAW_REASONS: tuple[str, ...] = get_args(WithdrawReason)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -269,8 +275,8 @@ class PostDemandIn(In):
     channel: Channel | None = None
 
 
-class ReasonIn(In):
-    reason: CodeText
+class WithdrawIn(In):
+    reason: WithdrawReason = Field(description="why (a code; intake keeps no free text for a withdrawal)")
 
 
 class RateIn(In):
@@ -279,7 +285,8 @@ class RateIn(In):
 
 
 class RedoIn(In):
-    reason: str = Field(min_length=1, max_length=200)
+    reason: RedoReason = Field(description="why the service was not good enough (a code; intake keeps no free text "
+                                           "for a redo)")
 
 
 class DispatchIn(In):

@@ -21,6 +21,7 @@ from sandan_contracts.rpc import dispatch_pb2, intake_pb2, scoring_pb2
 from sandan_gateway import api
 from sandan_gateway.auth import Caller, check_csrf, safe_next
 from sandan_gateway.backend import Backend, Refused
+from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
 from sandan_gateway.places import Directory, current_quarter, previous_quarters
 
 HERE = Path(__file__).resolve().parent
@@ -57,6 +58,11 @@ WORDS: dict[str, tuple[str, str]] = {
     "special_care_bonus": ("照顾特殊群体", "special care"), "abandoned_order": ("接单后放弃", "order abandoned"),
     "overdue_while_held": ("接单后超时", "overdue while held"), "redo_required": ("需要返工", "redo required"),
     "all": ("累计", "all time"),
+    # why a redo (models.REDO_REASONS) or a withdrawal (models.WITHDRAW_REASONS)
+    "not_solved": ("问题没有解决", "the problem is not solved"), "partly_done": ("只做了一部分", "only partly done"),
+    "poorly_done": ("做得不好", "poorly done"), "nobody_came": ("党员没有上门", "nobody came"),
+    "solved_myself": ("自己解决了", "I solved it myself"), "no_longer_needed": ("不需要了", "no longer needed"),
+    "posted_by_mistake": ("填错了", "posted by mistake"), "other_reason": ("其他原因", "another reason"),
     # service categories (a community's menu items each have one)
     "repair": ("维修", "repairs"), "medical": ("医疗", "medical"), "legal": ("法律", "legal"),
     "mediation": ("调解", "mediation"), "policy": ("政策", "policy"), "information": ("信息", "information"),
@@ -74,6 +80,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "RESOURCE_EXHAUSTED": ("服务繁忙，请稍后再试。", "The service is busy. Please try again in a moment."),
     "DEADLINE_EXCEEDED": ("服务没有及时响应，请稍后再试。", "The service did not answer in time."),
     "bad_input": ("填写的内容有误。", "Something you entered is not right."),
+    "bad_reason": ("请从列表中选一个原因。", "Please choose a reason from the list."),
     "error": ("出了点问题。", "Something went wrong."),
 }
 DONE: dict[str, tuple[str, str]] = {
@@ -278,16 +285,20 @@ async def resident_demand(request: Request, demand_id: str, who: Who) -> Respons
     demand = await backend.call(backend.intake.GetDemand, intake_pb2.DemandRef(demand_id=demand_id), who.token)
     steps = STATUS_STEPS if demand.status != "withdrawn" else ("posted", "withdrawn")
     return render(request, "demand.html", who, demand=demand, steps=steps,
-                  reached=steps.index(demand.status) if demand.status in steps else 0)
+                  reached=steps.index(demand.status) if demand.status in steps else 0,
+                  redo_reasons=REDO_REASONS, withdraw_reasons=WITHDRAW_REASONS)
 
 
 @router.post("/resident/demands/{demand_id}/{action}")
 async def resident_action(request: Request, demand_id: str, action: str, who: Poster,
                           stars: Annotated[int, Form(ge=0, le=5)] = 0,
                           comment: Annotated[str, Form(max_length=500)] = "",
-                          reason: Annotated[str, Form(max_length=200)] = "") -> Response:
+                          reason: Annotated[str, Form(max_length=40)] = "") -> Response:
     backend: Backend = request.app.state.backend
     ref = intake_pb2.DemandRef(demand_id=demand_id)
+    allowed = {"redo": REDO_REASONS, "withdraw": WITHDRAW_REASONS}.get(action)
+    if allowed is not None and reason not in allowed:  # intake keeps a code, never free text
+        return message_page(request, 400, "bad_reason")
     if action == "confirm":
         await backend.call(backend.intake.ConfirmCompletion, ref, who.token)
     elif action == "rate":
@@ -295,10 +306,10 @@ async def resident_action(request: Request, demand_id: str, action: str, who: Po
             demand_id=demand_id, stars=stars, comment=comment), who.token)
     elif action == "redo":
         await backend.call(backend.intake.RequestRedo, intake_pb2.RequestRedoRequest(
-            demand_id=demand_id, reason=reason or "not_satisfied"), who.token)
+            demand_id=demand_id, reason=reason), who.token)
     elif action == "withdraw":
         await backend.call(backend.intake.WithdrawDemand, intake_pb2.WithdrawDemandRequest(
-            demand_id=demand_id, reason=reason or "no_longer_needed"), who.token)
+            demand_id=demand_id, reason=reason), who.token)
     else:
         raise Refused(grpc.StatusCode.NOT_FOUND, f"no action {action}")
     return back(f"/resident/demands/{demand_id}")
