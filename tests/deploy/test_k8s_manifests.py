@@ -1159,9 +1159,16 @@ NAMESPACE_LABELS = {"sandan": {}, "kube-system": {}, "cnpg-system": {}, "ingress
                     "monitoring": {}, "elsewhere": {}}
 
 
+_OPERATORS = {"In": lambda labels, key, values: labels.get(key) in values,
+              "NotIn": lambda labels, key, values: labels.get(key) not in values,
+              "Exists": lambda labels, key, values: key in labels,
+              "DoesNotExist": lambda labels, key, values: key not in labels}
+
+
 def _selects(selector: dict | None, labels: dict) -> bool:
-    assert not (selector or {}).get("matchExpressions"), "the evaluator reads matchLabels only"
-    return (selector or {}).get("matchLabels", {}).items() <= labels.items()
+    selector = selector or {}
+    return selector.get("matchLabels", {}).items() <= labels.items() and all(
+        _OPERATORS[e["operator"]](labels, e["key"], e.get("values", [])) for e in selector.get("matchExpressions", []))
 
 
 def _peer_matches(entry: dict, peer: Peer, policy_namespace: str) -> bool:
@@ -1203,8 +1210,11 @@ def _strimzi_policies(kafka: dict) -> list[dict]:
         if lst.get("networkPolicyPeers"):
             rule["from"] = lst["networkPolicyPeers"]
         rules.append(rule)
+    if kafka["spec"]["kafka"].get("metricsConfig"):
+        rules.append({"ports": [{"port": 9404}]})  # the metrics port, open to any peer
     return [{"metadata": {"name": f"{name}-network-policy-kafka (Strimzi's)"},
-             "spec": {"podSelector": {"matchLabels": {"strimzi.io/cluster": name, "strimzi.io/kind": "Kafka"}},
+             "spec": {"podSelector": {"matchLabels": {"strimzi.io/cluster": name, "strimzi.io/kind": "Kafka",
+                                                      "strimzi.io/name": f"{name}-kafka"}},
                       "policyTypes": ["Ingress"], "ingress": rules}}]
 
 
@@ -1223,6 +1233,8 @@ class Network:
                                       "strimzi.io/pool-name": broker_pools[0]["metadata"]["name"]}),
             "entity-operator": Peer("entity-operator", {"strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka",
                                                         "strimzi.io/name": f"{cluster}-entity-operator"}),
+            "kafka-exporter": Peer("kafka-exporter", {"strimzi.io/cluster": cluster, "strimzi.io/kind": "Kafka",
+                                                      "strimzi.io/name": f"{cluster}-kafka-exporter"}),
             "cluster-operator": Peer("cluster-operator", {"strimzi.io/kind": "cluster-operator",
                                                           "name": "strimzi-cluster-operator"}),
             "kube-dns": Peer("kube-dns", {"k8s-app": "kube-dns"}, "kube-system"),
@@ -1262,12 +1274,18 @@ def _flows(overlay: str) -> tuple[list[tuple], list[tuple]]:
                ("entity-operator", "broker", 9091), ("cluster-operator", "broker", 9091),
                ("notify", "internet", 443), ("notify", "internet", 587),
                ("internet", "broker", 9094), ("keycloak", "kube-dns", 53, "UDP"),
-               ("gateway", "sandan-pg", 5432), ("gateway", "broker", 9093), ("gateway", "edge", 443),
-               ("gateway", "kube-dns", 53, "UDP")]
+               ("gateway", "sandan-pg", 5432), ("gateway", "broker", 9093),
+               ("gateway", "kube-dns", 53, "UDP"),
+               # Prometheus: the brokers' metrics, the Kafka Exporter (which reads the brokers), PostgreSQL's
+               ("prometheus", "broker", 9404), ("prometheus", "kafka-exporter", 9404),
+               ("kafka-exporter", "broker", 9091), ("prometheus", "sandan-pg", 9187),
+               ("prometheus", "sandan-keycloak-db", 9187)]
     denied = [("intake", "scoring", 50053), ("intake", "notify", 50054), ("intake", "dispatch", 50052),
               ("dispatch", "intake", 50051), ("scoring", "intake", 50051), ("keycloak", "broker", 9093),
               ("keycloak", "sandan-pg", 5432), ("gateway", "sandan-keycloak-db", 5432), ("gateway", "broker", 9094),
-              ("gateway", "internet", 443), ("internet", "gateway", GATEWAY_PORT),
+              ("gateway", "internet", 443), ("internet", "gateway", GATEWAY_PORT), ("gateway", "edge", 443),
+              ("prometheus", "sandan-pg", 5432), ("prometheus", "broker", 9093), ("stranger", "sandan-pg", 9187),
+              ("stranger", "kafka-exporter", 9404),
               ("stranger", "gateway", GATEWAY_PORT), ("intake", "gateway", GATEWAY_PORT),
               ("gateway", "private-host", 443),
               ("stranger", "intake", 50051), ("stranger", "broker", 9093), ("stranger", "sandan-pg", 5432),
@@ -1277,6 +1295,8 @@ def _flows(overlay: str) -> tuple[list[tuple], list[tuple]]:
     for service, port in SERVICES.items():
         allowed += [(service, "broker", 9093), (service, "sandan-pg", 5432), (service, "keycloak", kc),
                     (service, "kube-dns", 53, "UDP"), (service, "kube-dns", 53, "TCP"), ("gateway", service, port)]
+        if overlay == "county":  # Keycloak's plain HTTP port exists only in the local overlay
+            denied += [(service, "keycloak", 8080), ("gateway", "keycloak", 8080), ("edge", "keycloak", 8080)]
         denied += [(service, "sandan-keycloak-db", 5432), (service, "broker", 9094), ("internet", service, port),
                    ("stranger", service, METRICS_PORT), ("edge", service, METRICS_PORT), ("prometheus", service, port)]
         allowed += [("prometheus", service, METRICS_PORT)]
