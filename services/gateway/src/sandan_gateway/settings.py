@@ -62,6 +62,10 @@ class Settings(BaseSettings):
                                        json_schema_extra={"env_default": "`1209600` (14 days)"},
                                        description="how far back the live consumer reads at start")
     grpc_timeout_seconds: float = Field(default=10.0, gt=0, description="deadline of each call to a service")
+    metrics_port: int = Field(default=0, ge=0, le=65535,
+                              json_schema_extra={"env_default": "off (`0`)"},
+                              description="Prometheus metrics at `http://<host>:<port>/metrics` (all interfaces), "
+                                          "apart from the public port; `0`: no metrics server (see Metrics below)")
     log_level: str = Field("INFO", description="any case (`info`, `INFO`); an unknown level fails the start")
 
     @field_validator("log_level")
