@@ -20,6 +20,7 @@ import httpx
 
 from sandan_contracts.rpc import dispatch_pb2, intake_pb2
 from sandan_eventbus.auth.principal import resident_id_for
+from sandan_eventbus.checks import LIMITS, limit_of
 from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
@@ -108,6 +109,37 @@ async def test_validation_problem_names_the_field(gateway):
     assert reply.headers["content-type"].startswith("application/problem+json")
     assert body["field"] == "stars" and body["errors"][0]["field"] == "stars"
     assert "Traceback" not in reply.text
+
+
+async def test_the_gateways_text_limits_are_the_services(gateway):
+    """Every text field the API takes that the services know by name has the services' limit (checks.LIMITS);
+    the page forms say the same in maxlength and refuse more, before any service is called."""
+    schemas = (await gateway.client.get("/openapi.json")).json()["components"]["schemas"]
+    compared = set()
+    for schema in schemas.values():
+        for name, prop in schema.get("properties", {}).items():
+            for shape in (prop, *prop.get("anyOf", ())):
+                if "maxLength" in shape and name in LIMITS:
+                    assert shape["maxLength"] == limit_of(name).max_chars, name
+                    compared.add(name)
+    assert {"description", "comment", "notes", "note", "name", "phone", "address", "other_text"} <= compared
+    session = gateway.sign_in(["resident"], community_id="c1", grid_id="g1")
+    page = (await gateway.client.get("/resident")).text
+    for name in ("description", "other_text", "name", "phone", "address"):
+        assert re.search(rf'name="{name}"[^>]*maxlength="{limit_of(name).max_chars}"', page), name
+    too_long = "漏" * (limit_of("description").max_chars + 1)
+    form = {"csrf_token": session.csrf, "client_request_id": "r-long", "menu_item_id": "m-repair"}
+    refused = await gateway.client.post("/resident/demands", data={**form, "description": too_long})
+    assert refused.status_code == 400 and not _calls(gateway, "PostDemand")
+    api = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r-long", "description": too_long},
+                                    headers={"x-csrf-token": session.csrf})
+    assert api.status_code == 422 and api.json()["field"] == "description" and not _calls(gateway, "PostDemand")
+    fits = await gateway.client.post("/resident/demands", data={**form, "description": too_long[1:]})
+    assert fits.status_code == 303 and len(_calls(gateway, "PostDemand")[-1].description) == 500
+    comment = "好" * (limit_of("comment").max_chars + 1)
+    rated = await gateway.client.post("/api/v1/demands/x/rate", json={"stars": 5, "comment": comment},
+                                      headers={"x-csrf-token": session.csrf})
+    assert rated.status_code == 422 and rated.json()["field"] == "comment"
 
 
 async def test_service_invalid_argument_names_the_field(gateway):

@@ -10,6 +10,8 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from sandan_eventbus.checks import limit_of
+
 IdText = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]*$")]
 CodeText = Annotated[str, StringConstraints(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")]
 Quarter = Annotated[str, StringConstraints(pattern=r"^\d{4}Q[1-4]$")]
@@ -24,6 +26,13 @@ REDO_REASONS: tuple[str, ...] = get_args(RedoReason)
 WITHDRAW_REASONS: tuple[str, ...] = get_args(WithdrawReason)
 
 M = TypeVar("M", bound=BaseModel)
+
+
+def most(field: str) -> int:
+    """The services' limit on a text field of that name (sandan_eventbus.checks, the one source of truth): the
+    models, the page forms and their maxlength take it from there, so the gateway never accepts what a service
+    refuses."""
+    return limit_of(field).max_chars
 
 
 def from_pb(model: type[M], message: Message) -> M:
@@ -250,26 +259,26 @@ class In(BaseModel):
 
 class RegisterResidentIn(In):
     community_id: IdText
-    name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(min_length=3, max_length=30)
-    address: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=most("name"))
+    phone: str = Field(min_length=3, max_length=most("phone"))
+    address: str = Field(min_length=1, max_length=most("address"))
 
 
 class MenuItemIn(In):
     item_id: IdText
     category: CodeText
-    title: str = Field(min_length=1, max_length=100)
+    title: str = Field(min_length=1, max_length=most("title"))
 
 
 class PostDemandIn(In):
-    client_request_id: str = Field(min_length=1, max_length=100,
+    client_request_id: str = Field(min_length=1, max_length=most("client_request_id"),
                                    description="a retry with the same id returns the same demand")
     resident_id: str | None = Field(None, description="a resident's own account: leave out; a worker: the resident")
     community_id: IdText | None = None
     grid_id: IdText | None = None
     menu_item_id: IdText | None = None
-    other_text: str | None = Field(None, max_length=100, description="a demand off the menu (其他)")
-    description: str = Field("", max_length=1000)
+    other_text: str | None = Field(None, max_length=most("other_text"), description="a demand off the menu (其他)")
+    description: str = Field("", max_length=most("description"))
     urgency: Urgency = "normal"
     care_tags: list[CareTag] = Field(default_factory=list, max_length=4)
     channel: Channel | None = None
@@ -281,7 +290,7 @@ class WithdrawIn(In):
 
 class RateIn(In):
     stars: int = Field(ge=1, le=5)
-    comment: str = Field("", max_length=500)
+    comment: str = Field("", max_length=most("comment"))
 
 
 class RedoIn(In):
@@ -303,13 +312,13 @@ class DeclineIn(In):
 
 class CompleteIn(In):
     hours: float = Field(gt=0, le=72)
-    notes: str = Field("", max_length=1000)
+    notes: str = Field("", max_length=most("notes"))
 
 
 class EscalateIn(In):
     reason: CodeText
     joint_meeting_units: list[IdText] = Field(default_factory=list, max_length=50)
-    note: str = Field("", max_length=500)
+    note: str = Field("", max_length=most("note"))
 
 
 class TeamIn(In):
@@ -321,7 +330,7 @@ class ScheduleIn(In):
     unit_id: IdText
     community_id: IdText
     theme: CodeText
-    title: str = Field(min_length=1, max_length=100)
+    title: str = Field(min_length=1, max_length=most("title"))
     starts_at: str = Field(description="RFC 3339 with an offset, e.g. 2026-12-10T09:00:00+08:00")
     ends_at: str
     capacity: int = Field(ge=1, le=10_000)

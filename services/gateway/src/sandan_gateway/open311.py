@@ -31,6 +31,7 @@ from fastapi.responses import JSONResponse
 from sandan_contracts.rpc import dispatch_pb2, intake_pb2
 from sandan_eventbus.config import ConfigError
 from sandan_gateway.backend import Backend, Refused
+from sandan_gateway.models import most
 from sandan_gateway.places import Directory
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
@@ -164,11 +165,12 @@ async def service_definition(request: Request, service_code: str, jurisdiction_i
 async def post_request(
     request: Request,
     api_key: Annotated[str, Form()] = "", jurisdiction_id: Annotated[str, Form()] = "",
-    service_code: Annotated[str, Form()] = "", description: Annotated[str, Form(max_length=1000)] = "",
+    service_code: Annotated[str, Form()] = "", description: Annotated[str, Form(max_length=most("description"))] = "",
     lat: Annotated[str, Form()] = "", long: Annotated[str, Form()] = "",
-    address_string: Annotated[str, Form(max_length=200)] = "", address_id: Annotated[str, Form()] = "",
+    address_string: Annotated[str, Form(max_length=most("address"))] = "", address_id: Annotated[str, Form()] = "",
     first_name: Annotated[str, Form(max_length=50)] = "", last_name: Annotated[str, Form(max_length=50)] = "",
-    phone: Annotated[str, Form(max_length=30)] = "", email: Annotated[str, Form(max_length=200)] = "",
+    phone: Annotated[str, Form(max_length=most("phone"))] = "",
+    email: Annotated[str, Form(max_length=most("email"))] = "",
     device_id: Annotated[str, Form(max_length=64)] = "", account_id: Annotated[str, Form(max_length=64)] = "",
     media_url: Annotated[str, Form(max_length=500)] = "",
 ) -> Any:

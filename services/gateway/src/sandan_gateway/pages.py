@@ -21,7 +21,7 @@ from sandan_contracts.rpc import dispatch_pb2, intake_pb2, scoring_pb2
 from sandan_gateway import api
 from sandan_gateway.auth import Caller, check_csrf, safe_next
 from sandan_gateway.backend import Backend, Refused
-from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
+from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS, most
 from sandan_gateway.places import Directory, current_quarter, previous_quarters
 
 HERE = Path(__file__).resolve().parent
@@ -109,7 +109,8 @@ def context(request: Request, who: Caller | None = None, **extra: Any) -> dict[s
     return {"request": request, "lang": lang, "elder": request.cookies.get(ELDER_COOKIE) == "1", "t": t,
             "word": word, "who": who, "roles": who.principal.roles if who else frozenset(),
             "csrf": who.csrf if who else "", "community_name": directory.name_of, "directory": directory,
-            "done": (done[0] if lang == "zh" else done[1]) if done else "", "path": request.url.path, **extra}
+            "done": (done[0] if lang == "zh" else done[1]) if done else "", "path": request.url.path,
+            "most": most, **extra}
 
 
 def render(request: Request, name: str, who: Caller | None = None, status: int = 200, **extra: Any) -> HTMLResponse:
@@ -240,8 +241,9 @@ async def resident(request: Request, who: Who) -> Response:
 
 @router.post("/resident/register")
 async def resident_register(request: Request, who: Poster, community_id: Annotated[str, Form()],
-                            name: Annotated[str, Form(max_length=100)], phone: Annotated[str, Form(max_length=30)],
-                            address: Annotated[str, Form(max_length=200)]) -> Response:
+                            name: Annotated[str, Form(max_length=most("name"))],
+                            phone: Annotated[str, Form(max_length=most("phone"))],
+                            address: Annotated[str, Form(max_length=most("address"))]) -> Response:
     backend: Backend = request.app.state.backend
     reply = await backend.call(backend.intake.RegisterResident, intake_pb2.RegisterResidentRequest(
         community_id=community_id, name=name, phone=phone, address=address), who.token)
@@ -251,10 +253,11 @@ async def resident_register(request: Request, who: Poster, community_id: Annotat
 
 
 @router.post("/resident/demands")
-async def resident_post(request: Request, who: Poster, client_request_id: Annotated[str, Form(max_length=100)],
+async def resident_post(request: Request, who: Poster,
+                        client_request_id: Annotated[str, Form(max_length=most("client_request_id"))],
                         menu_item_id: Annotated[str, Form()] = "",
-                        other_text: Annotated[str, Form(max_length=100)] = "",
-                        description: Annotated[str, Form(max_length=1000)] = "",
+                        other_text: Annotated[str, Form(max_length=most("other_text"))] = "",
+                        description: Annotated[str, Form(max_length=most("description"))] = "",
                         urgency: Annotated[str, Form()] = "normal", care_tags: Annotated[list[str], Form()] = (),  # type: ignore[assignment]
                         community_id: Annotated[str, Form()] = "", grid_id: Annotated[str, Form()] = "",
                         resident_id: Annotated[str, Form()] = "") -> Response:
@@ -292,7 +295,7 @@ async def resident_demand(request: Request, demand_id: str, who: Who) -> Respons
 @router.post("/resident/demands/{demand_id}/{action}")
 async def resident_action(request: Request, demand_id: str, action: str, who: Poster,
                           stars: Annotated[int, Form(ge=0, le=5)] = 0,
-                          comment: Annotated[str, Form(max_length=500)] = "",
+                          comment: Annotated[str, Form(max_length=most("comment"))] = "",
                           reason: Annotated[str, Form(max_length=40)] = "") -> Response:
     backend: Backend = request.app.state.backend
     ref = intake_pb2.DemandRef(demand_id=demand_id)
@@ -352,7 +355,7 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
 @router.post("/member/orders/{order_id}/{action}")
 async def member_action(request: Request, order_id: str, action: str, who: Poster,
                         hours: Annotated[float, Form(ge=0, le=72)] = 0,
-                        notes: Annotated[str, Form(max_length=1000)] = "",
+                        notes: Annotated[str, Form(max_length=most("notes"))] = "",
                         reason: Annotated[str, Form(max_length=40)] = "unavailable") -> Response:
     backend: Backend = request.app.state.backend
     member_id = who.principal.member_id or ""
@@ -452,7 +455,7 @@ async def console_order(request: Request, order_id: str, who: Who) -> Response:
 async def console_action(request: Request, order_id: str, action: str, who: Poster,
                          member_id: Annotated[str, Form()] = "", teams: Annotated[str, Form(max_length=400)] = "",
                          reason: Annotated[str, Form(max_length=40)] = "no_capacity",
-                         note: Annotated[str, Form(max_length=500)] = "",
+                         note: Annotated[str, Form(max_length=most("note"))] = "",
                          units: Annotated[str, Form(max_length=2000)] = "") -> Response:
     backend: Backend = request.app.state.backend
     if action == "dispatch":
@@ -484,7 +487,7 @@ async def roster(request: Request, who: Who, member_id: str = "") -> Response:
 
 @router.post("/console/activities")
 async def schedule(request: Request, who: Poster, unit_id: Annotated[str, Form()], theme: Annotated[str, Form()],
-                   title: Annotated[str, Form(max_length=100)], starts_at: Annotated[str, Form()],
+                   title: Annotated[str, Form(max_length=most("title"))], starts_at: Annotated[str, Form()],
                    ends_at: Annotated[str, Form()], capacity: Annotated[int, Form(ge=1, le=10000)]) -> Response:
     backend: Backend = request.app.state.backend
     activity_id = f"act-{uuid.uuid4().hex[:12]}"
