@@ -21,6 +21,7 @@ envelope (the record value): `source` + `id` is unique, as CloudEvents requires,
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from sandan_contracts.envelope import Envelope
 from sandan_contracts.events import EVENT_TYPES
@@ -71,3 +72,17 @@ def headers(envelope: Envelope | bytes) -> list[tuple[str, bytes]]:
     `envelope` is the parsed envelope or the record value (the bytes `encode` returned)."""
     return [("content-type" if name == "datacontenttype" else f"ce_{name}", value.encode())
             for name, value in attributes(envelope).items()]
+
+
+def carried(record_headers: Iterable[tuple[str, bytes | None]] | None) -> dict[str, str]:
+    """The `ce_*` headers of a record, as text, to carry onto a copy of it (a dead letter): the first of each name,
+    those that are UTF-8. A record that had none (bytes that were never a sandan message) gives none."""
+    out: dict[str, str] = {}
+    for name, value in record_headers or ():
+        if not name.startswith("ce_") or name in out or value is None:
+            continue
+        try:
+            out[name] = value.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # not an attribute a CloudEvents reader could use
+    return out

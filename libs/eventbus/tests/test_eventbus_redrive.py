@@ -17,7 +17,7 @@ from aiokafka import ConsumerRecord
 from click.testing import CliRunner
 from eventsourcing.domain import Aggregate, event
 
-from sandan_contracts import encode
+from sandan_contracts import cloudevents, encode
 from sandan_contracts.envelope import Envelope
 from sandan_contracts.events import DemandWithdrawn, Event
 from sandan_contracts.rpc import ops_pb2 as pb
@@ -25,6 +25,7 @@ from sandan_contracts.rpc import ops_pb2_grpc
 from sandan_eventbus import deadletters, redrive
 from sandan_eventbus.inbox import Inbox, Outcome
 from sandan_eventbus.kafka import create_topics, make_broker
+from sandan_eventbus.redrive import DeadLetterReader
 from sandan_eventbus.store import ServiceApplication
 
 pytestmark = pytest.mark.kafka
@@ -46,10 +47,10 @@ class RedriveApp(ServiceApplication):
     name = "redrivetest"
 
 
-def record(offset: int, value: bytes) -> ConsumerRecord[Any, Any]:
+def record(offset: int, value: bytes, headers: tuple[tuple[str, bytes], ...] = ()) -> ConsumerRecord[Any, Any]:
     return ConsumerRecord(topic=TOPIC, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"k",
                           value=value, checksum=None, serialized_key_size=1, serialized_value_size=len(value),
-                          headers=())
+                          headers=headers)
 
 
 class Service:
@@ -187,3 +188,27 @@ async def test_a_redrive_needs_an_operator_and_only_touches_its_own_group(servic
     with pytest.raises(grpc.aio.AioRpcError) as missing:
         await stub.Get(theirs)
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_a_dead_letter_carries_the_cloudevents_headers_of_the_record_it_was(service: Service,
+                                                                                 kafka_bootstrap: str) -> None:
+    svc = service
+    # given a fact as the relay publishes it (CloudEvents headers beside its own) that a bug cannot apply,
+    # and bytes that were never a message (no headers at all)
+    payload = good(70)
+    sent = (*cloudevents.headers(payload), ("type", b"DemandWithdrawn"), ("ce_note", b"\xff\xfe"))
+    assert await svc.inbox.receive(TOPIC, record(70, payload, sent)) is Outcome.DEAD_LETTERED
+    assert await svc.inbox.receive(TOPIC, record(71, b"\x00\x81 random")) is Outcome.DEAD_LETTERED
+    junk, refused = await listed(svc, 2)
+    # when the dead letters are read back from the broker
+    reader = DeadLetterReader(kafka_bootstrap, "redrive-test-reader")
+    kept = await reader.get(refused.ref.topic, refused.ref.partition, refused.ref.offset)
+    bare = await reader.get(junk.ref.topic, junk.ref.partition, junk.ref.offset)
+    assert kept is not None and bare is not None
+    # then the fact's dead letter is still the CloudEvent it was (its text ce_* headers, as sent), beside why
+    ce = {k: v for k, v in kept.headers.items() if k.startswith("ce_")}
+    assert ce == {k: v.decode() for k, v in cloudevents.headers(payload) if k.startswith("ce_")}
+    assert ce["ce_id"] == "intake:70" and ce["ce_type"] == "cn.sandan.intake.demands.DemandWithdrawn.v1"
+    assert kept.headers["dlq.source.offset"] == "70" and kept.headers["dlq.consumer.group"] == svc.inbox.group_id
+    # and the bytes that never were one carry none
+    assert not [k for k in bare.headers if k.startswith("ce_")] and bare.headers["dlq.source.offset"] == "71"

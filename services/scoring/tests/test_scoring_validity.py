@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,13 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sandan_contracts import Event, decode, encode
+from sandan_contracts import Event, cloudevents, decode, encode
 from sandan_contracts import events as c
 from sandan_contracts.envelope import Envelope
+from sandan_eventbus.kafka import aiokafka_kwargs, create_topics, make_broker, partitions_of
 from sandan_scoring.engine import Scorer
 from sandan_scoring.facts import KNOWN_TYPES, _slow, read_fact
 from sandan_scoring.rules import RuleBook
@@ -335,3 +337,67 @@ def test_live_folding_dead_letters_each_refused_variant_and_folds_the_next_fact(
         assert scorer.store.positions(1)[(v.topic, 0)] == start + 2  # committed with the batch
 
     check()
+
+
+def consumed(topic: str, offset: int, value: bytes, headers: tuple[tuple[str, bytes], ...]) -> ConsumerRecord:
+    return ConsumerRecord(topic=topic, partition=0, offset=offset, timestamp=0, timestamp_type=0, key=b"d-ce",
+                          value=value, checksum=None, serialized_key_size=4, serialized_value_size=len(value),
+                          headers=headers)
+
+
+async def dead_letters_read(consumer: AIOKafkaConsumer, topic: str,
+                            source_offsets: set[int]) -> dict[int, dict[str, str]]:
+    """scoring's dead letters of `topic`'s records at `source_offsets` (by source offset: their headers), read on
+    from where `consumer` is."""
+    found: dict[int, dict[str, str]] = {}
+    for _ in range(120):  # up to a minute on a busy machine
+        for records in (await consumer.getmany(timeout_ms=500)).values():
+            for r in records:
+                headers = {k: v.decode(errors="replace") for k, v in r.headers}
+                if headers.get("dlq.consumer.group") == "scoring" and headers.get("dlq.source.topic") == topic \
+                        and int(headers.get("dlq.source.offset", -1)) in source_offsets:
+                    found[int(headers["dlq.source.offset"])] = headers
+        if set(found) == source_offsets:
+            break
+    return found
+
+
+@pytest.mark.kafka
+async def test_scorings_dead_letters_keep_the_cloudevents_headers_the_record_had(kafka_bootstrap: str,
+                                                                                 tmp_path: Path) -> None:
+    topic = "intake.demands.v1"
+    await create_topics(kafka_bootstrap)
+    reader = AIOKafkaConsumer(**aiokafka_kwargs(kafka_bootstrap), enable_auto_commit=False)
+    await reader.start()
+    broker = make_broker("scoring-dlq-test", kafka_bootstrap)
+    await broker.start()
+    store = ScoringStore(f"sqlite:///{tmp_path}/scoring.db")
+    try:
+        partitions = await partitions_of(reader, [f"{topic}.dlq"])
+        reader.assign(partitions)
+        for tp, end in (await reader.end_offsets(partitions)).items():
+            reader.seek(tp, end)  # what comes from here on
+        scorer = Scorer(store, RuleBook(), kafka_bootstrap, broker, "2026.1")
+        scorer.generation = 1
+        # given a rating the contract refuses (six stars), published with the CloudEvents headers of the
+        # envelope it claims to be, and bytes that were never a message (no headers)
+        first = 10**12 + int.from_bytes(os.urandom(4), "big")  # our own offsets on a shared topic
+        env = envelope_of(c.ServiceRated(demand_id="d-ce", member_id="m-1", stars=5), next(_numbers))
+        sent = tuple(cloudevents.headers(dumps(env)))
+        env["data"]["stars"] = 6
+        refused, junk = dumps(env), b"\x00\x81 random"
+        # when live folding meets them
+        await scorer._apply_live({TopicPartition(topic, 0): [consumed(topic, first, refused, sent),
+                                                              consumed(topic, first + 1, junk, ())]})
+        assert scorer.dead_lettered == 2
+        # then, read back from the broker, the refused one is still the CloudEvent it claimed to be
+        letters = await dead_letters_read(reader, topic, {first, first + 1})
+        assert {k: v for k, v in letters[first].items() if k.startswith("ce_")} == {
+            k: v.decode() for k, v in sent if k.startswith("ce_")}
+        assert letters[first]["ce_type"] == "cn.sandan.intake.demands.ServiceRated.v1"
+        # and the bytes that never were one carry no ce_* header, only why they are there
+        assert not [k for k in letters[first + 1] if k.startswith("ce_")] and letters[first + 1]["dlq.error"]
+    finally:
+        await broker.stop()
+        await reader.stop()
+        store.engine.dispose()

@@ -40,7 +40,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from opentelemetry import trace
 from tenacity import AsyncRetrying, RetryError, retry_if_exception, stop_after_attempt
 
-from sandan_contracts import TOPICS, Envelope, Event, decode
+from sandan_contracts import TOPICS, Envelope, Event, cloudevents, decode
 from sandan_eventbus import metrics, tracing
 from sandan_eventbus.errors import DomainError, InvalidArgument, NotFound
 from sandan_eventbus.outages import backoff, describe, is_outage
@@ -363,6 +363,7 @@ class Inbox:
         dlq = TOPICS[topic].dead_letter
         assert dlq is not None, f"{topic} has no dead-letter topic"
         headers = {
+            **cloudevents.carried(record.headers),  # what it was, for a CloudEvents reader (when it said so)
             "dlq.error": error[:2000],
             "dlq.source.topic": record.topic,
             "dlq.source.partition": str(record.partition),

@@ -25,6 +25,7 @@ from faststream.kafka import KafkaBroker
 
 from sandan_contracts import TOPICS, encode
 from sandan_contracts import events as c
+from sandan_contracts.cloudevents import carried
 from sandan_contracts.cloudevents import headers as cloudevent_headers
 from sandan_contracts.envelope import headers as event_headers
 from sandan_eventbus import metrics, tracing
@@ -387,7 +388,9 @@ class Scorer:
 
     async def _dead_letter(self, record: Any, error: str) -> None:
         dlq = TOPICS[record.topic].dead_letter
-        headers = {"dlq.error": error[:2000], "dlq.source.topic": record.topic,
+        # what it was, for a CloudEvents reader (when it said so), and why it is here
+        headers = {**carried(getattr(record, "headers", None)),
+                   "dlq.error": error[:2000], "dlq.source.topic": record.topic,
                    "dlq.source.partition": str(record.partition), "dlq.source.offset": str(record.offset),
                    "dlq.consumer.group": "scoring", "dlq.at": datetime.now(UTC).isoformat()}
         value = record.value or b""
