@@ -27,6 +27,10 @@
 # it); and KAFKA_SCRAM_USERS="name=password ..." (the client users, created when the storage is formatted:
 # change them by deleting KAFKA_STATE_DIR). The broker's own user "broker" gets a random password, kept in
 # $KAFKA_STATE_DIR/tls/. The mode is fixed when the storage is first formatted.
+# With it, KAFKA_AUTHORIZER=1 enforces ACLs (KRaft's StandardAuthorizer, as the Kubernetes cluster's `simple`
+# authorization does): a user may do only what an ACL grants it, except the super users: "broker", the
+# controller listener's ANONYMOUS (plain, loopback only) and the names in KAFKA_SUPER_USERS="name ...". ACLs
+# are created through the Admin API by a super user and kept in the metadata, like the SCRAM users.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -44,6 +48,7 @@ WAIT_TIMEOUT="${KAFKA_WAIT_TIMEOUT:-90}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 HOST=127.0.0.1
 SASL_SSL="${KAFKA_SASL_SSL:-0}"
+AUTHORIZER="${KAFKA_AUTHORIZER:-0}"
 
 VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
 [[ -n "$VERSION" ]] || { echo "kafka: cannot read <kafka.version> from $POM" >&2; exit 1; }
@@ -156,6 +161,7 @@ show_logs() {
 }
 
 sasl_ssl() { [[ "$SASL_SSL" == 1 ]]; }
+authorizer() { [[ "$AUTHORIZER" == 1 ]]; }
 
 # SASL_SSL mode: check the PEM files and users, and lay out the broker's keystore (key, then certificate:
 # the order Kafka's PEM keystore wants), truststore and own SCRAM password. Nothing here is a secret worth
@@ -172,6 +178,11 @@ prepare_sasl_ssl() {
     [[ "$user" =~ ^[A-Za-z0-9_.-]+=[^],\"[:space:]]+$ ]] \
       || die "KAFKA_SCRAM_USERS: each entry is name=password (no spaces, commas, quotes or ']' in the password)"
   done
+  if authorizer; then
+    for user in ${KAFKA_SUPER_USERS:-}; do
+      [[ "$user" =~ ^[A-Za-z0-9_.-]+$ ]] || die "KAFKA_SUPER_USERS: user names only (letters, digits, _ . -)"
+    done
+  fi
   mkdir -p "$TLS"
   chmod 700 "$TLS"
   (umask 077 && cat "$KAFKA_BROKER_KEY_FILE" "$KAFKA_BROKER_CERT_FILE" >"$TLS/keystore.pem")
@@ -186,6 +197,7 @@ prepare_sasl_ssl() {
 write_config() {
   mkdir -p "$DATA"
   local listener=PLAINTEXT
+  if authorizer && ! sasl_ssl; then die "KAFKA_AUTHORIZER=1 needs KAFKA_SASL_SSL=1 (ACLs need authenticated users)"; fi
   if sasl_ssl; then
     prepare_sasl_ssl
     listener=SASL_SSL
@@ -225,6 +237,16 @@ ssl.keystore.type=PEM
 ssl.keystore.location=$TLS/keystore.pem
 ssl.truststore.type=PEM
 ssl.truststore.location=$TLS/truststore.pem
+EOF
+  fi
+  if authorizer; then
+    # the controller listener is PLAINTEXT: the broker part registers with the controller as ANONYMOUS
+    local supers="User:broker;User:ANONYMOUS" user
+    for user in ${KAFKA_SUPER_USERS:-}; do supers+=";User:$user"; done
+    cat >>"$CONFIG" <<EOF
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+allow.everyone.if.no.acl.found=false
+super.users=$supers
 EOF
   fi
   cat >"$BROKER_LOG4J" <<EOF

@@ -1300,6 +1300,9 @@ def _flows(overlay: str) -> tuple[list[tuple], list[tuple]]:
         denied += [(service, "sandan-keycloak-db", 5432), (service, "broker", 9094), ("internet", service, port),
                    ("stranger", service, METRICS_PORT), ("edge", service, METRICS_PORT), ("prometheus", service, port)]
         allowed += [("prometheus", service, METRICS_PORT)]
+    allowed += [("prometheus", "gateway", METRICS_PORT)]
+    denied += [("stranger", "gateway", METRICS_PORT), ("edge", "gateway", METRICS_PORT),
+               ("prometheus", "gateway", GATEWAY_PORT)]
     return allowed, denied
 
 
@@ -1501,7 +1504,8 @@ def test_the_gateway_is_configured(overlay: str, monkeypatch: pytest.MonkeyPatch
     assert c["name"] == "gateway" and spec["serviceAccountName"] == "gateway"
     assert spec["automountServiceAccountToken"] is False and spec["securityContext"]["runAsNonRoot"]
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
-    assert ports == {"http": GATEWAY_PORT}
+    assert ports == {"http": GATEWAY_PORT, "metrics": METRICS_PORT}  # people; Prometheus (observability/)
+    assert _environment(overlay, "gateway")["GATEWAY_METRICS_PORT"] == str(METRICS_PORT)
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert c[probe]["httpGet"] == {"path": "/healthz", "port": "http"}
     healthcheck = (ROOT / "services/gateway/src/sandan_gateway/healthcheck.py").read_text(encoding="utf-8")

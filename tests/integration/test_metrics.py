@@ -43,7 +43,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "dashboards" / "sandan.json"
 K8S_DASHBOARD = REPO / "deploy" / "k8s" / "observability" / "dashboards" / "sandan.json"
 SERVICES = ("intake", "dispatch", "scoring", "notify")
 # our metric names: the gRPC ones (grpc_server_*) and sandan_* (label names such as grpc_method do not match)
-METRIC_NAME = re.compile(r"\b(?:sandan|grpc_server)_[a-z0-9_]+\b")
+METRIC_NAME = re.compile(r"\b(?:sandan|grpc_server|grpc_client)_[a-z0-9_]+\b")
 
 
 @dataclass
@@ -131,11 +131,12 @@ async def until(url: str, check: Callable[[list[Sample]], bool], what: str, time
 
 
 def dashboard_metrics(path: Path = DASHBOARD) -> set[str]:
-    """Every metric name the dashboard's PromQL expressions (panels and variables) query."""
+    """Every metric name the dashboard's PromQL expressions (panels and variables) query of the four services
+    (the gateway's panels, `job="gateway"`, are left to the gateway's own test)."""
     dashboard = json.loads(path.read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     exprs += [v["definition"] for v in dashboard["templating"]["list"] if v.get("definition")]
-    return {name for expr in exprs for name in METRIC_NAME.findall(expr)}
+    return {name for expr in exprs if 'job="gateway"' not in expr for name in METRIC_NAME.findall(expr)}
 
 
 # ---- the tests -----------------------------------------------------------------------------------------------
@@ -197,7 +198,8 @@ async def test_every_service_serves_what_the_dashboard_queries_and_the_numbers_m
                          "notify's channels")
     assert has(notify, "sandan_inbox_messages_total")
 
-    # every metric the dashboard queries is served by some service
+    # every metric the dashboard queries is served by some service (the gateway's row, job="gateway", is checked
+    # against a scrape of the gateway by services/gateway/tests/test_metrics.py)
     served = {s.name for samples in (dispatch, intake, scoring, notify) for s in samples}
     assert sorted(dashboard_metrics() - served) == []
 

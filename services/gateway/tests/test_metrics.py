@@ -3,10 +3,13 @@ environment (GATEWAY_METRICS_PORT included) in front of a stand-in intake behind
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -189,6 +192,32 @@ async def test_live_feed_readiness_and_restarts(local_issuer: Any, monkeypatch: 
         text = await gw.scrape()
         assert sample(text, "sandan_live_ready") == 1
         assert sample(text, "sandan_live_restarts_total") == 3
+
+
+DASHBOARD = Path(__file__).resolve().parents[3] / "deploy" / "grafana" / "dashboards" / "sandan.json"
+
+
+def gateway_panels_query() -> set[str]:
+    """The metric names the dashboard's gateway panels (`job="gateway"`) query."""
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", []) if 'job="gateway"' in t["expr"]]
+    return {name for expr in exprs for name in re.findall(r"\b(?:sandan|grpc_client)_[a-z0-9_]+\b", expr)}
+
+
+async def test_the_dashboard_queries_what_the_gateway_serves(local_issuer: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    wanted = gateway_panels_query()
+    assert {"sandan_http_requests_total", "grpc_client_handled_total", "sandan_live_streams"} <= wanted
+    env = {"GATEWAY_LIVE": "on", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:9"}  # the feed is built, never started
+    async for gw in metered_gateway(local_issuer, monkeypatch, **env):
+        gw.intake.demands["d-1"] = intake_pb2.Demand(demand_id="d-1", resident_id="r-1", community_id="c1",
+                                                     grid_id="g1", status="posted")
+        token = gw.issuer.token(f"sub-{uuid.uuid4().hex}", ["resident"], community_id="c1", grid_id="g1")
+        assert (await gw.client.get("/")).status_code == 200
+        assert (await gw.client.get("/api/v1/demands/d-1", headers={"authorization": f"Bearer {token}"})).status_code \
+            in (200, 403)  # a call went to intake either way
+        served = {s.name for family in text_string_to_metric_families(await gw.scrape()) for s in family.samples}
+        assert sorted(wanted - served) == []
 
 
 def test_metrics_port_setting(monkeypatch: pytest.MonkeyPatch) -> None:
