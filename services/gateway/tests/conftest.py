@@ -93,8 +93,10 @@ class FakeIntake(intake_pb2_grpc.IntakeServicer):
         if not request.grid_id:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "grid_id: is required")
         demand = intake_pb2.Demand(demand_id=str(uuid.uuid4()), resident_id=request.resident_id,
-                                   community_id=request.community_id, grid_id=request.grid_id, category="repair",
-                                   status="posted", urgency=request.urgency, due_at="2030-01-01T00:00:00Z")
+                                   community_id=request.community_id, grid_id=request.grid_id,
+                                   category="repair" if request.menu_item_id == "m-repair" else "other",
+                                   menu_item_id=request.menu_item_id, status="posted", urgency=request.urgency,
+                                   due_at="2030-01-01T00:00:00Z")
         self.world.demands[demand.demand_id] = demand
         return demand
 
@@ -170,6 +172,7 @@ class FakeDispatch(dispatch_pb2_grpc.DispatchServicer):
     async def GetOrderHistory(self, request: Any, context: Any) -> Any:
         from sandan_contracts.rpc import audit_pb2
 
+        self.world.saw("GetOrderHistory", request)
         return audit_pb2.History(entries=[audit_pb2.Entry(version=1, at="2026-11-02T08:00:00Z", what="Opened"),
                                           audit_pb2.Entry(version=2, at="2026-11-02T09:00:00Z", what="Accepted",
                                                           subject="sub-secret-member")])

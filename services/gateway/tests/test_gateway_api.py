@@ -22,6 +22,7 @@ from sandan_contracts.rpc import dispatch_pb2, intake_pb2
 from sandan_eventbus.auth.principal import resident_id_for
 from sandan_eventbus.checks import LIMITS, limit_of
 from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
+from sandan_gateway.open311 import MAX_REQUESTS
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
 
@@ -370,7 +371,7 @@ async def test_open311_requests_show_status_without_personal_data(gateway):
                                               "start_date": "2026-01-01T00:00:00Z"})
     assert closed.json() == []
     opened = await gateway.client.get("/open311/v2/requests.json",
-                                      params={"jurisdiction_id": "c1", "status": "open", "service_code": "repair",
+                                      params={"jurisdiction_id": "c1", "status": "open", "service_code": "m-repair",
                                               "start_date": "2026-01-01T00:00:00Z", "end_date": "2026-12-31T00:00:00Z",
                                               "max_requests": 1})
     assert [r["service_request_id"] for r in opened.json()] == ["d9"]
@@ -379,6 +380,72 @@ async def test_open311_requests_show_status_without_personal_data(gateway):
     bad_date = await gateway.client.get("/open311/v2/requests.json",
                                         params={"jurisdiction_id": "c1", "start_date": "yesterday"})
     assert bad_date.status_code == 400
+
+
+OPEN311_FORM = {"jurisdiction_id": "c1", "address_string": "X 路 1 号", "first_name": "三", "last_name": "张",
+                "phone": "13800000000", "api_key": "partner-key-for-tests"}
+
+
+def _open_order_for(gateway, demand_id: str) -> None:
+    """What dispatch does when it reads DemandPosted: an order with the demand's category."""
+    demand = gateway.world.demands[demand_id]
+    gateway.world.orders[f"o-{demand_id}"] = dispatch_pb2.Order(
+        order_id=f"o-{demand_id}", demand_id=demand_id, community_id="c1", grid_id=demand.grid_id, status="open",
+        category=demand.category, due_at="2030-01-01T00:00:00Z")
+
+
+async def test_open311_a_request_keeps_the_service_code_it_was_posted_with(gateway):
+    posted = {}
+    for code in ("m-repair", "other"):
+        reply = await gateway.client.post("/open311/v2/requests.json",
+                                          data={**OPEN311_FORM, "service_code": code, "description": "灯不亮了"})
+        assert reply.status_code == 200, reply.text
+        posted[code] = reply.json()[0]["service_request_id"]
+        _open_order_for(gateway, posted[code])
+    listed = (await gateway.client.get("/open311/v2/requests.json", params={"jurisdiction_id": "c1"})).json()
+    assert {r["service_request_id"]: r["service_code"] for r in listed} == {v: k for k, v in posted.items()}
+    services = {s["service_code"] for s in (await gateway.client.get(
+        "/open311/v2/services.json", params={"jurisdiction_id": "c1"})).json()}
+    for code, demand_id in posted.items():
+        assert code in services
+        one = (await gateway.client.get(f"/open311/v2/requests/{demand_id}.json",
+                                        params={"jurisdiction_id": "c1"})).json()
+        assert one[0]["service_code"] == code
+        found = (await gateway.client.get("/open311/v2/requests.json",
+                                          params={"jurisdiction_id": "c1", "service_code": code})).json()
+        assert [r["service_request_id"] for r in found] == [demand_id]
+
+
+async def test_open311_listing_reads_histories_only_for_what_it_returns(gateway):
+    """Keyless and public: the filters the order list answers are applied first, and an order's history is read
+    only when the order is returned; the page size is capped."""
+    for n in range(30):
+        gateway.world.orders[f"o{n}"] = dispatch_pb2.Order(
+            order_id=f"o{n}", demand_id=f"d{n}", community_id="c1", category="repair" if n % 3 else "other",
+            status="completed" if n % 2 else "open",
+            due_at="2026-06-01T00:00:00Z" if n < 20 else "2030-01-01T00:00:00Z")
+
+    def histories() -> list[str]:
+        return [r.order_id for m, _, r in gateway.world.seen if m == "GetOrderHistory"]
+
+    # open, off the menu, opened (so due) after the start: o20 .. o29 -> o24, o26 ... the even multiples of 3
+    reply = await gateway.client.get("/open311/v2/requests.json", params={
+        "jurisdiction_id": "c1", "status": "open", "service_code": "other", "start_date": "2026-10-01T00:00:00Z"})
+    returned = [r["service_request_id"] for r in reply.json()]
+    assert returned == ["d24"]
+    assert sorted(histories()) == ["o24"]
+    gateway.world.seen.clear()
+    few = await gateway.client.get("/open311/v2/requests.json", params={
+        "jurisdiction_id": "c1", "start_date": "2026-01-01T00:00:00Z", "max_requests": 3})
+    assert [r["service_request_id"] for r in few.json()] == ["d29", "d28", "d27"]
+    assert sorted(histories()) == ["o27", "o28", "o29"]
+    for n in range(30, 130):
+        gateway.world.orders[f"o{n}"] = dispatch_pb2.Order(order_id=f"o{n}", demand_id=f"d{n}", community_id="c1",
+                                                           category="repair", status="open")
+    gateway.world.seen.clear()
+    capped = await gateway.client.get("/open311/v2/requests.json", params={
+        "jurisdiction_id": "c1", "start_date": "2026-01-01T00:00:00Z", "max_requests": 1000})
+    assert len(capped.json()) == MAX_REQUESTS and len(histories()) == MAX_REQUESTS
 
 
 async def test_open311_discovery(gateway):

@@ -5,6 +5,9 @@
 - `jurisdiction_id` is a community id and is required. Writes need an `api_key` (GATEWAY_OPEN311_KEYS_FILE: each
   key bound to a partner name and the communities it may post in); reads are public, like FixMyStreet's.
 - The gateway calls the services as itself (`sandan-gateway`, role service_gateway), never as the partner.
+- A request's `service_code` is the code it was filed under (the menu item, or `other`), in the answers and in
+  the `service_code` filter alike (see `service_codes`). GET `requests.json` is keyless, so its work is capped:
+  MAX_REQUESTS a page, order histories read only for the orders returned (plus HISTORY_SLACK at most).
 - Personal data never appears in an answer: no name, phone, address, coordinates, description or comment; a
   request's status (open/closed) and status notes come from dispatch's order.
 - Errors are GeoReport's own shape: `[{"code": 400, "description": "..."}]`.
@@ -15,6 +18,7 @@ Keys file (TOML): `[partners.hotline12345] key_sha256 = "<hex>"` (or `key = "...
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import tomllib
@@ -36,7 +40,8 @@ from sandan_gateway.places import Directory
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 OTHER = "other"
-MAX_REQUESTS = 200  # the cap on a listing (GeoReport suggests 1000 at most; FixMyStreet caps too)
+MAX_REQUESTS = 50  # the cap on a listing (GeoReport lets a server limit it; FixMyStreet caps too)
+HISTORY_SLACK = 20  # order histories a listing may read beyond MAX_REQUESTS (for those its dates then exclude)
 DEFAULT_DAYS = 90
 OPEN_STATES = ("open", "dispatched", "offered", "accepted")
 NOTES = {
@@ -208,15 +213,44 @@ async def post_request(
              "account_id": None}]
 
 
-async def _request_view(backend: Backend, directory: Directory, order: dispatch_pb2.Order) -> dict[str, Any]:
+def service_codes(menu: intake_pb2.Menu) -> dict[str, str]:
+    """category -> the service_code a request of that category was filed under. dispatch's order carries the
+    category, not the menu item (and the gateway may not read intake's demand): a category with one item on the
+    community's menu (retired ones included) names that item; `other` is reserved for demands off the menu; a
+    category several items share cannot be told apart and stays the category's code."""
+    items: dict[str, list[str]] = {}
+    for item in menu.items:
+        items.setdefault(item.category, []).append(item.item_id)
+    codes = {category: ids[0] for category, ids in items.items() if len(ids) == 1}
+    codes[OTHER] = OTHER
+    return codes
+
+
+async def _codes(backend: Backend, community: str) -> dict[str, str]:
+    return service_codes(await _gateway(backend, backend.intake.ListMenu,
+                                        intake_pb2.ListMenuRequest(community_id=community)))
+
+
+def _code(codes: dict[str, str], order: dispatch_pb2.Order) -> str:
+    return codes.get(order.category, order.category)
+
+
+def _status(order: dispatch_pb2.Order) -> str:
+    return "open" if order.status in OPEN_STATES else "closed"
+
+
+async def _history(backend: Backend, order: dispatch_pb2.Order) -> list[str]:
     history = await _gateway(backend, backend.dispatch.GetOrderHistory, dispatch_pb2.OrderRef(order_id=order.order_id))
-    times = [e.at for e in history.entries if e.at]
+    return [e.at for e in history.entries if e.at]
+
+
+def _request_view(directory: Directory, order: dispatch_pb2.Order, code: str, times: list[str]) -> dict[str, Any]:
     notes = NOTES.get(order.status, order.status)
     if order.level in ("town", "county") and order.status in OPEN_STATES:
         notes += f"; escalated to the {order.level}"
     return {
-        "service_request_id": order.demand_id, "status": "open" if order.status in OPEN_STATES else "closed",
-        "status_notes": notes, "service_name": order.category, "service_code": order.category,
+        "service_request_id": order.demand_id, "status": _status(order),
+        "status_notes": notes, "service_name": order.category, "service_code": code,
         "description": None, "agency_responsible": directory.name_of(order.community_id),
         "service_notice": None, "requested_datetime": times[0] if times else None,
         "updated_datetime": times[-1] if times else None, "expected_datetime": order.due_at or None,
@@ -234,20 +268,27 @@ def _parse_date(name: str, value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-@router.get("/requests.json")
+@router.get("/requests.json", description=(
+    f"The jurisdiction's requests, newest first (by default of the last {DEFAULT_DAYS} days). At most {MAX_REQUESTS} "
+    f"a page: a larger max_requests is cut to {MAX_REQUESTS}. With service_request_id the other filters do not apply."))
 async def get_requests(
     request: Request, jurisdiction_id: str | None = None, service_request_id: str | None = None,
     service_code: str | None = None, start_date: str | None = None, end_date: str | None = None,
     status: str | None = None, max_requests: Annotated[int | None, Query()] = None,
 ) -> Any:
+    # Public and keyless, so the work is bounded: every filter the order list can answer (status, service_code,
+    # and start_date against the deadline: an order due before it was opened before it) is applied before any
+    # order's history is read; histories are read only for as many orders as are still to be returned, at most
+    # MAX_REQUESTS + HISTORY_SLACK in all (requested_datetime, which the date filters need, is in the history).
     backend, directory, _ = _state(request)
     community = _jurisdiction(directory, jurisdiction_id)
     start, end = _parse_date("start_date", start_date), _parse_date("end_date", end_date)
     statuses = {s.strip() for s in (status or "").split(",") if s.strip()}
     if statuses - {"open", "closed"}:
         raise GeoError(400, "status must be open, closed or both (comma-separated)")
-    codes = {c.strip() for c in (service_code or "").split(",") if c.strip()}
+    wanted = {c.strip() for c in (service_code or "").split(",") if c.strip()}
     limit = min(max(max_requests or MAX_REQUESTS, 1), MAX_REQUESTS)
+    codes = await _codes(backend, community)
     if service_request_id:
         ids = [i.strip() for i in service_request_id.split(",") if i.strip()][:MAX_REQUESTS]
         orders = []
@@ -261,26 +302,34 @@ async def get_requests(
                 raise
             if found.community_id == community:
                 orders.append(found)
-        found_views = [await _request_view(backend, directory, o) for o in orders]
-        return found_views  # the other filters do not apply when ids are given (GeoReport v2)
+        histories = await asyncio.gather(*(_history(backend, o) for o in orders))
+        # the other filters do not apply when ids are given (GeoReport v2)
+        return [_request_view(directory, o, _code(codes, o), times) for o, times in zip(orders, histories, strict=True)]
     listed = await _gateway(backend, backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(
         community_id=community))
-    views = []
     if not start and not end:
         start = datetime.now(UTC) - timedelta(days=DEFAULT_DAYS)
-    for order in reversed(listed.orders):  # the newest first
-        if codes and order.category not in codes:
-            continue
-        view = await _request_view(backend, directory, order)
-        if statuses and view["status"] not in statuses:
-            continue
-        requested = _parse_date("requested_datetime", view["requested_datetime"])
-        if requested and ((start and requested < start) or (end and requested > end)):
-            continue
-        views.append(view)
-        if len(views) >= limit:
-            break
-    return views
+    candidates = [o for o in reversed(listed.orders)  # the newest first
+                  if (not wanted or _code(codes, o) in wanted) and (not statuses or _status(o) in statuses)
+                  and not (start and o.due_at and _before(o.due_at, start))]
+    views: list[dict[str, Any]] = []
+    budget = MAX_REQUESTS + HISTORY_SLACK
+    while candidates and len(views) < limit and budget > 0:
+        batch = candidates[:min(limit - len(views), budget)]  # no more than are still wanted
+        candidates, budget = candidates[len(batch):], budget - len(batch)
+        for order, times in zip(batch, await asyncio.gather(*(_history(backend, o) for o in batch)), strict=True):
+            requested = _parse_date("requested_datetime", times[0]) if times else None
+            if requested and ((start and requested < start) or (end and requested > end)):
+                continue
+            views.append(_request_view(directory, order, _code(codes, order), times))
+    return views[:limit]
+
+
+def _before(at: str, moment: datetime) -> bool:
+    try:
+        return _parse_date("due_at", at) < moment  # type: ignore[operator]
+    except GeoError:
+        return False  # not a time: keep it, the history decides
 
 
 @router.get("/requests/{service_request_id}.json")
@@ -291,4 +340,5 @@ async def get_request(request: Request, service_request_id: str, jurisdiction_id
                            dispatch_pb2.DemandRef(demand_id=service_request_id))
     if order.community_id != community:
         raise GeoError(404, f"request {service_request_id} not found in {community}")
-    return [await _request_view(backend, directory, order)]
+    codes = await _codes(backend, community)
+    return [_request_view(directory, order, _code(codes, order), await _history(backend, order))]
