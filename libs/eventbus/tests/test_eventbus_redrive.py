@@ -6,9 +6,11 @@ The gRPC service runs in-process; the command line talks to it like an operator 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,6 +19,7 @@ from aiokafka import ConsumerRecord
 from click.testing import CliRunner
 from eventsourcing.domain import Aggregate, event
 
+from libs.eventbus.tests.tls_support import Pki, throwaway_pki
 from sandan_contracts import cloudevents, encode
 from sandan_contracts.envelope import Envelope
 from sandan_contracts.events import DemandWithdrawn, Event
@@ -30,6 +33,7 @@ from sandan_eventbus.store import ServiceApplication
 
 pytestmark = pytest.mark.kafka
 TOPIC = "intake.demands.v1"
+SERVER_NAME = "intake"
 
 
 class Ledger(Aggregate):
@@ -53,24 +57,40 @@ def record(offset: int, value: bytes, headers: tuple[tuple[str, bytes], ...] = (
                           headers=headers)
 
 
+# the settings the command reads, unset unless a test sets them
+TLS_ENV = ("SANDAN_GRPC_TLS_CA_FILE", "SANDAN_GRPC_TLS_SERVER_NAME", "SANDAN_GRPC_PLAINTEXT",
+           "SANDAN_GRPC_TLS_CERT_FILE", "SANDAN_GRPC_TLS_KEY_FILE", "SANDAN_TOKEN")
+
+
+async def invoke(*args: str, **env: str) -> Any:
+    """`python -m sandan_eventbus.deadletters` with these settings only (a blocking client: off the loop)."""
+    runner = CliRunner()
+    return await asyncio.to_thread(runner.invoke, deadletters.cli, list(args),
+                                   env={**dict.fromkeys(TLS_ENV), **env})
+
+
 class Service:
-    def __init__(self, app: RedriveApp, inbox: Inbox, address: str, ledger: Ledger) -> None:
-        self.app, self.inbox, self.address, self.ledger = app, inbox, address, ledger
+    def __init__(self, app: RedriveApp, inbox: Inbox, address: str, ledger: Ledger, pki: Pki | None) -> None:
+        self.app, self.inbox, self.address, self.ledger, self.pki = app, inbox, address, ledger, pki
         self.fixed = False
 
     def seen(self) -> list[str]:
         return self.app.repository.get(self.ledger.id).seen
 
     def stub(self) -> ops_pb2_grpc.DeadLettersStub:
-        return ops_pb2_grpc.DeadLettersStub(grpc.aio.insecure_channel(self.address))
+        if self.pki is None:
+            return ops_pb2_grpc.DeadLettersStub(grpc.aio.insecure_channel(self.address))
+        credentials = grpc.ssl_channel_credentials(self.pki.ca.read_bytes())
+        return ops_pb2_grpc.DeadLettersStub(grpc.aio.secure_channel(
+            self.address, credentials, options=[("grpc.ssl_target_name_override", SERVER_NAME)]))
 
-    async def cli(self, *args: str) -> Any:
-        runner = CliRunner()
-        return await asyncio.to_thread(runner.invoke, deadletters.cli, ["--service-address", self.address, *args])
+    async def cli(self, *args: str, **env: str) -> Any:
+        """The command as an operator runs it on a local run (plaintext allowed), unless `env` says otherwise."""
+        return await invoke("--service-address", self.address, *args, **(env or {"SANDAN_GRPC_PLAINTEXT": "allow"}))
 
 
-@pytest.fixture
-async def service(kafka_bootstrap: str, tmp_path) -> AsyncIterator[Service]:  # type: ignore[no-untyped-def]
+@contextlib.asynccontextmanager
+async def running(kafka_bootstrap: str, tmp_path: Path, pki: Pki | None = None) -> AsyncIterator[Service]:
     await create_topics(kafka_bootstrap)
     app = RedriveApp(f"sqlite:///{tmp_path}/redrive.db")
     ledger = Ledger("l")
@@ -90,14 +110,27 @@ async def service(kafka_bootstrap: str, tmp_path) -> AsyncIterator[Service]:  # 
                   max_attempts=2)
     server = grpc.aio.server()
     redrive.add_to_server(server, inbox, kafka_bootstrap)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = pki.server().bind(server, "127.0.0.1:0") if pki else server.add_insecure_port("127.0.0.1:0")
     await server.start()
-    svc = Service(app, inbox, f"127.0.0.1:{port}", ledger)
+    svc = Service(app, inbox, f"127.0.0.1:{port}", ledger, pki)
     try:
         yield svc
     finally:
         await server.stop(0)
         await broker.stop()
+
+
+@pytest.fixture
+async def service(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Service]:
+    async with running(kafka_bootstrap, tmp_path) as svc:
+        yield svc
+
+
+@pytest.fixture
+async def tls_service(kafka_bootstrap: str, tmp_path: Path) -> AsyncIterator[Service]:
+    """The service over TLS, its certificate issued for its name only (as deploy/ issues them)."""
+    async with running(kafka_bootstrap, tmp_path, throwaway_pki(tmp_path, SERVER_NAME)) as svc:
+        yield svc
 
 
 def good(n: int) -> bytes:
@@ -212,3 +245,60 @@ async def test_a_dead_letter_carries_the_cloudevents_headers_of_the_record_it_wa
     assert kept.headers["dlq.source.offset"] == "70" and kept.headers["dlq.consumer.group"] == svc.inbox.group_id
     # and the bytes that never were one carry none
     assert not [k for k in bare.headers if k.startswith("ce_")] and bare.headers["dlq.source.offset"] == "71"
+
+
+async def test_the_command_lists_dead_letters_over_tls(tls_service: Service) -> None:
+    svc = tls_service
+    assert await svc.inbox.receive(TOPIC, record(80, b"{not json")) is Outcome.DEAD_LETTERED
+    (letter,) = await listed(svc, 1)
+    over_tls = {"SANDAN_GRPC_TLS_CA_FILE": str(svc.pki.ca), "SANDAN_GRPC_TLS_SERVER_NAME": SERVER_NAME}
+    for _ in range(60):  # the service's scan of the dead-letter topic sometimes comes back short: as `listed`
+        result = await svc.cli("list", **over_tls)
+        assert result.exit_code == 0, result.output
+        if "0 dead letter(s)" not in result.output:
+            break
+    assert f"{ref(letter)}  dead" in result.output and "1 dead letter(s)" in result.output
+    shown = await svc.cli("show", ref(letter), **over_tls)
+    assert shown.exit_code == 0 and "{not json" in shown.output
+    # its certificate is checked: signed by another CA, or for another name, it is not the service
+    for env in ({**over_tls, "SANDAN_GRPC_TLS_CA_FILE": str(svc.pki.stranger_ca)},
+                {**over_tls, "SANDAN_GRPC_TLS_SERVER_NAME": "dispatch"}):
+        refused = await svc.cli("--timeout", "10", "list", **env)
+        assert refused.exit_code == 1 and "List: UNAVAILABLE" in refused.output, env
+    # and plaintext (where allowed) does not reach a TLS service
+    plain = await svc.cli("--timeout", "10", "list", SANDAN_GRPC_PLAINTEXT="allow")
+    assert plain.exit_code == 1 and "List: UNAVAILABLE" in plain.output
+
+
+class Seen(grpc.aio.ServerInterceptor):
+    """Records the calls that reach a server (there is no service behind it)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, str]]] = []
+
+    async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
+        self.calls.append((details.method, dict(details.invocation_metadata or ())))
+        return await continuation(details)
+
+
+async def test_the_command_sends_nothing_in_plaintext_unless_allowed() -> None:
+    seen = Seen()
+    server = grpc.aio.server(interceptors=[seen])
+    address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
+    await server.start()
+    try:
+        # given no CA and no permission for plaintext, with a token to send
+        result = await invoke("--service-address", address, "list", SANDAN_TOKEN="secret-token")
+        # then it refuses in one line naming what to set, and nothing left the machine
+        assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # a message, not a crash
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and "SANDAN_GRPC_TLS_CA_FILE" in lines[0] and "SANDAN_GRPC_PLAINTEXT=allow" in lines[0]
+        assert "Traceback" not in result.output and seen.calls == []
+        # while with plaintext allowed (a local run) the call, and its token, do go out
+        allowed = await invoke("--service-address", address, "list", SANDAN_TOKEN="secret-token",
+                               SANDAN_GRPC_PLAINTEXT="allow")
+        assert allowed.exit_code == 1 and "List: UNIMPLEMENTED" in allowed.output
+        assert seen.calls and seen.calls[0][0] == "/sandan.ops.v1.DeadLetters/List"
+        assert seen.calls[0][1]["authorization"] == "Bearer secret-token"
+    finally:
+        await server.stop(0)

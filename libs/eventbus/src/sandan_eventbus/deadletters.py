@@ -8,6 +8,12 @@
 A dead letter is named `<dead-letter topic>:<partition>:<offset>`, as `list` prints it. The service applies a
 re-driven one at most once, however often it is asked, and records who asked, when, and the outcome.
 `redrive` exits 1 when any of them was not applied (it failed again, or was not found).
+
+Over TLS as every caller of a service (`SANDAN_GRPC_TLS_CA_FILE`, and a client certificate when
+`SANDAN_GRPC_TLS_CERT_FILE`/`_KEY_FILE` are set); the certificate is checked for the address's host, or for
+`SANDAN_GRPC_TLS_SERVER_NAME` (`--server-name`) when the address is not a name it was issued for (a port-forward
+to 127.0.0.1). Plaintext, and so the token in the clear, only with `SANDAN_GRPC_PLAINTEXT=allow` (a local run):
+without either it refuses before calling.
 """
 
 from __future__ import annotations
@@ -22,8 +28,14 @@ from google.protobuf.json_format import MessageToDict
 
 from sandan_contracts.rpc import ops_pb2 as pb
 from sandan_contracts.rpc import ops_pb2_grpc
+from sandan_eventbus import channels
+from sandan_eventbus.config import ConfigError
+from sandan_eventbus.security import GrpcTlsSettings, load
 
 APPLIED = ("applied", "already_applied")
+# The reads may run twice: retried on UNAVAILABLE too, by the shared policy. Redrive only on refusals (each
+# attempt is recorded, so a second one after a broken connection would be on record twice).
+IDEMPOTENT = {**channels.IDEMPOTENT, "sandan.ops.v1.DeadLetters": ("List", "Get")}
 
 
 def parse_ref(text: str) -> pb.DeadLetterRef:
@@ -38,14 +50,34 @@ def ref_text(ref: pb.DeadLetterRef) -> str:
     return f"{ref.topic}:{ref.partition}:{ref.offset}"
 
 
+def open_channel(address: str, server_name: str = "") -> grpc.Channel:
+    """A channel to the service with the shared retry policy: over TLS when a CA is configured, in plaintext only
+    where allowed (ConfigError otherwise, before anything is sent)."""
+    credentials = load(GrpcTlsSettings).channel_credentials()
+    options = [(name, value) for name, value in channels.options() if name != "grpc.service_config"]
+    options.append(("grpc.service_config", channels.service_config(IDEMPOTENT)))
+    if credentials is None:
+        return grpc.insecure_channel(address, options=options)
+    if server_name:
+        options.append(("grpc.ssl_target_name_override", server_name))
+    return grpc.secure_channel(address, credentials, options=options)
+
+
 class Client:
-    def __init__(self, address: str, token: str | None, timeout: float) -> None:
-        self.channel = grpc.insecure_channel(address)
-        self.stub = ops_pb2_grpc.DeadLettersStub(self.channel)
+    """Connects at the first call (so `--help` needs no settings)."""
+
+    def __init__(self, address: str, token: str | None, timeout: float, server_name: str = "") -> None:
+        self.address, self.server_name = address, server_name
+        self.stub: ops_pb2_grpc.DeadLettersStub | None = None
         self.metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
 
     def call(self, method: str, request: Any) -> Any:
+        if self.stub is None:
+            try:
+                self.stub = ops_pb2_grpc.DeadLettersStub(open_channel(self.address, self.server_name))
+            except ConfigError as error:
+                raise click.ClickException(str(error)) from None
         try:
             return getattr(self.stub, method)(request, metadata=self.metadata, timeout=self.timeout)
         except grpc.RpcError as error:
@@ -58,10 +90,12 @@ class Client:
               help="host:port of the consuming service (intake, dispatch, notify)")
 @click.option("--token", envvar="SANDAN_TOKEN", default=None, help="bearer token, when the service asks for one")
 @click.option("--timeout", default=60.0, show_default=True, help="seconds per call")
+@click.option("--server-name", envvar="SANDAN_GRPC_TLS_SERVER_NAME", default="",
+              help="the name the service's certificate is checked for, when the address is not one of its names")
 @click.pass_context
-def cli(ctx: click.Context, service_address: str, token: str | None, timeout: float) -> None:
+def cli(ctx: click.Context, service_address: str, token: str | None, timeout: float, server_name: str) -> None:
     """A service's dead letters: what its consumer could not apply, and re-driving them."""
-    ctx.obj = Client(service_address, token, timeout)
+    ctx.obj = Client(service_address, token, timeout, server_name.strip())
 
 
 @cli.command("list")
