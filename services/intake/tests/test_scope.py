@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from sqlalchemy import create_engine, text
 
 from sandan_contracts.events import OrderAccepted, ServiceCompleted
 from sandan_contracts.rpc import intake_pb2 as pb
 from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.auth.principal import PermissionDenied, Principal, acting_as
 from sandan_eventbus.auth.scopes import Places
-from sandan_eventbus.errors import AlreadyExists, FailedPrecondition
+from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from sandan_eventbus.trace import traced
 from sandan_intake.application import IntakeApplication
 from sandan_intake.domain import Demand
@@ -73,7 +75,8 @@ SCOPES: dict[str, tuple[list[str], list[str]]] = {
     "RetireMenuItem": (["secretary"], ["secretary_elsewhere"]),
     "ListMenu": (["resident", "member", "grid_worker_elsewhere", "grid_leader_elsewhere", "secretary_elsewhere",
                   "town_elsewhere", "county_elsewhere", "unit_admin", "partner", "operator"], []),  # public
-    "PostDemand": ([*WRITERS, "gateway"], WRITERS_ELSEWHERE),
+    # the gateway: only for a resident it registered (below); Liu registered himself
+    "PostDemand": (WRITERS, [*WRITERS_ELSEWHERE, "gateway"]),
     "WithdrawDemand": (WRITERS, WRITERS_ELSEWHERE),
     "ConfirmCompletion": (WRITERS, WRITERS_ELSEWHERE),
     "RateService": (WRITERS, WRITERS_ELSEWHERE),
@@ -447,3 +450,152 @@ def test_a_member_holding_nothing_of_this_demand(app: IntakeApplication) -> None
         assert app.service_contact(demand.id, "m-1").name == "Liu Yang"
     with pytest.raises(FailedPrecondition, match="does not hold"):  # SYSTEM naming a member: the state decides
         app.service_contact(demand.id, "m-2")
+
+
+# ---- people with two roles: any role of theirs the method's row names may be the one ----------------------------
+async def test_a_member_who_leads_the_grid_reads_its_demands(world: World) -> None:
+    """The interceptor lets a member-and-grid-leader in as member (the row's first role they hold): the demand is
+    in their grid, though they do not hold it, so the grid leader's reach allows it."""
+    both = world.served.as_("sub-m-gl", ["member", "grid_leader"], member_id="m-2", community_id="c-1",
+                            grid_id="g-1")
+    assert (await both.GetDemand(pb.DemandRef(demand_id=world.posted))).demand_id == world.posted
+    holder_elsewhere = world.served.as_("sub-m1-gl", ["member", "grid_leader"], member_id="m-1",
+                                        community_id="c-1", grid_id="g-2")
+    assert (await holder_elsewhere.GetDemand(pb.DemandRef(demand_id=world.held))).member_id == "m-1"  # as member
+    error = await status_of(holder_elsewhere.GetDemand(pb.DemandRef(demand_id=world.posted)))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "as member: a member may read only a demand they hold" in error.details()
+    assert "as grid_leader: grid_leader may not act on this demand outside their scope" in error.details()
+
+
+async def test_a_member_who_is_the_secretary_gets_the_contact_as_secretary(world: World) -> None:
+    both = world.served.as_("sub-m-sec", ["member", "branch_secretary"], member_id="m-2", community_id="c-1")
+    for member_id in ("", "m-2"):  # the demand is held by m-1: as member refused, as secretary allowed
+        contact = await both.GetServiceContact(pb.ServiceContactRequest(demand_id=world.held, member_id=member_id))
+        assert contact.phone == "13900001111"
+    releases = [e for e in world.served.app.events.get(Demand.create_id(world.resident_id, "p-2"))
+                if isinstance(e, Demand.ContactReleased)]
+    assert [(r.subject, r.role, r.member_id) for r in releases] == [
+        ("sub-m-sec", "branch_secretary", None), ("sub-m-sec", "branch_secretary", "m-2")]
+    before = world.served.stored()
+    elsewhere = world.served.as_("sub-m-sec2", ["member", "branch_secretary"], member_id="m-2", community_id="c-2")
+    error = await status_of(elsewhere.GetServiceContact(pb.ServiceContactRequest(demand_id=world.held)))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert world.served.stored() == before
+
+
+async def test_a_member_who_is_the_secretary_sees_care_tags_as_secretary(world: World) -> None:
+    tagged = (await world.as_("resident").PostDemand(demand_request(world.resident_id, "tags",
+                                                                    care_tags=["elderly_alone"]))).demand_id
+    both = world.served.as_("sub-m-sec", ["member", "branch_secretary"], member_id="m-2", community_id="c-1")
+    seen = await both.GetDemand(pb.DemandRef(demand_id=tagged))
+    assert (seen.special_care, list(seen.care_tags)) == (True, ["elderly_alone"])
+    leader = world.served.as_("sub-m-gl", ["member", "grid_leader"], member_id="m-2", community_id="c-1",
+                              grid_id="g-1")
+    seen = await leader.GetDemand(pb.DemandRef(demand_id=tagged))
+    assert (seen.special_care, list(seen.care_tags)) == (True, [])  # neither of their roles sees the tags
+
+
+async def test_a_grid_worker_with_a_resident_account_acts_as_the_one_that_fits(world: World) -> None:
+    """A grid worker living in their community: registers others (new records) and posts for them as the grid
+    worker (recorded on the resident's behalf); posts for themselves as the resident they are."""
+    gw = world.served.as_("sub-gw-res", ["resident", "grid_worker"], community_id="c-1")
+    wang = await gw.RegisterResident(register_request())
+    assert wang.resident_id != gw.resident_id  # the worker's job, not their own registration
+    for_wang = await gw.PostDemand(demand_request(wang.resident_id, "w-1", channel="grid_worker"))
+    history = await world.as_("secretary").GetDemandHistory(pb.DemandRef(demand_id=for_wang.demand_id))
+    assert [(e.role, e.on_behalf_of) for e in history.entries] == [("grid_worker", wang.resident_id)]
+    # their own record (registered with the resident account alone): posted for as themselves
+    own = world.served.as_("sub-gw-res", ["resident"], community_id="c-1")
+    await own.RegisterResident(register_request())
+    mine = await gw.PostDemand(demand_request(gw.resident_id, "mine"))
+    history = await gw.GetDemandHistory(pb.DemandRef(demand_id=mine.demand_id))  # as resident: their own
+    assert [(e.role, e.on_behalf_of) for e in history.entries] == [("resident", "")]
+    # elsewhere, a grid worker's role reaches nothing: a resident registering is registering themselves
+    away = world.served.as_("sub-gw-away", ["resident", "grid_worker"], community_id="c-2")
+    assert (await away.RegisterResident(register_request())).resident_id == away.resident_id
+
+
+def test_two_roles_at_the_application_act_under_the_role_that_allowed(app: IntakeApplication) -> None:
+    liu = app.register_resident("c-1", "Liu Yang", "13900001111", "12 Well Street")
+    demand = app.post_demand(client_request_id="r-1", resident_id=liu.resident_id, community_id="c-1",
+                             grid_id="g-1", description=DESCRIPTION, urgency="normal", channel="app",
+                             other_text="errand")
+    both = Principal(subject="sub-m-gl", roles=frozenset({"member", "grid_leader"}), acting_role="member",
+                     member_id="m-2", community_id="c-1", grid_id="g-1")
+    assert app.scope.read(both, demand).acting_role == "grid_leader"
+    assert app.scope.read(both.as_role("grid_leader"), demand).acting_role == "grid_leader"
+    # a role the caller does not hold is never tried, even when the check names it
+    leader_only = Principal(subject="sub-gl", roles=frozenset({"member"}), acting_role="member", member_id="m-2",
+                            community_id="c-1", grid_id="g-1")
+    with pytest.raises(PermissionDenied, match="a member may read only a demand they hold"):
+        app.scope.read(leader_only, demand)
+    worker = Principal(subject="sub-gw-m", roles=frozenset({"member", "grid_worker"}), acting_role="member",
+                       member_id="m-2", community_id="c-1")
+    with acting_as(worker), traced("corr-2"):
+        app.withdraw(demand.id, "solved_myself")  # a member may not withdraw; their grid worker role may
+    assert [(e.what, e.role, e.on_behalf_of) for e in app.demand_history(demand.id)][-1] == (
+        "Withdrawn", "grid_worker", liu.resident_id)
+    with acting_as(person("member", member_id="m-2")), pytest.raises(PermissionDenied, match="member may not"):
+        app.confirm_completion(demand.id)  # one role, not of the row: the plain refusal
+
+
+# ---- the gateway acts only for residents it registered ---------------------------------------------------------
+def test_the_gateway_may_not_post_for_residents_it_did_not_register(app: IntakeApplication) -> None:
+    gateway = person("service_gateway", "service-account-gateway")
+    liu = person("resident", "sub-liu", resident_id="3f0c1a52-9b6d-4e1f-a8d4-5e2f7b1c9a06")
+    with acting_as(liu):
+        own = app.register_resident("c-1", "Liu Yang", "13900001111", "12 Well Street")
+        posted = app.post_demand(client_request_id="open311:p:d:a", resident_id=own.resident_id,
+                                 community_id="c-1", grid_id="g-1", description=DESCRIPTION, urgency="normal",
+                                 channel="app", other_text="errand")
+    with acting_as(person("grid_worker", "sub-gw-1", community_id="c-1")):
+        wang = app.register_resident("c-1", "Wang Wei", "13900002222", "3 Lotus Lane")
+    with acting_as(gateway):
+        partners = app.register_resident("c-2", "Zhao Min", "13900005555", "8 Pine Road")
+    assert (own.registered_by, wang.registered_by, partners.registered_by) == (None, None, "service_gateway")
+    assert app.residents.community_of(partners.resident_id).registered_by == "service_gateway"
+    notified = app.recorder.max_notification_id()
+    for resident_id in (own.resident_id, wang.resident_id):
+        with acting_as(gateway), pytest.raises(PermissionDenied, match="residents it registered"):
+            app.post_demand(client_request_id="open311:p:d:b", resident_id=resident_id, community_id="c-1",
+                            grid_id="g-1", description=DESCRIPTION, urgency="normal", channel="hotline",
+                            other_text="errand")
+    with acting_as(gateway), pytest.raises(PermissionDenied, match="residents it registered"):
+        app.post_demand(client_request_id="open311:p:d:a", resident_id=own.resident_id,  # a "retry" of Liu's
+                        community_id="c-1", grid_id="g-1", description=DESCRIPTION, urgency="normal",
+                        channel="hotline", other_text="errand")
+    with acting_as(gateway), pytest.raises(InvalidArgument, match="community_id"):
+        app.post_demand(client_request_id="open311:p:d:c", resident_id=partners.resident_id, community_id="c-1",
+                        grid_id="g-1", description=DESCRIPTION, urgency="normal", channel="hotline",
+                        other_text="errand")  # only in the resident's community
+    assert app.recorder.max_notification_id() == notified
+    assert app.get_demand(posted.id).status == "posted"
+
+
+def test_records_from_before_the_marker_are_refused_to_the_gateway(tmp_path: Path) -> None:
+    """A store whose residents table predates `registered_by`: the column is added, its old rows read, and the
+    gateway may not post for any of them (who registered them is not known: refusing is the safe side)."""
+    url = f"sqlite:///{tmp_path}/intake.db"
+    engine = create_engine(url)
+    with engine.begin() as conn:  # the table as the first release created it
+        conn.execute(text("CREATE TABLE intake_residents (resident_id VARCHAR(36) PRIMARY KEY, community_id "
+                          "VARCHAR(64) NOT NULL, name VARCHAR(100) NOT NULL, phone VARCHAR(30) NOT NULL, "
+                          "address VARCHAR(200) NOT NULL, registered_at DATETIME NOT NULL)"))
+        conn.execute(text("INSERT INTO intake_residents VALUES ('0b5e7c4a-52c1-4c7e-9d2a-6f1e3b8a9c10', 'c-1', "
+                          "'Old Li', '13900007777', '1 Old Road', '2024-05-01 08:00:00')"))
+    engine.dispose()
+    app = IntakeApplication(ResidentStore(url, Keyring.generate()), "memory://", places=PLACES)
+    try:
+        old = app.residents.get("0b5e7c4a-52c1-4c7e-9d2a-6f1e3b8a9c10")
+        assert (old.name, old.registered_by) == ("Old Li", None)
+        with acting_as(person("service_gateway", "service-account-gateway")), pytest.raises(PermissionDenied):
+            app.post_demand(client_request_id="open311:x", resident_id=old.resident_id, community_id="c-1",
+                            grid_id="g-1", description=DESCRIPTION, urgency="normal", channel="hotline",
+                            other_text="errand")
+        with acting_as(person("grid_worker", community_id="c-1")):  # its community's workers still may
+            app.post_demand(client_request_id="w-1", resident_id=old.resident_id, community_id="c-1",
+                            grid_id="g-1", description=DESCRIPTION, urgency="normal", channel="grid_worker",
+                            other_text="errand")
+    finally:
+        app.close()

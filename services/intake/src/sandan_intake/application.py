@@ -5,8 +5,9 @@ under optimistic concurrency (`retrying`). The consumer policy `on_order_event` 
 Inbox saves its result together with the Kafka position.
 
 Every use case reads its caller with `current()` and checks their scope (`scope.py`, access.toml's scope text)
-before deciding or saving anything; internal work runs as SYSTEM and passes. What a grid worker or a secretary
-does for a resident is stored as done on that resident's behalf (`acting_for`).
+before deciding or saving anything; internal work runs as SYSTEM and passes. A check returns the caller as the role
+that allowed it (a person may hold several), and what the use case stores is stored under that role (`_acting`).
+What a grid worker, a secretary or the gateway does for a resident is stored as done on that resident's behalf.
 
 Personal data is sealed (crypto.py) under the resident's data keys (keys.py): the residents table and the demand
 events hold ciphertext only. It is opened here, in the read paths that give it out (GetServiceContact,
@@ -18,7 +19,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -29,7 +31,7 @@ from eventsourcing.persistence import IntegrityError
 from sandan_contracts import Envelope, Event
 from sandan_contracts.events import OrderAccepted, OrderDeclined, ServiceCompleted
 from sandan_eventbus import audit
-from sandan_eventbus.auth.principal import acting_for, current
+from sandan_eventbus.auth.principal import Principal, acting_as, acting_for, current
 from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_text, check_uuid
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -47,7 +49,7 @@ from sandan_intake.domain import (
 )
 from sandan_intake.index import DemandIndex
 from sandan_intake.residents import FIELDS, ResidentRecord, ResidentStore, check_field
-from sandan_intake.scope import RESIDENT, SECRETARY, IntakeScope
+from sandan_intake.scope import GATEWAY, RESIDENT, SECRETARY, IntakeScope
 
 log = logging.getLogger("sandan_intake")
 DEFAULT_RETENTION = timedelta(days=1095)
@@ -159,12 +161,14 @@ class IntakeApplication(ServiceApplication):
         secretary registers a new resident (a new id) of their community. The fields are sealed under the new
         resident's own data key; the registration (without them) is a stored event."""
         who = current()
-        if who.is_system or who.acting_role != RESIDENT:
-            self.scope.register(who, community_id)
+        if not self.scope.registers_themselves(who, community_id):
+            who = self.scope.register(who, community_id)
             record = self.residents.register(community_id, name, phone, address, email=email,
-                                             wechat_openid=wechat_openid)
+                                             wechat_openid=wechat_openid,
+                                             registered_by=GATEWAY if who.acting_role == GATEWAY else None)
             self._resident(record, who)
             return record
+        who = who if who.acting_role == RESIDENT else who.as_role(RESIDENT)
         own = self.scope.own_resident_id(who)
         try:
             record = self.residents.register(community_id, name, phone, address, email=email,
@@ -184,7 +188,7 @@ class IntakeApplication(ServiceApplication):
         check_resident_id(resident_id)
         who = current()
         record = self.residents.community_of(resident_id)
-        self.scope.correct(who, record)
+        who = self.scope.correct(who, record)
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
             raise InvalidArgument(unknown[0], "is no field of a resident's record")
@@ -200,7 +204,7 @@ class IntakeApplication(ServiceApplication):
             return []
         # recorded first: a failure after it leaves a record too many, never a change without a record
         resident.correct(changed)
-        with acting_for(self.scope.on_behalf_of(who, resident_id)):
+        with self._acting(who, resident_id):
             self.save(resident)
         self.residents.correct(resident_id, {f: checked[f] for f in changed})
         return changed
@@ -211,7 +215,7 @@ class IntakeApplication(ServiceApplication):
         check_resident_id(resident_id)
         who = current()
         ref = self.residents.community_of(resident_id)
-        self.scope.export(who, ref)
+        who = self.scope.export(who, ref)
         record = self.residents.get(resident_id)
         self.index.catch_up(self)
         demands = []
@@ -220,7 +224,7 @@ class IntakeApplication(ServiceApplication):
             demands.append(ExportedDemand(demand, self.demand_texts(demand, record), self._releases(demand)))
         resident = self._resident(ref, who)
         resident.record_export()
-        with acting_for(self.scope.on_behalf_of(who, resident_id)):
+        with self._acting(who, resident_id):
             self.save(resident)
         return ResidentExport(record, demands, audit.history(self, resident.id), self._now())
 
@@ -233,12 +237,12 @@ class IntakeApplication(ServiceApplication):
         check_code("reason", reason)
         who = current()
         record = self.residents.community_of(resident_id)
-        self.scope.erase(who, record)
+        who = self.scope.erase(who, record)
         resident = self._resident(record, who)
         if not resident.erased:
             # recorded first: should destroying fail, the retention sweep finishes the erasure it finds recorded
             resident.erase(by="system" if who.is_system else who.acting_role, reason=reason)
-            with acting_for(self.scope.on_behalf_of(who, resident_id)):
+            with self._acting(who, resident_id):
                 self.save(resident)
         destroyed = self.residents.erase(resident_id)
         erased_at = self.residents.community_of(resident_id).erased_at
@@ -275,26 +279,28 @@ class IntakeApplication(ServiceApplication):
     # ---- the service menu ------------------------------------------------------------------
     def publish_menu_item(self, community_id: str, item_id: str, category: str, title: str,
                           deadlines: Mapping[str, int] | None = None) -> MenuItem:
-        self.scope.menu(current(), community_id)
+        who = self.scope.menu(current(), community_id)
 
         def command() -> MenuItem:
             menu = self._menu(community_id) or ServiceMenu.open(community_id)
             item = menu.publish_item(item_id, category, title, deadlines)
-            self.save(menu)
+            with acting_as(who):
+                self.save(menu)
             return item
 
         return self.retrying(command)
 
     def retire_menu_item(self, community_id: str, item_id: str) -> MenuItem:
         check_id("item_id", item_id)
-        self.scope.menu(current(), community_id)
+        who = self.scope.menu(current(), community_id)
 
         def command() -> MenuItem:
             menu = self._menu(community_id)
             if menu is None:
                 raise NotFound(f"menu item {item_id} not found in community {community_id}")
             item = menu.retire_item(item_id)
-            self.save(menu)
+            with acting_as(who):
+                self.save(menu)
             return item
 
         return self.retrying(command)
@@ -310,8 +316,9 @@ class IntakeApplication(ServiceApplication):
                     other_text: str | None = None, care_tags: Iterable[str] = ()) -> Demand:
         """Idempotent: a retry with the same client_request_id returns the demand the first call posted.
 
-        A resident posts for themselves; a grid worker or a secretary for a resident of their community, and
-        the demand records that they acted for that resident."""
+        A resident posts for themselves; a grid worker or a secretary for a resident of their community, the
+        gateway for a resident it registered (a partner system's caller), and the demand records that they acted
+        for that resident."""
         check_text("client_request_id", client_request_id, 1, 100)
         check_resident_id(resident_id)
         check_id("community_id", community_id)
@@ -320,10 +327,10 @@ class IntakeApplication(ServiceApplication):
         demand_id = demand_id_for(resident_id, client_request_id)
         existing = self._find(demand_id, Demand)
         if existing is not None:
-            self.scope.post_again(who, existing)
+            self.scope.post_again(who, existing, self.residents.community_of(resident_id))
             return existing
         resident = self.residents.community_of(resident_id)
-        self.scope.resident(who, resident)
+        who = self.scope.resident(who, resident)
         if resident.community_id != community_id:
             raise InvalidArgument("community_id", "is not the community the resident registered in")
         if resident.erased:
@@ -342,7 +349,7 @@ class IntakeApplication(ServiceApplication):
         assert sealer is not None
         demand = Demand.post(**fields, seal=sealer)
         try:
-            with acting_for(self.scope.on_behalf_of(who, resident_id)):
+            with self._acting(who, resident_id):
                 self.save(demand)
         except IntegrityError:  # a concurrent retry of the same post saved it first
             return self._demand(demand_id)
@@ -377,7 +384,7 @@ class IntakeApplication(ServiceApplication):
         their community's grid workers and secretary (sensitive personal information; others see special_care)."""
         record = self.residents.community_of(demand.resident_id)
         tags: list[str] = []
-        if demand.care_tags is not None and self.scope.sees_care_tags(current()):
+        if demand.care_tags is not None and self.scope.sees_care_tags(current(), demand):
             tags = self.demand_texts(demand, record).care_tags or []
         return DemandView(demand, tags, record.erased, demand.texts_shredded)
 
@@ -417,15 +424,16 @@ class IntakeApplication(ServiceApplication):
 
         def command() -> ServiceContact:
             demand = self._demand(demand_id)
-            self.scope.service_contact(who, demand, member_id)
-            if who.acting_role != SECRETARY:  # a secretary's reach is the community, not holding the demand
+            actor = self.scope.service_contact(who, demand, member_id)
+            if actor.acting_role != SECRETARY:  # a secretary's reach is the community, not holding the demand
                 demand.ensure_held_by(member_id or "")
             resident = self.residents.get(demand.resident_id)
             if resident.erased:  # nothing to give, so no release to record
                 return ServiceContact(str(demand.id), "", "", "", "", erased=True, texts_shredded=True)
             texts = self.demand_texts(demand, resident)
-            demand.record_contact_release(who.subject, who.acting_role, member_id or None)
-            self.save(demand)
+            demand.record_contact_release(actor.subject, actor.acting_role, member_id or None)
+            with acting_as(actor):
+                self.save(demand)
             return ServiceContact(str(demand.id), resident.name, resident.phone, resident.address,
                                   texts.description or "", texts_shredded=texts.state != READABLE)
 
@@ -434,8 +442,7 @@ class IntakeApplication(ServiceApplication):
     def demand_contact(self, demand_id: str | uuid.UUID) -> tuple[Demand, ResidentRecord]:
         """How to reach a demand's resident, for notify's service identity; every release is recorded. An erased
         resident's record comes back empty and `erased` (nothing released, nothing recorded)."""
-        who = current()
-        self.scope.demand_contact(who)
+        who = self.scope.demand_contact(current())
 
         def command() -> tuple[Demand, ResidentRecord]:
             demand = self._demand(demand_id)
@@ -464,7 +471,7 @@ class IntakeApplication(ServiceApplication):
         return [demand]
 
     # ---- helpers -------------------------------------------------------------------------------
-    def _resident(self, record: ResidentRecord, who: Any) -> Resident:
+    def _resident(self, record: ResidentRecord, who: Principal) -> Resident:
         """The resident's registration aggregate; registered now for a record that has none yet (one stored
         before the aggregate existed, or a registration whose event was not saved)."""
         found = self._find(Resident.create_id(record.resident_id), Resident)
@@ -472,13 +479,20 @@ class IntakeApplication(ServiceApplication):
             return found
         resident = Resident.register(record.resident_id, record.community_id)
         try:
-            with acting_for(self.scope.on_behalf_of(who, record.resident_id)):
+            with self._acting(who, record.resident_id):
                 self.save(resident)
         except IntegrityError:  # a concurrent call registered it first
             found = self._find(Resident.create_id(record.resident_id), Resident)
             assert found is not None
             return found
         return resident
+
+    @contextmanager
+    def _acting(self, who: Principal, resident_id: str) -> Iterator[None]:
+        """Store as `who` (the caller as the role a scope check allowed), on the resident's behalf when that role
+        acts for them."""
+        with acting_as(who), acting_for(self.scope.on_behalf_of(who, resident_id)):
+            yield
 
     def _releases(self, demand: Demand) -> list[Release]:
         return [Release(e.timestamp, e.subject, e.role, e.member_id) for e in self.events.get(demand.id)
@@ -495,9 +509,9 @@ class IntakeApplication(ServiceApplication):
 
         def command() -> Demand:
             demand = self._demand(demand_id)
-            self.scope.act_on(who, demand)
+            actor = self.scope.act_on(who, demand)
             decide(demand)
-            with acting_for(self.scope.on_behalf_of(who, demand.resident_id)):
+            with self._acting(actor, demand.resident_id):
                 self.save(demand)
             return demand
 

@@ -59,9 +59,13 @@ residents = Table(
     # The fields, sealed under the resident's data key; NULL when absent, and all of them once erased.
     *(Column(f"{name}_sealed", Text, nullable=True) for name in FIELDS),
     Column("erased_at", DateTime(timezone=True), nullable=True),
+    # The role that registered the record, when it acts for the resident only through it: `service_gateway` for a
+    # partner system's caller (Open311), whom the gateway may then post for. NULL for everyone else, and for rows
+    # from before the column (the gateway is refused them: it registers a new record for every request it posts).
+    Column("registered_by", String(32), nullable=True),
 )
 # Columns added after the table's first release: created on start in stores that predate them.
-_ADDED_COLUMNS = ("email", "wechat_openid", *(f"{name}_sealed" for name in FIELDS), "erased_at")
+_ADDED_COLUMNS = ("email", "wechat_openid", *(f"{name}_sealed" for name in FIELDS), "erased_at", "registered_by")
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,8 @@ class ResidentRecord:
     wechat_openid: str | None = None
     registered_at: datetime | None = None
     erased_at: datetime | None = None
+    registered_by: str | None = None  # see the column: `service_gateway`, or None
+
 
     @property
     def erased(self) -> bool:
@@ -144,19 +150,19 @@ class ResidentStore:
     # ---- writes --------------------------------------------------------------------------------------------
     def register(self, community_id: str, name: str, phone: str, address: str, *,
                  email: str | None = None, wechat_openid: str | None = None,
-                 resident_id: str | None = None) -> ResidentRecord:
+                 resident_id: str | None = None, registered_by: str | None = None) -> ResidentRecord:
         """A new record: under `resident_id` (a resident's own account) or a fresh uuid. AlreadyExists when the
-        id has a record already."""
+        id has a record already. `registered_by`: see the column."""
         rid = resident_id or str(uuid.uuid4())
         fields = {"name": name, "phone": phone, "address": address, "email": email, "wechat_openid": wechat_openid}
         checked = {f: check_field(f, v) for f, v in fields.items()}
         record = ResidentRecord(rid, check_id("community_id", community_id), registered_at=datetime.now(UTC),
-                                **checked)  # type: ignore[arg-type]
+                                registered_by=registered_by, **checked)  # type: ignore[arg-type]
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(residents).values(
                     resident_id=rid, community_id=record.community_id, name="", phone="", address="",
-                    registered_at=record.registered_at, email=None, wechat_openid=None,
+                    registered_at=record.registered_at, email=None, wechat_openid=None, registered_by=registered_by,
                     **self._sealed(Sealer(rid, self.keys.create(conn, resident_key_id(rid), rid)), checked)))
         except IntegrityError:  # the primary key: this resident id is registered already
             raise AlreadyExists(f"resident {rid} is already registered") from None
@@ -230,7 +236,7 @@ class ResidentStore:
         with self.engine.connect() as conn:
             row = self._row(conn, resident_id)
         return ResidentRecord(row.resident_id, row.community_id, "", "", "", registered_at=_utc(row.registered_at),
-                              erased_at=_utc(row.erased_at))
+                              erased_at=_utc(row.erased_at), registered_by=row.registered_by)
 
     def _row(self, conn: Connection, resident_id: str, *, lock: bool = False) -> Any:
         """`lock`: the row is held until the transaction ends. A no-op UPDATE takes the lock on both databases
@@ -260,7 +266,7 @@ class ResidentStore:
                 values[f] = unseal(sealer.key, sealed, resident_id=row.resident_id, field_name=f)
         return ResidentRecord(row.resident_id, row.community_id, values["name"] or "", values["phone"] or "",
                               values["address"] or "", values["email"], values["wechat_openid"],
-                              _utc(row.registered_at), _utc(row.erased_at))
+                              _utc(row.registered_at), _utc(row.erased_at), row.registered_by)
 
     # ---- housekeeping ------------------------------------------------------------------------------------------
     def checkpoint(self) -> None:
