@@ -390,7 +390,7 @@ def _withdrawn() -> Demand:
     return demand
 
 
-# ---- sealed texts: no key, no comment; retention shreds closed demands only ------------------------
+# ---- sealed texts: no key, no comment; retention shreds closed or served demands only -------------
 class TestSealedTexts:
     def test_a_comment_needs_the_demands_key(self) -> None:
         demand = served()
@@ -399,13 +399,22 @@ class TestSealedTexts:
         demand.rate(5, "", None)  # stars alone need no key
         assert (demand.stars, demand.comment) == (5, None)
 
-    @pytest.mark.parametrize("make", [post, accepted, served])
-    def test_only_closed_demands_are_shredded(self, make: Any) -> None:
+    @pytest.mark.parametrize("make", [post, accepted])
+    def test_open_demands_are_not_shredded(self, make: Any) -> None:
         demand = make()
         demand.collect_events()
         with pytest.raises(FailedPrecondition, match="cannot shred texts"):
             demand.record_texts_shredded("retention")
         assert event_names(demand) == []
+
+    def test_a_served_demand_is_shredded_and_may_still_be_confirmed(self) -> None:
+        """Retention shreds a demand served and never confirmed; its lifecycle is unchanged."""
+        demand = served()
+        demand.collect_events()
+        demand.record_texts_shredded("retention")
+        assert (demand.status, demand.texts_shredded, event_names(demand)) == ("served", True, ["TextsShredded"])
+        demand.confirm_completion()
+        assert demand.status == "confirmed"
 
     def test_shredding_is_recorded_once_and_then_no_comment_is_kept(self) -> None:
         demand = _confirmed()

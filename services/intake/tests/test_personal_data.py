@@ -370,6 +370,56 @@ def test_retention_shreds_closed_demands_past_the_period_only(app: IntakeApplica
     assert app.demand_texts(app.get_demand(open_.id)).description == "Still waiting"
 
 
+@pytest.mark.parametrize("store_url", STORES, indirect=True)
+def test_retention_counts_rated_and_served_but_never_confirmed_demands(app: IntakeApplication, clock: Clock) -> None:
+    """Rated without a confirmation closes a demand; served and never closed counts as closed when served; a redo
+    opens it again. Shredding changes no demand's lifecycle."""
+    who = register(app)
+
+    def served(request: str, offset: int) -> Demand:
+        with acting_as(WORKER):
+            demand = app.post_demand(client_request_id=request, resident_id=who.resident_id, community_id="c-1",
+                                     grid_id="g-1", description=f"{DESCRIPTION} {request}", urgency="normal",
+                                     channel="hotline", other_text="errand")
+        apply(app, OrderAccepted(order_id=f"o-{request}", demand_id=str(demand.id), member_id="m-1", via="claim"),
+              offset)
+        apply(app, ServiceCompleted(order_id=f"o-{request}", demand_id=str(demand.id), member_id="m-1", hours=1.0),
+              offset + 1)
+        return demand
+
+    never_confirmed, rated, redone = served("never", 1), served("rated", 3), served("redone", 5)
+    with acting_as(WORKER):
+        app.request_redo(redone.id, "not_fixed")  # open again
+    clock.now += timedelta(days=10)
+    with acting_as(WORKER):
+        app.rate(rated.id, 4, COMMENT)  # rated, never confirmed: closed now, 10 days after its service
+    assert app.shred_expired_texts() == []
+
+    clock.now += timedelta(days=21)  # 31 days after the services, 21 after the rating
+    assert app.shred_expired_texts() == [str(never_confirmed.id)]
+    shredded = app.get_demand(never_confirmed.id)
+    assert (shredded.status, shredded.texts_shredded) == ("served", True)
+    assert app.demand_texts(shredded).state == "shredded"
+    assert app.residents.keys.get(demand_key_id(str(never_confirmed.id))) is None
+    with acting_as(WORKER):
+        assert app.confirm_completion(never_confirmed.id).status == "confirmed"  # the lifecycle goes on
+    assert app.shred_expired_texts() == []  # recorded: not again, confirmed since or not
+
+    clock.now += timedelta(days=10)  # 31 days after the rating
+    assert app.shred_expired_texts() == [str(rated.id)]
+    rated_now = app.get_demand(rated.id)
+    assert (rated_now.status, rated_now.stars, app.demand_texts(rated_now).state) == ("served", 4, "shredded")
+
+    clock.now += timedelta(days=400)
+    assert app.shred_expired_texts() == []  # the redone demand is open: never shredded
+    assert app.demand_texts(app.get_demand(redone.id)).description == f"{DESCRIPTION} redone"
+    apply(app, OrderAccepted(order_id="o-redone-2", demand_id=str(redone.id), member_id="m-1", via="claim"), 7)
+    apply(app, ServiceCompleted(order_id="o-redone-2", demand_id=str(redone.id), member_id="m-1", hours=1.0), 8)
+    assert app.shred_expired_texts() == []  # served again just now: the period counts from this service
+    clock.now += timedelta(days=31)
+    assert app.shred_expired_texts() == [str(redone.id)]
+
+
 # ---- the KEK: rotation, a wrong or missing one -------------------------------------------------------------------
 @pytest.mark.parametrize("store_url", FILE_STORES, indirect=True)
 def test_a_rotated_kek_reads_old_data_and_rewrap_moves_every_key(store_url: str, keyring: Keyring,

@@ -252,8 +252,9 @@ class IntakeApplication(ServiceApplication):
 
     # ---- retention -----------------------------------------------------------------------------------------------
     def shred_expired_texts(self) -> list[str]:
-        """The periodic job (as SYSTEM): demands closed longer ago than the retention period have their data key
-        destroyed (their texts and tags can never be read again) and the demand records it (TextsShredded).
+        """The periodic job (as SYSTEM): demands closed (withdrawn, confirmed or rated; or served and never closed,
+        counted from the service) longer ago than the retention period have their data key destroyed (their texts
+        and tags can never be read again) and the demand records it (TextsShredded).
         Also finishes an erasure recorded but not carried out (a failure between the two). Returns the demands
         shredded now."""
         self.index.catch_up(self)

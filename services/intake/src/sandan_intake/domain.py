@@ -39,6 +39,9 @@ MAX_REDOS = 10  # the contract's bound on redo_count
 
 POSTED, ACCEPTED, SERVED, CONFIRMED, WITHDRAWN = "posted", "accepted", "served", "confirmed", "withdrawn"
 CLOSED = (CONFIRMED, WITHDRAWN)
+# Whose texts retention may shred: closed, or served (the service is done; a demand served but never confirmed,
+# rated or not, would otherwise keep its texts for ever). The lifecycle is unchanged: only the texts go.
+SHREDDABLE = (*CLOSED, SERVED)
 # The demand's sealed fields: what retention shreds and what an export opens.
 SEALED_FIELDS = ("description", "other_text", "care_tags", "comment")
 Seal = Callable[[str, str], str]  # (field, plaintext) -> ciphertext, under the demand's data key
@@ -405,7 +408,7 @@ class Demand(Aggregate):
         check_code("reason", reason)
         if self.texts_shredded:
             return
-        self._require(set(CLOSED), "shred texts")
+        self._require(set(SHREDDABLE), "shred texts")
         self._texts_shredded(reason=reason, fields=self.sealed_fields())
 
     @event("TextsShredded")
