@@ -25,6 +25,7 @@ from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
 from sandan_gateway.open311 import MAX_REQUESTS
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
+COLON, COMMA = "\uff1a", "\uff0c"  # the Chinese pages' punctuation
 
 
 # ---- sign-in is the default ---------------------------------------------------------------------------------------
@@ -132,6 +133,7 @@ async def test_the_gateways_text_limits_are_the_services(gateway):
     form = {"csrf_token": session.csrf, "client_request_id": "r-long", "menu_item_id": "m-repair"}
     refused = await gateway.client.post("/resident/demands", data={**form, "description": too_long})
     assert refused.status_code == 400 and not _calls(gateway, "PostDemand")
+    assert f"具体情况{COLON}太长了{COMMA}最多 500 个字" in refused.text and "String should" not in refused.text
     api = await gateway.client.post("/api/v1/demands", json={"client_request_id": "r-long", "description": too_long},
                                     headers={"x-csrf-token": session.csrf})
     assert api.status_code == 422 and api.json()["field"] == "description" and not _calls(gateway, "PostDemand")
@@ -267,6 +269,21 @@ async def test_special_care_is_marked_in_words_whatever_the_urgency(gateway):
     assert 'data-testid="care-o-care"' in member and 'data-testid="care-o-hurry"' not in member
     listed = (await gateway.client.get("/api/v1/orders", params={"community_id": "c1"})).json()["orders"]
     assert {o["order_id"]: o["special_care"] for o in listed} == {"o-care": True, "o-hurry": False}
+
+
+async def test_page_validation_is_plain_words_naming_the_field(gateway):
+    gateway.world.orders["o3"] = dispatch_pb2.Order(order_id="o3", demand_id="d3", community_id="c1", status="accepted",
+                                                    member_id="m-7")
+    session = gateway.sign_in(["member"], member_id="m-7", community_id="c1")
+    form = {"csrf_token": session.csrf, "hours": "80"}
+    zh = await gateway.client.post("/member/orders/o3/complete", data=form)
+    assert zh.status_code == 400 and f"服务时长{COLON}不能大于 72" in zh.text and "less than" not in zh.text
+    not_a_number = await gateway.client.post("/member/orders/o3/complete", data={**form, "hours": "两个"})
+    assert f"服务时长{COLON}请填写数字" in not_a_number.text
+    await gateway.client.get("/prefs", params={"lang": "en"})
+    en = await gateway.client.post("/member/orders/o3/complete", data=form)
+    assert en.status_code == 400 and "Hours served must be at most 72" in en.text
+    assert not _calls(gateway, "CompleteService")
 
 
 async def test_form_without_csrf_is_refused(gateway):

@@ -92,7 +92,7 @@ def create_app(settings: Settings, backend: Backend, auth: Auth, directory: Dire
             return open311.error_response(400, f"{'.'.join(map(str, first.get('loc', ())))}: {first.get('msg', '')}")
         if _is_api(request):
             return problems.from_validation(list(exc.errors()), request.url.path)
-        return pages.message_page(request, 400, "bad_input", "; ".join(str(e.get("msg")) for e in exc.errors()))
+        return pages.invalid_page(request, list(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -124,6 +124,59 @@ def message_page(request: Request, status: int, key: str, detail: str = "") -> H
     return render(request, "message.html", None, status, message_zh=zh, message_en=en, detail=detail[:300])
 
 
+# The form fields by name, for a plain message naming the one that is not right (Chinese, English).
+FIELDS: dict[str, tuple[str, str]] = {
+    "description": ("具体情况", "Details"), "other_text": ("其他：简单说一下", "Other"),
+    "comment": ("想说的话", "Comment"), "name": ("姓名", "Name"), "phone": ("手机号", "Phone"),
+    "address": ("住址", "Address"), "hours": ("服务时长", "Hours served"), "notes": ("服务记录", "Notes"),
+    "stars": ("评分", "Rating"), "title": ("标题", "Title"), "capacity": ("人数上限", "Capacity"),
+    "note": ("说明", "Note"), "reason": ("原因", "Reason"), "client_request_id": ("提交编号", "Request number"),
+    "community_id": ("社区", "Community"), "member_id": ("党员编号", "Member number"),
+    "unit_id": ("单位编号", "Unit number"), "teams": ("小分队", "Teams"), "units": ("联席单位", "Joint units"),
+    "starts_at": ("开始时间", "Starts"), "ends_at": ("结束时间", "Ends"), "menu_item_id": ("服务项目", "Service"),
+    "urgency": ("急不急", "Urgency"), "care_tags": ("特别照顾", "Special care"), "activity_id": ("活动", "Activity"),
+    "resident_id": ("居民编号", "Resident number"), "theme": ("主题", "Theme"), "grid_id": ("网格", "Grid"),
+    "csrf_token": ("页面已过期", "The page expired"),
+}
+
+
+def validation_message(lang: str, errors: list[dict[str, Any]]) -> str:
+    """FastAPI's validation errors as plain words in the page's language, each naming its field (pydantic's own
+    text is English and technical)."""
+    zh = lang == "zh"
+    said = []
+    for error in errors:
+        name = next((str(p) for p in reversed(error.get("loc", ())) if isinstance(p, str)), "")
+        label = FIELDS.get(name, (name, name))[0 if zh else 1] or ("填写的内容" if zh else "A field")
+        kind, ctx = str(error.get("type", "")), error.get("ctx") or {}
+        if kind == "missing":
+            what = ("必须填写", "is required")
+        elif kind == "string_too_long":
+            most_chars = ctx.get("max_length")
+            what = (f"太长了，最多 {most_chars} 个字", f"is too long: at most {most_chars} characters")
+        elif kind == "string_too_short":
+            least = ctx.get("min_length")
+            what = (f"太短了，至少 {least} 个字", f"is too short: at least {least} characters")
+        elif kind in ("int_parsing", "float_parsing", "int_from_float"):
+            what = ("请填写数字", "must be a number")
+        elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            bound = next(iter(ctx.values()), "")
+            what = {"greater_than": (f"必须大于 {bound}", f"must be more than {bound}"),
+                    "greater_than_equal": (f"不能小于 {bound}", f"must be at least {bound}"),
+                    "less_than": (f"必须小于 {bound}", f"must be less than {bound}"),
+                    "less_than_equal": (f"不能大于 {bound}", f"must be at most {bound}")}[kind]
+        elif kind in ("literal_error", "enum"):
+            what = ("请从列表中选择", "must be one of the choices")
+        else:
+            what = ("填写有误", "is not right")
+        said.append(f"{label}：{what[0]}" if zh else f"{label} {what[1]}")
+    return ("；" if zh else "; ").join(dict.fromkeys(said))
+
+
+def invalid_page(request: Request, errors: list[dict[str, Any]]) -> HTMLResponse:
+    return message_page(request, 400, "bad_input", validation_message(lang_of(request), errors))
+
+
 def refusal_page(request: Request, error: Refused) -> HTMLResponse:
     from sandan_gateway.problems import http_status
 
