@@ -19,6 +19,7 @@ from typing import Any
 import grpc
 from faststream.kafka import KafkaBroker
 
+from libs.eventbus.tests.tls_support import Pki
 from sandan_contracts import Event, encode
 from sandan_contracts import events as c
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
@@ -230,9 +231,11 @@ class Client:
 
 
 @asynccontextmanager
-async def serving(tmp_path: Path, issuer: LocalIssuer, *, input_policy: bool = True) -> AsyncIterator[Client]:
+async def serving(tmp_path: Path, issuer: LocalIssuer, *, input_policy: bool = True,
+                  pki: Pki | None = None) -> AsyncIterator[Client]:
     """scoring's servicer on a real socket, behind the authentication interceptor (and, unless `input_policy` is
-    off, the edge's whole chain), called as the county office who is also county IT."""
+    off, the edge's whole chain), called as the county office who is also county IT; over TLS with `pki`'s
+    certificate (reached at localhost: issue it for that name too)."""
     rulebook = RuleBook()
     store = ScoringStore(f"sqlite:///{tmp_path}/scoring.db")
     scorer = Scorer(store, rulebook, "unused:9092", KafkaBroker("unused:9092"), "2026.1")
@@ -241,14 +244,15 @@ async def serving(tmp_path: Path, issuer: LocalIssuer, *, input_policy: bool = T
               else grpc.aio.server(interceptors=issuer.guards()))
     assert register(server, ScoringServicer(scorer, Scopes(Places.parse(PLACES)))) == [SERVICE_NAME]
     health = add_health(server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    port = pki.server().bind(server, "127.0.0.1:0") if pki else server.add_insecure_port("127.0.0.1:0")
     await server.start()
     await set_serving(health, [SERVICE_NAME], True)
     token = issuer.token("county-it", ["county_office", "operator"], county_id="taihe")
-    address = f"127.0.0.1:{port}"
+    address = f"localhost:{port}" if pki else f"127.0.0.1:{port}"
+    credentials = grpc.ssl_channel_credentials(pki.ca.read_bytes()) if pki else None
     try:
-        async with channels.aio_channel(address, interceptors=[AioBearerAuth(StaticToken(token))]) as channel, \
-                channels.aio_channel(address) as bare:
+        async with channels.aio_channel(address, credentials, [AioBearerAuth(StaticToken(token))]) as channel, \
+                channels.aio_channel(address, credentials) as bare:
             yield Client(pb_grpc.ScoringStub(channel), scorer, address, token, pb_grpc.ScoringStub(bare))
     finally:
         await server.stop(None)

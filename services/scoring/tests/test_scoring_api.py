@@ -12,10 +12,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
+from libs.eventbus.tests.tls_support import throwaway_pki
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_scoring import healthcheck
@@ -319,19 +321,64 @@ async def test_publishing_reports_what_waits_and_what_was_set_aside(client: Clie
     assert item.first_at == item.last_at and item.first_at.endswith("+00:00")
 
 
-async def test_the_health_check_shows_set_aside_items(client: Client, monkeypatch: pytest.MonkeyPatch,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setenv("SCORING_GRPC_ADDRESS", client.address)
-    monkeypatch.setenv("SANDAN_TOKEN", client.token)  # Publishing is for the county office and county IT
+def probe_env(monkeypatch: pytest.MonkeyPatch, client: Client, **env: str) -> None:
+    """The probe's settings: the service's address, a token for Publishing (county office and county IT), and
+    only the TLS settings given."""
+    for name in ("SANDAN_GRPC_TLS_CA_FILE", "SANDAN_GRPC_TLS_SERVER_NAME", "SANDAN_GRPC_PLAINTEXT",
+                 "SANDAN_GRPC_TLS_CERT_FILE", "SANDAN_GRPC_TLS_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"SCORING_GRPC_ADDRESS": client.address, "SANDAN_TOKEN": client.token, **env}.items():
+        monkeypatch.setenv(name, value)
 
+
+def prober(capsys: pytest.CaptureFixture[str]) -> Any:
     async def probe(*args: str) -> tuple[int, dict[str, object]]:
         with pytest.raises(SystemExit) as done:
             await asyncio.to_thread(healthcheck.main, list(args))  # a blocking client: not on the server's loop
         return int(done.value.code or 0), json.loads(capsys.readouterr().out)
+    return probe
 
+
+async def test_the_health_check_shows_set_aside_items(client: Client, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    probe_env(monkeypatch, client, SANDAN_GRPC_PLAINTEXT="allow")  # a local run
+    probe = prober(capsys)
     assert await probe() == (0, {"serving": True, "pending": 0, "set_aside": 0, "paused": {}, "dead_lettered": 0})
     await client.scorer._set_aside("scoring:e-1", "entry", ValueError("bad"))
     code, shown = await probe()
     assert (code, shown["set_aside"]) == (0, 1)  # set aside is no reason to restart or drain the service
     code, shown = await probe("--strict")
     assert (code, shown["set_aside"]) == (1, 1)  # for monitoring
+
+
+async def test_the_health_check_asks_over_tls_for_the_services_name(tmp_path: Path, local_issuer: LocalIssuer,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    pki = throwaway_pki(tmp_path, "scoring", "localhost")
+    probe = prober(capsys)
+    async with serving(tmp_path, local_issuer, pki=pki) as tls_client:
+        await tls_client.scorer._set_aside("scoring:e-1", "entry", ValueError("bad"))
+        # the service speaks only TLS: the probe's answer (the token's, too) came over it, checked for `scoring`
+        probe_env(monkeypatch, tls_client, SANDAN_GRPC_TLS_CA_FILE=str(pki.ca))
+        assert await probe("--strict") == (1, {"serving": True, "pending": 0, "set_aside": 1, "paused": {},
+                                               "dead_lettered": 0})
+        # a certificate not issued for the name asked for is not the service (plaintext either: where allowed)
+        for env in ({"SANDAN_GRPC_TLS_CA_FILE": str(pki.ca), "SANDAN_GRPC_TLS_SERVER_NAME": "dispatch"},
+                    {"SANDAN_GRPC_TLS_CA_FILE": str(pki.stranger_ca)}, {"SANDAN_GRPC_PLAINTEXT": "allow"}):
+            probe_env(monkeypatch, tls_client, **env)
+            assert await probe() == (1, {"serving": False}), env
+
+
+async def test_the_health_check_sends_no_token_in_plaintext_unless_allowed(client: Client,
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    probe = prober(capsys)
+    await client.scorer._set_aside("scoring:e-1", "entry", ValueError("bad"))
+    probe_env(monkeypatch, client)  # neither a CA nor plaintext allowed
+    code, shown = await probe()
+    # health needs no token and says it serves; the publisher was not asked (its set-aside item unseen), and why
+    assert code == 0 and shown["serving"] is True and "set_aside" not in shown
+    assert "SANDAN_GRPC_TLS_CA_FILE" in str(shown["publishing"])
+    assert await probe("--strict") == (1, shown)  # it cannot know
+    probe_env(monkeypatch, client, SANDAN_GRPC_PLAINTEXT="allow")
+    assert (await probe("--strict"))[1]["set_aside"] == 1  # allowed, it asks
