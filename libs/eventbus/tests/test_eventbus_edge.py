@@ -294,15 +294,17 @@ def test_the_retry_policy_names_real_methods_and_leaves_non_idempotent_writes_to
     assert every["retryPolicy"]["retryableStatusCodes"] == ["RESOURCE_EXHAUSTED"]
     descriptors = {d.full_name: d for mod in (intake_pb2, dispatch_pb2, notify_pb2) for d in
                    mod.DESCRIPTOR.services_by_name.values()}
-    from sandan_contracts.rpc import scoring_pb2
+    from sandan_contracts.rpc import ops_pb2, scoring_pb2
 
-    descriptors.update({d.full_name: d for d in scoring_pb2.DESCRIPTOR.services_by_name.values()})
+    for mod in (scoring_pb2, ops_pb2):
+        descriptors.update({d.full_name: d for d in mod.DESCRIPTOR.services_by_name.values()})
     descriptors["grpc.health.v1.Health"] = health_pb2.DESCRIPTOR.services_by_name["Health"]
     for name in idempotent["name"]:
         assert name["method"] in descriptors[name["service"]].methods_by_name, name
     named = {(n["service"], n["method"]) for n in idempotent["name"]}
     for write in (("sandan.dispatch.v1.Dispatch", "EscalateOrder"), ("sandan.dispatch.v1.Dispatch", "OfferOrder"),
-                  ("sandan.intake.v1.Intake", "RegisterResident"), ("sandan.scoring.v1.Scoring", "Rebuild")):
+                  ("sandan.intake.v1.Intake", "RegisterResident"), ("sandan.scoring.v1.Scoring", "Rebuild"),
+                  ("sandan.ops.v1.DeadLetters", "Redrive")):
         assert write not in named
 
 

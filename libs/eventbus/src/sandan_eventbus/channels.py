@@ -36,8 +36,10 @@ IDEMPOTENT: dict[str, tuple[str, ...]] = {
         "FindOrderByDemand", "ListOrders", "DispatchOrder", "SuggestMembers"),
     "sandan.scoring.v1.Scoring": (
         "GetMemberLedger", "Leaderboard", "UnitReport", "CommunityNotice", "PublishQuarterlyNotices", "RuleSets",
-        "WhatIf", "Digest"),
+        "WhatIf", "Digest", "Publishing"),
     "sandan.notify.v1.Notify": ("SetPreferences", "GetPreferences", "ListDeliveries", "ListDeadLetters"),
+    # Redrive is left out: each attempt is recorded, so a retry after a broken connection would be on record twice
+    "sandan.ops.v1.DeadLetters": ("List", "Get"),
     "grpc.health.v1.Health": ("Check",),
 }
 

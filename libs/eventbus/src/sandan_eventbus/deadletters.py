@@ -33,9 +33,6 @@ from sandan_eventbus.config import ConfigError
 from sandan_eventbus.security import GrpcTlsSettings, load
 
 APPLIED = ("applied", "already_applied")
-# The reads may run twice: retried on UNAVAILABLE too, by the shared policy. Redrive only on refusals (each
-# attempt is recorded, so a second one after a broken connection would be on record twice).
-IDEMPOTENT = {**channels.IDEMPOTENT, "sandan.ops.v1.DeadLetters": ("List", "Get")}
 
 
 def parse_ref(text: str) -> pb.DeadLetterRef:
@@ -54,8 +51,7 @@ def open_channel(address: str, server_name: str = "") -> grpc.Channel:
     """A channel to the service with the shared retry policy: over TLS when a CA is configured, in plaintext only
     where allowed (ConfigError otherwise, before anything is sent)."""
     credentials = load(GrpcTlsSettings).channel_credentials()
-    options = [(name, value) for name, value in channels.options() if name != "grpc.service_config"]
-    options.append(("grpc.service_config", channels.service_config(IDEMPOTENT)))
+    options = channels.options()  # the reads retried on UNAVAILABLE too; Redrive on refusals only
     if credentials is None:
         return grpc.insecure_channel(address, options=options)
     if server_name:

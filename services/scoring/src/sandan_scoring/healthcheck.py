@@ -28,17 +28,13 @@ from sandan_eventbus.healthcheck import check, target
 from sandan_eventbus.security import GrpcTlsSettings, load
 
 SERVICE_NAME = "scoring"  # the name its certificate is issued for
-# Publishing is a read: retried on UNAVAILABLE too, by the shared policy
-IDEMPOTENT = {**channels.IDEMPOTENT,
-              "sandan.scoring.v1.Scoring": (*channels.IDEMPOTENT["sandan.scoring.v1.Scoring"], "Publishing")}
 
 
 def _channel(address: str, server_name: str) -> grpc.Channel:
     """A channel fit for the token: TLS when a CA is configured, plaintext only where allowed (ConfigError
     otherwise, before anything is sent)."""
     credentials = load(GrpcTlsSettings).channel_credentials()
-    options = [(name, value) for name, value in channels.options() if name != "grpc.service_config"]
-    options.append(("grpc.service_config", channels.service_config(IDEMPOTENT)))
+    options = channels.options()  # Publishing is a read: retried on UNAVAILABLE too
     if credentials is None:
         return grpc.insecure_channel(target(address), options=options)
     options.append(("grpc.ssl_target_name_override", server_name))
