@@ -15,6 +15,7 @@ inbox, the relay, scoring, notify and dispatch report through the functions belo
 | sandan_relay_backlog_events | gauge | | stored events not yet published |
 | sandan_relay_publish_seconds | histogram | | one batch: read, publish (acks=all), record |
 | sandan_relay_published_total | counter | | events published |
+| sandan_relay_set_aside_events | gauge | service | events set aside (not publishable; the rest flowed), not re-driven |
 | sandan_notifications_total | counter | channel, outcome | sends: sent, retrying, failed (given up) |
 | sandan_scoring_live_lag_messages | gauge | topic, partition | records live folding has yet to read |
 | sandan_scoring_last_rebuild_seconds | gauge | | duration of the last rebuild (0: none since start) |
@@ -74,6 +75,9 @@ RELAY_PUBLISH_SECONDS = Histogram("sandan_relay_publish_seconds",
                                   "One relay batch: read from the store, published (acks=all), position recorded",
                                   buckets=LATENCY_BUCKETS)
 RELAY_PUBLISHED = Counter("sandan_relay_published_total", "Events published by the relay")
+RELAY_SET_ASIDE = Gauge("sandan_relay_set_aside_events",
+                        "Events the relay set aside (could not publish them; the rest flowed), not yet re-driven",
+                        ("service",))
 
 NOTIFICATIONS = Counter("sandan_notifications_total", "Notification sends by channel and outcome",
                         ("channel", "outcome"))
@@ -233,6 +237,11 @@ def relay_batch(seconds: float, published: int) -> None:
 
 def relay_backlog(events: int) -> None:
     RELAY_BACKLOG.set(max(events, 0))
+
+
+def relay_set_aside(service: str, events: int) -> None:
+    """`service`: the store's application name (one per process; several only in tests)."""
+    RELAY_SET_ASIDE.labels(service).set(max(events, 0))
 
 
 # ---- notify ------------------------------------------------------------------------------------------------

@@ -6,7 +6,11 @@ Health (grpc.health.v1): "" and every service name report *readiness*: SERVING o
 and while every part of the service can work; NOT_SERVING while any part reports an outage into
 `runtime.readiness` (the inbox paused on an outage, the relay unable to publish, the store or the broker not
 answering the runtime's probe) and from the start of shutdown. The name `liveness` stays SERVING while the
-process runs: a service waiting out an outage is alive, and must not be restarted for it.
+process runs: a service waiting out an outage is alive, and must not be restarted for it. The name `publishing`
+(services with a relay) is SERVING while nothing stored waits set aside, and NOT_SERVING while the relay holds
+events it could not publish (the rest flowed past them: see `sandan_eventbus.relay`), until a re-drive publishes
+them: for monitoring (`python -m sandan_<service>.healthcheck publishing`), never for a probe, since a set-aside
+event is no reason to restart or drain a service that still works.
 
 Shutdown (SIGTERM, SIGINT) is bounded whatever is reachable: every step has its own deadline, starting
 is abandoned when a stop arrives, and a watchdog ends the process `shutdown_seconds` after the signal should
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 
 Loop = Callable[[asyncio.Event], Awaitable[None]]
 LIVENESS = "liveness"  # the health name a liveness probe asks for
+PUBLISHING = "publishing"  # NOT_SERVING while the relay holds events set aside (monitoring, not probes)
 
 
 class Pingable(Protocol):
@@ -146,6 +151,8 @@ class ServiceRuntime:
             loop = asyncio.get_running_loop()
             self.readiness.listen(lambda _ready: loop.call_soon_threadsafe(changed.set))
             await self._publish_readiness(servicer, names)
+            if self.relay is not None:
+                self._follow_set_aside(self.relay, servicer)
             tasks = [asyncio.create_task(self._follow_readiness(servicer, names, changed), name="health"),
                      asyncio.create_task(self._probe(stop), name="probe")]
             if self.relay is not None:
@@ -216,6 +223,19 @@ class ServiceRuntime:
             await changed.wait()
             changed.clear()
             await self._publish_readiness(servicer, names)
+
+    def _follow_set_aside(self, relay: Relay, servicer: health.aio.HealthServicer) -> None:
+        """Health name `publishing`: NOT_SERVING while events are set aside (known once the relay read its store)."""
+        loop = asyncio.get_running_loop()
+        updates: set[asyncio.Task[None]] = set()  # held until done: a task only weakly referenced may vanish
+
+        def changed(waiting: int) -> None:
+            status = health_pb2.HealthCheckResponse.NOT_SERVING if waiting else health_pb2.HealthCheckResponse.SERVING
+            task = loop.create_task(servicer.set(PUBLISHING, status))
+            updates.add(task)
+            task.add_done_callback(updates.discard)
+
+        relay.listen_set_aside(changed)
 
     async def _probe(self, stop: asyncio.Event) -> None:
         """Every few seconds: do the broker and the store answer? (Readiness even when no work flows.)
