@@ -16,7 +16,8 @@ subscriber has to get right:
 
 Each record prints one line: `event <event_id> <type> v<schema_version> key=<key> <topic>/<partition>@<offset>
 ce_type=<CloudEvents type>`, or `duplicate <event_id> ...`, or `skipped ...`. It stops after --max-records records
-or --timeout seconds, whichever comes first.
+or --timeout seconds, whichever comes first; it exits 1 with `error: <code>: <reason>` on stderr when the broker
+refuses it (a topic or group it has no access to, wrong credentials) or a topic does not exist.
 
     python subscriber.py --group myagency-demo --max-records 10
 """
@@ -33,6 +34,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message
+
+# Errors no retry can mend: a topic that does not exist, one the user may not read (a dead-letter topic), a group
+# it may not use (not starting with its user name), credentials the broker refuses. The subscriber stops on them.
+FATAL = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError._AUTHENTICATION,
+}
 
 # Every public topic (not the dead letters: those are for sandan's operators).
 TOPICS = [
@@ -107,18 +117,25 @@ def handle(store: Store, msg: Message) -> str:
 
 def run(topics: Sequence[str], group: str, db: str, max_records: int, timeout: float) -> int:
     store = Store(db)
-    consumer = Consumer(kafka_config(group))
+    # errors about the connection (e.g. a refused password) come through error_cb, those about a topic or the
+    # group as records with an error: both are looked at in the loop
+    errors: list[KafkaError] = []
+    consumer = Consumer({**kafka_config(group), "error_cb": errors.append})
     consumer.subscribe(list(topics))
     seen = 0
     deadline = time.monotonic() + timeout
     try:
         while seen < max_records and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=min(100, max_records - seen), timeout=0.5):
+            messages = consumer.consume(num_messages=min(100, max_records - seen), timeout=0.5)
+            errors += [msg.error() for msg in messages if msg.error()]
+            for error in errors:
+                if error.code() in FATAL or error.fatal():
+                    print(f"error: {error.name()}: {error.str()}", file=sys.stderr)
+                    return 1
+                print(f"warning: {error}", file=sys.stderr)
+            errors.clear()
+            for msg in messages:
                 if msg.error():
-                    if msg.error().code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                        print(f"error: {msg.error()}", file=sys.stderr)
-                        return 1
-                    print(f"warning: {msg.error()}", file=sys.stderr)
                     continue
                 print(handle(store, msg), flush=True)
                 # at least once: the position moves only after the event is stored

@@ -20,6 +20,8 @@ import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.errors.AuthenticationException;
+import org.apache.kafka.common.errors.AuthorizationException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.StringDeserializer;
@@ -35,7 +37,9 @@ import org.apache.kafka.common.serialization.StringDeserializer;
  * fields are ignored, a record that is not a sandan envelope is reported and skipped.
  *
  * <p>Each record prints one line: {@code event <event_id> <type> v<schema_version> key=<key>
- * <topic>/<partition>@<offset> ce_type=<CloudEvents type>}, or {@code duplicate ...}, or {@code skipped ...}.
+ * <topic>/<partition>@<offset> ce_type=<CloudEvents type>}, or {@code duplicate ...}, or {@code skipped ...}. It
+ * exits 1 with {@code error: <reason>} on stderr when the broker refuses it: a topic or group it has no access to
+ * (a dead-letter topic, a group not starting with its user name), or credentials it does not accept.
  */
 public final class Subscriber {
   /** Every public topic (not the dead letters: those are for sandan's operators). */
@@ -179,7 +183,14 @@ public final class Subscriber {
       usage();
       System.exit(2);
     }
-    int code = new Subscriber(dedupFile).run(topics.isEmpty() ? TOPICS : topics, group, maxRecords, timeout);
+    int code;
+    try {
+      code = new Subscriber(dedupFile).run(topics.isEmpty() ? TOPICS : topics, group, maxRecords, timeout);
+    } catch (AuthorizationException | AuthenticationException e) {
+      // no retry mends these: the user lacks an ACL, or its credentials are refused
+      System.err.println("error: " + e.getClass().getSimpleName() + ": " + e.getMessage());
+      code = 1;
+    }
     System.exit(code);
   }
 }
