@@ -6,6 +6,10 @@ Keycloak), the shared stack's dispatch, and a resident with no account whom the 
 distinctive name, phone, address and e-mail, whose demand (its texts, a care tag, a rated comment) was served:
 - before and after the erasure, no file in intake's directory (the event store, its -wal and -shm, the tables,
   the log) holds any of them, as UTF-8 or JSON escapes;
+- before the erasure, the resident's and the demand's wrapped data keys are in those files, and a copy of them with
+  the KEK opens the resident's name and the demand's description; after it, those wrapped keys' bytes and the
+  record's old ciphertexts are in no file (secure_delete and the WAL checkpoint), and a fresh copy with the KEK
+  opens neither, with any key it holds;
 - the erasure publishes nothing: the records keyed by the demand and its order are what they were, and scoring's
   rebuild (a replay of the whole log as of the erasure) gives the digest it gave before, the member's points too;
 - the erased resident's demand still walks through the read APIs, which say plainly that the contact was erased.
@@ -16,8 +20,11 @@ starts the service.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
+import shutil
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -32,7 +39,8 @@ from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import intake_pb2_grpc
 from sandan_eventbus.devtools import ServiceProcess
-from sandan_intake.keys import Keyring
+from sandan_intake.crypto import Unreadable, unseal
+from sandan_intake.keys import Keyring, KeyringError, demand_key_id, resident_key_id
 from sandan_scoring.engine import end_offsets, replay
 from sandan_scoring.fold import Ledger
 from sandan_scoring.report import Reports
@@ -124,6 +132,65 @@ def traces_of(directory: Path, who: Someone) -> dict[str, list[str]]:
     return found
 
 
+@dataclass(frozen=True)
+class Copied:
+    """What a copy of intake's files holds of the resident, read with sqlite3 as anyone holding the files would."""
+
+    wrapped: dict[str, bytes]  # every wrapped data key in the copy, by key id
+    kek_ids: dict[str, str]
+    sealed_name: str | None  # the record's sealed name (None once erased)
+    sealed_description: str  # the demand's sealed description, in the append-only event store
+
+
+def copy_of(directory: Path, into: Path, resident_id: str) -> Copied:
+    """Copy every database file (each with its -wal and -shm, as a backup of the directory would) and read it."""
+    into.mkdir()
+    for path in directory.iterdir():
+        if ".db" in path.name:
+            shutil.copy2(path, into / path.name)
+    with sqlite3.connect(into / "intake.db") as db:
+        keys = db.execute("SELECT key_id, kek_id, wrapped FROM intake_data_keys").fetchall()
+        (name,) = db.execute("SELECT name_sealed FROM intake_residents WHERE resident_id = ?",
+                             (resident_id,)).fetchone()
+    with sqlite3.connect(into / "intake-events.db") as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                  if {"topic", "state"} <= {c[1] for c in db.execute(f"PRAGMA table_info({t})")}]
+        states = [json.loads(state) for t in tables
+                  for (state,) in db.execute(f"SELECT state FROM {t} WHERE topic LIKE '%Demand.Posted'")]
+    (posted,) = [s for s in states if s.get("resident_id") == resident_id]
+    return Copied({k: bytes(w) for k, _, w in keys}, {k: kek for k, kek, _ in keys}, name, posted["description"])
+
+
+def opened_from(copied: Copied, kek: Keyring, resident_id: str, sealed_name: str) -> list[str]:
+    """What the KEK and the copy's keys open: the resident's name (`sealed_name`, from a copy taken before the
+    erasure) and the demand's description, each tried with every data key the copy holds."""
+    data_keys = []
+    for key_id, wrapped in copied.wrapped.items():
+        try:
+            data_keys.append(kek.unwrap(copied.kek_ids[key_id], key_id, wrapped))
+        except KeyringError:
+            continue
+    found = []
+    for field_name, sealed in (("name", sealed_name), ("description", copied.sealed_description)):
+        for key in data_keys:
+            try:
+                found.append(unseal(key, sealed, resident_id=resident_id, field_name=field_name))
+            except Unreadable:
+                continue
+    return found
+
+
+def files_holding(directory: Path, needles: dict[str, bytes]) -> dict[str, list[str]]:
+    """Which of `needles` (raw bytes) each file in the directory holds."""
+    found = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        raw = path.read_bytes()
+        hits = [name for name, needle in needles.items() if needle in raw]
+        if hits:
+            found[path.name] = hits
+    return found
+
+
 async def register_and_serve(own: OwnIntake, c: Community, who: Someone) -> tuple[str, str, str]:
     """The grid worker registers `who` (no account) and posts their demand; a member serves it; the grid worker
     confirms and rates it for them. Returns (resident id, demand id, order id)."""
@@ -166,8 +233,8 @@ def points_of(ledger: Ledger, member_id: str) -> list[tuple[str, str, int]]:
 async def test_erasure_leaves_no_trace_in_intakes_files_and_changes_no_digest(stack: Stack, tmp_path: Path) -> None:
     directory, group = tmp_path / "intake", f"intake-pd-{uuid.uuid4().hex[:8]}"
     await group_starts_at_end(stack.bootstrap, group, "dispatch.orders.v1")
-    who = Someone.make()
-    async with intake_of_its_own(stack, directory, group, Keyring.generate("it-pd").text()) as own:
+    who, kek = Someone.make(), Keyring.generate("it-pd")
+    async with intake_of_its_own(stack, directory, group, kek.text()) as own:
         c = await a_community(own, members=1)
         resident_id, demand_id, order_id = await register_and_serve(own, c, who)
         secretary = own.intake_stub(c.secretary)
@@ -177,8 +244,19 @@ async def test_erasure_leaves_no_trace_in_intakes_files_and_changes_no_digest(st
             who.name, who.phone, who.description, who.comment, ["disabled"])
         assert [(r.role, r.member_id) for r in exported.contact_releases] == [("member", c.members[0])]
 
-        # before the erasure: sealed, in every file and on every topic
+        # before the erasure: sealed, in every file and on every topic; the wrapped keys are in the files, and
+        # a copy of them with the KEK opens what the resident and the worker typed
         assert traces_of(directory, who) == {}
+        key_ids = (resident_key_id(resident_id), demand_key_id(demand_id))
+        before_copy = copy_of(directory, tmp_path / "copy-before", resident_id)
+        assert set(key_ids) <= set(before_copy.wrapped)
+        assert before_copy.sealed_name is not None and before_copy.sealed_name.startswith("gcm1:")
+        sealed_name = before_copy.sealed_name
+        assert opened_from(before_copy, kek, resident_id, sealed_name) == [who.name, who.description]
+        needles = {**{k: before_copy.wrapped[k] for k in key_ids}, "name_sealed": sealed_name.encode()}
+        held = files_holding(directory, needles)
+        assert {k for hits in held.values() for k in hits} == set(needles)
+        assert set(held) <= {"intake.db", "intake.db-wal"}, held
         published = {topic: await stack.read_all(topic, key) for topic, key in (
             ("intake.demands.v1", demand_id), ("dispatch.orders.v1", order_id))}
         assert [r.envelope.type for r in published["intake.demands.v1"]] == [
@@ -195,8 +273,16 @@ async def test_erasure_leaves_no_trace_in_intakes_files_and_changes_no_digest(st
                                                                         reason="resident_request"))
         assert erased.keys_destroyed == 2  # the resident's and the demand's
 
-        # after: still nothing in any file; the erased resident's demand walks through the read APIs
+        # after: still nothing in any file; the wrapped keys and the record's ciphertext are gone from every
+        # file (tables, event store, their -wal), and a copy with the KEK opens nothing of the resident's
         assert traces_of(directory, who) == {}
+        assert files_holding(directory, needles) == {}
+        after_copy = copy_of(directory, tmp_path / "copy-after", resident_id)
+        assert not set(key_ids) & set(after_copy.wrapped)
+        assert after_copy.sealed_name is None
+        assert after_copy.sealed_description == before_copy.sealed_description  # the log keeps its ciphertext
+        assert opened_from(after_copy, kek, resident_id, sealed_name) == []
+        # the erased resident's demand walks through the read APIs
         for caller in (c.secretary, c.grid_worker, c.grid_leader):
             seen = await own.intake_stub(caller).GetDemand(ipb.DemandRef(demand_id=demand_id))
             assert (seen.status, seen.stars, seen.member_id, seen.special_care, seen.resident_erased) == (
