@@ -3,9 +3,10 @@
 Ids come from the public `OrderAccepted` fact on dispatch.orders.v1. Each attempt is one a service once allowed:
 a resident's contact without a token or by a member who does not hold the order, points earned under another
 member's id, another resident's demand confirmed and rated, the ledger rebuilt, notices published, someone else's
-notification preferences, another unit's report (and so its webhook), a member made to leave, and a claim from
-outside the order's grid. Every attempt must be refused, and afterwards nothing has changed: the orders and
-demands read the same, no attempt's correlation id is stored or published, and no new fact names them.
+notification preferences, another unit's report (and so its webhook), a member made to leave, a member of another
+community reporting into this one (and then claiming), and a claim from outside the order's grid. Every attempt
+must be refused, and afterwards nothing has changed: the orders and demands read the same, no attempt's
+correlation id is stored or published, and no new fact names them.
 """
 
 from __future__ import annotations
@@ -97,10 +98,15 @@ async def test_a_new_user_with_ids_from_the_topic_can_do_nothing_that_is_not_the
     c = await a_community(stack, members=2)
     people = stack.people
     outsider_id = f"m-{stack.communities.tag(c.community_id)}-g2"
+    # a member whose token names another community (one of the county's, where they have not reported)
+    elsewhere = stack.communities.take()
+    intruder_id = f"m-{stack.communities.tag(elsewhere)}-x"
     made = await people.people({
         f"member-{outsider_id}": member_person(outsider_id, c.community_id, f"{c.community_id}-g2"),
+        f"member-{intruder_id}": member_person(intruder_id, elsewhere, f"{elsewhere}-g1"),
         f"resident-2-{c.community_id}": (["resident"], {"community_id": c.community_id})})
     outsider, neighbour = made[f"member-{outsider_id}"], made[f"resident-2-{c.community_id}"]
+    intruder = made[f"member-{intruder_id}"]
     await stack.dispatch_stub(outsider).ReportMember(dpb.ReportMemberRequest(
         member_id=outsider_id, unit_id=c.unit_id, community_id=c.community_id, grid_id=f"{c.community_id}-g2",
         teams=["legal_aid"], name="党员外", phone="13900009999"))
@@ -173,6 +179,13 @@ async def test_a_new_user_with_ids_from_the_topic_can_do_nothing_that_is_not_the
         dpb.AcceptOrderRequest(order_id=orders[1].order_id, member_id=member_id), metadata=attempt("accept")))
     await denied("complete as the holder", dispatch_as_bystander.CompleteService(
         dpb.CompleteServiceRequest(order_id=order_id, member_id=member_id, hours=8), metadata=attempt("complete")))
+    # a member of another community reports themselves into this one's grid 1 and medical team, then claims
+    await denied("report into another community", stack.dispatch_stub(intruder).ReportMember(dpb.ReportMemberRequest(
+        member_id=intruder_id, unit_id=c.unit_id, community_id=c.community_id, grid_id=c.grid_id, teams=["medical"],
+        name="党员入", phone="13900008888"), metadata=attempt("report elsewhere")))
+    await denied("claim after the refused report", stack.dispatch_stub(intruder).AcceptOrder(
+        dpb.AcceptOrderRequest(order_id=orders[1].order_id, member_id=intruder_id),
+        metadata=attempt("claim elsewhere")))
     # a member of another grid claims an order offered to grid 1
     await denied("claim outside the grid", stack.dispatch_stub(outsider).AcceptOrder(
         dpb.AcceptOrderRequest(order_id=orders[1].order_id, member_id=outsider_id), metadata=attempt("claim")))
@@ -203,13 +216,16 @@ async def test_a_new_user_with_ids_from_the_topic_can_do_nothing_that_is_not_the
 
     # then nothing changed: the same orders, demands and members; nothing stored, published or new on the topics
     assert await state(stack, c, orders) == before
+    not_reported = await refused(branch.GetMember(dpb.MemberRef(member_id=intruder_id)))
+    assert not_reported.code() == Code.NOT_FOUND, not_reported.details()
     for store in (stack.workdir / "intake-events.db", stack.workdir / "dispatch-events.db",
                   stack.workdir / "attack-notify-events.db"):
         assert [w for cid, w in attempts.items() if stored_with(store, cid)] == [], store.name
     await asyncio.sleep(2)  # what a refused call would have stored, its relay would have published by now
     published = await published_since(stack.bootstrap, start)
     assert [attempts[e.correlation_id] for _, _, e in published if e.correlation_id in attempts] == []
-    keys = {o.order_id for o in orders} | {o.demand_id for o in orders} | {*c.members, outsider_id, c.unit_id}
+    keys = {o.order_id for o in orders} | {o.demand_id for o in orders} | {*c.members, outsider_id, intruder_id,
+                                                                           c.unit_id}
     facts = ("dispatch.orders.v1", "intake.demands.v1", "dispatch.roster.v1")  # (scoring may still award C's points)
     assert [(topic, e.type) for topic, key, e in published if topic in facts and key in keys] == []
     prefs = await notify_pb2_grpc.NotifyStub(stack.channel(others.notify.grpc_address, c.resident)).GetPreferences(

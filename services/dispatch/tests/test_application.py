@@ -30,8 +30,10 @@ from sandan_contracts.events import (
 )
 from sandan_dispatch.application import DispatchApplication, MemberContactCard, UnitContactCard
 from sandan_dispatch.contacts import Contacts, MemberContact, UnitContact
-from sandan_dispatch.domain import Activity, Order
+from sandan_dispatch.domain import Activity, Member, Order, Unit
 from sandan_dispatch.publishing import to_contract
+from sandan_eventbus.audit import history
+from sandan_eventbus.auth.principal import Principal, acting_as
 from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.sql import engine_for
 
@@ -497,6 +499,76 @@ def test_concurrent_retries_of_an_idempotent_report_both_succeed(app: DispatchAp
     assert not [r for r in results if isinstance(r, Exception)], results
 
 
+SECRETARY_A = Principal(subject="secretary-a", roles=frozenset({"branch_secretary"}), community_id="c1",
+                        acting_role="branch_secretary")
+SECRETARY_B = Principal(subject="secretary-b", roles=frozenset({"branch_secretary"}), community_id="c1",
+                        acting_role="branch_secretary")
+
+
+def _both_look_first(app: DispatchApplication, cls: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both racing calls read "not there yet" for `cls` before either saves."""
+    loaded = threading.Barrier(2, timeout=10)
+    first_look = threading.local()
+    real_maybe = app._maybe
+
+    def maybe_then_wait(looked_for: type, aggregate_id: Any) -> Any:
+        result = real_maybe(looked_for, aggregate_id)
+        if looked_for is cls and not getattr(first_look, "done", False):
+            first_look.done = True
+            loaded.wait()
+        return result
+
+    monkeypatch.setattr(app, "_maybe", maybe_then_wait)
+
+
+def _as(who: Principal, call: Callable[[], Any]) -> Callable[[], Any]:
+    def run() -> Any:
+        with acting_as(who):
+            return call()
+
+    return run
+
+
+def test_racing_member_reports_record_every_contact_write(app: DispatchApplication, contacts: Contacts,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two secretaries report m5 at once, with different contacts. Both write the contact before either saves the
+    fact; one fact wins, and the other's write (which may be the one that stays) is recorded under its caller
+    before the refusal: no contact is written without a stored event naming who wrote it."""
+    app.report_unit("u1", "c1", "County Health Bureau")
+    _both_look_first(app, Member, monkeypatch)
+    results = _race(
+        _as(SECRETARY_A, lambda: app.report_member("m5", "u1", "c1", "g1", [], [], "Wang Fang", "+86 139 0000 0001")),
+        _as(SECRETARY_B, lambda: app.report_member("m5", "u1", "c1", "g1", [], [], "Li Na", "+86 139 0000 0002")))
+    monkeypatch.undo()
+    assert sorted(type(r).__name__ for r in results) == ["AlreadyExists", "Member"], results
+    won = 0 if isinstance(results[0], Member) else 1
+    winner, loser = (SECRETARY_A, SECRETARY_B)[won], (SECRETARY_A, SECRETARY_B)[1 - won]
+    assert [(e.what, e.subject, e.role) for e in history(app, Member.create_id("m5"))] == [
+        ("Reported", winner.subject, "branch_secretary"), ("ContactChanged", loser.subject, "branch_secretary")]
+    [changed] = [e for e in stored_events(app) if type(e).__qualname__ == "Member.ContactChanged"]
+    assert (changed.member_id, changed.fields, to_contract(changed)) == ("m5", ["name", "phone"], None)
+    assert contacts.member("m5") in (MemberContact("Wang Fang", "+86 139 0000 0001"),
+                                     MemberContact("Li Na", "+86 139 0000 0002"))
+    for n in notifications(app):
+        assert b"Wang" not in bytes(n.state) and b"Li Na" not in bytes(n.state) and b"139" not in bytes(n.state)
+    assert app.repository.get(Member.create_id("m5")).active  # replayed: the change altered no roster state
+
+
+def test_racing_unit_reports_record_the_losers_address_write(app: DispatchApplication, contacts: Contacts,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _both_look_first(app, Unit, monkeypatch)
+    results = _race(
+        _as(SECRETARY_A, lambda: app.report_unit("u1", "c1", "County Health Bureau", webhook_url=WEBHOOK)),
+        _as(SECRETARY_B, lambda: app.report_unit("u1", "c1", "County Health Bureau",
+                                                 webhook_url="https://oa2.health.example.gov.cn/hook")))
+    monkeypatch.undo()
+    assert not [r for r in results if isinstance(r, Exception)], results
+    entries = [(e.what, e.subject) for e in history(app, Unit.create_id("u1"))]
+    assert [what for what, _ in entries] == ["Reported", "ContactChanged"]
+    assert {subject for _, subject in entries} == {"secretary-a", "secretary-b"}
+    assert contacts.unit("u1").webhook_url in (WEBHOOK, "https://oa2.health.example.gov.cn/hook")
+
+
 # ---- deadlines ---------------------------------------------------------------------------------
 def test_sweep_marks_overdue_and_escalates(app: DispatchApplication, clock: Clock) -> None:
     roster(app)
@@ -604,7 +676,8 @@ def test_manual_escalation_uses_the_clock_and_checks_joint_meeting_units(app: Di
 def test_suggestions_rank_same_grid_matching_team_and_lower_load(app: DispatchApplication) -> None:
     roster(app)  # m1 g1+medical, m2 g1, m3 g2+medical, m4 g2+patrol
     app.report_member("m5", "u1", "c1", "g1", ["medical"], [])  # like m1, but busy
-    app.report_member("m6", "u1", "c9", "g1", ["medical"], [])  # another community
+    app.report_unit("u9", "c9", "Town Water Station")
+    app.report_member("m6", "u9", "c9", "g1", ["medical"], [])  # another community
     app.report_member("m7", "u1", "c1", "g1", ["medical"], [])  # left
     app.member_leaves("m7", "retired")
     for busy in ("b1", "b2"):
@@ -874,20 +947,36 @@ def test_unit_contact(app: DispatchApplication, contacts: Contacts) -> None:
     with pytest.raises(NotFound, match=r"^unit u404 not found$"):
         app.unit_contact("u404")
 
-    # reporting again is a retry of the fact; addresses given then replace the stored ones
+    # reporting again is a retry of the fact; addresses given then replace the stored ones, and that change is an
+    # internal fact naming the fields (who made it is on the stored event, like every command's)
     before = len(notifications(app))
     app.report_unit("u1", "c1", "County Health Bureau", webhook_url="http://10.0.0.5:8080/hook")
     app.report_unit("u2", "c1", "County Justice Bureau", contact_email="sfj@example.gov.cn")
-    assert len(notifications(app)) == before
+    changes = stored_events(app)[before:]
+    assert [(type(e).__qualname__, e.unit_id, e.fields) for e in changes] == [
+        ("Unit.ContactChanged", "u1", ["webhook_url"]), ("Unit.ContactChanged", "u2", ["contact_email"])]
+    assert [to_contract(e) for e in changes] == [None, None]  # never published
     assert contacts.unit("u1") == UnitContact(UNIT_EMAIL, "http://10.0.0.5:8080/hook")
     assert app.unit_contact("u2").contact_email == "sfj@example.gov.cn"
-    # a refused report writes no address
+    # the same addresses again change nothing, so no fact
+    before = len(notifications(app))
+    app.report_unit("u1", "c1", "County Health Bureau", UNIT_EMAIL, "http://10.0.0.5:8080/hook")
+    app.report_unit("u2", "c1", "County Justice Bureau")
+    assert len(notifications(app)) == before
+    # a refused report writes no address and stores nothing
     with pytest.raises(AlreadyExists):
         app.report_unit("u1", "c2", "County Health Bureau", contact_email="other@example.org")
     assert contacts.unit("u1").contact_email == UNIT_EMAIL
+    assert len(notifications(app)) == before
     for n in notifications(app):
         state = bytes(n.state)
-        assert UNIT_EMAIL.encode() not in state and b"hook" not in state and b"sfj@" not in state
+        assert UNIT_EMAIL.encode() not in state and WEBHOOK.encode() not in state and b"10.0.0.5" not in state
+        assert b"sfj@" not in state and b"other@" not in state
+    # replaying the store gives the state the commands left
+    for unit_id, name in (("u1", "County Health Bureau"), ("u2", "County Justice Bureau")):
+        replayed = app.repository.get(Unit.create_id(unit_id))
+        assert (replayed.unit_id, replayed.community_id, replayed.unit_name, replayed.version) == (
+            unit_id, "c1", name, 2)
 
 
 @pytest.mark.parametrize(("kwargs", "field"), [

@@ -515,6 +515,24 @@ def test_unit_reported() -> None:
         "Unit.Reported", "u1", "c1", "County Tax Bureau")
 
 
+def test_contact_changes_name_the_fields_never_the_values_and_change_no_state() -> None:
+    u = Unit(unit_id="u1", community_id="c1", unit_name="County Tax Bureau")
+    pending(u)
+    state = {k: v for k, v in vars(u).items() if not k.startswith("_")}
+    u.contact_changed([])  # nothing written: no fact
+    assert names(u) == []
+    u.contact_changed(["webhook_url", "contact_email", "webhook_url"])
+    [e] = pending(u)
+    assert (type(e).__qualname__, e.unit_id, e.community_id, e.fields) == (
+        "Unit.ContactChanged", "u1", "c1", ["contact_email", "webhook_url"])
+    assert {k: v for k, v in vars(u).items() if not k.startswith("_")} == state
+    m = member()
+    m.contact_changed(["phone", "name"])
+    [e] = pending(m)
+    assert (type(e).__qualname__, e.member_id, e.community_id, e.fields) == (
+        "Member.ContactChanged", "m1", "c1", ["name", "phone"])
+
+
 def test_member_reported_dedups_teams_and_skills() -> None:
     m = Member(member_id="m1", unit_id="u1", community_id="c1", grid_id="g1", teams=["medical", "medical"],
                skills=["nurse", "nurse", "driver"])

@@ -82,6 +82,7 @@ PEOPLE: dict[str, Callable[[Served], Caller]] = {
     "mem2": lambda s: s.member("m2", grid="g2"),
     "mem3": lambda s: s.member("m3", grid="g2"),
     "mem5": lambda s: s.member("m5", grid="g1"),  # bound to a member record not reported yet
+    "mem6": lambda s: s.as_("member-m6", ["member"], member_id="m6"),  # a token that names no community
     "mem9": lambda s: s.member("m9", community="c2", grid="g9"),
     "ua1": lambda s: s.unit_admin("u1"),
     "ua2": lambda s: s.unit_admin("u2"),
@@ -169,6 +170,11 @@ CASES: list[Case] = [
     ok("ReportMember", "mem5", report_member()), no("ReportMember", "mem1", report_member()),
     ok("ReportMember", "ua1", report_member()), no("ReportMember", "ua2", report_member()),
     ok("ReportMember", "sec1", report_member()), no("ReportMember", "sec2", report_member()),
+    # a member reports into the community and grid their token names, not into another one
+    no("ReportMember", "mem5", pb.ReportMemberRequest(member_id="m5", unit_id="u2", community_id="c2", grid_id="g9",
+                                                      teams=["medical"])),
+    no("ReportMember", "mem5", pb.ReportMemberRequest(member_id="m5", unit_id="u1", community_id="c1", grid_id="g2")),
+    no("ReportMember", "mem6", report_member("m6")),
     *[case(method, person, pb.JoinTeamRequest(member_id="m1", team="legal_aid")) for method, person, case in (
         ("JoinTeam", "mem1", ok), ("JoinTeam", "mem2", no), ("JoinTeam", "lead1", ok), ("JoinTeam", "lead2", no),
         ("JoinTeam", "sec1", ok), ("JoinTeam", "sec2", no))],
@@ -388,6 +394,92 @@ async def test_the_dispatcher_is_the_callers_role(world: Served) -> None:
         order_id=OPEN, member_id="m2", dispatched_by="grid_leader")))
     assert (error.code(), error.details()) == (Code.PERMISSION_DENIED,
                                                "a branch_secretary dispatches as branch, not as grid_leader")
+
+
+# ---- reporting into a community ---------------------------------------------------------------------------------
+async def test_a_member_token_of_another_community_reports_nowhere_else_and_so_claims_nothing(world: Served) -> None:
+    """The audit's reproduction: a member token for c9 reported m-x into c1/g1 with the medical team, then claimed
+    c1's offer to the medical team. The report is refused, changes nothing, and so there is nobody to claim as."""
+    outsider = world.member("m-x", community="c9", grid="c9-g1")
+    before, contacts = len(world.stored()), contacts_of(world)
+    error = await refused(outsider.ReportMember(pb.ReportMemberRequest(
+        member_id="m-x", unit_id="u1", community_id="c1", grid_id="g1", teams=["medical"], name="Wang Fang",
+        phone="+86 139 0000 0000")))
+    assert error.code() == Code.PERMISSION_DENIED
+    assert error.details() == ("member may not report member m-x of unit u1 to community c1: outside their scope "
+                               "(their token names community c9)")
+    error = await refused(outsider.AcceptOrder(pb.AcceptOrderRequest(order_id=OFFER, member_id="m-x")))
+    assert error.code() == Code.PERMISSION_DENIED
+    assert (len(world.stored()), contacts_of(world), world.writes) == (before, contacts, [])
+    assert (await world.secretary("c1").GetOrder(pb.OrderRef(order_id=OFFER))).status == "offered"
+
+
+@pytest.mark.parametrize(("claims", "grid", "why"), [
+    ({}, "g1", "their token names no community (community_id), so they may report into none"),
+    ({"community_id": "c1", "grid_id": "g1"}, "g2", "their token names grid g1"),
+    ({"community_id": "c2"}, "g1", "their token names community c2"),
+])
+async def test_a_member_is_told_why_their_report_is_outside_their_scope(world: Served, claims: dict[str, str],
+                                                                        grid: str, why: str) -> None:
+    member = world.as_("member-m5", ["member"], member_id="m5", **claims)
+    before = len(world.stored())
+    error = await refused(member.ReportMember(pb.ReportMemberRequest(member_id="m5", unit_id="u1",
+                                                                     community_id="c1", grid_id=grid)))
+    assert (error.code(), error.details().rsplit(": ", 1)[-1]) == (Code.PERMISSION_DENIED,
+                                                                   f"outside their scope ({why})")
+    assert len(world.stored()) == before
+
+
+async def test_a_member_token_naming_no_grid_reports_into_any_grid_of_its_community(world: Served) -> None:
+    member = world.as_("member-m8", ["member"], member_id="m8", community_id="c1")
+    before = len(world.stored())
+    reported = await member.ReportMember(pb.ReportMemberRequest(member_id="m8", unit_id="u3", community_id="c1",
+                                                                grid_id="g2"))
+    assert (reported.community_id, reported.grid_id) == ("c1", "g2")
+    assert world.actors(before) == [("member-m8", "member", None)]
+
+
+@pytest.mark.parametrize(("person", "request_", "code", "details"), [
+    ("mem5", pb.ReportMemberRequest(member_id="m5", unit_id="u2", community_id="c1", grid_id="g1"),
+     Code.FAILED_PRECONDITION, "unit u2 reported to c2, not c1"),
+    ("ua1", pb.ReportMemberRequest(member_id="m5", unit_id="u1", community_id="c2", grid_id="g9"),
+     Code.FAILED_PRECONDITION, "unit u1 reported to c1, not c2"),  # their unit, but not where it reported
+    ("sec1", pb.ReportMemberRequest(member_id="m5", unit_id="u404", community_id="c1", grid_id="g1"),
+     Code.NOT_FOUND, "unit u404 has not reported"),
+    ("sec1", pb.ReportMemberRequest(member_id="m5", unit_id="u1", community_id="c1", grid_id="g9"),
+     Code.FAILED_PRECONDITION, "grid g9 belongs to c2, not c1"),
+])
+async def test_the_unit_and_grid_named_must_be_of_that_community(world: Served, person: str,
+                                                                 request_: pb.ReportMemberRequest, code: Code,
+                                                                 details: str) -> None:
+    before, contacts = len(world.stored()), contacts_of(world)
+    error = await refused(PEOPLE[person](world).ReportMember(request_))
+    assert (error.code(), error.details()) == (code, details)
+    assert (len(world.stored()), contacts_of(world), world.writes) == (before, contacts, [])
+
+
+async def test_a_changed_unit_address_is_recorded_under_who_changed_it_and_never_published(world: Served) -> None:
+    new_hook, new_email = "https://oa2.health.example.cn/hooks/sandan", "office@health.example.cn"
+    before = len(world.stored())
+    await world.unit_admin("u1").ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c1",
+                                                                 unit_name="County Health Bureau",
+                                                                 webhook_url=new_hook))
+    await world.secretary("c1").ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c1",
+                                                                unit_name="County Health Bureau",
+                                                                contact_email=new_email, webhook_url=new_hook))
+    await world.unit_admin("u1").ReportUnit(pb.ReportUnitRequest(unit_id="u1", community_id="c1",
+                                                                 unit_name="County Health Bureau",
+                                                                 webhook_url=new_hook))  # the same: no change
+    stored = world.stored()[before:]
+    events = [world.app.mapper.to_domain_event(n) for n in stored]
+    assert [(type(e).__qualname__, e.fields) for e in events] == [("Unit.ContactChanged", ["webhook_url"]),
+                                                                  ("Unit.ContactChanged", ["contact_email"])]
+    assert world.actors(before) == [("unit-admin-u1", "unit_admin", None),
+                                    ("secretary-c1", "branch_secretary", None)]
+    assert [to_contract(e) for e in events] == [None, None]
+    assert not [n for n in stored if b"oa2.health" in bytes(n.state) or b"office@" in bytes(n.state)]
+    contact = await world.notify().GetUnitContact(pb.UnitRef(unit_id="u1"))
+    assert (contact.webhook_url, contact.contact_email) == (new_hook, new_email)
 
 
 # ---- the audit trail -------------------------------------------------------------------------------------------

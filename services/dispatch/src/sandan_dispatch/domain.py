@@ -41,6 +41,17 @@ class Unit(Aggregate):
         self.community_id = community_id
         self.unit_name = unit_name
 
+    def contact_changed(self, fields: list[str]) -> None:
+        """A later report wrote these addresses (contact_email, webhook_url: where the unit's notices go). The
+        fact names the fields, never the values: those live in the contacts table only."""
+        if fields:
+            self._contact_changed(unit_id=self.unit_id, community_id=self.community_id,
+                                  fields=sorted(set(fields)))
+
+    @event("ContactChanged")
+    def _contact_changed(self, unit_id: str, community_id: str, fields: list[str]) -> None:
+        pass  # the addresses are not the aggregate's state: the event is the record of who changed them
+
 
 class Member(Aggregate):
     """An in-service party member reported to a community (党员报到)."""
@@ -68,6 +79,17 @@ class Member(Aggregate):
     @event("TeamJoined")
     def _team_joined(self, member_id: str, community_id: str, team: str) -> None:
         self.teams.append(team)
+
+    def contact_changed(self, fields: list[str]) -> None:
+        """Someone wrote the member's contact after it was first given (the fields given, never the values:
+        personal data lives in the contacts table only, where it can be erased)."""
+        if fields:
+            self._contact_changed(member_id=self.member_id, community_id=self.community_id,
+                                  fields=sorted(set(fields)))
+
+    @event("ContactChanged")
+    def _contact_changed(self, member_id: str, community_id: str, fields: list[str]) -> None:
+        pass  # the contact is not the aggregate's state: the event is the record of who wrote it
 
     def leave(self, reason: str) -> None:
         self._require_active()

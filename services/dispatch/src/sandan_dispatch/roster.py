@@ -1,6 +1,10 @@
 """The roster (双报到): units and members report to a community, members join teams or leave, grid groups get a
-leader. Who may do each (access.toml): a member only as themselves, a unit admin for their unit, a grid leader in
-their grid, the branch secretary in their community; offices read in their town or county.
+leader. Who may do each (access.toml): a member only as themselves (and reports only into the community and grid
+their token names), a unit admin for their unit, a grid leader in their grid, the branch secretary in their
+community; offices read in their town or county.
+
+Contacts and addresses stay out of the event store, but every write of them is a stored event naming the caller:
+the report itself, or `ContactChanged` (internal, never published: it names the fields, not the values).
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ class UnitContactCard:
     webhook_url: str = ""
 
 
+CONTACT_FIELDS = ("name", "phone", "email", "wechat_openid")  # a member's contact, in put_member's order
+
+
 class Roster(DispatchBase):
     # ---- units -----------------------------------------------------------------------------------
     def report_unit(self, unit_id: str, community_id: str, unit_name: str, contact_email: str = "",
@@ -56,7 +63,7 @@ class Roster(DispatchBase):
         """A unit reports; its addresses (optional) go to the contacts table, never into an event.
         Reporting again to the same community is a retry; addresses given then replace the stored ones
         (so only the unit's admin or the secretary of the community it reports to may do it: a webhook is where
-        the unit's notices go)."""
+        the unit's notices go), and the change is recorded under the caller (Unit.ContactChanged, internal)."""
         check_id("unit_id", unit_id)
         check_id("community_id", community_id)
         unit_name = check_text("unit_name", unit_name, 1, 100)
@@ -68,20 +75,34 @@ class Roster(DispatchBase):
         place = self.guard.at(community_id, unit_id=unit_id)
         with self.guard.acting(f"report unit {unit_id} to community {community_id}", unit_admin=place,
                                branch_secretary=place):
-            return self.retrying(self._report_unit, unit_id, community_id, unit_name, contact_email, webhook_url)
+            written: set[str] = set()  # what an earlier attempt of this call wrote (see _report_unit)
+            return self.retrying(self._report_unit, unit_id, community_id, unit_name, contact_email, webhook_url,
+                                 written)
 
     def _report_unit(self, unit_id: str, community_id: str, unit_name: str, contact_email: str,
-                     webhook_url: str) -> Unit:
+                     webhook_url: str, written: set[str]) -> Unit:
         existing = self._maybe(Unit, Unit.create_id(unit_id))
         if existing is not None and existing.community_id != community_id:
             raise AlreadyExists(f"unit {unit_id} already reported to {existing.community_id}")
-        if self.contacts is not None and (contact_email or webhook_url):
+        given = {k: v for k, v in (("contact_email", contact_email), ("webhook_url", webhook_url)) if v}
+        if self.contacts is None:
+            given = {}
+        changed: set[str] = set()
+        if existing is not None and given:
+            stored = self.contacts.unit(unit_id) if self.contacts is not None else None
+            changed = {k for k, v in given.items() if stored is None or getattr(stored, k) != v}
+            # an earlier attempt that lost a race already wrote them: its write is this caller's change too
+            changed |= written & given.keys()
+        if self.contacts is not None and given:
             self.contacts.put_unit(unit_id, contact_email, webhook_url)  # the addresses first, then the fact
-        if existing is not None:
-            return existing  # reporting again is a retry, not a new fact
-        unit = Unit(unit_id=unit_id, community_id=community_id, unit_name=unit_name)
-        self.save(unit)
-        return unit
+            written.update(given)
+        if existing is None:
+            unit = Unit(unit_id=unit_id, community_id=community_id, unit_name=unit_name)
+            self.save(unit)
+            return unit
+        existing.contact_changed(sorted(changed))  # reporting again is a retry; new addresses are a change
+        self.save(existing)  # no change saves nothing
+        return existing
 
     # ---- members ---------------------------------------------------------------------------------
     def report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
@@ -102,23 +123,36 @@ class Roster(DispatchBase):
         if wechat_openid:
             check_openid("wechat_openid", wechat_openid)
         with self.guard.acting(f"report member {member_id} of unit {unit_id} to community {community_id}",
-                               member=self.guard.themselves(member_id),
+                               member=self.guard.reporting(member_id, community_id, grid_id),
                                unit_admin=self.guard.at(community_id, unit_id=unit_id),
                                branch_secretary=self.guard.at(community_id)):
-            self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
+            unit = self._get(Unit, Unit.create_id(unit_id), f"unit {unit_id} has not reported")
+            if unit.community_id != community_id:  # a unit admin's members report where their unit did
+                raise FailedPrecondition(f"unit {unit_id} reported to {unit.community_id}, not {community_id}")
+            grid = self._maybe(GridGroup, GridGroup.create_id(grid_id))
+            if grid is not None and grid.community_id != community_id:
+                raise FailedPrecondition(f"grid {grid_id} belongs to {grid.community_id}, not {community_id}")
             contact = (name, phone, email, wechat_openid)
+            written: list[bool] = []  # whether an earlier attempt of this call wrote the contact
             return self.retrying(self._report_member, member_id, unit_id, community_id, grid_id, teams, skills,
-                                 contact)
+                                 contact, written)
 
     def _report_member(self, member_id: str, unit_id: str, community_id: str, grid_id: str,
-                       teams: list[str], skills: list[str], contact: tuple[str, str, str, str]) -> Member:
+                       teams: list[str], skills: list[str], contact: tuple[str, str, str, str],
+                       written: list[bool]) -> Member:
         existing = self._maybe(Member, Member.create_id(member_id))
+        if existing is not None and written:
+            # another report of this member saved first, after this call had written the contact: the write
+            # stands, so it is recorded under this caller before the refusal
+            existing.contact_changed([f for f, v in zip(CONTACT_FIELDS, contact, strict=True) if v])
+            self.save(existing)
         if existing is not None and existing.active:
             raise AlreadyExists(f"member {member_id} already reported to {existing.community_id}")
         if existing is not None:
             raise FailedPrecondition(f"member {member_id} has left; re-reporting needs a new member id")
         if self.contacts is not None and any(contact):
             self.contacts.put_member(member_id, *contact)  # personal data first, then the fact
+            written.append(True)
         member = Member(member_id=member_id, unit_id=unit_id, community_id=community_id, grid_id=grid_id,
                         teams=teams, skills=skills)
         self.save(member)

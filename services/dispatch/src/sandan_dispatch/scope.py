@@ -16,6 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sandan_dispatch.domain import Member, Order
 from sandan_eventbus.auth.principal import Principal, acting_as, current
@@ -23,6 +24,18 @@ from sandan_eventbus.auth.scopes import Places, Scopes
 from sandan_eventbus.errors import PermissionDenied
 
 Rule = Callable[[Principal], bool]
+
+
+@dataclass(frozen=True)
+class Explained:
+    """A rule that can say why it refused a caller: the refusal's message then tells them what to fix (a
+    missing claim is not the same mistake as asking for another community)."""
+
+    holds: Rule
+    why: Callable[[Principal], str]
+
+    def __call__(self, who: Principal) -> bool:
+        return self.holds(who)
 
 
 def anyone(_: Principal) -> bool:
@@ -51,6 +64,26 @@ class Guard:
     def themselves(member_id: str) -> Rule:
         """A member acts only as the member record their token is bound to."""
         return lambda who: bool(who.member_id) and who.member_id == member_id
+
+    @staticmethod
+    def reporting(member_id: str, community_id: str, grid_id: str) -> Explained:
+        """A member reports only themselves, and only into the community their token names (and its grid, when
+        the token names one): a token with no community places them nowhere, so it may report them nowhere."""
+
+        def holds(who: Principal) -> bool:
+            return (bool(who.member_id) and who.member_id == member_id and bool(who.community_id)
+                    and who.community_id == community_id and (not who.grid_id or who.grid_id == grid_id))
+
+        def why(who: Principal) -> str:
+            if not who.member_id or who.member_id != member_id:
+                return "a member reports only themselves"
+            if not who.community_id:
+                return "their token names no community (community_id), so they may report into none"
+            if who.community_id != community_id:
+                return f"their token names community {who.community_id}"
+            return f"their token names grid {who.grid_id}"
+
+        return Explained(holds, why)
 
     @staticmethod
     def claimant(member_id: str, order: Order, member: Member | None) -> Rule:
@@ -94,7 +127,12 @@ class Guard:
         """The caller as the role they act under here, or PermissionDenied naming what they may not do."""
         who = self.allowed(**rules)
         if who is None:
-            raise PermissionDenied(f"{current().acting_role or 'caller'} may not {what}: outside their scope")
+            caller = current()
+            reasons = [rule.why(caller if role == caller.acting_role else caller.as_role(role))
+                       for role in dict.fromkeys((caller.acting_role, *rules))
+                       if role in caller.roles and isinstance(rule := rules.get(role), Explained)]
+            why = f" ({reasons[0]})" if reasons else ""
+            raise PermissionDenied(f"{caller.acting_role or 'caller'} may not {what}: outside their scope{why}")
         return who
 
     @contextmanager
