@@ -1,6 +1,7 @@
 """The whole role x method matrix, walked against the four services running as real processes: every role against
-every method of intake, dispatch, scoring and notify, and `sandan.ops.v1.DeadLetters` on each service that serves
-it, with real signed tokens (a local issuer that the processes trust, so tokens for every role are quick to mint).
+every method of intake, dispatch, scoring and notify, and `sandan.ops.v1.DeadLetters` and `.SetAside` on each
+service that serves them, with real signed tokens (a local issuer that the processes trust, so tokens for every
+role are quick to mint).
 
 - a role in the method's row is never refused by role (the call may still fail on scope or on its content);
 - a role outside the row gets PERMISSION_DENIED "<Method> is not allowed for roles ...", and the call leaves no
@@ -46,9 +47,11 @@ DISPATCH = dispatch_pb2.DESCRIPTOR.services_by_name["Dispatch"]
 SCORING = scoring_pb2.DESCRIPTOR.services_by_name["Scoring"]
 NOTIFY = notify_pb2.DESCRIPTOR.services_by_name["Notify"]
 DEAD_LETTERS = ops_pb2.DESCRIPTOR.services_by_name["DeadLetters"]
-# which process serves which gRPC service (DeadLetters: every consuming service, for its own group)
-SERVED = {"intake": [INTAKE, DEAD_LETTERS], "dispatch": [DISPATCH, DEAD_LETTERS], "scoring": [SCORING],
-          "notify": [NOTIFY, DEAD_LETTERS]}
+SET_ASIDE = ops_pb2.DESCRIPTOR.services_by_name["SetAside"]
+# which process serves which gRPC service (DeadLetters: every consuming service, for its own group; SetAside: every
+# service with a relay, for its own store)
+SERVED = {"intake": [INTAKE, DEAD_LETTERS, SET_ASIDE], "dispatch": [DISPATCH, DEAD_LETTERS, SET_ASIDE],
+          "scoring": [SCORING], "notify": [NOTIFY, DEAD_LETTERS, SET_ASIDE]}
 
 
 @dataclass

@@ -70,7 +70,9 @@ SERVICES = {"intake": ipb.DESCRIPTOR.services_by_name["Intake"],
             "scoring": spb.DESCRIPTOR.services_by_name["Scoring"],
             "notify": npb.DESCRIPTOR.services_by_name["Notify"],
             # every service serves the operators' dead letters; dispatch's are fuzzed (its store records re-drives)
-            "deadletters": ops_pb2.DESCRIPTOR.services_by_name["DeadLetters"]}
+            "deadletters": ops_pb2.DESCRIPTOR.services_by_name["DeadLetters"],
+            # and its relay's set-aside events (every service with a relay); dispatch's are fuzzed, as dead letters
+            "setaside": ops_pb2.DESCRIPTOR.services_by_name["SetAside"]}
 FEW = {"Rebuild": 4}  # replays the whole log: a few are enough
 
 HOSTILE_TEXT = [
@@ -260,7 +262,7 @@ def target(fuzz: Fuzz, stack: Stack, service: str, request: pytest.FixtureReques
         if service == "intake":
             fuzz.targets[service] = Target("intake", stack.intake, [work / "intake-events.db"],
                                            [(work / "intake.db", "intake_residents")])
-        elif service in ("dispatch", "deadletters"):
+        elif service in ("dispatch", "deadletters", "setaside"):
             fuzz.targets[service] = Target("dispatch", stack.dispatch, [work / "dispatch-events.db"],
                                            [(work / "dispatch.db", "dispatch_member_contacts"),
                                             (work / "dispatch.db", "dispatch_unit_contacts")])

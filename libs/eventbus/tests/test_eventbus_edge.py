@@ -304,7 +304,7 @@ def test_the_retry_policy_names_real_methods_and_leaves_non_idempotent_writes_to
     named = {(n["service"], n["method"]) for n in idempotent["name"]}
     for write in (("sandan.dispatch.v1.Dispatch", "EscalateOrder"), ("sandan.dispatch.v1.Dispatch", "OfferOrder"),
                   ("sandan.intake.v1.Intake", "RegisterResident"), ("sandan.scoring.v1.Scoring", "Rebuild"),
-                  ("sandan.ops.v1.DeadLetters", "Redrive")):
+                  ("sandan.ops.v1.DeadLetters", "Redrive"), ("sandan.ops.v1.SetAside", "RedriveSetAside")):
         assert write not in named
 
 

@@ -39,6 +39,7 @@ ALL = commands(typer.main.get_command(app))
 def test_every_command_is_there() -> None:
     for path in [("stack", "up"), ("stack", "down"), ("stack", "status"), ("topics", "list"), ("topics", "describe"),
                  ("topics", "lag"), ("deadletters", "list"), ("deadletters", "show"), ("deadletters", "redrive"),
+                 ("set-aside", "list"), ("set-aside", "redrive"),
                  ("scoring", "rebuild"), ("scoring", "what-if"), ("demand",), ("order",), ("login",), ("whoami",)]:
         assert path in ALL
 
@@ -51,7 +52,8 @@ def test_help_everywhere(run: Any, path: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("path", [p for p in ALL if len(p) >= 1 and p[0] not in ("login", "logout")
-                                  and p not in {("stack",), ("topics",), ("deadletters",), ("scoring",)}
+                                  and p not in {("stack",), ("topics",), ("deadletters",), ("set-aside",),
+                                                ("scoring",)}
                                   and p not in {("stack", "up"), ("stack", "down"), ("scoring", "rebuild"),
                                                 ("deadletters", "redrive")}],
                          ids=lambda p: " ".join(p))
@@ -65,6 +67,12 @@ def test_every_read_command_has_json(run: Any, path: tuple[str, ...]) -> None:
     (["deadletters", "show", "intake.demands.v1.dlq:0:1"], "--service"),
     (["deadletters", "redrive", "--service", "dispatch"], "Missing argument"),
     (["deadletters", "list", "--limit", "0"], "--limit"),
+    (["set-aside", "list", "--limit", "1001"], "--limit"),
+    (["set-aside", "list", "--service", "scoring"], "is not one of"),
+    (["set-aside", "redrive", "--service", "dispatch"], "Missing argument"),
+    (["set-aside", "redrive", "2"], "--service"),
+    (["set-aside", "redrive", "0", "--service", "dispatch"], "greater than or equal to 1"),
+    (["set-aside", "redrive", "two", "--service", "dispatch"], "valid integer"),
     (["scoring", "what-if", "2026.2"], "Missing argument"),
     (["topics", "lag", "--group"], "requires an argument"),
     (["topics", "describe"], "Missing argument"),
@@ -226,6 +234,16 @@ def test_deadletters_list_reports_a_service_it_cannot_ask(run: Any, fake: Any) -
     assert result.exit_code == 1
     body = json.loads(result.stdout)
     assert [d["service"] for d in body["dead_letters"]] == ["intake"]
+    assert [(e["service"], e["code"]) for e in body["errors"]] == [("notify", "UNAVAILABLE")]
+
+
+def test_set_aside_list_reports_a_service_it_cannot_ask(run: Any) -> None:
+    # the commands against a real relay's set-aside events: libs/eventbus/tests/test_eventbus_setaside.py
+    result = run("--plaintext", "--token", token(), "--notify", f"127.0.0.1:{_free_port()}", "--timeout", "3",
+                 "set-aside", "list", "-s", "notify", "--json")
+    assert result.exit_code == 1
+    body = json.loads(result.stdout)
+    assert body["items"] == [] and body["set_aside"] == {}
     assert [(e["service"], e["code"]) for e in body["errors"]] == [("notify", "UNAVAILABLE")]
 
 

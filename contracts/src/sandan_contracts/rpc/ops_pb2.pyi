@@ -107,3 +107,83 @@ class RedriveReply(_message.Message):
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[RedriveResult]
     def __init__(self, results: _Optional[_Iterable[_Union[RedriveResult, _Mapping]]] = ...) -> None: ...
+
+class ListSetAsideRequest(_message.Message):
+    __slots__ = ("include_published", "limit")
+    INCLUDE_PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    include_published: bool
+    limit: int
+    def __init__(self, include_published: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class SetAsideRedrive(_message.Message):
+    __slots__ = ("at", "operator", "reason", "outcome", "error")
+    AT_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    at: str
+    operator: str
+    reason: str
+    outcome: str
+    error: str
+    def __init__(self, at: _Optional[str] = ..., operator: _Optional[str] = ..., reason: _Optional[str] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class SetAsideItem(_message.Message):
+    __slots__ = ("notification_id", "event_id", "event_type", "topic", "error", "attempts", "first_at", "last_at", "status", "redrives")
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    TOPIC_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    FIRST_AT_FIELD_NUMBER: _ClassVar[int]
+    LAST_AT_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    REDRIVES_FIELD_NUMBER: _ClassVar[int]
+    notification_id: int
+    event_id: str
+    event_type: str
+    topic: str
+    error: str
+    attempts: int
+    first_at: str
+    last_at: str
+    status: str
+    redrives: _containers.RepeatedCompositeFieldContainer[SetAsideRedrive]
+    def __init__(self, notification_id: _Optional[int] = ..., event_id: _Optional[str] = ..., event_type: _Optional[str] = ..., topic: _Optional[str] = ..., error: _Optional[str] = ..., attempts: _Optional[int] = ..., first_at: _Optional[str] = ..., last_at: _Optional[str] = ..., status: _Optional[str] = ..., redrives: _Optional[_Iterable[_Union[SetAsideRedrive, _Mapping]]] = ...) -> None: ...
+
+class SetAsideList(_message.Message):
+    __slots__ = ("set_aside", "items")
+    SET_ASIDE_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    set_aside: int
+    items: _containers.RepeatedCompositeFieldContainer[SetAsideItem]
+    def __init__(self, set_aside: _Optional[int] = ..., items: _Optional[_Iterable[_Union[SetAsideItem, _Mapping]]] = ...) -> None: ...
+
+class RedriveSetAsideRequest(_message.Message):
+    __slots__ = ("notification_ids", "operator", "reason")
+    NOTIFICATION_IDS_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    notification_ids: _containers.RepeatedScalarFieldContainer[int]
+    operator: str
+    reason: str
+    def __init__(self, notification_ids: _Optional[_Iterable[int]] = ..., operator: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class RedriveSetAsideResult(_message.Message):
+    __slots__ = ("notification_id", "outcome", "error")
+    NOTIFICATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    notification_id: int
+    outcome: str
+    error: str
+    def __init__(self, notification_id: _Optional[int] = ..., outcome: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RedriveSetAsideReply(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[RedriveSetAsideResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[RedriveSetAsideResult, _Mapping]]] = ...) -> None: ...

@@ -186,3 +186,137 @@ class DeadLetters:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class SetAsideStub:
+    """Set-aside events: stored events this service's relay could not publish (the contract or the broker refused that
+    event: larger than its topic's max.message.bytes, an illegal topic); the rest flowed past them. Served by every
+    service with a relay (intake, dispatch, notify), for its own store. Named SetAside, not Publishing: scoring's
+    Scoring.Publishing is another thing (its own publishing's progress), and `publishing` is the health name that
+    says something is set aside.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.ListSetAside = channel.unary_unary(
+                '/sandan.ops.v1.SetAside/ListSetAside',
+                request_serializer=sandan__contracts_dot_rpc_dot_ops__pb2.ListSetAsideRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_ops__pb2.SetAsideList.FromString,
+                _registered_method=True)
+        self.RedriveSetAside = channel.unary_unary(
+                '/sandan.ops.v1.SetAside/RedriveSetAside',
+                request_serializer=sandan__contracts_dot_rpc_dot_ops__pb2.RedriveSetAsideRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_ops__pb2.RedriveSetAsideReply.FromString,
+                _registered_method=True)
+
+
+class SetAsideServicer:
+    """Set-aside events: stored events this service's relay could not publish (the contract or the broker refused that
+    event: larger than its topic's max.message.bytes, an illegal topic); the rest flowed past them. Served by every
+    service with a relay (intake, dispatch, notify), for its own store. Named SetAside, not Publishing: scoring's
+    Scoring.Publishing is another thing (its own publishing's progress), and `publishing` is the health name that
+    says something is set aside.
+    """
+
+    def ListSetAside(self, request, context):
+        """Events this service's relay set aside, oldest first. Ids, types and errors only: nothing of their content.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RedriveSetAside(self, request, context):
+        """Publish chosen set-aside events again, each alone. Each attempt is recorded (who, when, why, outcome); one that
+        is refused again stays set aside with the new error. UNAVAILABLE while the store or the broker is away (nothing
+        was recorded for the event it stopped at: ask again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_SetAsideServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'ListSetAside': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSetAside,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_ops__pb2.ListSetAsideRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_ops__pb2.SetAsideList.SerializeToString,
+            ),
+            'RedriveSetAside': grpc.unary_unary_rpc_method_handler(
+                    servicer.RedriveSetAside,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_ops__pb2.RedriveSetAsideRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_ops__pb2.RedriveSetAsideReply.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'sandan.ops.v1.SetAside', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('sandan.ops.v1.SetAside', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class SetAside:
+    """Set-aside events: stored events this service's relay could not publish (the contract or the broker refused that
+    event: larger than its topic's max.message.bytes, an illegal topic); the rest flowed past them. Served by every
+    service with a relay (intake, dispatch, notify), for its own store. Named SetAside, not Publishing: scoring's
+    Scoring.Publishing is another thing (its own publishing's progress), and `publishing` is the health name that
+    says something is set aside.
+    """
+
+    @staticmethod
+    def ListSetAside(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.ops.v1.SetAside/ListSetAside',
+            sandan__contracts_dot_rpc_dot_ops__pb2.ListSetAsideRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_ops__pb2.SetAsideList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RedriveSetAside(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.ops.v1.SetAside/RedriveSetAside',
+            sandan__contracts_dot_rpc_dot_ops__pb2.RedriveSetAsideRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_ops__pb2.RedriveSetAsideReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -40,6 +40,7 @@ IDEMPOTENT: dict[str, tuple[str, ...]] = {
     "sandan.notify.v1.Notify": ("SetPreferences", "GetPreferences", "ListDeliveries", "ListDeadLetters"),
     # Redrive is left out: each attempt is recorded, so a retry after a broken connection would be on record twice
     "sandan.ops.v1.DeadLetters": ("List", "Get"),
+    "sandan.ops.v1.SetAside": ("ListSetAside",),  # RedriveSetAside left out, as Redrive
     "grpc.health.v1.Health": ("Check",),
 }
 

@@ -41,7 +41,7 @@ from faststream.kafka import KafkaBroker
 from grpc_health.v1 import health, health_pb2
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
-from sandan_eventbus import edge, metrics, redrive, security, tracing
+from sandan_eventbus import edge, metrics, redrive, security, setaside, tracing
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import bootstrap_servers
 from sandan_eventbus.outages import backoff, describe
@@ -141,6 +141,8 @@ class ServiceRuntime:
             names = self.register_servicers(server)
             if self.inbox is not None:
                 names += redrive.add_to_server(server, self.inbox, self.bootstrap or bootstrap_servers())
+            if self.relay is not None:
+                names += setaside.add_to_server(server, self.relay)
             servicer = add_health(server)
             self.bound_port = self.tls.bind(server, self.grpc_address)  # TLS, or plaintext where allowed
             if self.bound_port == 0:

@@ -3,6 +3,7 @@
     sandan stack up|down|status          the local Kafka, PostgreSQL and Keycloak; the services' health
     sandan topics list|describe|lag      the topic registry beside the broker; consumer groups' lag
     sandan deadletters list|show|redrive the consuming services' dead letters (operators)
+    sandan set-aside list|redrive        events the services' relays could not publish (operators)
     sandan scoring rebuild|what-if|...   scoring's admin calls, with a progress bar
     sandan demand ID / sandan order ID   support lookups, showing what the caller's role may see
     sandan login|logout|whoami           the caller's token
@@ -16,7 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
-from sandan_cli import auth, deadletters, lookup, scoring, stack, topics
+from sandan_cli import auth, deadletters, lookup, scoring, setaside, stack, topics
 from sandan_cli.common import DEFAULT_ADDRESSES, Cli
 from sandan_eventbus.auth.keycloak import LOCAL_ISSUER
 
@@ -51,6 +52,7 @@ def root(ctx: typer.Context,
 app.add_typer(stack.app, name="stack")
 app.add_typer(topics.app, name="topics")
 app.add_typer(deadletters.app, name="deadletters")
+app.add_typer(setaside.app, name="set-aside")
 app.add_typer(scoring.app, name="scoring")
 app.command()(lookup.demand)
 app.command()(lookup.order)
