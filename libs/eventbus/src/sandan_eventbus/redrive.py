@@ -190,7 +190,7 @@ class DeadLetterReader:
             await consumer.stop()
 
 
-def _clean(text: str, limit: int) -> str:
+def clean_text(text: str, limit: int) -> str:
     """Operator-stated text for the audit: NFC, no control characters, bounded."""
     text = unicodedata.normalize("NFC", text)
     return "".join(ch for ch in text if unicodedata.category(ch)[0] != "C").strip()[:limit]
@@ -269,16 +269,12 @@ class DeadLettersServicer(ops_pb2_grpc.DeadLettersServicer):
     # --- re-driving ---------------------------------------------------------------------------
     async def Redrive(self, request: pb.RedriveRequest,
                       context: grpc.aio.ServicerContext) -> pb.RedriveReply:
-        # Who asked is the verified caller (the operator's token subject); a stated name only where there is no
-        # caller (the servicer called in-process, without the interceptor).
-        caller = current_principal()
-        operator = caller.subject if not caller.is_system else _clean(
-            request.operator or _metadata(context, OPERATOR_HEADER), 100)
+        operator = operator_of(request.operator, context)
         if not operator:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "operator: say who asks for the re-drive")
         if not 1 <= len(request.dead_letters) <= MAX_PER_REDRIVE:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"dead_letters: 1 to {MAX_PER_REDRIVE}")
-        reason = _clean(request.reason, 500)
+        reason = clean_text(request.reason, 500)
         results = []
         for ref in request.dead_letters:
             outcome, detail = await self._redrive_one(ref, operator, reason, context)
@@ -320,6 +316,16 @@ class DeadLettersServicer(ops_pb2_grpc.DeadLettersServicer):
         log.info("dead letter re-driven", extra={"fields": {
             "dead_letter": letter.ref, "source": letter.redrive_key, "outcome": outcome}})
         return outcome, detail
+
+
+def operator_of(stated: str, context: grpc.aio.ServicerContext) -> str:
+    """Who asks for a re-drive: the verified caller (the operator's token subject); a stated name (the request's
+    field or the operator header) only where there is no caller (the servicer called in-process, without the
+    interceptor). Empty when nobody is named."""
+    caller = current_principal()
+    if not caller.is_system:
+        return caller.subject
+    return clean_text(stated or _metadata(context, OPERATOR_HEADER), 100)
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> str:

@@ -19,10 +19,9 @@ import grpc
 
 from sandan_contracts.rpc import ops_pb2 as pb
 from sandan_contracts.rpc import ops_pb2_grpc
-from sandan_eventbus.auth.principal import current as current_principal
 from sandan_eventbus.errors import InvalidArgument
 from sandan_eventbus.outages import describe, is_outage
-from sandan_eventbus.redrive import OPERATOR_HEADER, _clean, _metadata
+from sandan_eventbus.redrive import clean_text, operator_of
 from sandan_eventbus.relay import SET_ASIDE, Redrive, Relay, SetAsideEvent
 
 log = logging.getLogger(__name__)
@@ -74,11 +73,7 @@ class SetAsideServicer(ops_pb2_grpc.SetAsideServicer):
 
     async def RedriveSetAside(self, request: pb.RedriveSetAsideRequest,
                               context: grpc.aio.ServicerContext) -> pb.RedriveSetAsideReply:
-        # Who asked is the verified caller (the operator's token subject); a stated name only where there is no
-        # caller (the servicer called in-process, without the interceptor).
-        caller = current_principal()
-        operator = caller.subject if not caller.is_system else _clean(
-            request.operator or _metadata(context, OPERATOR_HEADER), 100)
+        operator = operator_of(request.operator, context)
         if not operator:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "operator: say who asks for the re-drive")
         ids = list(request.notification_ids)
@@ -88,7 +83,7 @@ class SetAsideServicer(ops_pb2_grpc.SetAsideServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "notification_ids: positive numbers, as listed")
         try:
             results = await self._outage_is_unavailable(
-                context, self.relay.redrive(ids, operator=operator, reason=_clean(request.reason, 300)))
+                context, self.relay.redrive(ids, operator=operator, reason=clean_text(request.reason, 300)))
         except InvalidArgument as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc)[:300])
             raise AssertionError("unreachable: abort raises") from exc
