@@ -189,7 +189,8 @@ async def _seed(stack: Stack) -> tuple[dict[str, list[str]], Community, Communit
         "community_id": [c.community_id], "grid_id": [c.grid_id], "unit_id": [c.unit_id], "scope_id":
         [c.community_id, c.unit_id], "member_id": c.members, "resident_id": [c.resident_id],
         "item_id": [c.item_id, f"old-{c.item_id}"], "menu_item_id": [c.item_id, f"old-{c.item_id}"],
-        "demand_id": [d.demand_id for d in demands], "order_id": [o.order_id for o in orders],
+        "demand_id": [d.demand_id for d in demands], "before": [d.demand_id for d in demands],
+        "order_id": [o.order_id for o in orders],
         "activity_id": [f"act-{c.community_id}"], "recipient_id": [*c.members, c.resident_id, c.unit_id],
         "recipient_kind": ["member", "resident", "unit", "branch"], "client_request_id": ["fuzz-1", "fuzz-2"],
         "category": ["medical", "other", "repair"], "team": ["medical", "legal_aid"], "teams": ["medical"],

@@ -100,6 +100,17 @@ class FakeIntake(intake_pb2_grpc.IntakeServicer):
         self.world.demands[demand.demand_id] = demand
         return demand
 
+    async def ListResidentDemands(self, request: Any, context: Any) -> Any:
+        """The resident's demands in the world, newest first: a resident their own, a worker their community's."""
+        self.world.saw("ListResidentDemands", request)
+        who = current()
+        if who.acting_role == "resident" and request.resident_id != who.resident_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a resident may act only on their own records")
+        theirs = [d for d in reversed(self.world.demands.values()) if d.resident_id == request.resident_id]
+        if who.acting_role != "resident" and any(d.community_id != who.community_id for d in theirs):
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a resident of another community")
+        return intake_pb2.DemandList(demands=theirs[:request.limit or 20])
+
     def _own(self, demand_id: str) -> intake_pb2.Demand:
         demand = self.world.demands.get(demand_id)
         who = current()
@@ -225,9 +236,10 @@ class Gateway:
     issuer: Any
     hub: Hub
 
-    def sign_in(self, roles: list[str], **claims: str) -> Session:
-        """A session for a person with these roles and places (as the callback would open it)."""
-        token = self.issuer.token(f"sub-{uuid.uuid4().hex[:8]}", roles, **claims)
+    def sign_in(self, roles: list[str], subject: str | None = None, **claims: str) -> Session:
+        """A session for a person with these roles and places (as the callback would open it); `subject`: the same
+        person again (a new session: another device, or after signing out)."""
+        token = self.issuer.token(subject or f"sub-{uuid.uuid4().hex[:8]}", roles, **claims)
         decoded = jwt.decode(token, options={"verify_signature": False})
         session = self.store.create(Session(access_token=token, refresh_token="r", access_expires_at=time.time() + 300,
                                             claims=decoded))

@@ -314,6 +314,63 @@ async def test_resident_page_offers_the_menu_and_other(gateway):
     assert 'for="description"' in page.text and 'name="csrf_token"' in page.text
 
 
+async def test_a_resident_finds_their_demands_in_a_new_session(gateway):
+    """Posted on one device; signed in again (a new session, nothing remembered in it): the page and the API list
+    them from intake, newest first with their status in words; another resident's never appear."""
+    first = gateway.sign_in(["resident"], subject="sub-liu", community_id="c1", grid_id="g1")
+    posted = []
+    for n in range(2):
+        reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": f"r{n}",
+                                                                   "menu_item_id": "m-repair"},
+                                          headers={"x-csrf-token": first.csrf})
+        assert reply.status_code == 201, reply.text
+        posted.append(reply.json()["demand_id"])
+    gateway.world.demands[posted[0]].status = "served"
+    other = gateway.sign_in(["resident"], subject="sub-wang", community_id="c1", grid_id="g1")
+    reply = await gateway.client.post("/api/v1/demands", json={"client_request_id": "w1", "other_text": "errand"},
+                                      headers={"x-csrf-token": other.csrf})
+    wangs = reply.json()["demand_id"]
+
+    gateway.client.cookies.clear()
+    again = gateway.sign_in(["resident"], subject="sub-liu", community_id="c1", grid_id="g1")
+    assert again.session_id != first.session_id
+    page = await gateway.client.get("/resident")
+    assert page.status_code == 200
+    listed = re.findall(r'href="/resident/demands/([0-9a-f-]+)" data-testid="my-demand"', page.text)
+    assert listed == posted[::-1] and wangs not in page.text
+    assert re.findall(r'data-testid="my-demand-status">([^<]+)<', page.text) == [
+        f"已提交{COMMA}等待社区派单", f"服务已完成{COMMA}请确认"]
+    method, role, request = gateway.world.seen[-1]
+    assert (method, role, request.resident_id) == ("ListResidentDemands", "resident",
+                                                   resident_id_for(gateway.issuer.url, "sub-liu"))
+    body = (await gateway.client.get("/api/v1/demands")).json()
+    assert [d["demand_id"] for d in body["demands"]] == posted[::-1]
+    assert [d["status"] for d in body["demands"]] == ["posted", "served"]
+    assert (await gateway.client.get("/api/v1/demands", params={"limit": 1})).json()["demands"][0][
+        "demand_id"] == posted[1]
+    refused = await gateway.client.get("/api/v1/demands", params={
+        "resident_id": resident_id_for(gateway.issuer.url, "sub-wang")})
+    assert refused.status_code == 403 and wangs not in refused.text
+    assert (await gateway.client.get("/api/v1/demands", params={"limit": 101})).status_code == 422
+
+
+async def test_a_worker_finds_a_residents_demands_and_an_error_is_plain_words(gateway):
+    gateway.sign_in(["grid_worker"], community_id="c1")
+    resident = str(uuid.uuid4())
+    gateway.world.demands["d-1"] = intake_pb2.Demand(demand_id="d-1", resident_id=resident, community_id="c1",
+                                                     category="repair", status="accepted")
+    page = await gateway.client.get("/resident", params={"resident": resident})
+    assert re.findall(r'data-testid="my-demand-status">([^<]+)<', page.text) == ["党员已接单"]
+    assert 'href="/resident/demands/d-1"' in page.text
+    assert (await gateway.client.get("/api/v1/demands", params={"resident_id": resident})).json()[
+        "demands"][0]["demand_id"] == "d-1"
+    gateway.sign_in(["grid_worker"], community_id="c2")  # another community's worker
+    page = await gateway.client.get("/resident", params={"resident": resident})
+    assert page.status_code == 200 and 'data-testid="my-demands-error"' in page.text
+    assert "您没有权限做这件事。" in page.text and 'href="/resident/demands/d-1"' not in page.text
+    assert 'data-testid="post-form"' in page.text  # the rest of the page still works
+
+
 async def test_public_notice_board_needs_no_sign_in_and_shows_no_residents(gateway):
     page = await gateway.client.get("/notices/communities/c1", params={"quarter": "2026Q4"})
     assert page.status_code == 200 and "新区社区" in page.text and "m-1" in page.text and "★★★★" in page.text

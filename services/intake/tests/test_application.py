@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import eventsourcing.domain
 import pytest
 from eventsourcing.persistence import IntegrityError, Tracking
 
@@ -321,3 +322,72 @@ def test_published_events_carry_no_personal_data(app: IntakeApplication) -> None
     assert isinstance(rated, ServiceRated)
     assert (rated.member_id, rated.stars, rated.has_comment) == ("m-1", 4, True)
     assert contracts[4].member_id == "m-1"
+
+
+# ---- a resident's demands ------------------------------------------------------------------------
+@pytest.fixture
+def ticking(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The events' timestamps, a second apart, so "newest first" is exact."""
+    clock = Clock(datetime(2025, 3, 1, 8, 0, tzinfo=UTC))
+
+    def tick() -> datetime:
+        clock.advance(seconds=1)
+        return clock.now
+
+    monkeypatch.setattr(eventsourcing.domain, "datetime_now_with_tzinfo", tick)
+    return clock
+
+
+def listed(app: IntakeApplication, resident_id: str, limit: int = 20, before: str | None = None) -> list[str]:
+    views, _ = app.resident_demands_page(resident_id, limit, before)
+    return [str(v.demand.id) for v in views]
+
+
+def test_a_residents_demands_newest_first_in_pages(app: IntakeApplication, ticking: Clock) -> None:
+    wang, li = resident(app), resident(app)
+    posted = [str(post(app, wang, request=f"req-{i}").id) for i in range(5)]
+    others = str(post(app, li, request="req-0").id)
+    assert others not in posted
+    assert listed(app, wang.resident_id) == posted[::-1]
+    assert listed(app, li.resident_id) == [others]
+    first, more = app.resident_demands_page(wang.resident_id, 2)
+    assert [str(v.demand.id) for v in first] == posted[:2:-1] and more == posted[3]
+    second, more = app.resident_demands_page(wang.resident_id, 2, more)
+    assert [str(v.demand.id) for v in second] == posted[2:0:-1] and more == posted[1]
+    last, more = app.resident_demands_page(wang.resident_id, 2, more)
+    assert [str(v.demand.id) for v in last] == posted[:1] and more is None
+    # a retried post lists the demand once; as GetDemand gives it (tags to the resident's side: here SYSTEM)
+    assert str(post(app, wang, request="req-4").id) == posted[4]
+    views, _ = app.resident_demands_page(wang.resident_id)
+    assert len(views) == 5 and views[0].care_tags == ["elderly_alone"] and views[0].demand.status == "posted"
+    app.withdraw(posted[4], "solved_myself")
+    assert app.resident_demands_page(wang.resident_id, 1)[0][0].demand.status == "withdrawn"
+
+
+def test_listing_refusals(app: IntakeApplication) -> None:
+    wang = resident(app)
+    demand = str(post(app, wang).id)
+    assert listed(app, resident(app).resident_id) == []  # registered, nothing posted
+    for limit in (0, -1, 101):
+        with pytest.raises(InvalidArgument, match="limit"):
+            app.resident_demands_page(wang.resident_id, limit)
+    with pytest.raises(InvalidArgument, match="resident_id"):
+        app.resident_demands_page("m-1")
+    with pytest.raises(NotFound):
+        app.resident_demands_page("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(InvalidArgument, match="before"):
+        app.resident_demands_page(wang.resident_id, before="not-a-uuid")
+    with pytest.raises(InvalidArgument, match="before"):  # a demand of another resident is no cursor here
+        app.resident_demands_page(resident(app).resident_id, before=demand)
+
+
+def test_an_erased_residents_demands_stay_listed_as_erased(app: IntakeApplication) -> None:
+    wang = resident(app)
+    demand = str(post(app, wang).id)
+    app.erase_resident(wang.resident_id, "resident_request")
+    views, _ = app.resident_demands_page(wang.resident_id)
+    assert [str(v.demand.id) for v in views] == [demand]
+    view = app.view(app.get_demand(demand))  # what GetDemand gives
+    assert views[0].resident_erased and views[0].care_tags == []  # the tags were given when posted
+    assert (views[0].resident_erased, views[0].care_tags, views[0].texts_shredded, views[0].demand.status) == (
+        view.resident_erased, view.care_tags, view.texts_shredded, view.demand.status)

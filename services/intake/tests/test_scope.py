@@ -84,6 +84,7 @@ SCOPES: dict[str, tuple[list[str], list[str]]] = {
     "GetDemand": (["resident", "holder", "grid_leader", "grid_worker", "secretary", "town", "county"],
                   ["other_resident", "member", "grid_leader_elsewhere", "grid_worker_elsewhere",
                    "secretary_elsewhere", "town_elsewhere", "county_elsewhere"]),
+    "ListResidentDemands": (WRITERS, WRITERS_ELSEWHERE),
     "GetDemandHistory": (["resident", "secretary", "town", "county"],
                          ["other_resident", "secretary_elsewhere", "town_elsewhere", "county_elsewhere"]),
     "GetServiceContact": (["holder", "secretary"], ["member", "impostor", "secretary_elsewhere"]),
@@ -171,6 +172,8 @@ def request(w: World, method: str, caller: str) -> Any:
         return pb.CorrectResidentRequest(resident_id=w.resident_id, phone="13900009999")
     if method == "ExportResidentData":
         return pb.ResidentRef(resident_id=w.resident_id)
+    if method == "ListResidentDemands":
+        return pb.ListResidentDemandsRequest(resident_id=w.resident_id)
     if method == "EraseResident":
         return pb.EraseResidentRequest(resident_id=w.resident_id, reason="resident_request")
     return pb.DemandRef(demand_id=w.held)  # ConfirmCompletion, GetDemand, GetDemandHistory, GetDemandContact
@@ -211,6 +214,33 @@ async def test_without_a_token_nothing_runs(world: World, method: str) -> None:
 
 
 # ---- RegisterResident ------------------------------------------------------------------------------------
+async def test_a_residents_demands_to_them_and_their_communitys_workers(world: World) -> None:
+    """Liu's demands, newest first, to Liu and to c-1's workers (care tags as GetDemand gives them); Wang, a
+    resident of c-1 too, lists only his own (none) and is refused Liu's."""
+    expected = [world.held, world.posted]
+    for name in WRITERS:
+        listed = await world.as_(name).ListResidentDemands(pb.ListResidentDemandsRequest(resident_id=world.resident_id))
+        assert [d.demand_id for d in listed.demands] == expected and listed.next_before == ""
+        got = await world.as_(name).GetDemand(pb.DemandRef(demand_id=world.held))
+        assert listed.demands[0] == got
+    page = await world.as_("resident").ListResidentDemands(
+        pb.ListResidentDemandsRequest(resident_id=world.resident_id, limit=1))
+    assert [d.demand_id for d in page.demands] == [world.held] and page.next_before == world.held
+    page = await world.as_("resident").ListResidentDemands(
+        pb.ListResidentDemandsRequest(resident_id=world.resident_id, limit=1, before=page.next_before))
+    assert [d.demand_id for d in page.demands] == [world.posted] and page.next_before == ""
+    wang = world.as_("other_resident")
+    own = await wang.ListResidentDemands(pb.ListResidentDemandsRequest(resident_id=wang.resident_id))
+    assert list(own.demands) == []
+    error = await status_of(wang.ListResidentDemands(pb.ListResidentDemandsRequest(resident_id=world.resident_id)))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+    for bad, field in ((pb.ListResidentDemandsRequest(resident_id=world.resident_id, limit=101), "limit"),
+                       (pb.ListResidentDemandsRequest(resident_id=world.resident_id, before="x"), "before"),
+                       (pb.ListResidentDemandsRequest(), "resident_id")):
+        error = await status_of(world.as_("resident").ListResidentDemands(bad))
+        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and field in (error.details() or "")
+
+
 async def test_a_resident_registers_themselves_once(world: World, local_issuer: LocalIssuer) -> None:
     liu = world.as_("resident")
     assert world.resident_id == liu.resident_id  # the record is bound to the account

@@ -247,6 +247,24 @@ class DemandRef(_message.Message):
     demand_id: str
     def __init__(self, demand_id: _Optional[str] = ...) -> None: ...
 
+class ListResidentDemandsRequest(_message.Message):
+    __slots__ = ("resident_id", "limit", "before")
+    RESIDENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
+    resident_id: str
+    limit: int
+    before: str
+    def __init__(self, resident_id: _Optional[str] = ..., limit: _Optional[int] = ..., before: _Optional[str] = ...) -> None: ...
+
+class DemandList(_message.Message):
+    __slots__ = ("demands", "next_before")
+    DEMANDS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    demands: _containers.RepeatedCompositeFieldContainer[Demand]
+    next_before: str
+    def __init__(self, demands: _Optional[_Iterable[_Union[Demand, _Mapping]]] = ..., next_before: _Optional[str] = ...) -> None: ...
+
 class WithdrawDemandRequest(_message.Message):
     __slots__ = ("demand_id", "reason")
     DEMAND_ID_FIELD_NUMBER: _ClassVar[int]

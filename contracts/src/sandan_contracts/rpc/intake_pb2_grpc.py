@@ -85,6 +85,11 @@ class IntakeStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.Demand.FromString,
                 _registered_method=True)
+        self.ListResidentDemands = channel.unary_unary(
+                '/sandan.intake.v1.Intake/ListResidentDemands',
+                request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.ListResidentDemandsRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandList.FromString,
+                _registered_method=True)
         self.GetDemandHistory = channel.unary_unary(
                 '/sandan.intake.v1.Intake/GetDemandHistory',
                 request_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
@@ -183,6 +188,14 @@ class IntakeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListResidentDemands(self, request, context):
+        """A resident's demands, newest first, each as GetDemand gives it to the same caller (so a resident finds their
+        own from any device, and a worker finds them for a resident of their community who calls).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetDemandHistory(self, request, context):
         """Who did what to the demand, and when, in order (contact releases included).
         """
@@ -276,6 +289,11 @@ def add_IntakeServicer_to_server(servicer, server):
                     servicer.GetDemand,
                     request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.Demand.SerializeToString,
+            ),
+            'ListResidentDemands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListResidentDemands,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_intake__pb2.ListResidentDemandsRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_intake__pb2.DemandList.SerializeToString,
             ),
             'GetDemandHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetDemandHistory,
@@ -578,6 +596,33 @@ class Intake:
             '/sandan.intake.v1.Intake/GetDemand',
             sandan__contracts_dot_rpc_dot_intake__pb2.DemandRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_intake__pb2.Demand.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListResidentDemands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.intake.v1.Intake/ListResidentDemands',
+            sandan__contracts_dot_rpc_dot_intake__pb2.ListResidentDemandsRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_intake__pb2.DemandList.FromString,
             options,
             channel_credentials,
             insecure,

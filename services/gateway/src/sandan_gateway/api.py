@@ -112,6 +112,19 @@ async def post_demand(body: m.PostDemandIn, who: Writer, services: Services) -> 
     return m.from_pb(m.Demand, await services.call(services.intake.PostDemand, post_request(body, who), who.token))
 
 
+@router.get("/demands", response_model=m.Demands, tags=["residents"])
+async def list_demands(who: Who, services: Services,
+                       resident_id: Annotated[str, Query(max_length=64, description=(
+                           "a worker: the resident they act for; a resident: their own (the default)"))] = "",
+                       limit: Annotated[int, Query(ge=1, le=100)] = 20,
+                       before: Annotated[str, Query(max_length=64, description=(
+                           "an earlier page's next_before: the demands posted before that one"))] = "") -> m.Demands:
+    """A resident's demands, newest first (from any device: intake keeps them, not the session)."""
+    reply = await services.call(services.intake.ListResidentDemands, intake_pb2.ListResidentDemandsRequest(
+        resident_id=resident_id or who.principal.resident_id or "", limit=limit, before=before), who.token)
+    return m.from_pb(m.Demands, reply)
+
+
 @router.get("/demands/{demand_id}", response_model=m.Demand, tags=["residents"])
 async def get_demand(demand_id: str, who: Who, services: Services) -> m.Demand:
     reply = await services.call(services.intake.GetDemand, intake_pb2.DemandRef(demand_id=demand_id), who.token)

@@ -110,6 +110,11 @@ class Demand(Out):
                                                   "their community's workers)")
 
 
+class Demands(Out):
+    demands: list[Demand] = Field([], description="newest first")
+    next_before: str = Field("", description="more were posted earlier: pass it as `before`; empty on the last page")
+
+
 class HistoryEntry(Out):
     version: int = 0
     at: str = ""

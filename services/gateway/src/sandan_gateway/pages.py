@@ -287,9 +287,20 @@ async def resident(request: Request, who: Who) -> Response:
                 community_id=community), who.token)).items if not i.retired]
         except Refused:
             menu = []
-    recent = who.session.recent if who.session else []
-    return render(request, "resident.html", who, community=community, menu=menu, recent=recent,
-                  acting_for_others=bool(p.roles & set(WORKERS)))
+    acting_for_others = bool(p.roles & set(WORKERS))
+    # a resident's own demands, from intake (any device, any session); a worker's, for the resident they name
+    resident_id = request.query_params.get("resident", "") if acting_for_others else (p.resident_id or "")
+    mine: list[Any] = []
+    mine_error: tuple[str, str] | None = None
+    if resident_id:
+        try:
+            mine = list((await backend.call(backend.intake.ListResidentDemands, intake_pb2.ListResidentDemandsRequest(
+                resident_id=resident_id), who.token)).demands)
+        except Refused as refused:
+            if refused.code != grpc.StatusCode.NOT_FOUND:  # not registered yet: nothing posted
+                mine_error = MESSAGES.get(refused.code.name, MESSAGES["error"])
+    return render(request, "resident.html", who, community=community, menu=menu, mine=mine, mine_error=mine_error,
+                  acting_for_others=acting_for_others)
 
 
 @router.post("/resident/register")
@@ -323,16 +334,7 @@ async def resident_post(request: Request, who: Poster,
         community_id=community_id or p.community_id or "", grid_id=grid_id or p.grid_id or "",
         menu_item_id=item, other_text=other_text if not item else "", description=description, urgency=urgency,
         care_tags=[c for c in care_tags if c], channel="grid_worker" if worker else "app"), who.token)
-    await _remember(request, who, reply.demand_id)
     return RedirectResponse(f"/resident/demands/{reply.demand_id}?done=posted", status_code=303)
-
-
-async def _remember(request: Request, who: Caller, demand_id: str) -> None:
-    """Until intake lists a resident's demands, the session keeps the last few posted here (a convenience)."""
-    if who.session is None:
-        return
-    who.session.recent = [demand_id, *(d for d in who.session.recent if d != demand_id)][:20]
-    await asyncio.to_thread(request.app.state.auth.store.save, who.session)
 
 
 @router.get("/resident/demands/{demand_id}")

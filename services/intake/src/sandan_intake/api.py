@@ -25,6 +25,7 @@ from sandan_intake.domain import CARE_TAGS, CHANNELS, URGENCIES, MenuItem
 from sandan_intake.residents import FIELDS
 
 R = TypeVar("R")
+DEFAULT_LISTED = 20  # ListResidentDemands without a limit
 SERVICE_NAME = intake_pb2.DESCRIPTOR.services_by_name["Intake"].full_name
 
 
@@ -200,6 +201,16 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
             return _demand(self.app.view(self.app.get_demand(_required("demand_id", request.demand_id))))
 
         return await rpc.call(context, get)
+
+    async def ListResidentDemands(self, request: intake_pb2.ListResidentDemandsRequest,
+                                  context: grpc.aio.ServicerContext) -> intake_pb2.DemandList:
+        def list_demands() -> intake_pb2.DemandList:
+            views, next_before = self.app.resident_demands_page(
+                _required("resident_id", request.resident_id), request.limit or DEFAULT_LISTED,
+                request.before.strip() or None)
+            return intake_pb2.DemandList(demands=[_demand(v) for v in views], next_before=next_before or "")
+
+        return await rpc.call(context, list_demands)
 
     async def GetDemandHistory(self, request: intake_pb2.DemandRef,
                                context: grpc.aio.ServicerContext) -> audit_pb2.History:

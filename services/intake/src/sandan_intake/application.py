@@ -47,12 +47,13 @@ from sandan_intake.domain import (
     demand_id_for,
     menu_id_for,
 )
-from sandan_intake.index import DemandIndex
+from sandan_intake.index import DemandIndex, ResidentDemands
 from sandan_intake.residents import FIELDS, ResidentRecord, ResidentStore, check_field
 from sandan_intake.scope import GATEWAY, RESIDENT, SECRETARY, IntakeScope
 
 log = logging.getLogger("sandan_intake")
 DEFAULT_RETENTION = timedelta(days=1095)
+MAX_LISTED = 100  # demands in one page of ListResidentDemands
 READABLE, ERASED, SHREDDED = "readable", "erased", "shredded"
 
 A = TypeVar("A")
@@ -148,6 +149,10 @@ class IntakeApplication(ServiceApplication):
         self.scope = IntakeScope(places)  # places: which town each community is in (town offices' reach)
         self.retention = retention
         self.index = DemandIndex()
+        # a resident's demands, newest first: kept where demands are posted; a start reads what the log holds
+        # beyond the table (all of it for a store from before the table)
+        self.resident_demands = ResidentDemands(residents.engine)
+        self.resident_demands.catch_up(self)
 
     def close(self) -> None:
         super().close()
@@ -329,6 +334,7 @@ class IntakeApplication(ServiceApplication):
         existing = self._find(demand_id, Demand)
         if existing is not None:
             self.scope.post_again(who, existing, self.residents.community_of(resident_id))
+            self.resident_demands.add(resident_id, str(demand_id), existing.created_on)  # lost the first time?
             return existing
         resident = self.residents.community_of(resident_id)
         who = self.scope.resident(who, resident)
@@ -354,6 +360,7 @@ class IntakeApplication(ServiceApplication):
                 self.save(demand)
         except IntegrityError:  # a concurrent retry of the same post saved it first
             return self._demand(demand_id)
+        self.resident_demands.add(resident_id, str(demand_id), demand.created_on)
         # ids only (never the resident's data); the line carries the call's correlation and trace ids
         log.info("demand posted", extra={"fields": {"demand_id": str(demand_id), "community_id": community_id,
                                                     "urgency": urgency}})
@@ -379,6 +386,29 @@ class IntakeApplication(ServiceApplication):
         demand = self._demand(demand_id)
         self.scope.read(current(), demand)
         return demand
+
+    def resident_demands_page(self, resident_id: str, limit: int = 20, before: str | None = None
+                              ) -> tuple[list[DemandView], str | None]:
+        """A resident's demands, newest first, each as GetDemand gives it to the caller (an erased resident's
+        stay listed, shown as erased), and the `before` of the next page (None on the last). A resident: their
+        own; a grid worker or secretary: a resident of their community."""
+        check_resident_id(resident_id)
+        if not 1 <= limit <= MAX_LISTED:
+            raise InvalidArgument("limit", f"must be 1 to {MAX_LISTED}")
+        if before is not None:
+            before = str(check_uuid("before", before))
+        who = current()
+        who = self.scope.list_demands(who, self.residents.community_of(resident_id))
+        try:
+            ids, more = self.resident_demands.newest(resident_id, limit, before)
+        except ValueError:
+            raise InvalidArgument("before", "is no demand of this resident") from None
+        views = []
+        for demand_id in ids:
+            demand = self._demand(demand_id)
+            self.scope.read(who, demand)  # as GetDemand (the resident's own, in their community: always allowed)
+            views.append(self.view(demand))
+        return views, (ids[-1] if more else None)
 
     def view(self, demand: Demand) -> DemandView:
         """What the caller may see beyond the demand's state: its care tags only for the resident themselves and

@@ -172,6 +172,13 @@ class IntakeScope:
         return allowed_as(who, {RESIDENT: self._own(demand.resident_id), SECRETARY: at, TOWN_OFFICE: at,
                                 COUNTY_OFFICE: at}, "read a demand's history")
 
+    def list_demands(self, who: Principal, resident: ResidentRecord) -> Principal:
+        """ListResidentDemands. resident: their own; grid_worker, branch_secretary: a resident of their community,
+        acting for them (e.g. a hotline worker helping a caller find their requests)."""
+        return allowed_as(who, {RESIDENT: self._own(resident.resident_id),
+                                **self._workers(resident.community_id, "a resident of this community")},
+                          "list a resident's demands")
+
     # ---- GetServiceContact, GetDemandContact --------------------------------------------------------------
     def service_contact(self, who: Principal, demand: Demand, member_id: str | None) -> Principal:
         """member: as themselves (`member_id` is theirs), a demand they hold (one held by another member is out
