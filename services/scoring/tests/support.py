@@ -8,19 +8,22 @@ test_scoring_reports.py).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
+from aiokafka.errors import KafkaConnectionError
 from faststream.kafka import KafkaBroker
 
 from libs.eventbus.tests.tls_support import Pki
-from sandan_contracts import Event, encode
+from sandan_contracts import Event, decode, encode
 from sandan_contracts import events as c
 from sandan_contracts.rpc import scoring_pb2_grpc as pb_grpc
 from sandan_eventbus import channels, edge
@@ -28,6 +31,7 @@ from sandan_eventbus.auth.client import AioBearerAuth, StaticToken
 from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.auth.scopes import Places, Scopes
 from sandan_eventbus.rpc import add_health, set_serving
+from sandan_scoring import engine
 from sandan_scoring.api import SERVICE_NAME, ScoringServicer, register
 from sandan_scoring.engine import Scorer
 from sandan_scoring.facts import Fact, read_fact
@@ -45,9 +49,11 @@ _RULES = RuleBook()
 class Events:
     """Builds facts from contract events with relay-style ids and a movable clock."""
 
-    def __init__(self, now: datetime = T0) -> None:
+    def __init__(self, now: datetime = T0, actor: str | None = None) -> None:
         self.now = now
         self.seq: dict[str, int] = defaultdict(int)
+        self.actor = actor  # the envelopes' actor (as intake's and dispatch's relays write it), or none
+        self.log: list[tuple[str, bytes]] = []  # every message built, as (topic, bytes): a log to replay
 
     def at(self, **delta: float) -> datetime:
         return self.now + timedelta(**delta)
@@ -62,8 +68,10 @@ class Events:
         if event_id is None:
             self.seq[producer] += 1
             event_id = f"{producer}:{self.seq[producer]}"
-        return encode(event, event_id=event_id, producer=producer, occurred_at=at or self.now,
-                      correlation_id=event_id, causation_id=None)
+        raw = encode(event, event_id=event_id, producer=producer, occurred_at=at or self.now,
+                     correlation_id=event_id, causation_id=None, actor=self.actor)
+        self.log.append((event.TOPIC, raw))
+        return raw
 
     def fact(self, event: Event, *, at: datetime | None = None, event_id: str | None = None,
              producer: str | None = None) -> Fact:
@@ -172,6 +180,14 @@ def hand_county(ev: Events) -> list[Fact]:
     return facts
 
 
+# The hand-made county's digest per rule set, taken before envelopes carried an actor and before scoring recorded
+# who asked for its notices, rebuilds and what-ifs: none of that is state the digest covers (the ledger, the
+# attributions, the summaries), so the same facts must keep giving these. A change here is a change of what every
+# existing deployment's rebuild proves: make it on purpose.
+HAND_COUNTY_DIGEST = {"2026.1": "fe84a9df795a86d7ae6435577b40eab56f26fe079d99ac6aa91fc91729d9b37e",
+                      "2026.2": "71c689fbf3c097491dff77de2db025dcf910c87dac4ce43804634c7f7679300d"}
+
+
 # ---- the kernel against the reference: fold the same records both ways, compare every container -------------
 Record = tuple[str, bytes | None]
 
@@ -207,6 +223,69 @@ def assert_same(records: list[Record], **kw: Any) -> tuple[Ledger, Ledger]:
     assert list(native.entries) == list(python.entries)  # the same order too
     assert Reports(native).digest() == Reports(python).digest()
     return python, native
+
+
+# ---- a broker that keeps what was published ----------------------------------------------------------------------
+@dataclass
+class Sent:
+    topic: str
+    key: bytes
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def event_id(self) -> str:
+        return decode(self.body)[0].event_id
+
+    @property
+    def event(self) -> Any:
+        return decode(self.body)[1]
+
+
+@dataclass
+class FakeBroker:
+    """Keeps what was published. `refuse(sent) -> Exception | None` fails a publish at once, `fail_ack` when
+    its acknowledgement comes; `away` makes every publish fail as an unreachable broker does."""
+
+    sent: list[Sent] = field(default_factory=list)
+    refuse: Callable[[Sent], Exception | None] = lambda s: None
+    fail_ack: Callable[[Sent], Exception | None] = lambda s: None
+    away: bool = False
+
+    async def publish(self, body: bytes, topic: str, *, key: bytes | None = None,
+                      headers: dict[str, str] | None = None, no_confirm: bool = False) -> Any:
+        item = Sent(topic, key or b"", body, dict(headers or {}))
+        if self.away:
+            raise KafkaConnectionError("the broker is not reachable")
+        if (error := self.refuse(item)) is not None:
+            raise error
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if (error := self.fail_ack(item)) is not None:
+            future.set_exception(error)
+        else:
+            self.sent.append(item)
+            future.set_result(None)
+        return future if no_confirm else await future
+
+    def points(self) -> list[Sent]:
+        return [s for s in self.sent if s.topic == "scoring.points.v1"]
+
+    def stars(self) -> list[Sent]:
+        return [s for s in self.points() if s.headers.get("type") == "StarRatingChanged"]
+
+
+def replaying(monkeypatch: pytest.MonkeyPatch, log: list[tuple[str, bytes]], error: Exception | None = None) -> None:
+    """The log replays as `log` (the broker's part is the integration tests'), or fails with `error`."""
+    async def replay(bootstrap: str, ledger: Any, until: Any, progress: Any = lambda n, t: None, workers: int = 1,
+                     after_batch: Any = lambda ledger: None) -> dict[tuple[str, int], int]:
+        if error is not None:
+            raise error
+        fold_records(ledger, log)
+        after_batch(ledger)
+        progress(len(log), len(log))
+        return {(topic, 0): sum(1 for t, _ in log if t == topic) for topic in {t for t, _ in log}}
+
+    monkeypatch.setattr(engine, "replay", replay)
 
 
 # ---- the gRPC edge, served in-process -----------------------------------------------------------------------

@@ -192,11 +192,11 @@ class Spy:
         self.calls: list[str] = []
         scorer = client.scorer
 
-        async def what_if(version: str) -> Any:
+        async def what_if(version: str, **who: Any) -> Any:
             self.calls.append("what_if")
             return scorer.ledger, scorer.ledger
 
-        async def rebuild(version: str | None, progress: Callable[[Progress], None]) -> None:
+        async def rebuild(version: str | None, progress: Callable[[Progress], None], **who: Any) -> None:
             self.calls.append("rebuild")
             progress(Progress("done", 0, 0, digest="d", rule_set_version="2026.1"))
 
@@ -263,6 +263,7 @@ async def test_a_refused_publication_publishes_and_stores_nothing(client: Client
     for scope, scope_id in (("community", "c1"), ("community", "c2"), ("unit", "u1"), ("unit", "u2")):
         assert client.scorer.store.notice(scope, scope_id, Q) is None
     assert client.scorer.pending == set() and client.scorer.publishing_state().set_aside == []
+    assert client.scorer.store.requests() == []  # refused before it started: not a request scoring acted on
 
 
 async def test_the_answer_inside_scope_is_the_figures_asked_for(client: Client, local_issuer: LocalIssuer) -> None:

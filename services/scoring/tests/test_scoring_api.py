@@ -18,12 +18,24 @@ import grpc
 import pytest
 
 from libs.eventbus.tests.tls_support import throwaway_pki
+from sandan_contracts import decode
 from sandan_contracts.rpc import scoring_pb2 as pb
 from sandan_eventbus.auth.devissuer import LocalIssuer
+from sandan_eventbus.rpc import CORRELATION_HEADER
+from sandan_eventbus.trace import Actor
 from sandan_scoring import healthcheck
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook, RuleError
-from services.scoring.tests.support import Client, Events, fold, hand_county, serving
+from services.scoring.tests.support import (
+    HAND_COUNTY_DIGEST,
+    Client,
+    Events,
+    FakeBroker,
+    fold,
+    hand_county,
+    replaying,
+    serving,
+)
 
 Code = grpc.StatusCode
 Q = "2026Q2"
@@ -382,3 +394,46 @@ async def test_the_health_check_sends_no_token_in_plaintext_unless_allowed(clien
     assert await probe("--strict") == (1, shown)  # it cannot know
     probe_env(monkeypatch, client, SANDAN_GRPC_PLAINTEXT="allow")
     assert (await probe("--strict"))[1]["set_aside"] == 1  # allowed, it asks
+
+
+# ---- who acted: the caller of PublishQuarterlyNotices, WhatIf and Rebuild -------------------------------------------
+# What a Keycloak token says of a person besides their subject: none of it may reach a message or a record.
+NAME_CLAIMS = {"name": "王芳", "preferred_username": "wangfang", "given_name": "芳", "family_name": "王",
+               "email": "wangfang@example.cn"}
+
+
+async def test_the_caller_is_recorded_by_subject_and_role_and_never_by_name(client: Client, local_issuer: LocalIssuer,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = FakeBroker()
+    client.scorer.broker = broker  # type: ignore[assignment]
+    ev = Events()
+    hand_county(ev)
+    replaying(monkeypatch, ev.log)
+    office, operator = "9b1f0c2e-3d4a-4b5c-8d6e-7f8091a2b3c4", "4c3b2a19-0807-4f6e-9d5c-4b3a29180706"
+    as_office = local_issuer.metadata(office, ["county_office"], county_id="taihe", **NAME_CLAIMS)
+    as_operator = local_issuer.metadata(operator, ["operator"], **NAME_CLAIMS)
+
+    published = await client.unauthenticated.PublishQuarterlyNotices(
+        pb.QuarterRef(quarter=Q), metadata=(*as_office, (CORRELATION_HEADER, "corr-notices")))
+    assert sorted(published.notice_ids) == [f"{s}-{Q}-2026.1" for s in ("community-c1", "community-c2", "unit-u1",
+                                                                       "unit-u2")]
+    assert len(broker.sent) == 4
+    for sent in broker.sent:
+        assert decode(sent.body)[0].actor == office
+        stored = client.scorer.store.stored_notice(decode(sent.body)[1].notice_id)
+        assert stored is not None and stored.actor == Actor(office, "county_office") and stored.message == sent.body
+    await client.unauthenticated.WhatIf(pb.WhatIfRequest(rule_set_version="2026.2", quarter=Q), metadata=as_office)
+    progress = [p async for p in client.unauthenticated.Rebuild(pb.RebuildRequest(), metadata=as_operator)]
+    assert progress[-1].phase == "done" and progress[-1].digest == HAND_COUNTY_DIGEST["2026.1"]
+
+    requests = client.scorer.store.requests()
+    assert [(r.action, r.subject, r.role, r.rule_set_version, r.quarter, r.outcome) for r in requests] == [
+        ("PublishQuarterlyNotices", office, "county_office", "2026.1", Q, "done"),
+        ("WhatIf", office, "county_office", "2026.2", Q, "done"),
+        ("Rebuild", operator, "operator", "2026.1", "", "done")]
+    assert requests[0].correlation_id == "corr-notices"  # the caller's, when they sent one
+    assert requests[1].correlation_id and requests[1].correlation_id != requests[2].correlation_id
+    names = [v.encode() for v in NAME_CLAIMS.values()]
+    recorded = [json.dumps(r.__dict__, default=str, ensure_ascii=False).encode() for r in requests]
+    for data in [*recorded, *(s.body for s in broker.sent), *(json.dumps(s.headers).encode() for s in broker.sent)]:
+        assert not any(name in data for name in names)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -26,65 +27,23 @@ from sqlalchemy.exc import OperationalError
 from sandan_contracts import Event, decode
 from sandan_contracts import events as c
 from sandan_eventbus.readiness import Readiness
+from sandan_eventbus.trace import Actor
 from sandan_scoring import engine
 from sandan_scoring.engine import Paused, Scorer
 from sandan_scoring.rules import RuleBook
 from sandan_scoring.store import ScoringStore
-from services.scoring.tests.support import Events
+from services.scoring.tests.support import HAND_COUNTY_DIGEST, Events, FakeBroker, Sent, hand_county, replaying
 
 Q = "2026Q2"
+# Callers as the gRPC edge names them (sandan_eventbus.trace.current_actor): a Keycloak subject, the acting role
+OFFICE = Actor("5d0c6f2e-8a41-4b7e-9c3d-2f1e0a9b8c7d", "county_office")
+OTHER_OFFICE = Actor("a1b2c3d4-0000-4f00-8000-123456789abc", "county_office")
+OPERATOR = Actor("0e9d8c7b-6a5f-4e3d-8c2b-1a0f9e8d7c6b", "operator")
+NOTICES = [f"community-c1-{Q}-2026.1", f"unit-u1-{Q}-2026.1"]
 
 
 class Crash(BaseException):
     """The process dies here (nothing after it runs; what was stored stays)."""
-
-
-@dataclass
-class Sent:
-    topic: str
-    key: bytes
-    body: bytes
-    headers: dict[str, str]
-
-    @property
-    def event_id(self) -> str:
-        return decode(self.body)[0].event_id
-
-    @property
-    def event(self) -> Any:
-        return decode(self.body)[1]
-
-
-@dataclass
-class FakeBroker:
-    """Keeps what was published. `refuse(sent) -> Exception | None` fails a publish at once, `fail_ack` when
-    its acknowledgement comes; `away` makes every publish fail as an unreachable broker does."""
-
-    sent: list[Sent] = field(default_factory=list)
-    refuse: Callable[[Sent], Exception | None] = lambda s: None
-    fail_ack: Callable[[Sent], Exception | None] = lambda s: None
-    away: bool = False
-
-    async def publish(self, body: bytes, topic: str, *, key: bytes | None = None,
-                      headers: dict[str, str] | None = None, no_confirm: bool = False) -> Any:
-        item = Sent(topic, key or b"", body, dict(headers or {}))
-        if self.away:
-            raise KafkaConnectionError("the broker is not reachable")
-        if (error := self.refuse(item)) is not None:
-            raise error
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if (error := self.fail_ack(item)) is not None:
-            future.set_exception(error)
-        else:
-            self.sent.append(item)
-            future.set_result(None)
-        return future if no_confirm else await future
-
-    def points(self) -> list[Sent]:
-        return [s for s in self.sent if s.topic == "scoring.points.v1"]
-
-    def stars(self) -> list[Sent]:
-        return [s for s in self.points() if s.headers.get("type") == "StarRatingChanged"]
 
 
 async def scorer_on(url: str, broker: FakeBroker, readiness: Readiness | None = None) -> Scorer:
@@ -402,3 +361,134 @@ async def test_notices_are_published_once_and_a_refused_one_is_set_aside(setup) 
     assert [s.event_id for s in broker.sent if s.topic == "scoring.notices.v1"] == \
         [f"scoring:community-c1-{Q}-2026.1", f"scoring:unit-u1-{Q}-2026.1"]
     assert scorer.publishing_state().set_aside == [] and scorer.store.set_aside_items() == []
+
+
+def notices_sent(broker: FakeBroker) -> list[Sent]:
+    return [s for s in broker.sent if s.topic == "scoring.notices.v1"]
+
+
+async def test_a_notice_is_announced_as_caused_by_who_published_it(setup) -> None:  # type: ignore[no-untyped-def]
+    """The envelope carries the caller's opaque subject (as intake's and dispatch's facts do), and nothing else of
+    them; the store keeps subject and role with the notice and its message, the bytes that were sent."""
+    scorer, broker, ev, _ = setup
+    await feed(scorer, ev, reported(), checked_in())
+    before = await scorer.digest()
+    assert [b["notice_id"] for b in await scorer.publish_notices(Q, OFFICE)] == NOTICES
+    sent = notices_sent(broker)
+    assert [s.event_id for s in sent] == [f"scoring:{n}" for n in NOTICES]
+    for s, notice_id in zip(sent, NOTICES, strict=True):
+        envelope = json.loads(s.body)
+        assert envelope["actor"] == OFFICE.subject  # a plain string: the subject only
+        assert set(envelope) == {"event_id", "type", "schema_version", "occurred_at", "producer", "key",
+                                 "correlation_id", "causation_id", "actor", "data"}
+        assert decode(s.body)[0].actor == OFFICE.subject  # and the contract reads it back
+        stored = scorer.store.stored_notice(notice_id)
+        assert stored is not None and stored.actor == OFFICE and stored.message == s.body
+    assert await scorer.digest() == before  # notices are not state the digest covers
+    [request] = scorer.store.requests()
+    assert (request.action, request.subject, request.role, request.quarter, request.rule_set_version,
+            request.outcome, request.detail) == ("PublishQuarterlyNotices", OFFICE.subject, "county_office", Q,
+                                                 "2026.1", "done", "published 2, already published 0, set aside 0")
+
+
+async def test_a_quarter_published_twice_by_two_people_publishes_nothing_new_and_records_both(setup) -> None:  # type: ignore[no-untyped-def]
+    scorer, broker, ev, _ = setup
+    await feed(scorer, ev, reported(), checked_in())
+    await scorer.publish_notices(Q, OFFICE)
+    first = [s.body for s in notices_sent(broker)]
+    await feed(scorer, ev, checked_in())  # the ledger moved on; the notices' ids name what was published
+    again = await scorer.publish_notices(Q, OTHER_OFFICE)
+    assert [b["notice_id"] for b in again] == NOTICES
+    assert [b["summary"]["hours"] for b in again] == [json.loads(m)["data"]["summary"]["hours"] for m in first]
+    assert [s.body for s in notices_sent(broker)] == first  # nothing sent again
+    assert all(scorer.store.stored_notice(n).actor == OFFICE for n in NOTICES)  # type: ignore[union-attr]
+    assert [(r.subject, r.role, r.outcome, r.detail) for r in scorer.store.requests()] == [
+        (OFFICE.subject, "county_office", "done", "published 2, already published 0, set aside 0"),
+        (OTHER_OFFICE.subject, "county_office", "done", "published 0, already published 2, set aside 0")]
+
+
+async def test_a_notice_published_but_not_marked_goes_out_again_with_the_same_bytes(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The process dies after the broker took the first notice, before it was marked: asked again after the
+    restart (by someone else, later), that notice goes out with the bytes stored the first time (the first
+    caller's, the first time); the next one, never stored, is the new caller's."""
+    scorer, broker, ev, url = setup
+    await feed(scorer, ev, reported(), checked_in())
+    mark = scorer.store.mark_published
+    scorer.store.mark_published = lambda ids: (_ for _ in ()).throw(Crash())  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await scorer.publish_notices(Q, OFFICE)
+    [first] = notices_sent(broker)
+    assert [r.outcome for r in scorer.store.requests()] == ["running"]  # it never ended
+    scorer.store.mark_published = mark  # type: ignore[method-assign]
+    again = await scorer_on(url, broker)
+    replaying(monkeypatch, ev.log)
+    await again.restore()  # the log re-folded, as the store has it; the request left running is interrupted
+    assert set(again.ledger.entries) == set(scorer.ledger.entries)
+    await asyncio.sleep(0.01)  # a different now: bytes made now would differ
+    await again.publish_notices(Q, OTHER_OFFICE)
+    community, unit = notices_sent(broker)[1:]
+    assert community.body == first.body and decode(community.body)[0].actor == OFFICE.subject
+    assert decode(unit.body)[0].actor == OTHER_OFFICE.subject
+    assert again.store.unpublished([f"scoring:{n}" for n in NOTICES]) == set()
+    assert [(r.subject, r.outcome) for r in again.store.requests()] == [
+        (OFFICE.subject, "interrupted"), (OTHER_OFFICE.subject, "done")]
+    again.store.engine.dispose()
+
+
+async def test_a_notice_stored_before_messages_were_kept_is_published_from_what_was_stored(setup) -> None:  # type: ignore[no-untyped-def]
+    """Saved by an older version and never published: sent from its stored body and time, with no actor (none was
+    recorded), and sent again with the same bytes."""
+    scorer, broker, ev, _ = setup
+    await feed(scorer, ev, reported(), checked_in())
+    body = {"notice_id": NOTICES[0], "scope": "community", "scope_id": "c1", "quarter": Q,
+            "rule_set_version": "2026.1", "summary": {"members_active": 7, "services_completed": 0, "hours": 0.0,
+                                                      "response_rate": None, "completion_rate": None,
+                                                      "satisfaction_rate": None, "overdue": 0, "escalated": 0},
+            "ranking": []}
+    scorer.store.save_notice(NOTICES[0], "community", "c1", Q, "2026.1", body, at=ev.now)
+    mark = scorer.store.mark_published
+    scorer.store.mark_published = lambda ids: (_ for _ in ()).throw(Crash())  # type: ignore[method-assign]
+    with pytest.raises(Crash):
+        await scorer.publish_notices(Q, OFFICE)
+    scorer.store.mark_published = mark  # type: ignore[method-assign]
+    await scorer.publish_notices(Q, OFFICE)
+    first, again = (s for s in notices_sent(broker) if s.event_id == f"scoring:{NOTICES[0]}")
+    envelope, notice = decode(first.body)
+    assert again.body == first.body
+    assert (envelope.actor, envelope.occurred_at, notice.summary.members_active) == (None, ev.now, 7)
+
+
+# ---- who asked for a rebuild or a what-if ---------------------------------------------------------------------------
+async def test_a_rebuild_is_recorded_with_who_asked_and_how_it_ended(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    scorer, _, _, _ = setup
+    acted = Events(actor="f3c1e9a0-5b7d-4c2e-9a61-0d8e4b2f7c15")  # facts a person caused: the same digest
+    hand_county(acted)
+    replaying(monkeypatch, acted.log)
+    done = await scorer.rebuild(None, actor=OPERATOR)
+    assert done.digest == HAND_COUNTY_DIGEST["2026.1"] == await scorer.digest()
+    [request] = scorer.store.requests()
+    assert (request.action, request.subject, request.role, request.rule_set_version, request.outcome) == (
+        "Rebuild", OPERATOR.subject, "operator", "2026.1", "done")
+    assert request.detail == f"{len(acted.log)} events in {done.seconds:.3f} s; digest {done.digest}"
+    assert request.finished_at is not None and request.finished_at >= request.started_at
+    replaying(monkeypatch, [], KafkaConnectionError("the broker is not reachable"))
+    with pytest.raises(KafkaConnectionError):
+        await scorer.rebuild("2026.2", actor=OPERATOR)
+    failed = scorer.store.requests()[-1]
+    assert (failed.subject, failed.rule_set_version, failed.outcome) == (OPERATOR.subject, "2026.2", "failed")
+    assert failed.detail.startswith("KafkaConnectionError")
+    assert scorer.ledger.rules.version == "2026.1" and await scorer.digest() == done.digest  # nothing swapped
+
+
+async def test_a_what_if_is_recorded_with_who_asked_and_the_ledger_is_untouched(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    scorer, _, ev, _ = setup
+    await feed(scorer, ev, reported(), checked_in())
+    replaying(monkeypatch, ev.log)
+    before = await scorer.digest()
+    current, candidate = await scorer.what_if("2026.2", actor=OFFICE, quarter=Q)
+    assert current is scorer.ledger and candidate.rules.version == "2026.2" and await scorer.digest() == before
+    [request] = scorer.store.requests()
+    assert (request.action, request.subject, request.role, request.rule_set_version, request.quarter,
+            request.outcome) == ("WhatIf", OFFICE.subject, "county_office", "2026.2", Q, "done")
+    assert request.detail == f"compared with 2026.1: {len(current.entries)} entries now, {len(candidate.entries)}"
+    assert scorer.store.current() == (1, "2026.1")  # no ledger stored

@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 import pytest
 
+from sandan_contracts import decode
 from sandan_scoring.report import Reports, Summary, _summary_json
-from sandan_scoring.rules import RuleSet
-from services.scoring.tests.support import Events, fold, hand_county
+from sandan_scoring.rules import RuleBook, RuleSet
+from services.scoring.tests.support import HAND_COUNTY_DIGEST, Events, assert_same, fold, hand_county
 
 Q = "2026Q2"
 
@@ -159,6 +160,18 @@ def test_digest_is_a_function_of_the_state(ev: Events, rules: RuleSet) -> None:
     assert len(one.digest()) == 64
     more = Reports(fold(rules, [*facts, ev.rated("dx", 4, "m2")]))
     assert more.digest() != one.digest()  # a summary changed, not an entry
+
+
+@pytest.mark.parametrize("version", sorted(HAND_COUNTY_DIGEST))
+def test_the_digest_of_the_same_facts_is_the_one_before_actors(rulebook: RuleBook, version: str) -> None:
+    rules = rulebook.get(version)
+    assert Reports(fold(rules, hand_county(Events()))).digest() == HAND_COUNTY_DIGEST[version]
+    acted = Events(actor="f3c1e9a0-5b7d-4c2e-9a61-0d8e4b2f7c15")  # each fact caused by a person (a Keycloak sub)
+    facts = hand_county(acted)
+    assert {decode(raw)[0].actor for _, raw in acted.log} == {acted.actor}  # the envelopes do carry it
+    assert Reports(fold(rules, facts)).digest() == HAND_COUNTY_DIGEST[version]
+    _, native = assert_same(acted.log, version=version)  # and the kernel, which reads the envelope itself
+    assert Reports(native).digest() == HAND_COUNTY_DIGEST[version]
 
 
 @pytest.mark.parametrize("summary", [Summary(1, 2, 3.5, None, 0.25, 1.0, 0, 7),

@@ -1,13 +1,16 @@
-"""scoring's tables on SQLite and PostgreSQL: atomic batches, the generation swap, published ids, notices."""
+"""scoring's tables on SQLite and PostgreSQL: atomic batches, the generation swap, published ids, notices, and
+who asked for what (the requests)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
+from sandan_eventbus.sql import engine_for
+from sandan_eventbus.trace import Actor
 from sandan_scoring.fold import Entry
 from sandan_scoring.store import ScoringStore, StarChange, entries_table
 from services.scoring.tests.support import Events, fold, hand_county
@@ -199,12 +202,68 @@ def test_set_aside_items_count_their_attempts_until_published(store: ScoringStor
 
 def test_a_notice_is_saved_once_and_read_back(store: ScoringStore) -> None:
     body = {"notice_id": "unit-u1-2026Q2-2026.1", "summary": {"members_active": 2}, "title": "每季度通报公示"}
-    assert store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", body) is True
-    assert store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1",
-                             {"changed": True}) is False
+    first = Actor("sub-county-1", "county_office")
+    stored = store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", body, b'{"m":1}', first,
+                               AT)
+    assert (stored.body, stored.message, stored.actor, stored.created_at) == (body, b'{"m":1}', first, AT)
+    # saved again (a second request, someone else): the first one stays, with its message and its actor
+    again = store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", {"changed": True},
+                              b'{"m":2}', Actor("sub-county-2", "county_office"), AT + timedelta(hours=1))
+    assert again == stored == store.stored_notice("unit-u1-2026Q2-2026.1")
     assert store.notice("unit", "u1", "2026Q2") == body
     assert store.notice("unit", "u1", "2026Q3") is None
     assert store.notice("community", "u1", "2026Q2") is None
+    assert store.stored_notice("unit-u2-2026Q2-2026.1") is None
+
+
+def test_notices_stored_before_messages_and_actors_are_read_and_new_ones_keep_both(store_url: str) -> None:
+    """A store an older version made: its notices table gains the new (nullable) columns at start, and a notice
+    stored then reads back with no message and no actor."""
+    engine = engine_for(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE scoring_notices (notice_id VARCHAR(200) PRIMARY KEY, scope VARCHAR(20) NOT "
+                          "NULL, scope_id VARCHAR(64) NOT NULL, quarter VARCHAR(6) NOT NULL, rule_set_version "
+                          "VARCHAR(40) NOT NULL, body TEXT NOT NULL, created_at TIMESTAMP NOT NULL)"))
+        conn.execute(text("INSERT INTO scoring_notices VALUES ('unit-u1-2026Q1-2026.1', 'unit', 'u1', '2026Q1', "
+                          "'2026.1', '{\"old\": true}', '2026-03-31 16:00:00')"))
+    engine.dispose()
+    store = ScoringStore(store_url)
+    try:
+        old = store.stored_notice("unit-u1-2026Q1-2026.1")
+        assert old is not None and (old.body, old.message, old.actor) == ({"old": True}, None, None)
+        assert old.created_at == datetime(2026, 3, 31, 16, 0, tzinfo=UTC)
+        who = Actor("sub-county-1", "county_office")
+        new = store.save_notice("unit-u1-2026Q2-2026.1", "unit", "u1", "2026Q2", "2026.1", {"new": True}, b"{}", who)
+        assert (new.message, new.actor) == (b"{}", who)
+        assert ScoringStore(store_url).stored_notice("unit-u1-2026Q2-2026.1") == new  # a restart adds nothing
+    finally:
+        store.engine.dispose()
+
+
+def test_requests_are_recorded_with_who_asked_and_read_in_order(store: ScoringStore) -> None:
+    operator, office = Actor("sub-op-1", "operator"), Actor("sub-county-1", "county_office", None)
+    first = store.request_started("Rebuild", operator, rule_set_version="2026.1", correlation_id="corr-1")
+    second = store.request_started("WhatIf", office, rule_set_version="2026.2", quarter="2026Q2")
+    third = store.request_started("Rebuild", None, rule_set_version="2026.1", detail="at start: the store differs")
+    running = store.requests()
+    assert [(r.request_id, r.action, r.subject, r.role, r.outcome) for r in running] == [
+        (first, "Rebuild", "sub-op-1", "operator", "running"), (second, "WhatIf", "sub-county-1", "county_office",
+                                                                 "running"), (third, "Rebuild", "", "", "running")]
+    assert running[0].correlation_id == "corr-1" and running[0].finished_at is None and running[0].seconds is None
+    assert running[2].detail == "at start: the store differs"
+    store.request_finished(first, "done", "12 events in 0.100 s; digest abc")
+    store.request_finished(second, "failed", "KafkaConnectionError: " + "x" * 1000)
+    done = {r.request_id: r for r in store.requests()}
+    assert (done[first].outcome, done[first].detail) == ("done", "12 events in 0.100 s; digest abc")
+    assert done[first].finished_at is not None and done[first].seconds is not None and done[first].seconds >= 0
+    assert done[second].outcome == "failed" and len(done[second].detail) == 500
+    assert store.requests_interrupted() == 1  # what a stopped process left running
+    assert store.requests(action="Rebuild")[-1].outcome == "interrupted"
+    assert [r.request_id for r in store.requests(action="Rebuild")] == [first, third]
+    assert [r.request_id for r in store.requests(subject="sub-county-1")] == [second]
+    assert [r.request_id for r in store.requests(quarter="2026Q2")] == [second]
+    assert [r.request_id for r in store.requests(limit=2)] == [second, third]  # the newest, still oldest first
+    assert store.requests(since=datetime.now(UTC) + timedelta(minutes=1)) == []
 
 
 def test_the_newest_notice_of_a_scope_and_quarter_is_read(store: ScoringStore) -> None:

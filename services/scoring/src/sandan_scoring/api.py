@@ -23,7 +23,8 @@ from sandan_eventbus.auth.scopes import Scopes
 from sandan_eventbus.checks import Shape, check_id, check_version, quote
 from sandan_eventbus.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from sandan_eventbus.outages import is_outage
-from sandan_eventbus.rpc import details, status_for
+from sandan_eventbus.rpc import correlation_id, details, status_for
+from sandan_eventbus.trace import current_actor, traced
 from sandan_scoring.engine import Progress, Scorer
 from sandan_scoring.report import Summary
 from sandan_scoring.rules import RuleError
@@ -149,7 +150,8 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         check_quarter(request.quarter)
         self._county("PublishQuarterlyNotices")
         try:
-            notices = await self.scorer.publish_notices(request.quarter)
+            with traced(correlation_id(context)):  # the caller is the notices' actor, and the request's
+                notices = await self.scorer.publish_notices(request.quarter, current_actor())
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -169,7 +171,9 @@ class ScoringServicer(pb_grpc.ScoringServicer):
         check_quarter(request.quarter)
         _rule_set(self.scorer, request.rule_set_version)
         self._county("WhatIf")
-        current_ledger, candidate = await self.scorer.what_if(request.rule_set_version)
+        with traced(correlation_id(context)):  # recorded with who asked
+            current_ledger, candidate = await self.scorer.what_if(request.rule_set_version, actor=current_actor(),
+                                                                  quarter=request.quarter)
         members = sorted(set(current_ledger.by_member) | set(candidate.by_member))
         rows = []
         for m in members:
@@ -193,7 +197,9 @@ class ScoringServicer(pb_grpc.ScoringServicer):
             await context.abort(status_for(error), details(error))
         queue: asyncio.Queue[Progress] = asyncio.Queue()
         async with self.rebuilding:
-            task = asyncio.create_task(self.scorer.rebuild(request.rule_set_version or None, queue.put_nowait))
+            with traced(correlation_id(context)):  # the task's context is copied here: recorded with who asked
+                task = asyncio.create_task(self.scorer.rebuild(request.rule_set_version or None, queue.put_nowait,
+                                                               actor=current_actor()))
             while True:
                 getter = asyncio.create_task(queue.get())
                 done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)

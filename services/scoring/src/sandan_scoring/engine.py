@@ -32,6 +32,8 @@ from sandan_eventbus import metrics, tracing
 from sandan_eventbus.kafka import aiokafka_kwargs, partitions_of
 from sandan_eventbus.outages import describe, is_outage
 from sandan_eventbus.readiness import Readiness
+from sandan_eventbus.trace import Actor
+from sandan_eventbus.trace import current as current_trace
 from sandan_scoring.facts import SKIPPED_TYPES, SOURCE_TOPICS, type_of
 from sandan_scoring.fastreplay import replay_blocking
 from sandan_scoring.fold import Entry, Ledger
@@ -39,7 +41,7 @@ from sandan_scoring.folding import fold_records
 from sandan_scoring.parallel import fold_in_parallel
 from sandan_scoring.report import Reports
 from sandan_scoring.rules import RuleBook
-from sandan_scoring.store import GenerationWriter, Positions, ScoringStore, SetAside, StarChange
+from sandan_scoring.store import GenerationWriter, Positions, ScoringStore, SetAside, StarChange, StoredNotice
 
 log = logging.getLogger(__name__)
 BATCH = 5000
@@ -259,6 +261,7 @@ class Scorer:
 
     # ---- start: restore the ledger the store says we had -------------------------------------------
     async def restore(self) -> None:
+        await asyncio.to_thread(self.store.requests_interrupted)  # what the last process left running
         await self.load_publishing_state()
         generation, version = await asyncio.to_thread(self.store.current)
         rules = self.rulebook.get(version or self.default_rule_set)
@@ -279,7 +282,7 @@ class Scorer:
                 log.error("restored ledger differs from the store; rebuilding",
                           extra={"fields": {"stored": len(stored), "folded": len(ledger.entries)}})
                 self.ledger, self.generation, self.positions = ledger, generation, positions
-                await self.rebuild(rules.version)
+                await self.rebuild(rules.version, reason="at start: the stored ledger differs from the log")
                 return
         self._go_live(ledger, generation, positions)
         log.info("ledger restored", extra={"fields": {"generation": generation, "entries": len(ledger.entries),
@@ -407,9 +410,23 @@ class Scorer:
 
     # ---- rebuild ------------------------------------------------------------------------------------
     async def rebuild(self, rule_set_version: str | None = None,
-                      on_progress: Callable[[Progress], None] = lambda p: None) -> Progress:
-        """Fold the whole log into a fresh ledger, swap it in atomically, continue live from its end."""
-        rules = self.rulebook.get(rule_set_version or self.ledger.rules.version)
+                      on_progress: Callable[[Progress], None] = lambda p: None, actor: Actor | None = None,
+                      reason: str = "") -> Progress:
+        """Fold the whole log into a fresh ledger, swap it in atomically, continue live from its end. Recorded
+        with who asked (`actor`; None when no person did: then `reason` says why) and how it ended."""
+        version = rule_set_version or self.ledger.rules.version
+        request = await self._request_started("Rebuild", actor, rule_set_version=version, detail=reason)
+        try:
+            done = await self._rebuild(version, on_progress)
+        except Exception as exc:
+            await self._request_failed(request, exc)
+            raise
+        await self._request_finished(request, "done", f"{done.events_read} events in {done.seconds:.3f} s; "
+                                                       f"digest {done.digest}")
+        return done
+
+    async def _rebuild(self, rule_set_version: str, on_progress: Callable[[Progress], None]) -> Progress:
+        rules = self.rulebook.get(rule_set_version)
         started = time.monotonic()
         async with self.lock:  # live folding pauses; what arrives meanwhile is read after the swap
             fresh = Ledger(rules, track_changes=False)
@@ -444,15 +461,41 @@ class Scorer:
         self._wake.set()
         return self.last_progress
 
-    async def what_if(self, candidate: str) -> tuple[Ledger, Ledger]:
-        """The current ledger and the same log folded under another rule set (nothing is stored)."""
-        rules = self.rulebook.get(candidate)
-        other = Ledger(rules, track_changes=False)
-        async with self.lock:
-            until = dict(self.positions)
-            current = self.ledger
-        await replay(self.bootstrap, other, until, workers=self.replay_workers)
+    async def what_if(self, candidate: str, actor: Actor | None = None, quarter: str = "") -> tuple[Ledger, Ledger]:
+        """The current ledger and the same log folded under another rule set (no ledger is stored; the request
+        is recorded, with who asked and for which `quarter`)."""
+        request = await self._request_started("WhatIf", actor, rule_set_version=candidate, quarter=quarter)
+        try:
+            rules = self.rulebook.get(candidate)
+            other = Ledger(rules, track_changes=False)
+            async with self.lock:
+                until = dict(self.positions)
+                current = self.ledger
+            await replay(self.bootstrap, other, until, workers=self.replay_workers)
+        except Exception as exc:
+            await self._request_failed(request, exc)
+            raise
+        await self._request_finished(request, "done", f"compared with {current.rules.version}: "
+                                                       f"{len(current.entries)} entries now, {len(other.entries)}")
         return current, other
+
+    # ---- who asked for what (scoring's own record: these requests change no aggregate) ----------------------
+    async def _request_started(self, action: str, actor: Actor | None, **what: str) -> int:
+        """Recorded before the work starts: when the store cannot take it, nothing is done (and the caller is
+        told), so nothing is done that no record says who asked for."""
+        trace = current_trace()
+        return await asyncio.to_thread(self.store.request_started, action, actor,
+                                       correlation_id=trace.correlation_id if trace else "", **what)
+
+    async def _request_finished(self, request_id: int, outcome: str, detail: str) -> None:
+        try:
+            await asyncio.to_thread(self.store.request_finished, request_id, outcome, detail)
+        except Exception as exc:  # the work is done: its outcome is lost, not the work (`interrupted` at start)
+            log.warning("a request's outcome could not be recorded", extra={"fields": {
+                "request_id": request_id, "outcome": outcome, "error": describe(exc)}})
+
+    async def _request_failed(self, request_id: int, exc: Exception) -> None:
+        await self._request_finished(request_id, "failed", describe(exc, 400))
 
     async def digest(self) -> str:
         """The digest of the current state; live folding waits meanwhile (the fold must not move under it)."""
@@ -622,9 +665,26 @@ class Scorer:
             self.star_outbox[ch.event_id] = ch
 
     # ---- quarterly notices ------------------------------------------------------------------------------
-    async def publish_notices(self, quarter: str) -> list[dict[str, Any]]:
-        """每季度通报公示: one notice per community and per unit active in the quarter. A notice that cannot be
-        encoded or published is set aside (and left out of the answer); the others are published."""
+    async def publish_notices(self, quarter: str, actor: Actor | None = None) -> list[dict[str, Any]]:
+        """每季度通报公示: one notice per community and per unit active in the quarter, announced as caused by
+        `actor` (the caller: its opaque subject in the envelope, subject and role stored with the notice). A notice
+        that cannot be encoded or published is set aside (and left out of the answer); the others are published.
+
+        A notice's id names one fact forever: asked again (by anyone), a notice already published is not published
+        again, and one stored but not yet published (a crash, an outage, a refusal) is sent with the bytes stored
+        the first time, whoever asks now. Every request is recorded with who asked and what it published."""
+        request = await self._request_started("PublishQuarterlyNotices", actor, quarter=quarter,
+                                              rule_set_version=self.ledger.rules.version)
+        try:
+            out, counts = await self._publish_notices(quarter, actor)
+        except Exception as exc:
+            await self._request_failed(request, exc)
+            raise
+        await self._request_finished(request, "done", ", ".join(f"{what} {n}" for what, n in counts.items()))
+        return out
+
+    async def _publish_notices(self, quarter: str, actor: Actor | None) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        counts = {"published": 0, "already published": 0, "set aside": 0}
         async with self.lock:
             reports = await self._current_reports()
             version = self.ledger.rules.version
@@ -643,31 +703,57 @@ class Scorer:
                             rule_set_version=version, summary=c.NoticeSummary(**summary.__dict__), ranking=ranking)
                     except ValueError as exc:
                         await self._set_aside(f"scoring:{notice_id}", "notice", exc)
+                        counts["set aside"] += 1
                         continue
                     built.append(notice)
         out = []
         for notice in built:
-            body = notice.model_dump(mode="json")
             event_id = f"scoring:{notice.notice_id}"
-            await asyncio.to_thread(self.store.save_notice, notice.notice_id, notice.scope, notice.scope_id,
-                                    quarter, version, body)
-            if await asyncio.to_thread(self.store.unpublished, [event_id]):
+            stored = await asyncio.to_thread(self.store.stored_notice, notice.notice_id)
+            if stored is None:
+                at = datetime.now(UTC)
                 try:
-                    message = encode(notice, event_id=event_id, producer="scoring", occurred_at=datetime.now(UTC),
-                                     correlation_id=event_id, causation_id=None)
+                    message = encode(notice, event_id=event_id, producer="scoring", occurred_at=at,
+                                     correlation_id=event_id, causation_id=None,
+                                     actor=actor.subject if actor else None)  # opaque: never a name
                 except ValueError as exc:
                     await self._set_aside(event_id, "notice", exc)
+                    counts["set aside"] += 1
                     continue
-                sent, outage = await self._send([Outbound(event_id, "notice", notice.TOPIC, notice.key(), message,
-                                                          _headers(notice))])
-                if outage is not None:
-                    raise outage
-                if not sent:
-                    continue  # set aside
-                await asyncio.to_thread(self.store.mark_published, sent)
-                self.set_aside.pop(event_id, None)  # published at last
-            out.append(body)
-        return out
+                # what is stored is the notice (another request may have stored it meanwhile: then theirs)
+                stored = await asyncio.to_thread(self.store.save_notice, notice.notice_id, notice.scope,
+                                                 notice.scope_id, quarter, version, notice.model_dump(mode="json"),
+                                                 message, actor, at)
+            if not await asyncio.to_thread(self.store.unpublished, [event_id]):
+                counts["already published"] += 1
+                out.append(stored.body)
+                continue
+            try:
+                message = stored.message or _stored_notice_message(stored, event_id)
+            except ValueError as exc:
+                await self._set_aside(event_id, "notice", exc)
+                counts["set aside"] += 1
+                continue
+            sent, outage = await self._send([Outbound(event_id, "notice", notice.TOPIC, notice.key(), message,
+                                                      _headers(notice))])
+            if outage is not None:
+                raise outage
+            if not sent:
+                counts["set aside"] += 1
+                continue
+            await asyncio.to_thread(self.store.mark_published, sent)
+            self.set_aside.pop(event_id, None)  # published at last
+            counts["published"] += 1
+            out.append(stored.body)
+        return out, counts
+
+
+def _stored_notice_message(stored: StoredNotice, event_id: str) -> bytes:
+    """The message of a notice stored before messages were kept: from what was stored (its body, when it was
+    made), with no actor (none was recorded), so every re-publish of it gives the same bytes too."""
+    notice = c.QuarterlyNoticePublished.model_validate(stored.body)
+    return encode(notice, event_id=event_id, producer="scoring", occurred_at=stored.created_at,
+                  correlation_id=event_id, causation_id=None)
 
 
 def _entry_message(ledger: Ledger, e: Entry, trace_headers: dict[str, str] | None = None) -> Outbound:

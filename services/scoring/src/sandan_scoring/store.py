@@ -1,5 +1,5 @@
 """scoring's own tables (SQLite or PostgreSQL by URL): the ledger, the consumed positions, what was
-published, and the notices.
+published, the notices, and who asked for what (the requests: rebuilds, what-ifs, notice publications).
 
 Ledger rows and positions are written in one transaction per batch, so after a crash the stored ledger is
 exactly the fold of the stored positions. Each *generation* of the ledger has its own table
@@ -43,10 +43,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
 from sandan_eventbus.sql import engine_for
+from sandan_eventbus.trace import Actor
 from sandan_scoring.fold import Entry
 
 metadata = MetaData()
@@ -111,6 +113,10 @@ set_aside = Table("scoring_set_aside", metadata,
                   Column("attempts", Integer, nullable=False),
                   Column("first_at", DateTime(timezone=True), nullable=False),
                   Column("last_at", DateTime(timezone=True), nullable=False))
+# A notice, with the message announcing it and who asked for it (the first to ask: the notice is theirs; later
+# requests for the same id publish nothing new and are in `scoring_requests`). The message is written before it is
+# published, so a re-publish after a crash sends the same bytes. Rows from before messages and actors were stored
+# have NULL there (added columns: see `_add_missing_columns`).
 notices = Table("scoring_notices", metadata,
                 Column("notice_id", String(200), primary_key=True),
                 Column("scope", String(20), nullable=False),
@@ -118,7 +124,27 @@ notices = Table("scoring_notices", metadata,
                 Column("quarter", String(6), nullable=False),
                 Column("rule_set_version", String(40), nullable=False),
                 Column("body", Text, nullable=False),
-                Column("created_at", DateTime(timezone=True), nullable=False))
+                Column("created_at", DateTime(timezone=True), nullable=False),
+                Column("message", Text, nullable=True),
+                Column("actor_subject", String(200), nullable=True),  # the token's opaque subject, never a name
+                Column("actor_role", String(40), nullable=True),
+                Column("actor_on_behalf_of", String(200), nullable=True))
+# Who asked scoring for what, and how it ended: every Rebuild, WhatIf and PublishQuarterlyNotices that passed its
+# checks, written when it starts (so a crash still leaves who asked) and finished with its outcome. `subject` is
+# empty for what no person asked (a rebuild at start because the store and the log disagree): `detail` says why.
+requests = Table("scoring_requests", metadata,
+                 Column("request_id", Integer, primary_key=True, autoincrement=True),
+                 Column("action", String(40), nullable=False),  # Rebuild | WhatIf | PublishQuarterlyNotices
+                 Column("subject", String(200), nullable=False),
+                 Column("role", String(40), nullable=False),
+                 Column("on_behalf_of", String(200), nullable=False),
+                 Column("rule_set_version", String(40), nullable=False),
+                 Column("quarter", String(6), nullable=False),
+                 Column("correlation_id", String(200), nullable=False),
+                 Column("started_at", DateTime(timezone=True), nullable=False),
+                 Column("finished_at", DateTime(timezone=True), nullable=True),
+                 Column("outcome", String(20), nullable=False),  # running | done | failed | interrupted
+                 Column("detail", String(500), nullable=False))
 
 Positions = dict[tuple[str, int], int]
 
@@ -127,6 +153,7 @@ class ScoringStore:
     def __init__(self, url: str) -> None:
         self.engine = engine_for(url)
         metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
         self._ready: set[int] = set()  # generations whose table and index exist
 
     # ---- generation and rule set ----------------------------------------------------------------
@@ -322,15 +349,29 @@ class ScoringStore:
 
     # ---- notices ------------------------------------------------------------------------------------
     def save_notice(self, notice_id: str, scope: str, scope_id: str, quarter: str, version: str,
-                    body: dict[str, Any]) -> bool:
+                    body: dict[str, Any], message: bytes | None = None, actor: Actor | None = None,
+                    at: datetime | None = None) -> StoredNotice:
+        """Store a notice unless its id is stored already, and return the one stored: the first stays (an id
+        names one fact forever), also when two requests store it at the same time."""
+        row = {"notice_id": notice_id, "scope": scope, "scope_id": scope_id, "quarter": quarter,
+               "rule_set_version": version, "body": json.dumps(body, ensure_ascii=False),
+               "created_at": at or datetime.now(UTC), "message": message.decode() if message is not None else None,
+               "actor_subject": actor.subject if actor else None, "actor_role": actor.role if actor else None,
+               "actor_on_behalf_of": actor.on_behalf_of if actor else None}
         with self.engine.begin() as conn:
-            if conn.execute(select(notices.c.notice_id).where(notices.c.notice_id == notice_id)).first():
-                return False
-            conn.execute(insert(notices).values(notice_id=notice_id, scope=scope, scope_id=scope_id,
-                                                quarter=quarter, rule_set_version=version,
-                                                body=json.dumps(body, ensure_ascii=False),
-                                                created_at=datetime.now(UTC)))
-            return True
+            conn.execute(self._insert_new(notices, ["notice_id"]), row)
+        stored = self.stored_notice(notice_id)
+        assert stored is not None  # notices are never deleted
+        return stored
+
+    def stored_notice(self, notice_id: str) -> StoredNotice | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(select(notices).where(notices.c.notice_id == notice_id)).first()
+        if r is None:
+            return None
+        actor = Actor(r.actor_subject, r.actor_role or "", r.actor_on_behalf_of) if r.actor_subject else None
+        return StoredNotice(r.notice_id, json.loads(r.body), _aware(r.created_at),
+                            r.message.encode() if r.message is not None else None, actor)
 
     def notice(self, scope: str, scope_id: str, quarter: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:
@@ -338,6 +379,103 @@ class ScoringStore:
                 (notices.c.scope == scope) & (notices.c.scope_id == scope_id) & (notices.c.quarter == quarter))
                 .order_by(notices.c.created_at.desc())).first()
         return json.loads(row[0]) if row else None
+
+    # ---- who asked for what ------------------------------------------------------------------------------
+    def request_started(self, action: str, actor: Actor | None, *, rule_set_version: str = "", quarter: str = "",
+                        correlation_id: str = "", detail: str = "") -> int:
+        """Record a request as it starts (outcome `running`); its id, for `request_finished`."""
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(requests).values(
+                action=action, subject=actor.subject if actor else "", role=actor.role if actor else "",
+                on_behalf_of=(actor.on_behalf_of or "") if actor else "", rule_set_version=rule_set_version,
+                quarter=quarter, correlation_id=correlation_id[:200], started_at=datetime.now(UTC),
+                finished_at=None, outcome="running", detail=detail[:500]))
+            return int(result.inserted_primary_key[0])
+
+    def request_finished(self, request_id: int, outcome: str, detail: str = "", *,
+                         rule_set_version: str | None = None) -> None:
+        values: dict[str, Any] = {"finished_at": datetime.now(UTC), "outcome": outcome, "detail": detail[:500]}
+        if rule_set_version is not None:
+            values["rule_set_version"] = rule_set_version
+        with self.engine.begin() as conn:
+            conn.execute(update(requests).where(requests.c.request_id == request_id).values(**values))
+
+    def requests_interrupted(self) -> int:
+        """At start: what was still running when the last process stopped ended without an outcome."""
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(requests).where(requests.c.outcome == "running").values(
+                outcome="interrupted", detail="the service stopped before it ended")).rowcount)
+
+    def requests(self, *, action: str | None = None, subject: str | None = None, quarter: str | None = None,
+                 since: datetime | None = None, limit: int = 1000) -> list[Request]:
+        """Who asked for what, and when, in the order they asked (the oldest first; at most `limit`, the newest)."""
+        query = select(requests)
+        if action is not None:
+            query = query.where(requests.c.action == action)
+        if subject is not None:
+            query = query.where(requests.c.subject == subject)
+        if quarter is not None:
+            query = query.where(requests.c.quarter == quarter)
+        if since is not None:
+            query = query.where(requests.c.started_at >= since)
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(query.order_by(requests.c.request_id.desc()).limit(limit)))
+        return [Request(r.request_id, r.action, r.subject, r.role, r.on_behalf_of, r.rule_set_version, r.quarter,
+                        r.correlation_id, _aware(r.started_at), _aware(r.finished_at) if r.finished_at else None,
+                        r.outcome, r.detail) for r in reversed(rows)]
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Add the nullable columns a newer version declares to tables an older version created."""
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"{table.name}.{column.name}: only nullable columns can be added")
+            ddl = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {ddl}'))
+            except DBAPIError:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
+                # a second process starting at the same time added it first
+
+
+@dataclass(frozen=True)
+class StoredNotice:
+    """A notice as stored: its body, when it was made, the message announcing it (None: stored before messages
+    were kept) and who asked for it (None: no one recorded)."""
+
+    notice_id: str
+    body: dict[str, Any]
+    created_at: datetime
+    message: bytes | None
+    actor: Actor | None
+
+
+@dataclass(frozen=True)
+class Request:
+    """One recorded request: who (opaque subject, role, on whose behalf) asked for what, when, and how it ended."""
+
+    request_id: int
+    action: str
+    subject: str
+    role: str
+    on_behalf_of: str
+    rule_set_version: str
+    quarter: str
+    correlation_id: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    detail: str
+
+    @property
+    def seconds(self) -> float | None:
+        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
 
 
 @dataclass(frozen=True)
