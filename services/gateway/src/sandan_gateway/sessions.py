@@ -14,7 +14,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from sqlalchemy import Column, Float, MetaData, String, Table, Text, delete, insert, select, update
@@ -43,7 +43,6 @@ class Session:
     access_expires_at: float = 0.0  # epoch seconds
     claims: dict[str, Any] = field(default_factory=dict)  # the verified access token's claims
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
-    recent: list[str] = field(default_factory=list)  # demand ids posted here lately (until intake lists them)
     session_id: str = field(default="", compare=False)  # the cookie value; never stored
     created_at: float = 0.0
     last_seen: float = 0.0
@@ -87,7 +86,9 @@ class SessionStore:
                 conn.execute(delete(sessions).where(sessions.c.id_hash == key))
                 return None
             conn.execute(update(sessions).where(sessions.c.id_hash == key).values(last_seen=now))
-        found = Session(**json.loads(row.data))
+        # fields a session stored by an older gateway had and this one no longer knows are dropped
+        known = {f.name for f in fields(Session)}
+        found = Session(**{k: v for k, v in json.loads(row.data).items() if k in known})
         found.session_id, found.created_at, found.last_seen = session_id, row.created_at, now
         return found
 
