@@ -20,19 +20,33 @@ Every message ends in exactly one of these outcomes, and only the first three le
   no error leaves a message unaccounted for. A delivery waits at most `hold_seconds`; then the consumer
   seeks back to the message and polls again, which keeps it in its group (Kafka's max poll interval) and
   delivers the same message again, still paused.
+
+A watchdog (`watch`, run by the runtime) looks at every consumer each `watch_seconds`: per partition it consumes,
+the lag (end offset minus the position: the group's committed offset, or the last message this inbox finished
+when that is further) goes to `sandan_inbox_lag_messages`, so the gauge rises while a consumer is stuck or slow,
+not only when a message arrives. A consumer that has had lag for `stuck_seconds` while none of its positions moved
+(a handler that hangs, a consumer task that died, no partitions assigned while the group has lag) is stuck: the
+service reports not ready under its own part, `progress:<topic>`, until a position moves again; one log line
+names the group and topic when it starts, one when it ends. An idle consumer (no lag) is never stuck, and time
+spent waiting out an outage (this consumer paused on it, or the broker not answering the watchdog) does not
+count: that outage is its own reason, reported by the inbox or the runtime's probe. A consumer with no partitions
+assigned judges the group's positions on the whole topic: with several replicas, one holding none of a topic's
+partitions reports the group stuck too when the replica holding them is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import MessageSizeTooLargeError
 from eventsourcing.persistence import IntegrityError, Tracking
 from faststream import AckPolicy
@@ -91,6 +105,20 @@ def _any_error(_: BaseException) -> bool:
     return True
 
 
+@dataclass
+class Progress:
+    """What the watchdog last saw of one consumer (one topic)."""
+
+    positions: dict[int, int] = field(default_factory=dict)  # partition -> next offset to apply
+    lag: dict[int, int] = field(default_factory=dict)  # partition -> records behind its end
+    moved_at: float = field(default_factory=time.monotonic)  # a position last moved, or the clock restarted
+    stuck_since: float | None = None  # time.monotonic() when reported stuck; None while progressing
+
+    @property
+    def behind(self) -> int:
+        return sum(self.lag.values())
+
+
 class Inbox:
     def __init__(
         self,
@@ -106,6 +134,8 @@ class Inbox:
         max_backoff_seconds: float = 10.0,
         hold_seconds: float = 60.0,
         commit_timeout_seconds: float = 10.0,
+        stuck_seconds: float = 60.0,
+        watch_seconds: float = 5.0,
     ) -> None:
         self.app = app
         self.broker = broker
@@ -119,6 +149,8 @@ class Inbox:
         self.max_backoff_seconds = max_backoff_seconds
         self.hold_seconds = hold_seconds
         self.commit_timeout_seconds = commit_timeout_seconds
+        self.stuck_seconds = stuck_seconds
+        self.watch_seconds = watch_seconds
         self.processed = 0
         self.duplicates = 0
         self.refused = 0
@@ -126,6 +158,9 @@ class Inbox:
         self.held = 0
         # dead letters published whose position is not recorded yet: a held redelivery does not publish twice
         self._published_letters: set[tuple[str, int, int]] = set()
+        self._subscribers: dict[str, Any] = {}  # topic -> its faststream subscriber (its consumer once started)
+        self._finished: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset, per outcome here
+        self.progress: dict[str, Progress] = {}  # topic -> what the watchdog last saw
 
     def subscribe(self) -> None:
         metrics.inbox_subscribed(self.handlers)
@@ -143,11 +178,15 @@ class Inbox:
                 max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
             )
             subscriber(self._receiver(topic))
+            self._subscribers[topic] = subscriber
 
     def _receiver(self, topic: str) -> Callable[[KafkaMessage], Any]:
         async def receive(msg: KafkaMessage) -> None:
             outcome = await self.receive(topic, msg.raw_message)  # type: ignore[arg-type]
             metrics.consumed(self.group_id, topic, msg.raw_message, outcome, getattr(msg, "consumer", None))
+            if outcome is not Outcome.HELD:  # its outcome is durable: the partition moved on
+                where = (topic, msg.raw_message.partition)
+                self._finished[where] = max(self._finished.get(where, 0), msg.raw_message.offset + 1)
             if outcome is Outcome.HELD:
                 await msg.nack()  # seek back to it: the next poll delivers it again
                 return
@@ -422,3 +461,84 @@ class Inbox:
             log.warning("inbox step failed; retrying", exc_info=error, extra={"fields": {"component": component}})
         self.readiness.set(component, False, describe(error))
 
+
+    # --- the progress watchdog ----------------------------------------------------------------
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Until `stop`: every `watch_seconds`, each consumer's lag (the gauge) and whether it is stuck (readiness)."""
+        while not stop.is_set():
+            for topic in self.handlers:
+                try:
+                    await self.check(topic)
+                except Exception:  # the watchdog must outlive any surprise, or the gauge freezes again
+                    log.exception("consumer progress check failed", extra={"fields": {
+                        "group": self.group_id, "topic": topic}})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.watch_seconds)
+
+    async def check(self, topic: str) -> Progress:
+        """Look at `topic`'s consumer once: refresh its lag and report it stuck or progressing."""
+        progress = self.progress.setdefault(topic, Progress())
+        consumer = getattr(self._subscribers.get(topic), "consumer", None)
+        now = time.monotonic()
+        if consumer is None:  # not started, or stopped: nothing to judge
+            progress.moved_at = now
+            return progress
+        try:
+            assigned, positions, lag = await asyncio.wait_for(self._measure(consumer, topic),
+                                                              max(self.watch_seconds, 5.0))
+        except Exception as exc:  # the broker does not answer (the runtime's probe reports that): unknown
+            log.debug("consumer progress unknown", extra={"fields": {
+                "group": self.group_id, "topic": topic, "error": describe(exc)}})
+            progress.moved_at = now  # an outage's time is not a stuck consumer's
+            return progress
+        metrics.inbox_lag(self.group_id, topic, {p: lag[p] for p in assigned})
+        moved = any(at != progress.positions[p] for p, at in positions.items() if p in progress.positions)
+        if (moved or not any(lag.values()) or positions.keys() != progress.positions.keys()
+                or self.readiness.is_down(f"inbox:{topic}")):
+            # moved, or nothing waits: the clock starts when records wait; a rebalance, or a pause on an outage
+            # this consumer reports itself: it waits anew
+            progress.moved_at = now
+        progress.positions, progress.lag = positions, lag
+        if progress.stuck_since is None:
+            if progress.behind and now - progress.moved_at >= self.stuck_seconds:
+                self._stuck(topic, progress, now)
+        elif moved or not progress.behind:
+            self._progressing(topic, progress, now)
+        return progress
+
+    async def _measure(self, consumer: Any, topic: str) -> tuple[list[int], dict[int, int], dict[int, int]]:
+        """(partitions assigned, position and lag of each partition judged). With none assigned (a rebalance,
+        or out of the group) the whole topic's, from the group's committed offsets."""
+        assigned = sorted(tp.partition for tp in consumer.assignment() if tp.topic == topic)
+        judged = assigned or sorted(consumer.partitions_for_topic(topic) or ())
+        partitions = [TopicPartition(topic, p) for p in judged]
+        if not partitions:
+            return [], {}, {}
+        ends = await consumer.end_offsets(partitions)
+        committed = await asyncio.gather(*(consumer.committed(tp) for tp in partitions))
+        known = {tp.partition: max((o for o in (c, self._finished.get((topic, tp.partition))) if o is not None),
+                                   default=None) for tp, c in zip(partitions, committed, strict=True)}
+        unknown = [tp for tp in partitions if known[tp.partition] is None]
+        starts = await consumer.beginning_offsets(unknown) if unknown else {}  # never committed: from the start
+        positions = {tp.partition: known[tp.partition] if known[tp.partition] is not None else starts[tp]
+                     for tp in partitions}
+        lag = {tp.partition: max(ends[tp] - positions[tp.partition], 0) for tp in partitions}
+        return assigned, positions, lag
+
+    def _stuck(self, topic: str, progress: Progress, now: float) -> None:
+        progress.stuck_since = now
+        idle = round(now - progress.moved_at)
+        behind = {p: n for p, n in progress.lag.items() if n}
+        log.warning("consumer stuck: lag and no progress", extra={"fields": {
+            "group": self.group_id, "topic": topic, "behind": progress.behind, "partitions": sorted(behind),
+            "no_progress_seconds": idle}})
+        self.readiness.set(f"progress:{topic}", False,
+                           f"consumer group {self.group_id} on {topic}: {progress.behind} behind, "
+                           f"nothing applied for {idle} s")
+
+    def _progressing(self, topic: str, progress: Progress, now: float) -> None:
+        since, progress.stuck_since = progress.stuck_since, None
+        log.info("consumer progressing again", extra={"fields": {
+            "group": self.group_id, "topic": topic, "behind": progress.behind,
+            "stuck_seconds": round(now - since, 1) if since is not None else None}})
+        self.readiness.set(f"progress:{topic}", True)

@@ -9,7 +9,7 @@ inbox, the relay, scoring, notify and dispatch report through the functions belo
 | grpc_server_handled_total | counter | grpc_service, grpc_method, grpc_type, grpc_code | calls finished |
 | grpc_server_handling_seconds | histogram | grpc_service, grpc_method, grpc_type, grpc_code | how long they took |
 | sandan_inbox_messages_total | counter | topic, outcome | messages consumed, by outcome |
-| sandan_inbox_lag_messages | gauge | group, topic, partition | records behind the partition's end |
+| sandan_inbox_lag_messages | gauge | group, topic, partition | records behind the partition's end (see below) |
 | sandan_inbox_last_applied_timestamp_seconds | gauge | group, topic, partition | the last applied record's time |
 | sandan_dead_letters_total | counter | topic, reason | dead letters published, by source topic |
 | sandan_relay_backlog_events | gauge | | stored events not yet published |
@@ -21,6 +21,11 @@ inbox, the relay, scoring, notify and dispatch report through the functions belo
 | sandan_scoring_last_rebuild_seconds | gauge | | duration of the last rebuild (0: none since start) |
 | sandan_orders_open / _overdue / _escalated / _completed | gauge | community | dispatch's orders now |
 | sandan_ratings / sandan_rating_stars | gauge | community | residents' ratings seen and their stars' sum |
+
+The lag is set at each message consumed and refreshed every few seconds by the inbox's watchdog (the partition's
+end offset minus the group's position: `sandan_eventbus.inbox`), so it rises while a consumer is stuck or slow
+instead of keeping its last value; a partition this process no longer consumes (a rebalance) loses its series, so
+summing over replicas counts each partition once.
 
 The age of the last applied event is `time() - sandan_inbox_last_applied_timestamp_seconds` (a timestamp, as
 Prometheus recommends, rather than an age that goes stale between scrapes).
@@ -209,6 +214,22 @@ def consumed(group: str, topic: str, record: Any, outcome: str, consumer: Any = 
     if highwater is not None:
         behind = highwater - (record.offset if outcome == "held" else record.offset + 1)
         INBOX_LAG.labels(group, topic, partition).set(max(behind, 0))
+        _lag_series.setdefault((group, topic), set()).add(partition)
+
+
+# (group, topic) -> the partitions whose lag this process reports
+_lag_series: dict[tuple[str, str], set[str]] = {}
+
+
+def inbox_lag(group: str, topic: str, behind: Mapping[int, int]) -> None:
+    """The lag of every partition of `topic` this process consumes now; the others' series are removed."""
+    now = {str(partition) for partition in behind}
+    for gone in _lag_series.get((group, topic), set()) - now:
+        with contextlib.suppress(KeyError):
+            INBOX_LAG.remove(group, topic, gone)
+    for partition, count in behind.items():
+        INBOX_LAG.labels(group, topic, str(partition)).set(max(count, 0))
+    _lag_series[(group, topic)] = now
 
 
 def _highwater(consumer: Any, topic: str, partition: int) -> int | None:

@@ -5,8 +5,10 @@ Everything shares one asyncio loop; eventsourcing calls go to worker threads.
 Health (grpc.health.v1): "" and every service name report *readiness*: SERVING once the broker is connected
 and while every part of the service can work; NOT_SERVING while any part reports an outage into
 `runtime.readiness` (the inbox paused on an outage, the relay unable to publish, the store or the broker not
-answering the runtime's probe) and from the start of shutdown. The name `liveness` stays SERVING while the
-process runs: a service waiting out an outage is alive, and must not be restarted for it. The name `publishing`
+answering the runtime's probe, a consumer stuck: lag and no progress, see `sandan_eventbus.inbox`) and from the
+start of shutdown; each part reports under its own name, so one recovering does not clear another.
+The name `liveness` stays SERVING while the process runs: a service waiting out an outage is alive, and must
+not be restarted for it. The name `publishing`
 (services with a relay) is SERVING while nothing stored waits set aside, and NOT_SERVING while the relay holds
 events it could not publish (the rest flowed past them: see `sandan_eventbus.relay`), until a re-drive publishes
 them: for monitoring (`python -m sandan_<service>.healthcheck publishing`), never for a probe, since a set-aside
@@ -157,6 +159,8 @@ class ServiceRuntime:
                 self._follow_set_aside(self.relay, servicer)
             tasks = [asyncio.create_task(self._follow_readiness(servicer, names, changed), name="health"),
                      asyncio.create_task(self._probe(stop), name="probe")]
+            if self.inbox is not None:  # lag, and NOT_SERVING while a consumer with lag makes no progress
+                tasks.append(asyncio.create_task(self.inbox.watch(stop), name="inbox watch"))
             if self.relay is not None:
                 tasks.append(asyncio.create_task(self.relay.run(stop), name="relay"))
             tasks += [asyncio.create_task(loop_(stop), name=getattr(loop_, "__name__", "loop"))
