@@ -16,7 +16,7 @@ from sandan_eventbus import healthcheck
 from sandan_eventbus.config import ConfigError
 from sandan_eventbus.rpc import add_health
 from sandan_eventbus.security import GrpcTlsSettings
-from tests.integration.test_kafka_security import make_ca, make_server_cert
+from tests.kafka_tls import make_ca, make_server_cert
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 from sandan_eventbus.config import ConfigError, eventstore_env
 from sandan_eventbus.sql import engine_for
-from tests.integration.test_kafka_security import make_ca, make_server_cert
+from tests.kafka_tls import make_ca, make_server_cert
 
 pytestmark = pytest.mark.postgres
 
