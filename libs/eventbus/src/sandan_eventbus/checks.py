@@ -14,6 +14,7 @@ servicer runs; the services check the shape, what is required, and the finer bou
 | activity_id, community_id, grid_id, item_id, menu_item_id, member_id, unit_id, scope_id, recipient_id | id | 64 |
 | demand_id | id (intake: a uuid it issued) | 64 |
 | order_id | uuid (issued by dispatch) | 64 |
+| before | a page cursor: the last id of the previous page (ListResidentDemands: a demand id) | 64 |
 | resident_id | uuid (issued by intake's RegisterResident) | 64 |
 | client_request_id | single-line text, 1-100 | 100 |
 | category, team, theme, reason, template | code | 40 |
@@ -228,7 +229,7 @@ class Limit:
 
 DEFAULT_LIMIT = Limit(200)
 _IDS = ("activity_id", "community_id", "grid_id", "item_id", "menu_item_id", "member_id", "unit_id", "scope_id",
-        "recipient_id", "demand_id", "order_id", "resident_id")
+        "recipient_id", "demand_id", "order_id", "resident_id", "before")
 _WORDS = ("category", "team", "theme", "reason", "template", "urgency", "channel", "dispatched_by", "status",
           "recipient_kind", "language", "rule_set_version")
 LIMITS: dict[str, Limit] = {
