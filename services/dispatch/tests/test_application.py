@@ -253,7 +253,7 @@ def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, c
     for n in notifications(app):
         state = bytes(n.state)
         assert NAME.encode() not in state and PHONE.encode() not in state
-        assert b"Zhang" not in state and b"1234" not in state
+        assert b"Zhang" not in state
 
 
 def test_in_memory_contacts_are_shared_by_worker_threads() -> None:
@@ -550,7 +550,9 @@ def test_racing_member_reports_record_every_contact_write(app: DispatchApplicati
     assert contacts.member("m5") in (MemberContact("Wang Fang", "+86 139 0000 0001"),
                                      MemberContact("Li Na", "+86 139 0000 0002"))
     for n in notifications(app):
-        assert b"Wang" not in bytes(n.state) and b"Li Na" not in bytes(n.state) and b"139" not in bytes(n.state)
+        # The phones' digits are matched whole: a short run like "139" turns up in random trace ids (it did once).
+        state = bytes(n.state)
+        assert b"Wang" not in state and b"Li Na" not in state and b"139 0000" not in state
     assert app.repository.get(Member.create_id("m5")).active  # replayed: the change altered no roster state
 
 
