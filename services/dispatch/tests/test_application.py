@@ -849,6 +849,52 @@ def test_a_busy_activity_loads_from_a_snapshot(app: DispatchApplication,
     assert reader.sign_up_resident("a1", rid(0)).version == 252  # still no repeat after a snapshot
 
 
+def test_activities_listed_soonest_first_and_upcoming_only(app: DispatchApplication, clock: Clock) -> None:
+    roster(app)
+    app.report_unit("u9", "c9", "Elsewhere Bureau")
+    schedule(app, "late", starts_at=START + timedelta(days=2), ends_at=END + timedelta(days=2))
+    schedule(app, "soon", starts_at=START.astimezone(CST), ends_at=END.astimezone(CST))
+    schedule(app, "past", starts_at=T0 - timedelta(days=2), ends_at=T0 - timedelta(days=2) + timedelta(hours=2))
+    schedule(app, "done", unit_id="u2", starts_at=START + timedelta(days=1), ends_at=END + timedelta(days=1))
+    schedule(app, "there", unit_id="u9", community_id="c9")
+    app.complete_activity("done", 2.0)
+    assert [a.activity_id for a in app.activities("c1")] == ["past", "soon", "done", "late"]
+    assert [a.activity_id for a in app.activities("c1", upcoming_only=True)] == ["soon", "late"]
+    assert [a.activity_id for a in app.activities("c1", unit_id="u2")] == ["done"]
+    assert [a.activity_id for a in app.activities("c1", limit=2)] == ["past", "soon"]
+    clock.advance(days=13, hours=2)  # "soon" is under way: still open for check-in
+    assert [a.activity_id for a in app.activities("c1", upcoming_only=True)] == ["soon", "late"]
+    clock.advance(hours=2)
+    assert [a.activity_id for a in app.activities("c1", upcoming_only=True)] == ["late"]
+    assert app.activities("c1")[1].residents == []  # whole activities, as GetActivity
+    for kwargs, field in (({"community_id": ""}, "community_id"), ({"community_id": "c1", "unit_id": "u 1"},
+                          "unit_id"), ({"community_id": "c1", "limit": -1}, "limit"),
+                          ({"community_id": "c1", "limit": 201}, "limit")):
+        with pytest.raises(InvalidArgument) as info:
+            app.activities(**kwargs)
+        assert info.value.field == field
+
+
+def test_the_roster_of_a_community(app: DispatchApplication) -> None:
+    roster(app)
+    app.report_unit("u9", "c9", "Elsewhere Bureau")
+    app.report_member("m9", "u9", "c9", "g9", [], [])
+    app.form_grid_group("c1", "g1")
+    app.appoint_grid_leader("g1", "m2")
+    app.join_team("m2", "legal_aid")
+    app.member_leaves("m4", "moved")
+    view = app.roster("c1")
+    assert [(u.unit_id, u.members_reported) for u in view.units] == [("u1", 1), ("u2", 2)]
+    assert [(m.member_id, m.unit_id, m.grid_id, m.teams, m.active) for m in view.members] == [
+        ("m1", "u1", "g1", ["medical"], True), ("m2", "u2", "g1", ["legal_aid"], True),
+        ("m3", "u2", "g2", ["medical"], True), ("m4", "u2", "g2", ["patrol"], False)]
+    assert [(g.grid_id, g.leader_member_id) for g in view.grid_groups] == [("g1", "m2")]
+    view.members[0].teams.append("x")  # a copy: the board is not the caller's
+    assert app.roster("c1").members[0].teams == ["medical"]
+    with pytest.raises(InvalidArgument):
+        app.roster("")
+
+
 def test_check_in_needs_a_member_of_the_activity_community(app: DispatchApplication) -> None:
     roster(app)
     app.report_unit("u9", "c2", "Town Tax Office")

@@ -94,6 +94,8 @@ PEOPLE: dict[str, Callable[[Served], Caller]] = {
     "gw1": lambda s: s.grid_worker("c1"),
     "gw2": lambda s: s.grid_worker("c2"),
     "res1": lambda s: s.resident("1", resident_id=rid(1)),
+    "res3": lambda s: s.resident("3", resident_id=rid(3), community_id="c1"),
+    "res4": lambda s: s.resident("4", resident_id=rid(4), community_id="c2"),
     "notify": lambda s: s.notify(),
     "gateway": lambda s: s.as_("service-account-gateway", ["service_gateway"]),
 }
@@ -210,6 +212,15 @@ CASES: list[Case] = [
     *[case("GetActivity", person, pb.ActivityRef(activity_id="a1")) for person, case in (
         ("gw1", ok), ("gw2", no), ("lead1", ok), ("lead9", no), ("sec1", ok), ("sec2", no), ("ua1", ok),
         ("ua3", no), ("town1", ok), ("town2", no), ("county", ok), ("county2", no))],
+    *[case("ListActivities", person, pb.ListActivitiesRequest(community_id="c1")) for person, case in (
+        ("res3", ok), ("res4", no), ("res1", no), ("mem1", ok), ("mem9", no), ("mem6", no), ("gw1", ok), ("gw2", no),
+        ("lead1", ok), ("lead9", no), ("sec1", ok), ("sec2", no), ("ua1", no), ("town1", ok), ("town2", no),
+        ("county", ok), ("county2", no))],
+    ok("ListActivities", "ua1", pb.ListActivitiesRequest(community_id="c1", unit_id="u1")),
+    no("ListActivities", "ua3", pb.ListActivitiesRequest(community_id="c1", unit_id="u1")),
+    *[case("ListRoster", person, pb.RosterRequest(community_id="c1")) for person, case in (
+        ("lead1", ok), ("lead9", no), ("sec1", ok), ("sec2", no), ("town1", ok), ("town2", no), ("county", ok),
+        ("county2", no))],
     # ---- orders
     *order_reads("GetOrder", by_order),
     *order_reads("FindOrderByDemand", lambda d: pb.DemandRef(demand_id=d)),
@@ -351,6 +362,45 @@ async def test_without_a_valid_token_every_method_is_unauthenticated(world: Serv
 async def test_list_orders_shows_each_role_what_it_may_see(world: Served, person: str, visible: set[str]) -> None:
     listed = await PEOPLE[person](world).ListOrders(pb.ListOrdersRequest())
     assert {o.order_id for o in listed.orders} == visible
+
+
+# ---- ListActivities and ListRoster ---------------------------------------------------------------------------
+async def test_list_activities_shows_the_community_asked_and_a_unit_admin_their_units(world: Served) -> None:
+    listed = await world.member("m1").ListActivities(pb.ListActivitiesRequest(community_id="c1"))
+    assert [(a.activity_id, a.community_id) for a in listed.activities] == [("a1", "c1")]
+    listed = await world.county("k1").ListActivities(pb.ListActivitiesRequest(community_id="c2"))
+    assert [a.activity_id for a in listed.activities] == ["a9"]
+    mine = await world.unit_admin("u3").ListActivities(pb.ListActivitiesRequest(community_id="c1", unit_id="u3"))
+    assert list(mine.activities) == []  # u3 brought none
+    error = await refused(world.secretary("c1").ListActivities(pb.ListActivitiesRequest(community_id="c1",
+                                                                                        limit=201)))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "limit")
+    error = await refused(world.secretary("c1").ListActivities(pb.ListActivitiesRequest()))
+    assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, "community_id")
+
+
+async def test_list_roster_shows_the_community_and_a_grid_leader_their_grid_with_nothing_personal(
+        world: Served) -> None:
+    roster = await world.secretary("c1").ListRoster(pb.RosterRequest(community_id="c1"))
+    assert [(u.unit_id, u.unit_name, u.members_reported) for u in roster.units] == [
+        ("u1", "County Health Bureau", 3), ("u3", "County Tax Bureau", 1)]
+    assert [(m.member_id, m.unit_id, m.grid_id, list(m.teams), m.active) for m in roster.members] == [
+        ("m1", "u1", "g1", ["medical"], True), ("m2", "u1", "g2", ["medical"], True), ("m3", "u3", "g2", [], True),
+        ("m4", "u1", "g1", [], True)]
+    assert [(g.grid_id, g.leader_member_id) for g in roster.grid_groups] == [("g1", ""), ("g2", "")]
+    wire = roster.SerializeToString()
+    for personal in (b"Li Hua", b"+86 138", b"dangban@", b"oa.health"):  # names and contacts stay in dispatch
+        assert personal not in wire
+    world.app.appoint_grid_leader("g2", "m3")
+    world.app.member_leaves("m2", "moved")
+    lead = await world.leader("g2").ListRoster(pb.RosterRequest(community_id="c1"))
+    assert [(m.member_id, m.active) for m in lead.members] == [("m2", False), ("m3", True)]
+    assert [(u.unit_id, u.members_reported) for u in lead.units] == [("u1", 0), ("u3", 1)]
+    assert [(g.grid_id, g.leader_member_id) for g in lead.grid_groups] == [("g2", "m3")]
+    # a grid leader whose token names no grid reaches no grid's members
+    nowhere = await world.as_("leader-x", ["grid_leader"], community_id="c1").ListRoster(
+        pb.RosterRequest(community_id="c1"))
+    assert (list(nowhere.members), list(nowhere.grid_groups)) == ([], [])
 
 
 async def test_list_orders_filters_a_request_outside_scope_instead_of_refusing(world: Served) -> None:

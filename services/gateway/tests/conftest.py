@@ -65,6 +65,8 @@ class World:
 
     demands: dict[str, intake_pb2.Demand] = field(default_factory=dict)
     orders: dict[str, dispatch_pb2.Order] = field(default_factory=dict)
+    activities: dict[str, dispatch_pb2.Activity] = field(default_factory=dict)
+    rosters: dict[str, dispatch_pb2.Roster] = field(default_factory=dict)  # by community
     seen: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, acting role, request)
 
     def saw(self, method: str, request: Any) -> None:
@@ -193,6 +195,56 @@ class FakeDispatch(dispatch_pb2_grpc.DispatchServicer):
         order = self.world.orders[request.order_id]
         order.status, order.member_id = "accepted", request.member_id
         return order
+
+    async def _in_community(self, community_id: str, context: Any) -> None:
+        """As dispatch: a caller whose token names a community reaches only that one."""
+        who = current()
+        if who.acting_role not in ("town_office", "county_office") and who.community_id != community_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "outside their scope")
+
+    async def ListActivities(self, request: Any, context: Any) -> Any:
+        """The world's activities of the community, soonest first (upcoming_only: the scheduled ones)."""
+        self.world.saw("ListActivities", request)
+        await self._in_community(request.community_id, context)
+        found = sorted((a for a in self.world.activities.values() if a.community_id == request.community_id
+                        and (not request.upcoming_only or a.status == "scheduled")), key=lambda a: a.starts_at)
+        return dispatch_pb2.Activities(activities=found[:request.limit or 50])
+
+    def _activity(self, activity_id: str) -> dispatch_pb2.Activity:
+        return self.world.activities[activity_id]
+
+    async def CheckInMember(self, request: Any, context: Any) -> Any:
+        self.world.saw("CheckInMember", request)
+        if request.member_id != current().member_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a member checks in only themselves")
+        activity = self._activity(request.activity_id)
+        if request.member_id not in activity.members_checked_in:
+            activity.members_checked_in.append(request.member_id)
+        return activity
+
+    async def SignUpResident(self, request: Any, context: Any) -> Any:
+        self.world.saw("SignUpResident", request)
+        who = current()
+        if who.acting_role == "resident" and request.resident_id != who.resident_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "a resident may act only on their own records")
+        activity = self._activity(request.activity_id)
+        if request.resident_id not in activity.residents_signed_up:
+            activity.residents_signed_up.append(request.resident_id)
+        return activity
+
+    async def CompleteActivity(self, request: Any, context: Any) -> Any:
+        self.world.saw("CompleteActivity", request)
+        activity = self._activity(request.activity_id)
+        await self._in_community(activity.community_id, context)
+        if activity.status != "scheduled":
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"activity is {activity.status}")
+        activity.status, activity.hours = "completed", request.hours
+        return activity
+
+    async def ListRoster(self, request: Any, context: Any) -> Any:
+        self.world.saw("ListRoster", request)
+        await self._in_community(request.community_id, context)
+        return self.world.rosters.get(request.community_id, dispatch_pb2.Roster(community_id=request.community_id))
 
     async def GetMember(self, request: Any, context: Any) -> Any:
         self.world.saw("GetMember", request)

@@ -294,6 +294,111 @@ async def test_form_without_csrf_is_refused(gateway):
     assert gateway.world.orders["o2"].status == "offered"
 
 
+# ---- themed party days and the roster, as lists ---------------------------------------------------------------------
+def _party_days(gateway) -> None:
+    for activity_id, community, starts, status in (("a-late", "c1", "2030-05-02T01:00:00+00:00", "scheduled"),
+                                                   ("a-soon", "c1", "2030-05-01T01:00:00+00:00", "scheduled"),
+                                                   ("a-done", "c1", "2030-04-01T01:00:00+00:00", "completed"),
+                                                   ("a-there", "c2", "2030-05-01T01:00:00+00:00", "scheduled")):
+        gateway.world.activities[activity_id] = dispatch_pb2.Activity(
+            activity_id=activity_id, unit_id="u1", community_id=community, theme="festival_visit",
+            title=f"重阳节 {activity_id}", starts_at=starts, ends_at=starts.replace("T01", "T03"), capacity=10,
+            status=status)
+
+
+async def test_a_member_checks_in_from_the_list_of_their_communitys_party_days(gateway):
+    _party_days(gateway)
+    session = gateway.sign_in(["member"], member_id="m-7", community_id="c1")
+    page = (await gateway.client.get("/member")).text
+    assert [r.community_id for r in _calls(gateway, "ListActivities")] == ["c1"]
+    assert _calls(gateway, "ListActivities")[0].upcoming_only
+    listed = re.findall(r'data-testid="party-day-([^"]+)"', page)
+    assert listed == ["a-soon", "a-late"]  # soonest first, none of another community, none completed
+    assert "节日敬老" in page and 'id="checkin-activity"' not in page  # no typed activity number any more
+    reply = await gateway.client.post("/activities/check-in", data={"csrf_token": session.csrf,
+                                                                    "activity_id": "a-late"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/member?done=saved"
+    assert [(r.activity_id, r.member_id) for r in _calls(gateway, "CheckInMember")] == [("a-late", "m-7")]
+    page = (await gateway.client.get("/member")).text
+    assert 'data-testid="checked-in-a-late"' in page and 'data-testid="checkin-a-late"' not in page
+    assert 'data-testid="checkin-a-soon"' in page
+    refused = await gateway.client.post("/activities/check-in", data={"activity_id": "a-soon"})
+    assert refused.status_code == 403 and len(_calls(gateway, "CheckInMember")) == 1  # no CSRF, no call
+
+
+async def test_a_resident_signs_up_from_the_list_and_a_worker_for_a_resident(gateway):
+    _party_days(gateway)
+    session = gateway.sign_in(["resident"], subject="sub-zhao", community_id="c1", grid_id="g1")
+    me = resident_id_for(gateway.issuer.url, "sub-zhao")
+    page = (await gateway.client.get("/resident")).text
+    assert re.findall(r'data-testid="party-day-([^"]+)"', page) == ["a-soon", "a-late"]
+    assert 'id="activity_id"' not in page and 'data-testid="signup-a-soon"' in page
+    reply = await gateway.client.post("/activities/sign-up", data={"csrf_token": session.csrf,
+                                                                   "activity_id": "a-soon"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/resident?done=saved"
+    assert gateway.world.activities["a-soon"].residents_signed_up == [me]
+    page = (await gateway.client.get("/resident")).text
+    assert 'data-testid="signed-up-a-soon"' in page and me not in page  # who signed up is counted, never shown
+    # another community's list is refused: the page says so and still offers the rest
+    page = (await gateway.client.get("/resident", params={"community": "c2"})).text
+    assert 'data-testid="party-error"' in page and "party-day-a-there" not in page
+    worker = gateway.sign_in(["grid_worker"], community_id="c1")
+    page = (await gateway.client.get("/resident", params={"resident": me})).text
+    assert f'id="su-resident-a-late" name="resident_id" value="{me}"' in page
+    reply = await gateway.client.post("/activities/sign-up", data={"csrf_token": worker.csrf,
+                                                                   "activity_id": "a-late", "resident_id": me})
+    assert reply.status_code == 303
+    method, role, request = gateway.world.seen[-1]
+    assert (method, role, request.resident_id) == ("SignUpResident", "grid_worker", me)
+
+
+async def test_the_secretary_sees_the_party_days_to_complete_and_completes_one(gateway):
+    _party_days(gateway)
+    session = gateway.sign_in(["branch_secretary"], community_id="c1")
+    page = (await gateway.client.get("/console")).text
+    assert re.findall(r'data-testid="party-day-([^"]+)"', page) == ["a-soon", "a-late"]
+    assert 'data-testid="schedule-submit"' in page and 'for="hours-a-soon"' in page
+    too_long = await gateway.client.post("/console/activities/a-soon/complete",
+                                         data={"csrf_token": session.csrf, "hours": "30"})
+    assert too_long.status_code == 400 and not _calls(gateway, "CompleteActivity")
+    reply = await gateway.client.post("/console/activities/a-soon/complete",
+                                      data={"csrf_token": session.csrf, "hours": "2.5"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/activities/a-soon?done=saved"
+    assert [(r.activity_id, r.hours) for r in _calls(gateway, "CompleteActivity")] == [("a-soon", 2.5)]
+    page = (await gateway.client.get("/console")).text
+    assert re.findall(r'data-testid="party-day-([^"]+)"', page) == ["a-late"]
+    again = await gateway.client.post("/console/activities/a-soon/complete",
+                                      data={"csrf_token": session.csrf, "hours": "1"})
+    assert again.status_code == 409
+
+
+async def test_the_roster_page_lists_units_grids_and_members_and_keeps_the_lookup(gateway):
+    gateway.world.rosters["c1"] = dispatch_pb2.Roster(
+        community_id="c1", units=[dispatch_pb2.RosterUnit(unit_id="u1", unit_name="县卫健局", members_reported=2)],
+        members=[dispatch_pb2.Member(member_id="m-1", unit_id="u1", community_id="c1", grid_id="g1",
+                                     teams=["medical"], active=True),
+                 dispatch_pb2.Member(member_id="m-2", unit_id="u1", community_id="c1", grid_id="g2", active=False)],
+        grid_groups=[dispatch_pb2.GridGroup(grid_id="g1", community_id="c1", leader_member_id="m-1"),
+                     dispatch_pb2.GridGroup(grid_id="g2", community_id="c1")])
+    gateway.sign_in(["branch_secretary"], community_id="c1")
+    page = (await gateway.client.get("/console/roster", params={"community": "c2"})).text
+    assert [r.community_id for r in _calls(gateway, "ListRoster")] == ["c1"]  # their own, whatever is asked
+    assert "县卫健局" in page and re.search(r"<td>u1</td><td>县卫健局</td><td>2</td>", page)
+    assert re.search(r"<td>g1</td><td>m-1</td>", page) and re.search(r"<td>g2</td><td>未任命</td>", page)
+    assert re.search(r'data-testid="roster-member-m-1"><td><a [^>]*>m-1</a></td><td>u1</td><td>g1</td><td>医疗</td>'
+                     r"<td>在册</td>", page)
+    assert re.search(r'data-testid="roster-member-m-2">.*<td>已离开</td>', page)
+    looked_up = (await gateway.client.get("/console/roster", params={"member_id": "m-1"})).text
+    assert 'data-testid="member-card"' in looked_up and "roster-units" in looked_up
+    # an office names the community; another town's is refused by dispatch and the page says so
+    gateway.sign_in(["town_office"], town_id="chengjiang")
+    page = (await gateway.client.get("/console/roster", params={"community": "c1"})).text
+    assert _calls(gateway, "ListRoster")[-1].community_id == "c1" and "roster-members" in page
+    gateway.sign_in(["grid_worker"], community_id="c2")
+    page = (await gateway.client.get("/console/roster")).text
+    assert len(_calls(gateway, "ListRoster")) == 3 and "roster-units" not in page  # not a role of the row
+
+
 # ---- pages: language, elderly mode, landmarks -----------------------------------------------------------------------
 async def test_pages_chinese_first_english_switch_and_elder_mode(gateway):
     page = await gateway.client.get("/")
@@ -340,7 +445,7 @@ async def test_a_resident_finds_their_demands_in_a_new_session(gateway):
     assert listed == posted[::-1] and wangs not in page.text
     assert re.findall(r'data-testid="my-demand-status">([^<]+)<', page.text) == [
         f"已提交{COMMA}等待社区派单", f"服务已完成{COMMA}请确认"]
-    method, role, request = gateway.world.seen[-1]
+    method, role, request = [seen for seen in gateway.world.seen if seen[0] == "ListResidentDemands"][-1]
     assert (method, role, request.resident_id) == ("ListResidentDemands", "resident",
                                                    resident_id_for(gateway.issuer.url, "sub-liu"))
     body = (await gateway.client.get("/api/v1/demands")).json()

@@ -384,3 +384,49 @@ class Activity(_message.Message):
     members_checked_in: _containers.RepeatedScalarFieldContainer[str]
     hours: float
     def __init__(self, activity_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., community_id: _Optional[str] = ..., theme: _Optional[str] = ..., title: _Optional[str] = ..., starts_at: _Optional[str] = ..., ends_at: _Optional[str] = ..., capacity: _Optional[int] = ..., status: _Optional[str] = ..., residents_signed_up: _Optional[_Iterable[str]] = ..., members_checked_in: _Optional[_Iterable[str]] = ..., hours: _Optional[float] = ...) -> None: ...
+
+class ListActivitiesRequest(_message.Message):
+    __slots__ = ("community_id", "unit_id", "upcoming_only", "limit")
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    UPCOMING_ONLY_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    unit_id: str
+    upcoming_only: bool
+    limit: int
+    def __init__(self, community_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., upcoming_only: _Optional[bool] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class Activities(_message.Message):
+    __slots__ = ("activities",)
+    ACTIVITIES_FIELD_NUMBER: _ClassVar[int]
+    activities: _containers.RepeatedCompositeFieldContainer[Activity]
+    def __init__(self, activities: _Optional[_Iterable[_Union[Activity, _Mapping]]] = ...) -> None: ...
+
+class RosterRequest(_message.Message):
+    __slots__ = ("community_id",)
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    def __init__(self, community_id: _Optional[str] = ...) -> None: ...
+
+class RosterUnit(_message.Message):
+    __slots__ = ("unit_id", "unit_name", "members_reported")
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_NAME_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_REPORTED_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    unit_name: str
+    members_reported: int
+    def __init__(self, unit_id: _Optional[str] = ..., unit_name: _Optional[str] = ..., members_reported: _Optional[int] = ...) -> None: ...
+
+class Roster(_message.Message):
+    __slots__ = ("community_id", "units", "members", "grid_groups")
+    COMMUNITY_ID_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    GRID_GROUPS_FIELD_NUMBER: _ClassVar[int]
+    community_id: str
+    units: _containers.RepeatedCompositeFieldContainer[RosterUnit]
+    members: _containers.RepeatedCompositeFieldContainer[Member]
+    grid_groups: _containers.RepeatedCompositeFieldContainer[GridGroup]
+    def __init__(self, community_id: _Optional[str] = ..., units: _Optional[_Iterable[_Union[RosterUnit, _Mapping]]] = ..., members: _Optional[_Iterable[_Union[Member, _Mapping]]] = ..., grid_groups: _Optional[_Iterable[_Union[GridGroup, _Mapping]]] = ...) -> None: ...

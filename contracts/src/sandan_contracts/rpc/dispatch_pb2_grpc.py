@@ -75,6 +75,11 @@ class DispatchStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.FromString,
                 _registered_method=True)
+        self.ListRoster = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/ListRoster',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.RosterRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Roster.FromString,
+                _registered_method=True)
         self.GetMemberContact = channel.unary_unary(
                 '/sandan.dispatch.v1.Dispatch/GetMemberContact',
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.SerializeToString,
@@ -109,6 +114,11 @@ class DispatchStub:
                 '/sandan.dispatch.v1.Dispatch/GetActivity',
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ActivityRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+                _registered_method=True)
+        self.ListActivities = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/ListActivities',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ListActivitiesRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activities.FromString,
                 _registered_method=True)
         self.GetOrder = channel.unary_unary(
                 '/sandan.dispatch.v1.Dispatch/GetOrder',
@@ -220,6 +230,13 @@ class DispatchServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRoster(self, request, context):
+        """One community's roster: units reported, members (no contact, no name), grid groups and their leaders.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetMemberContact(self, request, context):
         """Authorised calls for notify (metadata "authorization: Bearer <token>"): how to reach a member or a unit.
         """
@@ -260,6 +277,13 @@ class DispatchServicer:
 
     def GetActivity(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListActivities(self, request, context):
+        """A community's themed party days, soonest first.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -375,6 +399,11 @@ def add_DispatchServicer_to_server(servicer, server):
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_audit__pb2.History.SerializeToString,
             ),
+            'ListRoster': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRoster,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.RosterRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Roster.SerializeToString,
+            ),
             'GetMemberContact': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMemberContact,
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberRef.FromString,
@@ -409,6 +438,11 @@ def add_DispatchServicer_to_server(servicer, server):
                     servicer.GetActivity,
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ActivityRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.SerializeToString,
+            ),
+            'ListActivities': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListActivities,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ListActivitiesRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.Activities.SerializeToString,
             ),
             'GetOrder': grpc.unary_unary_rpc_method_handler(
                     servicer.GetOrder,
@@ -693,6 +727,33 @@ class Dispatch:
             _registered_method=True)
 
     @staticmethod
+    def ListRoster(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/ListRoster',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.RosterRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Roster.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetMemberContact(request,
             target,
             options=(),
@@ -871,6 +932,33 @@ class Dispatch:
             '/sandan.dispatch.v1.Dispatch/GetActivity',
             sandan__contracts_dot_rpc_dot_dispatch__pb2.ActivityRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_dispatch__pb2.Activity.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListActivities(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/ListActivities',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.ListActivitiesRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.Activities.FromString,
             options,
             channel_credentials,
             insecure,

@@ -9,15 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from uuid import UUID
 
 from sandan_dispatch.base import DispatchBase
 from sandan_dispatch.domain import MAX_ACTIVITY_HOURS, Activity, Member, Unit
 from sandan_dispatch.scope import anyone
-from sandan_eventbus.auth.principal import acting_for
+from sandan_eventbus.auth.principal import Principal, acting_for
 from sandan_eventbus.checks import check_code, check_id, check_text, check_utc, check_uuid
 from sandan_eventbus.errors import AlreadyExists, InvalidArgument
 
 RESIDENT = "a resident id (a uuid issued by intake)"
+LIST_LIMIT, MAX_LIST_LIMIT = 50, 200
 
 
 class Activities(DispatchBase):
@@ -57,6 +59,33 @@ class Activities(DispatchBase):
                            grid_leader=place, branch_secretary=place, unit_admin=place, town_office=place,
                            county_office=place)
         return activity
+
+    def activities(self, community_id: str, unit_id: str = "", upcoming_only: bool = False,
+                   limit: int = 0) -> list[Activity]:
+        """A community's themed party days (of one unit when `unit_id` is given), soonest first; `upcoming_only`:
+        the scheduled ones that have not ended. Residents and members see their own community's (the one their
+        token or roster record names), unit admins their unit's, the others their community, town or county;
+        another community is refused."""
+        check_id("community_id", community_id)
+        if unit_id:
+            check_id("unit_id", unit_id)
+        if not 0 <= limit <= MAX_LIST_LIMIT:
+            raise InvalidArgument("limit", f"must be 1-{MAX_LIST_LIMIT} (or 0 for {LIST_LIMIT})")
+        place = self.guard.at(community_id)
+
+        def lives_here(who: Principal) -> bool:
+            if who.community_id:
+                return who.community_id == community_id
+            me = self._maybe(Member, Member.create_id(who.member_id)) if who.member_id else None
+            return me is not None and me.community_id == community_id
+
+        self.guard.require(f"list the activities of community {community_id}", resident=lives_here,
+                           member=lives_here, grid_worker=place, grid_leader=place, branch_secretary=place,
+                           unit_admin=self.guard.at(community_id, unit_id=unit_id or None), town_office=place,
+                           county_office=place)
+        self.board.catch_up(self)
+        found = self.board.activities_of(community_id, unit_id, self.clock() if upcoming_only else None)
+        return [self.repository.get(UUID(oid)) for oid in found[:limit or LIST_LIMIT]]
 
     def sign_up_resident(self, activity_id: str, resident_id: str) -> Activity:
         """A resident signs up; signing up again changes nothing. Resident ids are the uuids intake issues, never

@@ -120,6 +120,17 @@ class DispatchServicer(pb_grpc.DispatchServicer):
     async def GetMemberHistory(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> audit_pb2.History:
         return history_pb(await call(context, self.app.member_history, request.member_id))
 
+    async def ListRoster(self, request: pb.RosterRequest, context: grpc.aio.ServicerContext) -> pb.Roster:
+        found = await call(context, self.app.roster, request.community_id)
+        return pb.Roster(
+            community_id=found.community_id,
+            units=[pb.RosterUnit(unit_id=u.unit_id, unit_name=u.unit_name, members_reported=u.members_reported)
+                   for u in found.units],
+            members=[pb.Member(member_id=m.member_id, unit_id=m.unit_id, community_id=m.community_id,
+                               grid_id=m.grid_id, teams=m.teams, active=m.active) for m in found.members],
+            grid_groups=[pb.GridGroup(grid_id=g.grid_id, community_id=g.community_id,
+                                      leader_member_id=g.leader_member_id) for g in found.grid_groups])
+
     # ---- contacts (notify's service identity only) ------------------------------------------------
     async def GetMemberContact(self, request: pb.MemberRef, context: grpc.aio.ServicerContext) -> pb.MemberContact:
         return pb.MemberContact(**asdict(await call(context, self.app.member_contact, request.member_id)))
@@ -153,6 +164,12 @@ class DispatchServicer(pb_grpc.DispatchServicer):
 
     async def GetActivity(self, request: pb.ActivityRef, context: grpc.aio.ServicerContext) -> pb.Activity:
         return activity_pb(await call(context, self.app.activity, request.activity_id))
+
+    async def ListActivities(self, request: pb.ListActivitiesRequest,
+                             context: grpc.aio.ServicerContext) -> pb.Activities:
+        found = await call(context, self.app.activities, request.community_id, request.unit_id,
+                           request.upcoming_only, request.limit)
+        return pb.Activities(activities=[activity_pb(a) for a in found])
 
     # ---- orders ----------------------------------------------------------------------------------
     async def GetOrder(self, request: pb.OrderRef, context: grpc.aio.ServicerContext) -> pb.Order:

@@ -1,10 +1,10 @@
-"""The dispatch board: a read model of orders and members, folded from the store's notification log.
+"""The dispatch board: a read model of orders, the roster and activities, folded from the store's notification log.
 
 Queries that span aggregates (a community's orders, who carries how many open orders, which orders are
-past due, the members of a community) read this board. It is rebuilt from the log at start-up and caught
-up incrementally before each query, so it never disagrees with the store for long and needs no writes of
-its own. In memory on purpose: a county (thousands of orders, ~2,600 members) fits easily; a province
-would move it to SQL tables with a tracked position (noted in the README).
+past due, the members, units and grid groups of a community, its themed party days) read this board. It is
+rebuilt from the log at start-up and caught up incrementally before each query, so it never disagrees with the
+store for long and needs no writes of its own. In memory on purpose: a county (thousands of orders, ~2,600
+members) fits easily; a province would move it to SQL tables with a tracked position (noted in the README).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sandan_dispatch.domain import ACTIVE, Member, Order, Rating
+from sandan_dispatch.domain import ACTIVE, Activity, GridGroup, Member, Order, Rating, Unit
 from sandan_eventbus.metrics import Pulse
 
 
@@ -37,6 +37,31 @@ class MemberRow:
     grid_id: str
     teams: list[str] = field(default_factory=list)
     active: bool = True
+    unit_id: str = ""
+
+
+@dataclass
+class UnitRow:
+    unit_id: str
+    community_id: str
+    unit_name: str
+
+
+@dataclass
+class GridRow:
+    grid_id: str
+    community_id: str
+    leader_member_id: str = ""
+
+
+@dataclass
+class ActivityRow:
+    activity_id: str
+    community_id: str
+    unit_id: str
+    starts_at: datetime
+    ends_at: datetime
+    status: str = "scheduled"
 
 
 class Board:
@@ -46,6 +71,9 @@ class Board:
         self.members: dict[str, MemberRow] = {}
         self._member_of_aggregate: dict[str, str] = {}
         self.ratings: dict[str, tuple[str, int]] = {}  # rating aggregate id -> (community, stars)
+        self.units: dict[str, UnitRow] = {}
+        self.grids: dict[str, GridRow] = {}
+        self.activities: dict[str, ActivityRow] = {}  # by aggregate id
         self._lock = threading.Lock()
 
     def catch_up(self, app: Any) -> None:
@@ -88,7 +116,8 @@ class Board:
             self.ratings[oid] = (community, e.stars)
         elif aggregate == Member.__name__:
             if name == "Reported":
-                self.members[e.member_id] = MemberRow(e.member_id, e.community_id, e.grid_id, list(e.teams))
+                self.members[e.member_id] = MemberRow(e.member_id, e.community_id, e.grid_id, list(e.teams),
+                                                      unit_id=e.unit_id)
                 self._member_of_aggregate[oid] = e.member_id
                 return
             row_m = self.members[self._member_of_aggregate[oid]]
@@ -96,6 +125,18 @@ class Board:
                 row_m.teams.append(e.team)
             elif name == "Left":
                 row_m.active = False
+        elif aggregate == Unit.__name__ and name == "Reported":
+            self.units[e.unit_id] = UnitRow(e.unit_id, e.community_id, e.unit_name)
+        elif aggregate == GridGroup.__name__:
+            if name == "Formed":
+                self.grids[oid] = GridRow(e.grid_id, e.community_id)
+            elif name == "LeaderAppointed":
+                self.grids[oid].leader_member_id = e.member_id
+        elif aggregate == Activity.__name__:
+            if name == "Scheduled":
+                self.activities[oid] = ActivityRow(e.activity_id, e.community_id, e.unit_id, e.starts_at, e.ends_at)
+            elif name == "Completed":
+                self.activities[oid].status = "completed"
 
     # -- queries (call catch_up first) -------------------------------------------------------------
     def open_load(self, member_id: str) -> int:
@@ -135,3 +176,21 @@ class Board:
 
     def members_of(self, community_id: str) -> list[MemberRow]:
         return [m for m in self.members.values() if m.community_id == community_id and m.active]
+
+    def roster_of(self, community_id: str) -> tuple[list[UnitRow], list[MemberRow], list[GridRow]]:
+        """A community's units, members (also those who left) and grid groups, each in id order."""
+        with self._lock:
+            units = sorted((u for u in self.units.values() if u.community_id == community_id), key=lambda u: u.unit_id)
+            members = sorted((m for m in self.members.values() if m.community_id == community_id),
+                             key=lambda m: m.member_id)
+            grids = sorted((g for g in self.grids.values() if g.community_id == community_id), key=lambda g: g.grid_id)
+        return units, members, grids
+
+    def activities_of(self, community_id: str, unit_id: str = "", after: datetime | None = None) -> list[str]:
+        """Activity aggregate ids of a community (of one unit), soonest first; `after`: only scheduled ones that
+        end after it."""
+        with self._lock:
+            rows = [(a.starts_at, a.activity_id, oid) for oid, a in self.activities.items()
+                    if a.community_id == community_id and (not unit_id or a.unit_id == unit_id)
+                    and (after is None or (a.status == "scheduled" and a.ends_at > after))]
+        return [oid for *_, oid in sorted(rows)]

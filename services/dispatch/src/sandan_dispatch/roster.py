@@ -10,9 +10,10 @@ the report itself, or `ContactChanged` (internal, never published: it names the 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sandan_dispatch.base import DispatchBase
+from sandan_dispatch.board import GridRow, MemberRow
 from sandan_dispatch.domain import GridGroup, Member, Unit
 from sandan_dispatch.scope import anyone
 from sandan_eventbus.audit import AuditEntry, history
@@ -27,6 +28,23 @@ from sandan_eventbus.checks import (
     check_webhook_url,
 )
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition
+
+
+@dataclass(frozen=True)
+class RosterUnit:
+    unit_id: str
+    unit_name: str
+    members_reported: int  # active members of the unit in this community (in the caller's view)
+
+
+@dataclass(frozen=True)
+class RosterView:
+    """A community's roster as ListRoster shows it: what GetMember shows the same caller, no name, no contact."""
+
+    community_id: str
+    units: list[RosterUnit]
+    members: list[MemberRow]
+    grid_groups: list[GridRow]
 
 
 @dataclass(frozen=True)
@@ -211,6 +229,29 @@ class Roster(DispatchBase):
                            member=self.guard.themselves(member.member_id), unit_admin=place,
                            branch_secretary=place, town_office=place, county_office=place)
         return history(self, member.id)
+
+    def roster(self, community_id: str) -> RosterView:
+        """One community's roster: its units with their reported members counted, its members (id, unit, grid,
+        teams, whether active; names and contacts stay with notify's GetMemberContact) and grid groups. The branch
+        secretary and the town and county offices see the community; a grid leader their grid's members, the
+        units they serve and their grid group."""
+        check_id("community_id", community_id)
+        place = self.guard.at(community_id)
+        who = self.guard.require(f"read the roster of community {community_id}", grid_leader=place,
+                                 branch_secretary=place, town_office=place, county_office=place)
+        self.board.catch_up(self)
+        units, members, grids = self.board.roster_of(community_id)
+        grid = (who.grid_id or "") if who.acting_role == "grid_leader" else None
+        if grid is not None:  # a grid leader's reach is their grid (a token naming none reaches no grid)
+            members = [m for m in members if m.grid_id == grid]
+            grids = [g for g in grids if g.grid_id == grid]
+            units = [u for u in units if any(m.unit_id == u.unit_id for m in members)]
+        counts: dict[str, int] = {}
+        for m in members:
+            counts[m.unit_id] = counts.get(m.unit_id, 0) + m.active
+        return RosterView(community_id, [RosterUnit(u.unit_id, u.unit_name, counts.get(u.unit_id, 0)) for u in units],
+                          [replace(m, teams=list(m.teams)) for m in members],
+                          [replace(g) for g in grids])
 
     # ---- grid groups -----------------------------------------------------------------------------
     def form_grid_group(self, community_id: str, grid_id: str) -> GridGroup:

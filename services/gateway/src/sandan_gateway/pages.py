@@ -67,6 +67,9 @@ WORDS: dict[str, tuple[str, str]] = {
     "repair": ("维修", "repairs"), "medical": ("医疗", "medical"), "legal": ("法律", "legal"),
     "mediation": ("调解", "mediation"), "policy": ("政策", "policy"), "information": ("信息", "information"),
     "other": ("其他", "other"),
+    # themes of party days (the console's schedule form)
+    "free_health_check": ("免费体检", "free health check"), "festival_visit": ("节日敬老", "festival visit"),
+    "study_aid": ("爱心助学", "study aid"), "policy_promotion": ("政策宣传", "policy promotion"),
 }
 STATUS_STEPS = ("posted", "accepted", "served", "confirmed")
 MESSAGES: dict[str, tuple[str, str]] = {
@@ -204,6 +207,20 @@ def back(path: str, done: str = "saved") -> RedirectResponse:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
 
 
+async def _party_days(backend: Backend, token: str, community: str, upcoming_only: bool = True,
+                      limit: int = 0) -> tuple[list[Any], bool]:
+    """A community's themed party days, soonest first, and whether they could be read (a page still shows the
+    rest when dispatch refuses or is away)."""
+    if not community:
+        return [], True
+    try:
+        listed = await backend.call(backend.dispatch.ListActivities, dispatch_pb2.ListActivitiesRequest(
+            community_id=community, upcoming_only=upcoming_only, limit=limit), token)
+    except Refused:
+        return [], False
+    return list(listed.activities), True
+
+
 # ---- public ----------------------------------------------------------------------------------------------------
 @router.get("/")
 async def landing(request: Request) -> Response:
@@ -299,8 +316,10 @@ async def resident(request: Request, who: Who) -> Response:
         except Refused as refused:
             if refused.code != grpc.StatusCode.NOT_FOUND:  # not registered yet: nothing posted
                 mine_error = MESSAGES.get(refused.code.name, MESSAGES["error"])
+    party_days, party_read = await _party_days(backend, who.token, community)
     return render(request, "resident.html", who, community=community, menu=menu, mine=mine, mine_error=mine_error,
-                  acting_for_others=acting_for_others)
+                  acting_for_others=acting_for_others, party_days=party_days, party_read=party_read,
+                  resident_id=resident_id)
 
 
 @router.post("/resident/register")
@@ -382,6 +401,8 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
     me = ledger = None
     offers: list[Any] = []
     mine: list[Any] = []
+    party_days: list[Any] = []
+    party_read = True
     if p.member_id:
         try:
             me = await backend.call(backend.dispatch.GetMember, dispatch_pb2.MemberRef(member_id=p.member_id),
@@ -389,11 +410,13 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
         except Refused:
             me = None
         community = (me.community_id if me else "") or p.community_id or ""
-        orders, ledger = await asyncio.gather(
+        orders, ledger, party = await asyncio.gather(
             backend.call(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(community_id=community),
                          who.token),
             backend.call(backend.scoring.GetMemberLedger, scoring_pb2.MemberLedgerRequest(
-                member_id=p.member_id, quarter=quarter), who.token), return_exceptions=True)
+                member_id=p.member_id, quarter=quarter), who.token),
+            _party_days(backend, who.token, community if me else ""), return_exceptions=True)
+        party_days, party_read = ([], False) if isinstance(party, BaseException) else party
         if isinstance(orders, BaseException):
             orders = dispatch_pb2.Orders()
         if isinstance(ledger, BaseException):
@@ -404,7 +427,8 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
                 mine.append(o)
             elif o.status == "offered" and me and (o.grid_id == me.grid_id or teams & set(o.offered_teams)):
                 offers.append(o)
-    return render(request, "member.html", who, me=me, offers=offers, mine=mine, ledger=ledger, quarter=quarter)
+    return render(request, "member.html", who, me=me, offers=offers, mine=mine, ledger=ledger, quarter=quarter,
+                  party_days=party_days, party_read=party_read)
 
 
 @router.post("/member/orders/{order_id}/{action}")
@@ -476,14 +500,19 @@ async def console(request: Request, who: Who, quarter: str = "") -> Response:
         orders = [o for o in listed.orders if o.status not in ("completed", "cancelled")
                   and ("branch_secretary" in p.roles or o.grid_id == p.grid_id)]
         orders.sort(key=lambda o: o.due_at)
+    party_days: list[Any] = []
+    party_read = True
     if "branch_secretary" in p.roles:
         try:
             summary = await backend.call(backend.scoring.CommunityNotice, scoring_pb2.ScopeQuarter(
                 scope_id=community, quarter=quarter), who.token)
         except Refused:
             summary = None
+        # the ones not completed yet, ended or not (a party day is completed after it ends)
+        listed_days, party_read = await _party_days(backend, who.token, community, upcoming_only=False, limit=200)
+        party_days = [a for a in listed_days if a.status == "scheduled"]
     return render(request, "console.html", who, community=community, orders=orders, summary=summary,
-                  quarter=quarter)
+                  quarter=quarter, party_days=party_days, party_read=party_read)
 
 
 @router.get("/console/orders/{order_id}")
@@ -531,13 +560,25 @@ async def console_action(request: Request, order_id: str, action: str, who: Post
 
 
 @router.get("/console/roster")
-async def roster(request: Request, who: Who, member_id: str = "") -> Response:
+async def roster(request: Request, who: Who, member_id: str = "", community: str = "") -> Response:
+    """The community's roster (units, grid groups, members: what GetMember shows, no name or contact) and the
+    lookup of one member. Offices name the community (`community`), the others read their own."""
     backend: Backend = request.app.state.backend
+    p = who.principal
+    community = (community if p.roles & set(OFFICES) else "") or p.community_id or ""
     found = None
     if member_id:
         found = await backend.call(backend.dispatch.GetMember, dispatch_pb2.MemberRef(member_id=member_id),
                                    who.token)
-    return render(request, "roster.html", who, member=found)
+    listed, roster_read = None, True
+    if community and p.roles & {"branch_secretary", "grid_leader", *OFFICES}:
+        try:
+            listed = await backend.call(backend.dispatch.ListRoster, dispatch_pb2.RosterRequest(
+                community_id=community), who.token)
+        except Refused:
+            roster_read = False
+    return render(request, "roster.html", who, member=found, roster=listed, roster_read=roster_read,
+                  community=community)
 
 
 @router.post("/console/activities")
@@ -550,6 +591,15 @@ async def schedule(request: Request, who: Poster, unit_id: Annotated[str, Form()
         activity_id=activity_id, unit_id=unit_id, community_id=who.principal.community_id or "", theme=theme,
         title=title, starts_at=_with_offset(starts_at), ends_at=_with_offset(ends_at), capacity=capacity), who.token)
     return RedirectResponse(f"/activities/{reply.activity_id}?done=saved", status_code=303)
+
+
+@router.post("/console/activities/{activity_id}/complete")
+async def complete_activity(request: Request, activity_id: str, who: Poster,
+                            hours: Annotated[float, Form(gt=0, le=24)]) -> Response:
+    backend: Backend = request.app.state.backend
+    await backend.call(backend.dispatch.CompleteActivity, dispatch_pb2.CompleteActivityRequest(
+        activity_id=activity_id, hours=hours), who.token)
+    return RedirectResponse(f"/activities/{activity_id}?done=saved", status_code=303)
 
 
 def _with_offset(local: str) -> str:
