@@ -10,7 +10,7 @@ members) fits easily; a province would move it to SQL tables with a tracked posi
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -178,12 +178,15 @@ class Board:
         return [m for m in self.members.values() if m.community_id == community_id and m.active]
 
     def roster_of(self, community_id: str) -> tuple[list[UnitRow], list[MemberRow], list[GridRow]]:
-        """A community's units, members (also those who left) and grid groups, each in id order."""
+        """A community's units, members (also those who left) and grid groups, each in id order: copies, taken
+        under the lock, so a catch-up running meanwhile changes none of them."""
         with self._lock:
-            units = sorted((u for u in self.units.values() if u.community_id == community_id), key=lambda u: u.unit_id)
-            members = sorted((m for m in self.members.values() if m.community_id == community_id),
-                             key=lambda m: m.member_id)
-            grids = sorted((g for g in self.grids.values() if g.community_id == community_id), key=lambda g: g.grid_id)
+            units = sorted((replace(u) for u in self.units.values() if u.community_id == community_id),
+                           key=lambda u: u.unit_id)
+            members = sorted((replace(m, teams=list(m.teams)) for m in self.members.values()
+                              if m.community_id == community_id), key=lambda m: m.member_id)
+            grids = sorted((replace(g) for g in self.grids.values() if g.community_id == community_id),
+                           key=lambda g: g.grid_id)
         return units, members, grids
 
     def activities_of(self, community_id: str, unit_id: str = "", after: datetime | None = None) -> list[str]:

@@ -10,7 +10,7 @@ the report itself, or `ContactChanged` (internal, never published: it names the 
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sandan_dispatch.base import DispatchBase
 from sandan_dispatch.board import GridRow, MemberRow
@@ -250,8 +250,7 @@ class Roster(DispatchBase):
         for m in members:
             counts[m.unit_id] = counts.get(m.unit_id, 0) + m.active
         return RosterView(community_id, [RosterUnit(u.unit_id, u.unit_name, counts.get(u.unit_id, 0)) for u in units],
-                          [replace(m, teams=list(m.teams)) for m in members],
-                          [replace(g) for g in grids])
+                          members, grids)
 
     # ---- grid groups -----------------------------------------------------------------------------
     def form_grid_group(self, community_id: str, grid_id: str) -> GridGroup:
