@@ -310,6 +310,8 @@ def test_the_other_pages(world: World) -> None:
     desk.type("#member_id", world.member_id)
     desk.click(desk.css('form[role="search"] button'))
     assert world.unit_id in desk.find("member-card").text
+    assert world.unit_id in desk.find(f"roster-member-{world.member_id}").text  # the list, no name or phone
+    assert world.unit_id in desk.find("roster-units").text
     desk.check("roster")
     desk.open(PUBLIC + "/console#party")
     desk.type("#a-unit", world.unit_id)
@@ -320,3 +322,14 @@ def test_the_other_pages(world: World) -> None:
     desk.wait(lambda: desk.path().startswith("/activities/"), 30, "the activity's page")
     assert desk.find("activity").text
     desk.check("activity")
+    activity_id = desk.path().rsplit("/", 1)[-1]
+    desk.open(PUBLIC + "/console#party")
+    assert desk.has(f"complete-{activity_id}")  # listed to complete, under the schedule form's section
+    desk.check("console-party-days")
+
+    # the member checks in from the list of their community's party days
+    desk.clear_cookies()
+    desk.sign_in(PUBLIC, world.people["member"].username, world.people["member"].password, "/member")
+    desk.click(desk.find(f"checkin-{activity_id}"))
+    desk.wait(lambda: desk.has(f"checked-in-{activity_id}"), 30, "the member checked in")
+    desk.check("member-party-day")
