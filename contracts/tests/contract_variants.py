@@ -41,6 +41,7 @@ EVERY_EVENT: list[Event] = [
     c.RedoRequested(demand_id="d-1", redo_count=1, member_id="m-1"),
     c.CompletionConfirmed(demand_id="d-1", member_id="m-1"),
     c.ServiceRated(demand_id="d-1", member_id="m-1", stars=5, has_comment=True),
+    c.DemandTextsShredded(demand_id="d-1", cause="erasure"),
     # dispatch.roster.v1
     c.UnitReported(unit_id="u-1", community_id="c-1", unit_name="泰和县人民医院"),
     c.MemberReported(member_id="m-1", community_id="c-1", unit_id="u-1", grid_id="g-1", teams=["legal"],

@@ -108,6 +108,8 @@ def test_plus_zero_offset_is_utc() -> None:
         ("DemandPosted", "community_id", "泰和县"),
         ("RedoRequested", "redo_count", 0),
         ("RedoRequested", "redo_count", 11),
+        ("DemandTextsShredded", "cause", "forgotten"),
+        ("DemandTextsShredded", "cause", None),
         ("ServiceCompleted", "hours", 0),
         ("ServiceCompleted", "hours", 72.5),
         ("OrderDispatched", "dispatched_by", "mayor"),

@@ -29,6 +29,7 @@ from sandan_contracts.events.dispatch import (
 from sandan_contracts.events.intake import (
     CompletionConfirmed,
     DemandPosted,
+    DemandTextsShredded,
     DemandWithdrawn,
     RedoRequested,
     ServiceRated,
@@ -67,6 +68,7 @@ __all__ = [
     "ActivityScheduled",
     "CompletionConfirmed",
     "DemandPosted",
+    "DemandTextsShredded",
     "DemandWithdrawn",
     "Event",
     "GridGroupFormed",

@@ -6,7 +6,7 @@ receivers that need them ask intake through an authorised gRPC call.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -64,3 +64,15 @@ class ServiceRated(_DemandEvent):
     member_id: Id | None = None
     stars: int = Field(ge=1, le=5)
     has_comment: bool = False
+
+
+class DemandTextsShredded(_DemandEvent):
+    """Intake destroyed the demand's data key: what the resident typed about it is gone for good.
+
+    A subscriber forgets any copy it keeps of this demand's free text (notes, comments, descriptions); ids, counts
+    and flags stay. `retention`: the demand closed long enough ago; `erasure`: the resident asked to be forgotten.
+    Intake may publish it more than once for a demand (the two causes can meet): handling it must be idempotent.
+    """
+
+    TYPE: ClassVar[str] = "DemandTextsShredded"
+    cause: Literal["retention", "erasure"]
