@@ -7,6 +7,7 @@ Sessions are opened directly in the store (the real sign-in flow is tested again
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import time
@@ -54,6 +55,11 @@ grids = ["g1", "g2"]
 [communities.c2]
 name = "玉华社区"
 town = "chengjiang"
+[towns.shangmo]
+name = "上模乡党委"
+[communities.c3]
+name = "上模社区"
+town = "shangmo"
 """
 PARTNER_KEY = "partner-key-for-tests"
 CODE = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -66,7 +72,12 @@ class World:
     demands: dict[str, intake_pb2.Demand] = field(default_factory=dict)
     orders: dict[str, dispatch_pb2.Order] = field(default_factory=dict)
     activities: dict[str, dispatch_pb2.Activity] = field(default_factory=dict)
-    rosters: dict[str, dispatch_pb2.Roster] = field(default_factory=dict)  # by community
+    # by community: its roster, or the gRPC code dispatch answers ListRoster with instead
+    rosters: dict[str, dispatch_pb2.Roster | grpc.StatusCode] = field(default_factory=dict)
+    # a unit's summary for UnitReport, or the gRPC code scoring answers with instead (absent: NOT_FOUND)
+    unit_reports: dict[str, scoring_pb2.Summary | grpc.StatusCode] = field(default_factory=dict)
+    unit_report_seconds: float = 0.0  # how long each UnitReport takes
+    unit_reports_in_flight: list[int] = field(default_factory=lambda: [0, 0])  # now, most at once
     seen: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, acting role, request)
 
     def saw(self, method: str, request: Any) -> None:
@@ -244,7 +255,10 @@ class FakeDispatch(dispatch_pb2_grpc.DispatchServicer):
     async def ListRoster(self, request: Any, context: Any) -> Any:
         self.world.saw("ListRoster", request)
         await self._in_community(request.community_id, context)
-        return self.world.rosters.get(request.community_id, dispatch_pb2.Roster(community_id=request.community_id))
+        found = self.world.rosters.get(request.community_id, dispatch_pb2.Roster(community_id=request.community_id))
+        if isinstance(found, grpc.StatusCode):
+            await context.abort(found, f"roster of {request.community_id}: {found.name.lower()}")
+        return found
 
     async def GetMember(self, request: Any, context: Any) -> Any:
         self.world.saw("GetMember", request)
@@ -263,6 +277,21 @@ class FakeScoring(scoring_pb2_grpc.ScoringServicer):
                                       members_active=3, services_completed=5, hours=7.5, satisfaction_rate=0.9),
                                   ranking=[scoring_pb2.RankedMember(rank=1, member_id="m-1", points=30, stars=4)],
                                   published=True)
+
+    async def UnitReport(self, request: Any, context: Any) -> Any:
+        self.world.saw("UnitReport", request)
+        counts = self.world.unit_reports_in_flight
+        counts[0] += 1
+        counts[1] = max(counts)
+        try:
+            await asyncio.sleep(self.world.unit_report_seconds)
+        finally:
+            counts[0] -= 1
+        found = self.world.unit_reports.get(request.scope_id, grpc.StatusCode.NOT_FOUND)
+        if isinstance(found, grpc.StatusCode):
+            await context.abort(found, f"unit {request.scope_id}: {found.name.lower()}")
+        return scoring_pb2.Report(scope="unit", scope_id=request.scope_id, quarter=request.quarter,
+                                  rule_set_version="2026.1", summary=found)
 
     async def GetMemberLedger(self, request: Any, context: Any) -> Any:
         self.world.saw("GetMemberLedger", request)

@@ -16,13 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import grpc
 import httpx
 
-from sandan_contracts.rpc import dispatch_pb2, intake_pb2
+from sandan_contracts.rpc import dispatch_pb2, intake_pb2, scoring_pb2
 from sandan_eventbus.auth.principal import resident_id_for
 from sandan_eventbus.checks import LIMITS, limit_of
 from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS
 from sandan_gateway.open311 import MAX_REQUESTS
+from sandan_gateway.pages import OFFICE_CALLS_IN_FLIGHT
+from sandan_gateway.places import previous_quarters
 
 OPENAPI = Path(__file__).resolve().parents[1] / "openapi.json"
 COLON, COMMA = "\uff1a", "\uff0c"  # the Chinese pages' punctuation
@@ -484,6 +487,110 @@ async def test_public_notice_board_needs_no_sign_in_and_shows_no_residents(gatew
     api = await gateway.client.get("/api/v1/public/communities/c1/notice", params={"quarter": "2026Q4"})
     assert api.status_code == 200 and api.json()["ranking"][0]["stars"] == 4
     assert "resident" not in api.text
+
+
+# ---- the town and county offices -------------------------------------------------------------------------------------
+def _summary(services: int, hours: float, overdue: int, response: float, completion: float,
+             satisfaction: float) -> scoring_pb2.Summary:
+    return scoring_pb2.Summary(services_completed=services, hours=hours, overdue=overdue, response_rate=response,
+                               completion_rate=completion, satisfaction_rate=satisfaction)
+
+
+def _offices_world(gateway) -> None:
+    """Units reported in the three communities (c1, c2 in chengjiang, c3 in shangmo) and what scoring says of
+    each: u-shared is reported in both c1 and c2; u-gone has no figures yet; scoring cannot answer for u-down."""
+    unit = dispatch_pb2.RosterUnit
+    gateway.world.rosters.update({
+        "c1": dispatch_pb2.Roster(community_id="c1", units=[
+            unit(unit_id="u-a", unit_name="县卫健局", members_reported=2),
+            unit(unit_id="u-b", unit_name="县税务局", members_reported=1),
+            unit(unit_id="u-shared", unit_name="县供电公司", members_reported=1)]),
+        "c2": dispatch_pb2.Roster(community_id="c2", units=[
+            unit(unit_id="u-shared", unit_name="县供电公司", members_reported=3),
+            unit(unit_id="u-c", unit_name="县人民医院", members_reported=4),
+            unit(unit_id="u-gone", unit_name="县教育局", members_reported=1),
+            unit(unit_id="u-down", unit_name="县水利局", members_reported=2)]),
+        "c3": dispatch_pb2.Roster(community_id="c3", units=[
+            unit(unit_id="u-far", unit_name="上模卫生院", members_reported=5)]),
+    })
+    gateway.world.unit_reports.update({
+        "u-a": _summary(4, 6.5, 1, 1.0, 0.8, 0.9),
+        "u-b": _summary(2, 3.0, 0, 0.5, 0.95, 0.9),  # as satisfied as u-a, more completed: above it
+        "u-shared": _summary(9, 12.5, 0, 1.0, 0.7, 0.95),
+        "u-c": _summary(1, 1.0, 2, 1.0, 1.0, -1),  # nobody rated yet: below every rate
+        "u-down": grpc.StatusCode.UNAVAILABLE,
+        "u-far": _summary(3, 2.0, 0, 1.0, 1.0, 1.0),  # the best, but in the other town
+    })
+
+
+def _unit_rows(page: str) -> dict[str, list[str]]:
+    """The unit table's rows in order: unit id -> the cells' text."""
+    body = page.split('data-testid="unit-table"', 1)[1].split("</table>", 1)[0]
+    rows = re.findall(r'<tr data-testid="unit-([^"]+)">(.*?)</tr>', body, re.S)
+    return {unit_id: [html.unescape(re.sub(r"<[^>]+>", "", cell)).strip()
+                      for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)] for unit_id, row in rows}
+
+
+async def test_a_town_office_ranks_its_towns_reporting_units(gateway):
+    _offices_world(gateway)
+    quarter = previous_quarters(2)[1]
+    gateway.sign_in(["town_office"], town_id="chengjiang")
+    page = (await gateway.client.get("/office", params={"quarter": quarter})).text
+    assert sorted(r.community_id for r in _calls(gateway, "ListRoster")) == ["c1", "c2"]
+    asked = _calls(gateway, "UnitReport")
+    assert sorted({r.scope_id for r in asked}) == ["u-a", "u-b", "u-c", "u-down", "u-gone", "u-shared"]
+    answered = [r.scope_id for r in asked if r.scope_id != "u-down"]  # UNAVAILABLE is retried by the channel
+    assert sorted(answered) == sorted(set(answered))  # u-shared, in two communities, is asked once
+    assert {r.quarter for r in asked} == {quarter}
+    assert {role for m, role, _ in gateway.world.seen if m in ("UnitReport", "ListRoster")} == {"town_office"}
+    rows = _unit_rows(page)
+    # satisfaction first, then completion; no rate below any rate; no figures after the rest, by name
+    unread = [u for _, u in sorted([("县教育局", "u-gone"), ("县水利局", "u-down")])]
+    assert list(rows) == ["u-shared", "u-b", "u-a", "u-c", *unread]
+    assert rows["u-shared"] == ["1", "县供电公司", "新区社区、玉华社区", "4", "9", "12.5", "0", "100%", "70%", "95%"]
+    assert rows["u-b"] == ["2", "县税务局", "新区社区", "1", "2", "3.0", "0", "50%", "95%", "90%"]
+    assert rows["u-a"] == ["3", "县卫健局", "新区社区", "2", "4", "6.5", "1", "100%", "80%", "90%"]
+    assert rows["u-c"] == ["4", "县人民医院", "玉华社区", "4", "1", "1.0", "2", "100%", "100%", "—"]
+    # unavailable is said so, never a zero: no rank, no figures
+    assert rows["u-gone"] == ["—", "县教育局", "玉华社区", "1", "本季度暂无统计"]
+    assert rows["u-down"] == ["—", "县水利局", "玉华社区", "2", "统计暂时无法读取"]
+    assert "上模卫生院" not in page and 'data-testid="unit-count">6<' in page
+    assert 'data-testid="ranking-rule"' in page and "先比满意率" in page
+    link = f'href="/notices/units/u-a?quarter={quarter}&amp;print=1"'
+    assert link in page
+    printable = await gateway.client.get(html.unescape(link[6:-1]))  # the public printable notice it opens
+    assert printable.status_code == 200 and 'class="printable"' in printable.text
+    charted = json.loads(html.unescape(re.search(
+        r'<script type="application/json" id="unit-chart-data">(.*?)</script>', page, re.S).group(1)))
+    assert [r["unit_id"] for r in charted] == ["u-shared", "u-b", "u-a", "u-c"]  # the units with figures
+
+
+async def test_the_county_office_ranks_every_unit_and_says_which_rosters_it_could_not_read(gateway):
+    _offices_world(gateway)
+    gateway.world.rosters["c2"] = grpc.StatusCode.UNAVAILABLE
+    gateway.sign_in(["county_office"], county_id="taihe")
+    page = await gateway.client.get("/office")
+    assert page.status_code == 200
+    assert sorted(r.community_id for r in _calls(gateway, "ListRoster")) == ["c1", "c2", "c3"]
+    rows = _unit_rows(page.text)
+    assert list(rows) == ["u-far", "u-shared", "u-b", "u-a"]  # c2's units could not be listed
+    assert rows["u-far"][:4] == ["1", "上模卫生院", "上模社区", "5"] and rows["u-shared"][3] == "1"
+    assert re.search(r'data-testid="rosters-missing">[^<]*玉华社区</p>', page.text)
+    assert 'data-testid="community-table"' in page.text  # the rest of the page as before
+
+
+async def test_the_office_asks_for_the_units_figures_concurrently_but_bounded(gateway):
+    gateway.world.rosters["c1"] = dispatch_pb2.Roster(community_id="c1", units=[
+        dispatch_pb2.RosterUnit(unit_id=f"u-{i:03d}", unit_name=f"单位{i:03d}", members_reported=1)
+        for i in range(60)])
+    gateway.world.unit_reports.update({f"u-{i:03d}": _summary(1, 1.0, 0, 1.0, 1.0, i / 100) for i in range(60)})
+    gateway.world.unit_report_seconds = 0.05
+    gateway.sign_in(["county_office"], county_id="taihe")
+    page = (await gateway.client.get("/office")).text
+    assert len(_calls(gateway, "UnitReport")) == 60
+    most_at_once = gateway.world.unit_reports_in_flight[1]
+    assert 1 < most_at_once <= OFFICE_CALLS_IN_FLIGHT, most_at_once
+    assert list(_unit_rows(page))[:3] == ["u-059", "u-058", "u-057"]  # the most satisfied first
 
 
 # ---- the OpenAPI document is committed and fresh --------------------------------------------------------------------

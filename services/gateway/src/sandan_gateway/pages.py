@@ -619,6 +619,36 @@ async def activity(request: Request, activity_id: str, who: Who) -> Response:
 
 
 # ---- town and county offices ------------------------------------------------------------------------------------
+# One office page's calls to the services in flight at once: a county has ~130 reporting units and scores of
+# communities, and thousands of concurrent calls on one channel were seen CANCELLED (ARCHITECTURE.md).
+OFFICE_CALLS_IN_FLIGHT = 12
+
+
+def ranked(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The office's ranking, of communities and of units alike (office.html says it in words): rows with figures
+    first, then the higher satisfaction rate, then the higher completion rate, then the name. A rate without data
+    (-1) ranks below every rate."""
+    return sorted(rows, key=lambda r: (not r["figures"], -r["satisfaction"], -r["completion"], r["name"]))
+
+
+def _rates(summary: Any) -> dict[str, Any]:
+    return {"response": summary.response_rate, "completion": summary.completion_rate,
+            "satisfaction": summary.satisfaction_rate}
+
+
+def _units(rows: list[tuple[Any, Any, Any, Any]]) -> dict[str, dict[str, Any]]:
+    """The reporting units of the communities whose roster was read, once each: a unit reported to several of
+    them is one row, naming them all, with its members there added up."""
+    units: dict[str, dict[str, Any]] = {}
+    for place, _, _, roster in rows:
+        for u in roster.units if isinstance(roster, dispatch_pb2.Roster) else ():
+            row = units.setdefault(u.unit_id, {"unit_id": u.unit_id, "name": u.unit_name or u.unit_id,
+                                               "communities": [], "members": 0})
+            row["communities"].append(place.name)
+            row["members"] += u.members_reported
+    return units
+
+
 @router.get("/office")
 async def office(request: Request, who: Who, quarter: str = "") -> Response:
     backend: Backend = request.app.state.backend
@@ -627,31 +657,51 @@ async def office(request: Request, who: Who, quarter: str = "") -> Response:
     quarter = quarter if _is_quarter(quarter) else current_quarter()
     county = "county_office" in p.roles
     places = list(directory.communities.values()) if county else directory.in_town(p.town_id or "")
+    in_flight = asyncio.Semaphore(OFFICE_CALLS_IN_FLIGHT)
 
-    async def one(place: Any) -> tuple[Any, Any, Any]:
-        listed, report = await asyncio.gather(
-            backend.call(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(community_id=place.community_id),
-                         who.token),
-            backend.call(backend.scoring.CommunityNotice, scoring_pb2.ScopeQuarter(
-                scope_id=place.community_id, quarter=quarter), who.token), return_exceptions=True)
-        return (place, None if isinstance(listed, BaseException) else listed,
-                None if isinstance(report, BaseException) else report)
+    async def ask(method: Any, message: Any) -> Any:
+        """The answer, or the refusal (one community or unit the services cannot answer for is shown as such)."""
+        async with in_flight:
+            try:
+                return await backend.call(method, message, who.token)
+            except Refused as refusal:
+                return refusal
+
+    async def one(place: Any) -> tuple[Any, Any, Any, Any]:
+        listed, report, roster = await asyncio.gather(
+            ask(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(community_id=place.community_id)),
+            ask(backend.scoring.CommunityNotice, scoring_pb2.ScopeQuarter(scope_id=place.community_id,
+                                                                          quarter=quarter)),
+            ask(backend.dispatch.ListRoster, dispatch_pb2.RosterRequest(community_id=place.community_id)))
+        return place, listed, report, roster
 
     rows = await asyncio.gather(*(one(pl) for pl in places))
     escalated, table = [], []
-    for place, listed, report in rows:
-        orders = list(listed.orders) if listed else []
+    for place, listed, report, _ in rows:
+        orders = list(listed.orders) if isinstance(listed, dispatch_pb2.Orders) else []
         escalated += [(place, o) for o in orders if o.level in ("town", "county")
                       and o.status not in ("completed", "cancelled")]
-        s = report.summary if report else None
-        table.append({"community_id": place.community_id, "name": place.name,
+        s = report.summary if isinstance(report, scoring_pb2.Report) else None
+        table.append({"community_id": place.community_id, "name": place.name, "figures": s is not None,
                       "open": sum(o.status not in ("completed", "cancelled") for o in orders),
                       "overdue": s.overdue if s else 0, "escalated": s.escalated if s else 0,
-                      "response": s.response_rate if s else -1, "completion": s.completion_rate if s else -1,
-                      "satisfaction": s.satisfaction_rate if s else -1, "reachable": listed is not None})
-    table.sort(key=lambda r: (-r["satisfaction"], -r["completion"], r["name"]))
-    return render(request, "office.html", who, escalated=escalated, table=table, quarter=quarter,
-                  quarters=previous_quarters(4))
+                      **(_rates(s) if s else {"response": -1, "completion": -1, "satisfaction": -1}),
+                      "reachable": isinstance(listed, dispatch_pb2.Orders)})
+
+    units = _units(rows)
+    reports = await asyncio.gather(*(ask(backend.scoring.UnitReport, scoring_pb2.ScopeQuarter(
+        scope_id=unit_id, quarter=quarter)) for unit_id in units))
+    for row, report in zip(units.values(), reports, strict=True):
+        if isinstance(report, scoring_pb2.Report):
+            s = report.summary
+            row.update(figures=True, missing="", services=s.services_completed, hours=s.hours, overdue=s.overdue,
+                       **_rates(s))
+        else:  # scoring has no figures for it yet (NOT_FOUND), or could not answer now: said so, never a zero
+            row.update(figures=False, missing="none" if report.code == grpc.StatusCode.NOT_FOUND else "unavailable",
+                       response=-1, completion=-1, satisfaction=-1)
+    rosters_missing = [place.name for place, _, _, roster in rows if not isinstance(roster, dispatch_pb2.Roster)]
+    return render(request, "office.html", who, escalated=escalated, table=ranked(table), quarter=quarter,
+                  quarters=previous_quarters(4), units=ranked(list(units.values())), rosters_missing=rosters_missing)
 
 
 @router.post("/office/notices/{quarter}")
