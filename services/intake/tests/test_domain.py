@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from sandan_contracts import decode, encode
+from sandan_contracts.events import DemandTextsShredded
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument, NotFound
 from sandan_intake.crypto import Sealer, Unreadable, new_data_key
 from sandan_intake.domain import (
@@ -18,6 +20,7 @@ from sandan_intake.domain import (
     demand_id_for,
     menu_id_for,
 )
+from sandan_intake.publishing import to_contract
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 SEALER = Sealer("res-1", new_data_key())  # the demand's data key (keys.py keeps real ones)
@@ -415,6 +418,40 @@ class TestSealedTexts:
         assert (demand.status, demand.texts_shredded, event_names(demand)) == ("served", True, ["TextsShredded"])
         demand.confirm_completion()
         assert demand.status == "confirmed"
+
+    @pytest.mark.parametrize("make", [post, accepted, served, _confirmed])
+    def test_an_erasure_shreds_a_demand_whatever_its_state_and_the_lifecycle_goes_on(self, make: Any) -> None:
+        demand = make()
+        status = demand.status
+        demand.collect_events()
+        demand.record_texts_shredded("erasure")
+        demand.record_texts_shredded("erasure")
+        demand.record_texts_shredded("retention")  # the texts are gone once: retention finds nothing to do
+        (shredded,) = demand.collect_events()
+        assert (type(shredded).__name__, shredded.reason, demand.status, demand.texts_shredded) == (
+            "TextsShredded", "erasure", status, True)
+
+    @pytest.mark.parametrize("cause", ["", "forgotten", "Erasure", "retention\n"])
+    def test_shredding_names_retention_or_erasure(self, cause: str) -> None:
+        demand = _confirmed()
+        demand.collect_events()
+        with pytest.raises(InvalidArgument, match="reason"):
+            demand.record_texts_shredded(cause)
+        assert (event_names(demand), demand.texts_shredded) == ([], False)
+
+    @pytest.mark.parametrize("cause", ["retention", "erasure"])
+    def test_a_shredding_is_published_by_demand_id_with_its_cause(self, cause: str) -> None:
+        demand = _confirmed()
+        demand.collect_events()
+        demand.record_texts_shredded(cause)
+        (shredded,) = demand.collect_events()
+        contract = to_contract(shredded)
+        assert contract == DemandTextsShredded(demand_id=str(demand.id), cause=cause)
+        raw = encode(contract, event_id="intake:1", producer="intake", occurred_at=T0, correlation_id="c-1",
+                     causation_id=None)
+        envelope, decoded = decode(raw)  # the contract takes it back: nothing else rides along
+        assert (envelope.key, decoded) == (str(demand.id), contract)
+        assert set(envelope.data) == {"demand_id", "cause"}
 
     def test_shredding_is_recorded_once_and_then_no_comment_is_kept(self) -> None:
         demand = _confirmed()

@@ -12,7 +12,8 @@ What a grid worker, a secretary or the gateway does for a resident is stored as 
 Personal data is sealed (crypto.py) under the resident's data keys (keys.py): the residents table and the demand
 events hold ciphertext only. It is opened here, in the read paths that give it out (GetServiceContact,
 GetDemandContact, ExportResidentData, care tags in GetDemand) and nowhere else. Erasure destroys the keys;
-retention destroys a closed demand's key after `retention`.
+retention destroys a closed demand's key after `retention`. Either way each demand then records TextsShredded,
+published as DemandTextsShredded, so the other services forget their own copies of its free text.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from eventsourcing.persistence import IntegrityError
 from sandan_contracts import Envelope, Event
 from sandan_contracts.events import OrderAccepted, OrderDeclined, ServiceCompleted
 from sandan_eventbus import audit
-from sandan_eventbus.auth.principal import Principal, acting_as, acting_for, current
+from sandan_eventbus.auth.principal import SYSTEM, Principal, acting_as, acting_for, current
 from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_text, check_uuid
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -39,6 +40,8 @@ from sandan_eventbus.store import ServiceApplication
 from sandan_intake.crypto import Unreadable, unseal
 from sandan_intake.domain import (
     DEFAULT_DEADLINES,
+    ERASURE,
+    RETENTION,
     URGENCIES,
     Demand,
     MenuItem,
@@ -237,7 +240,9 @@ class IntakeApplication(ServiceApplication):
         """Erase the resident's personal data (PIPL art. 47): their data keys (their record's and every demand's)
         are destroyed and the record's sealed fields cleared, so nothing they or a worker typed about them can be
         read again, from the tables or from the append-only log. Demands, orders, ratings and points stay, shown
-        as erased; nothing is published. Recorded with who asked (the trace) and why (`reason`); again: no-op."""
+        as erased. Recorded with who asked (the trace) and why (`reason`); then each of their demands records
+        that its texts are gone (TextsShredded, cause "erasure": published, by demand id only, so the other
+        services forget their copies; no consumer's counts or points change). Again: no-op."""
         check_resident_id(resident_id)
         check_code("reason", reason)
         who = current()
@@ -252,20 +257,47 @@ class IntakeApplication(ServiceApplication):
         destroyed = self.residents.erase(resident_id)
         erased_at = self.residents.community_of(resident_id).erased_at
         assert erased_at is not None
-        log.info("resident erased", extra={"fields": {"resident_id": resident_id, "keys_destroyed": destroyed}})
+        # after the keys went: the record says they are gone. A failure in between is finished by the sweep.
+        shredded = self._record_erased_demands(resident_id, who)
+        log.info("resident erased", extra={"fields": {"resident_id": resident_id, "keys_destroyed": destroyed,
+                                                      "demands_shredded": len(shredded)}})
         return Erasure(resident_id, erased_at, destroyed)
+
+    def _record_erased_demands(self, resident_id: str, who: Principal) -> list[str]:
+        """Each of the erased resident's demands whose shredding is not recorded yet records it (cause "erasure"),
+        stored as done by `who`. Returns those recorded now."""
+        self.index.catch_up(self)
+        recorded = []
+        for demand_id in self.index.unshredded_of(resident_id):
+
+            def command(demand_id: str = demand_id) -> bool:
+                demand = self._demand(demand_id)
+                if demand.texts_shredded:
+                    return False  # retention or a concurrent erasure recorded it first
+                demand.record_texts_shredded(ERASURE)
+                with self._acting(who, resident_id):
+                    self.save(demand)
+                return True
+
+            if self.retrying(command):
+                recorded.append(demand_id)
+        return recorded
 
     # ---- retention -----------------------------------------------------------------------------------------------
     def shred_expired_texts(self) -> list[str]:
         """The periodic job (as SYSTEM): demands closed (withdrawn, confirmed or rated; or served and never closed,
         counted from the service) longer ago than the retention period have their data key destroyed (their texts
-        and tags can never be read again) and the demand records it (TextsShredded).
-        Also finishes an erasure recorded but not carried out (a failure between the two). Returns the demands
-        shredded now."""
+        and tags can never be read again) and the demand records it (TextsShredded, published as
+        DemandTextsShredded with cause "retention").
+        Also finishes an erasure recorded but not carried out (a failure between the steps, or a demand posted
+        while it ran): the keys destroyed, then each demand's record (cause "erasure"). Returns the demands
+        shredded now for retention."""
         self.index.catch_up(self)
         for resident_id in sorted(self.index.erased_residents):
             if not self.residents.community_of(resident_id).erased:
                 self.residents.erase(resident_id)
+            if self.index.unshredded_of(resident_id):
+                self._record_erased_demands(resident_id, SYSTEM)  # the sweep finishes it, as the system
         shredded = []
         for demand_id in self.index.closed_before(self._now() - self.retention):
 
@@ -274,7 +306,7 @@ class IntakeApplication(ServiceApplication):
                 if demand.texts_shredded:
                     return False
                 self.residents.shred_demands([demand_id])  # destroyed first: a failed record is redone next time
-                demand.record_texts_shredded("retention")
+                demand.record_texts_shredded(RETENTION)
                 self.save(demand)
                 return True
 

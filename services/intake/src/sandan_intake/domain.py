@@ -44,6 +44,9 @@ CLOSED = (CONFIRMED, WITHDRAWN)
 SHREDDABLE = (*CLOSED, SERVED)
 # The demand's sealed fields: what retention shreds and what an export opens.
 SEALED_FIELDS = ("description", "other_text", "care_tags", "comment")
+# Why a demand's key was destroyed: the published `DemandTextsShredded.cause` (contracts: intake.py).
+RETENTION, ERASURE = "retention", "erasure"
+SHRED_CAUSES = (RETENTION, ERASURE)
 Seal = Callable[[str, str], str]  # (field, plaintext) -> ciphertext, under the demand's data key
 
 # Value checks come from the input policy (`sandan_eventbus.checks`): the shapes the published contract accepts,
@@ -404,11 +407,14 @@ class Demand(Aggregate):
         return [f for f in SEALED_FIELDS if getattr(self, f) is not None]
 
     def record_texts_shredded(self, reason: str) -> None:
-        """The record that the demand's data key was destroyed: its sealed texts can never be read again."""
-        check_code("reason", reason)
+        """The record that the demand's data key was destroyed: its sealed texts can never be read again (published
+        as DemandTextsShredded, so the other services forget their copies). Retention shreds only a demand whose
+        service is done; an erasure shreds whatever the state, and the lifecycle goes on without texts."""
+        check_choice("reason", reason, SHRED_CAUSES)
         if self.texts_shredded:
             return
-        self._require(set(SHREDDABLE), "shred texts")
+        if reason == RETENTION:
+            self._require(set(SHREDDABLE), "shred texts")
         self._texts_shredded(reason=reason, fields=self.sealed_fields())
 
     @event("TextsShredded")

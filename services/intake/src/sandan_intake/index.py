@@ -77,6 +77,11 @@ class DemandIndex:
         with self._lock:
             return list(self.by_resident.get(resident_id, ()))
 
+    def unshredded_of(self, resident_id: str) -> list[str]:
+        """The resident's demands whose shredding is not recorded yet, in posting order."""
+        with self._lock:
+            return [d for d in self.by_resident.get(resident_id, ()) if d not in self.shredded]
+
     def closed_before(self, cutoff: datetime) -> list[str]:
         """Demands whose texts are still held, closed before `cutoff` (a demand served and never closed counts
         as closed when it was served), oldest first."""

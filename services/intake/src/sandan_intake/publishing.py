@@ -2,9 +2,11 @@
 
 Only what receivers need, by opaque id: never the description, the other text, the rating comment, the care
 tags (sensitive personal information: only `special_care`, whether any was given; `care_tags` goes out empty), or
-anything from the residents' table. The menu, the records of dispatch's own facts, of contact releases, of shredded
-texts and the residents' registrations, corrections, exports and erasures stay internal (None): erasing publishes
-nothing, so every consumer's state (scoring's digest) stays what it was.
+anything from the residents' table. A demand's shredded texts (retention, or its resident's erasure) go out as
+DemandTextsShredded, by demand id only (never the resident's, nor which fields were held), so the other services
+forget their copies; no consumer counts it, so every consumer's state (scoring's digest) stays what it was. The
+menu, the records of dispatch's own facts, of contact releases and the residents' registrations, corrections,
+exports and erasures stay internal (None).
 
 Stored events hold the texts sealed; nothing here opens them (whether a comment was given is whether one is held).
 """
@@ -18,11 +20,12 @@ from sandan_contracts import Event
 from sandan_contracts.events import (
     CompletionConfirmed,
     DemandPosted,
+    DemandTextsShredded,
     DemandWithdrawn,
     RedoRequested,
     ServiceRated,
 )
-from sandan_intake.domain import Demand
+from sandan_intake.domain import ERASURE, Demand
 
 
 def to_contract(domain_event: Any) -> Event | None:
@@ -50,6 +53,10 @@ def to_contract(domain_event: Any) -> Event | None:
                              member_id=domain_event.previous_member_id)
     if isinstance(domain_event, Demand.CompletionConfirmed):
         return CompletionConfirmed(demand_id=demand_id, member_id=domain_event.member_id)
+    if isinstance(domain_event, Demand.TextsShredded):
+        # recorded as "retention" or "erasure" (records from before erasure recorded it are all "retention")
+        return DemandTextsShredded(demand_id=demand_id,
+                                   cause="erasure" if domain_event.reason == ERASURE else "retention")
     if isinstance(domain_event, Demand.Rated):
         return ServiceRated(demand_id=demand_id, member_id=domain_event.member_id, stars=domain_event.stars,
                             has_comment=bool(domain_event.comment))
