@@ -301,7 +301,19 @@ def test_the_other_pages(world: World) -> None:
     desk.wait(lambda: desk.driver.execute_script(
         "return !!document.querySelector('#chart-rates canvas, #chart-rates svg')"), 30, "the charts drawn")
     assert desk.find("community-table").text
+    # the reporting units ranked: the stack's one unit, with the figures of the service the loop test rated
+    assert "先比满意率" in desk.find("ranking-rule").text
+    unit_row = desk.find(f"unit-{world.unit_id}")
+    cells = [c.text for c in unit_row.find_elements(By.CSS_SELECTOR, "th, td")]
+    assert cells[:4] == ["1", "县人民医院", "测试社区", "1"], cells
+    assert cells[-1] == "100%", cells  # five stars from the resident
+    desk.wait(lambda: desk.driver.execute_script(
+        "return !!document.querySelector('#chart-units canvas, #chart-units svg')"), 30, "the units' chart drawn")
     desk.check("office")
+    desk.click(unit_row.find_element(By.CSS_SELECTOR, "th a"))
+    assert desk.path() == f"/notices/units/{world.unit_id}" and "print=1" in desk.driver.current_url
+    assert world.member_id in desk.find("ranking").text
+    desk.check("office-unit-notice")
 
     # the secretary: the roster and a themed party day
     desk.clear_cookies()
