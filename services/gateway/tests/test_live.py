@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sandan_contracts.events import OrderDispatched, OrderOffered, OrderOpened, OrderOverdue, PointsAwarded
-from sandan_gateway.live import QUEUE_SIZE, Hub, Interest
+from sandan_contracts import encode
+from sandan_contracts.events import (
+    DemandPosted,
+    DemandTextsShredded,
+    OrderDispatched,
+    OrderOffered,
+    OrderOpened,
+    OrderOverdue,
+    PointsAwarded,
+)
+from sandan_gateway.live import QUEUE_SIZE, Hub, Interest, LiveFeed
 
 DUE = datetime.now(UTC) + timedelta(hours=2)
 
@@ -76,3 +85,28 @@ def test_resume_from_last_event_id_or_reload():
     assert [u.id for u in missed] == [third.id]  # c2's order is not theirs
     _, unknown = hub.subscribe(interest, "another-process-7")
     assert unknown is None
+
+
+def test_shredded_texts_are_news_to_no_one_and_never_an_error():
+    """Intake's DemandTextsShredded tells the services holding a demand's texts to forget them: the feed reads it
+    like any fact (no error, no restart) and sends it to nobody, not even the resident or the county."""
+    hub = Hub()
+    feed = LiveFeed(hub, consumer_factory=lambda: None, lookback_seconds=60)
+    county = hub.subscribe(Interest(frozenset({"county_office"}), county=True))[0]
+    resident = hub.subscribe(Interest(frozenset({"resident"}), demand_ids={"d-1"}))[0]
+    secretary = hub.subscribe(Interest(frozenset({"branch_secretary"}), community_id="c1"))[0]
+
+    def record(event, n):  # a record as the consumer hands it over, written now
+        raw = encode(event, event_id=f"intake:{n}", producer="intake", occurred_at=datetime.now(UTC),
+                     correlation_id=f"intake:{n}", causation_id=None)
+        return type("Record", (), {"value": raw, "timestamp": int(datetime.now(UTC).timestamp() * 1000)})()
+
+    feed._apply(record(DemandPosted(demand_id="d-1", community_id="c1", grid_id="g1", category="repair",
+                                    urgency="normal", channel="app", due_at=DUE, deadline_seconds=3600), 1))
+    assert [q.queue.qsize() for q in (county, resident, secretary)] == [1, 1, 1]  # the demand reached them
+    for n, cause in enumerate(("retention", "erasure"), start=2):
+        feed._apply(record(DemandTextsShredded(demand_id="d-1", cause=cause), n))
+        assert hub.publish(DemandTextsShredded(demand_id="d-1", cause=cause)) is None
+    assert [q.queue.qsize() for q in (county, resident, secretary)] == [1, 1, 1]
+    assert [u.kind for _, u in hub.recent] == ["DemandPosted"] and hub.delivered == 1
+    assert hub.place_of("d-1") == ("c1", "g1")  # what it knew of the demand still routes its next facts

@@ -17,6 +17,7 @@ import importlib
 import random
 import zlib
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
 import orjson
@@ -24,6 +25,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sandan_contracts import encode
+from sandan_contracts.events import DemandTextsShredded
+from sandan_contracts.events.intake import TOPIC as DEMANDS
 from sandan_scoring.facts import SKIPPED_TYPES, type_of
 from sandan_scoring.fold import Ledger
 from sandan_scoring.folding import fold_records, folder
@@ -115,6 +119,52 @@ def test_old_and_new_special_care_fold_to_one_digest_in_kernel_and_reference() -
     new, _ = assert_same(restyled(records, flag=True))
     assert any(e.rule == "special_care_bonus" for e in new.entries.values())
     assert Reports(new).digest() == Reports(old).digest()
+
+
+def with_shredded_texts(records: tuple[Record, ...], rng: random.Random) -> list[Record]:
+    """The log with DemandTextsShredded (retention or erasure, some twice: both causes can meet) after some of
+    intake's facts about a demand, under event ids of their own (intake numbers every event it publishes)."""
+    out: list[Record] = []
+    numbers = iter(range(900_000, 10_000_000))
+    for topic, raw in records:
+        out.append((topic, raw))
+        message = orjson.loads(raw or b"{}")
+        if topic != DEMANDS or rng.random() < 0.4:
+            continue
+        for cause in rng.sample(["retention", "erasure"], rng.randint(1, 2)):
+            n = next(numbers)
+            out.append((DEMANDS, encode(DemandTextsShredded(demand_id=message["key"], cause=cause),  # type: ignore[arg-type]
+                                        event_id=f"intake:{n}", producer="intake",
+                                        occurred_at=datetime.fromisoformat(message["occurred_at"]),
+                                        correlation_id=f"intake:{n}", causation_id=None)))
+    return out
+
+
+def test_shredded_texts_interleaved_rebuild_to_the_same_digest_in_kernel_and_reference() -> None:
+    """Scoring counts no text: a log with intake's DemandTextsShredded among its facts folds, in the Python
+    reference and in the kernel, live (each decoded and judged) or replayed (skipped unparsed), to exactly the
+    state and the digest the log without them gives; none of them is reported invalid."""
+    records = county_log(11)
+    shredded = with_shredded_texts(records, random.Random(11))
+    added = len(shredded) - len(records)
+    assert added > 100 and b"DemandTextsShredded" in SKIPPED_TYPES
+    plain, _ = assert_same(list(records))
+    python, native, bad_python, bad_native = fold_both(shredded)
+    assert bad_python == bad_native == []
+    assert state(python) == state(native) == state(plain)
+    assert Reports(python).digest() == Reports(native).digest() == Reports(plain).digest()
+    # a replay: the kernel walks the messages and passes over the type the fold never uses
+    offsets: dict[tuple[str, int], int] = {}
+    messages = []
+    for topic, raw in shredded:  # one partition per topic: the log's order kept
+        offset = offsets.get((topic, 0), 0)
+        offsets[(topic, 0)] = offset + 1
+        messages.append(FakeMessage(topic, 0, offset, raw))
+    replayed = Ledger(RULES.get("2026.1"), track_changes=False)
+    read, finished = folder(replayed, skip=SKIPPED_TYPES).fold_messages(messages, dict(offsets), _fail)
+    assert (read, sorted(finished)) == (len(messages), sorted(offsets))
+    assert state(replayed)["entries"] == plain.entries
+    assert Reports(replayed).digest() == Reports(plain).digest()
 
 
 # ---- odd shapes: every one must end exactly where the Python decoder puts it ------------------------------

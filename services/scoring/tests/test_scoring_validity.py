@@ -1,6 +1,6 @@
 """One definition of "valid": scoring's fast paths accept exactly what the contract accepts.
 
-Hypothesis makes variants of every event type the fold reads (and two it does not): too long, the wrong JSON
+Hypothesis makes variants of every event type the fold reads (and three it does not): too long, the wrong JSON
 type, a field missing, the wrong schema version, a bad id or code pattern, a time not in UTC, numbers and
 lists out of range, duplicate keys, an oversized correlation_id, and variants the contract *accepts* (unknown
 fields, `type` after `data`). For each one:
@@ -44,7 +44,7 @@ from sandan_scoring.rules import RuleBook
 from sandan_scoring.store import ScoringStore
 from services.scoring.tests.support import assert_same
 
-# Every type the fold reads, with every optional field set (so a variant can break any of them), and two
+# Every type the fold reads, with every optional field set (so a variant can break any of them), and three
 # types it does not read (live folding judges those too).
 EVENTS: list[Event] = [
     c.MemberReported(member_id="m-1", community_id="c-1", unit_id="u-1", grid_id="g-1", teams=["legal"],
@@ -65,6 +65,7 @@ EVENTS: list[Event] = [
     c.ServiceRated(demand_id="d-1", member_id="m-1", stars=5, has_comment=True),
     c.MemberCheckedIn(activity_id="a-1", community_id="c-1", member_id="m-1", unit_id="u-1"),
     c.DemandWithdrawn(demand_id="d-1", reason="solved_myself"),
+    c.DemandTextsShredded(demand_id="d-1", cause="erasure"),
     c.ActivityCompleted(activity_id="a-1", community_id="c-1", unit_id="u-1", hours=3.0, members_checked_in=1,
                         residents_signed_up=0),
 ]

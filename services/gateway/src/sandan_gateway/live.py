@@ -34,6 +34,7 @@ from sandan_contracts.events import (
     ActivityScheduled,
     CompletionConfirmed,
     DemandPosted,
+    DemandTextsShredded,
     DemandWithdrawn,
     Event,
     OrderAccepted,
@@ -209,6 +210,8 @@ class Hub:
             community, grid = self.place_of(order_id, demand_id)
         elif not grid:
             grid = self.place_of(order_id, demand_id)[1]
+        if isinstance(event, DemandTextsShredded):
+            return None  # tells the services holding texts to forget them; news to no one (the pages hold none)
         if isinstance(event, (ActivityScheduled, ActivityCompleted)):
             pass
         elif isinstance(event, (PointsAwarded, PointsRevoked, StarRatingChanged)):
