@@ -76,6 +76,7 @@ class World:
     rosters: dict[str, dispatch_pb2.Roster | grpc.StatusCode] = field(default_factory=dict)
     # a unit's summary for UnitReport, or the gRPC code scoring answers with instead (absent: NOT_FOUND)
     unit_reports: dict[str, scoring_pb2.Summary | grpc.StatusCode] = field(default_factory=dict)
+    community_notices_refused: dict[str, grpc.StatusCode] = field(default_factory=dict)  # by community
     unit_report_seconds: float = 0.0  # how long each UnitReport takes
     unit_reports_in_flight: list[int] = field(default_factory=lambda: [0, 0])  # now, most at once
     seen: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, acting role, request)
@@ -272,6 +273,9 @@ class FakeScoring(scoring_pb2_grpc.ScoringServicer):
 
     async def CommunityNotice(self, request: Any, context: Any) -> Any:
         self.world.saw("CommunityNotice", request)
+        refused = self.world.community_notices_refused.get(request.scope_id)
+        if refused is not None:
+            await context.abort(refused, f"community {request.scope_id}: {refused.name.lower()}")
         return scoring_pb2.Report(scope="community", scope_id=request.scope_id, quarter=request.quarter,
                                   rule_set_version="2026.1", summary=scoring_pb2.Summary(
                                       members_active=3, services_completed=5, hours=7.5, satisfaction_rate=0.9),

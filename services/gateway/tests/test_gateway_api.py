@@ -568,6 +568,7 @@ async def test_a_town_office_ranks_its_towns_reporting_units(gateway):
 async def test_the_county_office_ranks_every_unit_and_says_which_rosters_it_could_not_read(gateway):
     _offices_world(gateway)
     gateway.world.rosters["c2"] = grpc.StatusCode.UNAVAILABLE
+    gateway.world.community_notices_refused["c3"] = grpc.StatusCode.PERMISSION_DENIED
     gateway.sign_in(["county_office"], county_id="taihe")
     page = await gateway.client.get("/office")
     assert page.status_code == 200
@@ -576,7 +577,12 @@ async def test_the_county_office_ranks_every_unit_and_says_which_rosters_it_coul
     assert list(rows) == ["u-far", "u-shared", "u-b", "u-a"]  # c2's units could not be listed
     assert rows["u-far"][:4] == ["1", "上模卫生院", "上模社区", "5"] and rows["u-shared"][3] == "1"
     assert re.search(r'data-testid="rosters-missing">[^<]*玉华社区</p>', page.text)
-    assert 'data-testid="community-table"' in page.text  # the rest of the page as before
+    # a community scoring does not answer for: its figures are dashes, not zeros, and it comes last
+    communities = re.sub(r">\s+<", "><", page.text.split('data-testid="community-table"', 1)[1].split("</table>")[0])
+    assert re.findall(r'href="/notices/communities/([^"?]+)', communities) == ["c1", "c2", "c3"]
+    assert re.search(r">上模社区</a></th><td>0</td>(<td>—</td>){5}</tr>", communities)
+    assert re.search(r">新区社区</a></th><td>0</td><td>0</td><td>0</td><td>0%</td><td>0%</td><td>90%</td>",
+                     communities)
 
 
 async def test_the_office_asks_for_the_units_figures_concurrently_but_bounded(gateway):
