@@ -9,6 +9,8 @@ import pytest
 from sqlalchemy import delete
 
 from sandan_contracts.events import (
+    DemandPosted,
+    DemandTextsShredded,
     MemberLeft,
     MemberReported,
     NoticeSummary,
@@ -215,6 +217,25 @@ def test_an_erased_resident_is_given_up_at_once_and_the_log_says_so(h) -> None: 
     erased = [d for d in h.app.delivery_log.dead_letters(recipient_kind="resident")]
     assert [d.error for d in erased] == ["recipient_erased"]
     assert not [e for e in published(h) if isinstance(e, NotificationFailed)]  # nothing was attempted
+
+
+def test_shredded_texts_are_taken_and_change_nothing(h) -> None:  # type: ignore[no-untyped-def]
+    """intake's DemandTextsShredded asks every service to forget its copies of a demand's free text. notify holds
+    none (ids, codes and its delivery log): the fact is taken (no dead letter), notifies no one and leaves every
+    row as it was, so what was sent about the demand stays on record."""
+    roster(h)
+    h.feed(DemandPosted(demand_id="d-1", community_id="c-1", grid_id="g-1", category="medical", urgency="normal",
+                        channel="app", due_at=DUE, deadline_seconds=86_400), topic="intake.demands.v1")
+    h.feed(OrderAccepted(order_id="o-1", demand_id="d-1", member_id="m-1", via="dispatch"))
+    h.run()
+    sent, log = len(h.sent("sms")), h.app.delivery_log.deliveries(limit=1000)
+    assert sent == 1 and h.app.directory.demand_community("d-1") == "c-1"
+    for cause in ("retention", "erasure", "erasure"):  # both causes can meet; a redelivery too
+        assert h.feed(DemandTextsShredded(demand_id="d-1", cause=cause), topic="intake.demands.v1") == []
+    h.run()
+    assert len(h.sent("sms")) == sent and h.app.delivery_log.deliveries(limit=1000) == log
+    assert h.app.directory.demand_community("d-1") == "c-1"
+    assert h.app.directory.order("o-1").member_id == "m-1"
 
 
 def test_unknown_recipients_and_unavailable_contacts(h) -> None:  # type: ignore[no-untyped-def]
