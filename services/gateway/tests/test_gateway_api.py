@@ -563,6 +563,9 @@ async def test_a_town_office_ranks_its_towns_reporting_units(gateway):
     charted = json.loads(html.unescape(re.search(
         r'<script type="application/json" id="unit-chart-data">(.*?)</script>', page, re.S).group(1)))
     assert [r["unit_id"] for r in charted] == ["u-shared", "u-b", "u-a", "u-c"]  # the units with figures
+    gateway.client.cookies.set("lang", "en")
+    english = _unit_rows((await gateway.client.get("/office", params={"quarter": quarter})).text)
+    assert english["u-shared"][2] == "新区社区, 玉华社区" and english["u-down"][4] == "Figures unavailable now"
 
 
 async def test_the_county_office_ranks_every_unit_and_says_which_rosters_it_could_not_read(gateway):

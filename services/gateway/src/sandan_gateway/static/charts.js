@@ -36,7 +36,8 @@
     tooltip: {}, grid: { left: 40, right: 10, bottom: 80 },
     xAxis: { type: "category", data: names, axisLabel: { rotate: 30 } }, yAxis: { type: "value", minInterval: 1 },
     series: [{ name: zh ? "超时订单" : "Overdue", type: "bar", color: "#b71c1c",
-               data: data.map(function (r) { return r.overdue; }) }], aria: { enabled: true }
+               data: data.map(function (r) { return r.figures ? r.overdue : null; }) }],
+               aria: { enabled: true }
   });
   window.addEventListener("resize", function () { rates.resize(); overdue.resize(); });
 })();
