@@ -10,8 +10,10 @@ distinctive name, phone, address and e-mail, whose demand (its texts, a care tag
   the KEK opens the resident's name and the demand's description; after it, those wrapped keys' bytes and the
   record's old ciphertexts are in no file (secure_delete and the WAL checkpoint), and a fresh copy with the KEK
   opens neither, with any key it holds;
-- the erasure publishes nothing: the records keyed by the demand and its order are what they were, and scoring's
-  rebuild (a replay of the whole log as of the erasure) gives the digest it gave before, the member's points too;
+- the erasure publishes only that the demand's texts are gone (DemandTextsShredded, cause erasure, by demand id,
+  nothing personal): the records before it, keyed by the demand and its order, are what they were, and scoring's
+  rebuild (a replay of the whole log as of the erasure, and as of now) gives the digest it gave before, the
+  member's points too;
 - the erased resident's demand still walks through the read APIs, which say plainly that the contact was erased.
 Then a rotated KEK reads what the old one sealed, `keys rewrap` moves every key, and the old KEK alone no longer
 starts the service.
@@ -38,7 +40,7 @@ import pytest
 from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_contracts.rpc import intake_pb2_grpc
-from sandan_eventbus.devtools import ServiceProcess
+from sandan_eventbus.devtools import Received, ServiceProcess, read_topic
 from sandan_intake.crypto import Unreadable, unseal
 from sandan_intake.keys import Keyring, KeyringError, demand_key_id, resident_key_id
 from sandan_scoring.engine import end_offsets, replay
@@ -290,7 +292,8 @@ async def test_erasure_leaves_no_trace_in_intakes_files_and_changes_no_digest(st
             assert list(seen.care_tags) == []
         history = await secretary.GetDemandHistory(ipb.DemandRef(demand_id=demand_id))
         assert [e.what for e in history.entries] == ["Posted", "AcceptanceRecorded", "ContactReleased",
-                                                     "ServiceRecorded", "CompletionConfirmed", "Rated"]
+                                                     "ServiceRecorded", "CompletionConfirmed", "Rated",
+                                                     "TextsShredded"]
         contact = await secretary.GetServiceContact(ipb.ServiceContactRequest(demand_id=demand_id))
         assert (contact.erased, contact.name, contact.phone, contact.address, contact.description) == (
             True, "", "", "", "")
@@ -305,12 +308,25 @@ async def test_erasure_leaves_no_trace_in_intakes_files_and_changes_no_digest(st
             ("Exported", "branch_secretary")]
         assert traces_of(directory, who) == {}
 
-    # nothing was published: the topics hold what they held, and scoring's rebuild gives the same digest
-    for topic, key in (("intake.demands.v1", demand_id), ("dispatch.orders.v1", order_id)):
-        assert [r.raw for r in await stack.read_all(topic, key)] == [r.raw for r in published[topic]]
+    # published: only that the demand's texts are gone (so the others forget their copies), by demand id; what
+    # the topics held is unchanged, and scoring's rebuild, as of the erasure and as of now, gives the same digest
+    def shredded(found: list[Received]) -> bool:
+        return any(r.envelope is not None and r.envelope.type == "DemandTextsShredded" for r in found)
+
+    demands = await read_topic(stack.bootstrap, "intake.demands.v1", until=shredded,
+                               where=lambda r: r.key == demand_id, timeout=60)
+    assert [r.raw for r in demands[:len(published["intake.demands.v1"])]] == [
+        r.raw for r in published["intake.demands.v1"]]
+    (gone,) = demands[len(published["intake.demands.v1"]):]
+    assert gone.envelope is not None and (gone.envelope.type, gone.envelope.data) == (
+        "DemandTextsShredded", {"demand_id": demand_id, "cause": "erasure"})
+    assert resident_id.encode() not in gone.raw and not [s for s in who.secrets if s.encode() in gone.raw]
+    orders = await stack.read_all("dispatch.orders.v1", order_id)
+    assert [r.raw for r in orders] == [r.raw for r in published["dispatch.orders.v1"]]
     again = await rebuilt(stack.bootstrap, at_erasure)
     assert Reports(again).digest() == Reports(before).digest()
-    assert points_of(await rebuilt(stack.bootstrap, await end_offsets(stack.bootstrap)), c.members[0]) == points
+    now = await rebuilt(stack.bootstrap, await end_offsets(stack.bootstrap))
+    assert points_of(now, c.members[0]) == points
 
 
 def keys_command(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
