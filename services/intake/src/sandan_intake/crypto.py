@@ -1,69 +1,36 @@
-"""Field encryption of residents' personal data: AES-256-GCM (the `cryptography` package), one value at a time.
+"""Field encryption of residents' personal data: sandan_eventbus.sealing bound to intake's context.
 
-Every value gets a fresh 96-bit random nonce and is bound to its resident and field by the associated data, so a
-ciphertext copied into another field or another resident's record does not decrypt. A sealed value is a string
-(it lives in JSON events and text columns): `gcm1:` + base64url(nonce || ciphertext || tag). `plain:` marks a value
-stored before encryption existed (upcast from an old event; see domain.py): it reads, but only erasure of the key
-can make sealed values unreadable, and such a legacy value never had one.
-
-Pure apart from the nonces' randomness: no keys are stored here (keys.py keeps them).
+Every value is bound to `sandan.intake|<resident>|<field>` (the associated data), so a ciphertext copied into
+another field or another resident's record does not decrypt. `plain:` (LEGACY) marks a value stored before
+encryption existed (upcast from an old event; see domain.py): it reads, but only erasure of the key can make sealed
+values unreadable, and such a legacy value never had one. The generic parts live in the shared library (dispatch
+seals its free texts the same way); these names stay so intake's callers read as before.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import os
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sandan_eventbus import sealing
+from sandan_eventbus.sealing import KEY_BYTES, LEGACY, NONCE_BYTES, SEALED, Unreadable, is_sealed, new_data_key
 
-SEALED = "gcm1:"
-LEGACY = "plain:"
-KEY_BYTES = 32  # AES-256
-NONCE_BYTES = 12  # GCM's standard nonce; random per value (a data key seals a handful of values in its life)
+__all__ = ["CONTEXT", "KEY_BYTES", "LEGACY", "NONCE_BYTES", "SEALED", "Sealer", "Unreadable", "associated_data",
+           "is_sealed", "new_data_key", "seal", "unseal"]
 
-
-class Unreadable(Exception):
-    """The value cannot be opened: its key was destroyed (erasure, retention), or it was not sealed with this key
-    for this resident and field. Carries no part of the value."""
-
-
-def new_data_key() -> bytes:
-    return AESGCM.generate_key(bit_length=8 * KEY_BYTES)
+CONTEXT = "sandan.intake"  # every stored ciphertext is bound to it: never change it
 
 
 def associated_data(resident_id: str, field_name: str) -> bytes:
-    return f"sandan.intake|{resident_id}|{field_name}".encode()
+    return sealing.associated_data(CONTEXT, resident_id, field_name)
 
 
 def seal(key: bytes, value: str, *, resident_id: str, field_name: str) -> str:
-    nonce = os.urandom(NONCE_BYTES)
-    sealed = AESGCM(key).encrypt(nonce, value.encode("utf-8"), associated_data(resident_id, field_name))
-    return SEALED + base64.urlsafe_b64encode(nonce + sealed).decode("ascii")
-
-
-def is_sealed(value: str | None) -> bool:
-    return value is not None and value.startswith(SEALED)
+    return sealing.seal(key, value, context=CONTEXT, owner_id=resident_id, field_name=field_name)
 
 
 def unseal(key: bytes | None, value: str, *, resident_id: str, field_name: str) -> str:
     """The plaintext of a sealed (or legacy) value. Raises Unreadable when `key` is None (destroyed) or wrong."""
-    if value.startswith(LEGACY):
-        return value[len(LEGACY):]
-    if not value.startswith(SEALED):
-        raise ValueError(f"{field_name}: not a sealed value")
-    if key is None:
-        raise Unreadable(f"{field_name}: the key is gone")
-    try:
-        raw = base64.urlsafe_b64decode(value[len(SEALED):].encode("ascii"))
-        if len(raw) < NONCE_BYTES + 16:
-            raise Unreadable(f"{field_name}: too short to be sealed")
-        plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], associated_data(resident_id, field_name))
-    except (InvalidTag, binascii.Error, ValueError) as error:
-        raise Unreadable(f"{field_name}: not sealed with this key for this resident and field") from error
-    return plain.decode("utf-8")
+    return sealing.unseal(key, value, context=CONTEXT, owner_id=resident_id, field_name=field_name)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import tomllib
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, ValidationInfo, field_validator
@@ -23,6 +22,7 @@ from sandan_eventbus.config import (
     required,
     settings_from_env,
 )
+from sandan_eventbus.keyring import keyring_from as shared_keyring_from
 from sandan_intake.keys import Keyring
 
 KEK_FILE, KEK = "INTAKE_KEK_FILE", "INTAKE_KEK"
@@ -39,22 +39,9 @@ def check_database_url(url: str) -> str:
 def keyring_from(path: str, inline: str) -> Keyring:
     """The KEKs, from a file (a mounted Secret: INTAKE_KEK_FILE) or inline (INTAKE_KEK). Without one the service
     does not start: residents' data could be neither sealed nor read. Errors never show key material."""
-    if path and inline:
-        raise ValueError(f"set {KEK_FILE} or {KEK}, not both")
-    if not path and not inline:
-        raise ValueError(f"{KEK_FILE} (a file holding the key-encryption keys) or {KEK} is required: intake "
-                         "seals residents' personal data under keys it wraps (python -m sandan_intake.keys "
-                         "generate makes one)")
-    source = KEK_FILE if path else KEK
-    if path:
-        try:
-            inline = Path(path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise ValueError(f"{KEK_FILE}: cannot read {path} ({error.strerror})") from None
-    try:
-        return Keyring.parse(inline)
-    except ValueError as error:
-        raise ValueError(f"{source}: {error}") from None
+    return shared_keyring_from(Keyring, path, inline, file_variable=KEK_FILE, inline_variable=KEK,
+                               why="intake seals residents' personal data under keys it wraps (python -m "
+                                   "sandan_intake.keys generate makes one)")
 
 
 def places_from(path: Any) -> Places:
