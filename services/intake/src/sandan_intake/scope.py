@@ -24,13 +24,16 @@ from sandan_intake.domain import Demand
 from sandan_intake.residents import ResidentRecord
 
 RESIDENT, GRID_WORKER, MEMBER, GRID_LEADER = "resident", "grid_worker", "member", "grid_leader"
+# The county's (or a town's) 12345 hotline: takes a resident's call and acts for them as a grid worker would, in any
+# community of the county (of the town when the token names one; `Scopes.covers` reads the places directory).
+HOTLINE = "hotline_operator"
 SECRETARY, TOWN_OFFICE, COUNTY_OFFICE, NOTIFY = "branch_secretary", "town_office", "county_office", "service_notify"
 # The HTTP edge posting for a partner system's caller (Open311). The gateway checks the partner's API key and the
 # community it is bound to; intake checks what it knows: the gateway acts only for residents it registered itself
 # (their record says so: `ResidentRecord.registered_by`), in their community, like a worker acting for them.
 GATEWAY = "service_gateway"
-# Act for residents of their community (who may have no account); what they do is recorded on the resident's behalf.
-WORKERS = (GRID_WORKER, SECRETARY)
+# Act for residents (who may have no account) where they reach; what they do is recorded on the resident's behalf.
+WORKERS = (GRID_WORKER, HOTLINE, SECRETARY)
 OFFICES = (TOWN_OFFICE, COUNTY_OFFICE)
 
 Rule = Callable[[Principal], None]  # raises PermissionDenied when this role does not reach the thing
@@ -91,9 +94,9 @@ class IntakeScope:
         return allowed_as(who, {SECRETARY: self._at(community_id, what="this community's menu")}, "keep a menu")
 
     def register(self, who: Principal, community_id: str) -> Principal:
-        """grid_worker, branch_secretary: a new resident of their community; service_gateway: a partner system's
-        caller (the gateway checked the partner's key for the community). A resident registers themselves
-        (`registers_themselves`, `own_resident_id`)."""
+        """grid_worker, branch_secretary: a new resident of their community; hotline_operator: of a community of
+        their county or town; service_gateway: a partner system's caller (the gateway checked the partner's key
+        for the community). A resident registers themselves (`registers_themselves`, `own_resident_id`)."""
         return allowed_as(who, {**self._workers(community_id, "residents of this community"), GATEWAY: _anyone},
                           "register residents")
 
@@ -119,8 +122,9 @@ class IntakeScope:
 
     # ---- PostDemand ---------------------------------------------------------------------------------------
     def post(self, who: Principal, resident_id: str, community_id: str) -> Principal:
-        """Before anything is read: a resident their own id; a worker or secretary their community; the gateway
-        is checked against the resident's record (`resident`)."""
+        """Before anything is read: a resident their own id; a worker or secretary their community, a hotline
+        operator a community of their county or town; the gateway is checked against the resident's record
+        (`resident`)."""
         return allowed_as(who, {RESIDENT: self._own(resident_id),
                                 **self._workers(community_id, "a resident of this community"),
                                 GATEWAY: _anyone}, "post demands")
@@ -140,14 +144,15 @@ class IntakeScope:
 
     # ---- WithdrawDemand, ConfirmCompletion, RateService, RequestRedo --------------------------------------
     def act_on(self, who: Principal, demand: Demand) -> Principal:
-        """resident: their own demand; grid_worker, branch_secretary: a demand of their community."""
+        """resident: their own demand; grid_worker, branch_secretary: a demand of their community;
+        hotline_operator: a demand of their county or town."""
         return allowed_as(who, {RESIDENT: self._own(demand.resident_id),
                                 **self._workers(demand.community_id, "this demand")}, "act on demands")
 
     @staticmethod
     def on_behalf_of(who: Principal, resident_id: str) -> str | None:
-        """The resident a worker, secretary or the gateway acts for (recorded beside what they did); None for
-        anyone else. `who`: the caller as the role a check allowed."""
+        """The resident a worker, hotline operator, secretary or the gateway acts for (recorded beside what they
+        did); None for anyone else. `who`: the caller as the role a check allowed."""
         return resident_id if not who.is_system and who.acting_role in (*WORKERS, GATEWAY) else None
 
     # ---- GetDemand, GetDemandHistory ----------------------------------------------------------------------
@@ -157,12 +162,12 @@ class IntakeScope:
                 raise PermissionDenied("a member may read only a demand they hold")
 
         at = self._at(demand.community_id, grid_id=demand.grid_id, what="this demand")
-        return {RESIDENT: self._own(demand.resident_id), GRID_WORKER: at, MEMBER: holder, GRID_LEADER: at,
-                SECRETARY: at, TOWN_OFFICE: at, COUNTY_OFFICE: at}
+        return {RESIDENT: self._own(demand.resident_id), GRID_WORKER: at, HOTLINE: at, MEMBER: holder,
+                GRID_LEADER: at, SECRETARY: at, TOWN_OFFICE: at, COUNTY_OFFICE: at}
 
     def read(self, who: Principal, demand: Demand) -> Principal:
         """resident: their own; member: a demand they hold; grid_leader: their grid; grid_worker,
-        branch_secretary: their community; town_office, county_office: their town or county."""
+        branch_secretary: their community; hotline_operator, town_office, county_office: their town or county."""
         return allowed_as(who, self._read_rules(demand), "read demands")
 
     def history(self, who: Principal, demand: Demand) -> Principal:
@@ -173,8 +178,8 @@ class IntakeScope:
                                 COUNTY_OFFICE: at}, "read a demand's history")
 
     def list_demands(self, who: Principal, resident: ResidentRecord) -> Principal:
-        """ListResidentDemands. resident: their own; grid_worker, branch_secretary: a resident of their community,
-        acting for them (e.g. a hotline worker helping a caller find their requests)."""
+        """ListResidentDemands. resident: their own; grid_worker, branch_secretary: a resident of their community;
+        hotline_operator: of their county or town; acting for them (helping a caller find their requests)."""
         return allowed_as(who, {RESIDENT: self._own(resident.resident_id),
                                 **self._workers(resident.community_id, "a resident of this community")},
                           "list a resident's demands")
@@ -203,7 +208,8 @@ class IntakeScope:
 
     # ---- CorrectResident, ExportResidentData, EraseResident ------------------------------------------------
     def correct(self, who: Principal, resident: ResidentRecord) -> Principal:
-        """resident: their own record; grid_worker, branch_secretary: a resident of their community."""
+        """resident: their own record; grid_worker, branch_secretary: a resident of their community;
+        hotline_operator: of their county or town."""
         return allowed_as(who, {RESIDENT: self._own(resident.resident_id),
                                 **self._workers(resident.community_id, "a resident of this community")},
                           "correct a resident's record")
@@ -225,8 +231,10 @@ class IntakeScope:
     def sees_care_tags(self, who: Principal, demand: Demand) -> bool:
         """Who, among those GetDemand lets read a demand, sees its care tags: the resident themselves and their
         community's grid workers and secretary (who act for them), under any of their roles that reaches the
-        demand. Members, grid leaders and offices see only whether special care is needed."""
-        rules = {role: rule for role, rule in self._read_rules(demand).items() if role in (RESIDENT, *WORKERS)}
+        demand. Members, grid leaders, offices and hotline operators (who reach a whole town or county, and act
+        for a caller on what the caller tells them) see only whether special care is needed."""
+        rules = {role: rule for role, rule in self._read_rules(demand).items()
+                 if role in (RESIDENT, GRID_WORKER, SECRETARY)}
         try:
             allowed_as(who, rules, "see care tags")
         except PermissionDenied:

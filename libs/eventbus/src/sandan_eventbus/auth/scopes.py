@@ -67,6 +67,15 @@ class Scopes:
             return bool(who.town_id) and self.places.town_of(community_id) == who.town_id
         if role == "county_office":
             return bool(who.county_id) and self.places.county_id == who.county_id
+        if role == "hotline_operator":
+            # A hotline acts for callers, so only a community the directory lists (one of the county's): a town's
+            # hotline (the token names a town) in that town's communities, the county's in any of them.
+            town = self.places.town_of(community_id)
+            if town is None or (who.county_id and who.county_id != self.places.county_id):
+                return False
+            if who.town_id:
+                return town == who.town_id
+            return bool(who.county_id)
         if role == "unit_admin":
             return unit_id is not None and bool(who.unit_id) and who.unit_id == unit_id
         return False
