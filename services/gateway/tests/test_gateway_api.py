@@ -849,3 +849,79 @@ async def test_a_discovery_document_naming_another_issuer_refuses_sign_in(oidc_g
             assert not [r for r in caplog.records if r.exc_info]
             logout = await gw.client.post("/logout")  # no session: home, not the other issuer's end_session
             assert logout.status_code == 303 and logout.headers["location"] == "http://127.0.0.1:8000/"
+
+
+# ---- the 12345 hotline: acting for a caller in a community of their town or county --------------------------------
+def _chooser(page: str) -> list[str]:
+    form = page.split('data-testid="community-chooser"', 1)[1].split("</form>", 1)[0]
+    return re.findall(r'<option value="([^"]+)"', form)
+
+
+async def test_a_hotline_operator_posts_for_a_caller_in_a_community_they_choose(gateway):
+    """A town's hotline chooses among its town's communities only, registers a caller there and posts for them on
+    the hotline channel (intake sees the operator's own token); another town's community is refused in plain
+    words, and nothing is called."""
+    session = gateway.sign_in(["hotline_operator"], subject="sub-hl", county_id="taihe", town_id="chengjiang")
+    home = await gateway.client.get("/home")
+    assert home.status_code == 303 and home.headers["location"] == "/resident"
+    page = (await gateway.client.get("/resident")).text
+    assert _chooser(page) == ["c1", "c2"]  # 澄江镇's, not 上模乡's c3
+    assert 'data-testid="post-form"' not in page and 'id="party"' not in page  # choose first; no party days
+    registering = page.split('data-testid="register-form"', 1)[1].split("</form>", 1)[0]
+    assert re.findall(r'<option value="([^"]+)"', registering) == ["c1", "c2"]
+
+    reply = await gateway.client.post("/resident/register", data={
+        "csrf_token": session.csrf, "community_id": "c2", "name": "赵敏", "phone": "13900005555",
+        "address": "玉华社区 8 栋"})
+    assert reply.status_code == 303
+    query = dict(re.findall(r"([a-z]+)=([^&]+)", reply.headers["location"].split("?", 1)[1]))
+    assert (query["done"], query["community"]) == ("registered", "c2")
+    caller = query["resident"]
+    method, role, request = gateway.world.seen[-1]
+    assert (method, role, request.community_id) == ("RegisterResident", "hotline_operator", "c2")
+
+    page = (await gateway.client.get(reply.headers["location"])).text
+    assert 'data-testid="post-form"' in page and '<input type="hidden" name="community_id" value="c2">' in page
+    assert 'data-testid="resident-id" required' in page and f'value="{caller}"' in page
+    assert _chooser(page) == ["c1", "c2"] and '<option value="c2" selected>' in page
+    reply = await gateway.client.post("/resident/demands", data={
+        "csrf_token": session.csrf, "client_request_id": "call-1", "community_id": "c2", "resident_id": caller,
+        "grid_id": "g-a", "menu_item_id": "other", "other_text": "取药", "description": "腿脚不便 请帮忙取药",
+        "urgency": "normal", "care_tags": "elderly_alone"})
+    assert reply.status_code == 303 and "done=posted" in reply.headers["location"]
+    method, role, request = gateway.world.seen[-1]
+    assert (method, role) == ("PostDemand", "hotline_operator")
+    assert (request.resident_id, request.community_id, request.grid_id, request.channel, list(request.care_tags)) == (
+        caller, "c2", "g-a", "hotline", ["elderly_alone"])
+    demand = (await gateway.client.get(reply.headers["location"])).text
+    assert f'href="/resident?community=c2&amp;resident={caller}" data-testid="back-to-resident"' in demand
+
+    # another town's community: refused in plain words, on the page and in the forms, before any call
+    seen = len(gateway.world.seen)
+    refused = await gateway.client.get("/resident", params={"community": "c3", "resident": caller})
+    assert refused.status_code == 403
+    assert "您没有权限做这件事。" in refused.text and "这个社区不在您的热线服务范围内。" in refused.text
+    assert 'data-testid="post-form"' not in refused.text
+    for path, data in (("/resident/demands", {"client_request_id": "call-2", "community_id": "c3",
+                                              "resident_id": caller, "grid_id": "g-a", "menu_item_id": "other",
+                                              "other_text": "取药", "description": "腿脚不便 请帮忙取药"}),
+                       ("/resident/register", {"community_id": "c3", "name": "钱七", "phone": "13900006666",
+                                               "address": "上模社区 1 栋"})):
+        reply = await gateway.client.post(path, data={"csrf_token": session.csrf, **data})
+        assert reply.status_code == 403 and "这个社区不在您的热线服务范围内。" in reply.text, path
+    assert gateway.world.seen[seen:] == []  # nothing reached intake
+    gateway.client.cookies.set("lang", "en")
+    refused = await gateway.client.get("/resident", params={"community": "c3"})
+    assert refused.status_code == 403 and "This community is not one your hotline serves." in refused.text
+
+
+async def test_the_county_hotline_chooses_among_every_community_and_another_county_among_none(gateway):
+    gateway.sign_in(["hotline_operator"], county_id="taihe")
+    assert _chooser((await gateway.client.get("/resident")).text) == ["c1", "c2", "c3"]
+    page = (await gateway.client.get("/resident", params={"community": "c3"})).text
+    assert 'data-testid="post-form"' in page and '<option value="c3" selected>' in page
+    gateway.sign_in(["hotline_operator"], county_id="elsewhere")
+    page = await gateway.client.get("/resident")
+    assert page.status_code == 200 and 'data-testid="no-reach"' in page.text
+    assert 'data-testid="community-chooser"' not in page.text
+    assert (await gateway.client.get("/resident", params={"community": "c1"})).status_code == 403

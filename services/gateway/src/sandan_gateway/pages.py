@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import grpc
 from fastapi import APIRouter, Depends, Form, Request
@@ -22,14 +23,16 @@ from sandan_gateway import api
 from sandan_gateway.auth import Caller, check_csrf, safe_next
 from sandan_gateway.backend import Backend, Refused
 from sandan_gateway.models import REDO_REASONS, WITHDRAW_REASONS, most
-from sandan_gateway.places import Directory, current_quarter, previous_quarters
+from sandan_gateway.places import Directory, Place, current_quarter, previous_quarters
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
 router = APIRouter(include_in_schema=False)
 
 LANG_COOKIE, ELDER_COOKIE = "lang", "elder"
-WORKERS = ("grid_worker", "branch_secretary")
+# The county's (or a town's) 12345 hotline: acts for callers as a grid worker does, in a community they choose.
+HOTLINE = "hotline_operator"
+WORKERS = ("grid_worker", "branch_secretary", HOTLINE)
 CONSOLE = ("branch_secretary", "grid_leader", "grid_worker")
 OFFICES = ("town_office", "county_office")
 
@@ -141,6 +144,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "resident_id": ("居民编号", "Resident number"), "theme": ("主题", "Theme"), "grid_id": ("网格", "Grid"),
     "csrf_token": ("页面已过期", "The page expired"),
 }
+OUTSIDE_HOTLINE = ("这个社区不在您的热线服务范围内。", "This community is not one your hotline serves.")
 
 
 def validation_message(lang: str, errors: list[dict[str, Any]]) -> str:
@@ -244,7 +248,7 @@ async def prefs(request: Request, lang: str = "", elder: str = "", next: str = "
 async def home(request: Request, who: Who) -> Response:
     roles = who.principal.roles
     for path, wanted in (("/office", OFFICES), ("/console", CONSOLE), ("/member", ("member",)),
-                         ("/resident", ("resident",))):
+                         ("/resident", ("resident", HOTLINE))):
         if roles & set(wanted):
             return RedirectResponse(path, status_code=303)
     return RedirectResponse("/notices", status_code=303)
@@ -292,11 +296,37 @@ def _is_quarter(value: str) -> bool:
 
 
 # ---- residents (and workers acting for them) ------------------------------------------------------------------
+def hotline_reach(directory: Directory, who: Caller) -> list[Place] | None:
+    """The communities a hotline operator chooses from: their town's when the token names one, else every one of
+    their county's (as intake's scope reads the same places file); None for anyone else (tied to their token's
+    community, or their own records). Only communities with a town: intake's scope knows no others."""
+    p = who.principal
+    if HOTLINE not in p.roles:
+        return None
+    if p.county_id and p.county_id != directory.county_id:
+        return []
+    if p.town_id:
+        return directory.in_town(p.town_id)
+    return [c for c in directory.communities.values() if c.town_id] if p.county_id else []
+
+
+def outside_hotline(request: Request, who: Caller, community_id: str) -> HTMLResponse | None:
+    """A plain refusal, before any call, of a community the operator's chooser does not offer (intake refuses it
+    too; this keeps the operator on words they can act on)."""
+    reach = hotline_reach(request.app.state.directory, who)
+    if reach is None or any(c.community_id == community_id for c in reach):
+        return None
+    return message_page(request, 403, "PERMISSION_DENIED", OUTSIDE_HOTLINE[lang_of(request) == "en"])
+
+
 @router.get("/resident")
 async def resident(request: Request, who: Who) -> Response:
     backend: Backend = request.app.state.backend
     p = who.principal
     community = request.query_params.get("community") or p.community_id or ""
+    reach = hotline_reach(request.app.state.directory, who)
+    if community and (refused := outside_hotline(request, who, community)):
+        return refused
     menu: list[Any] = []
     if community:
         try:
@@ -316,10 +346,11 @@ async def resident(request: Request, who: Who) -> Response:
         except Refused as refused:
             if refused.code != grpc.StatusCode.NOT_FOUND:  # not registered yet: nothing posted
                 mine_error = MESSAGES.get(refused.code.name, MESSAGES["error"])
-    party_days, party_read = await _party_days(backend, who.token, community)
+    # party days are dispatch's, which a hotline operator does not call (access.toml): not offered to them
+    party_days, party_read = await _party_days(backend, who.token, community if reach is None else "")
     return render(request, "resident.html", who, community=community, menu=menu, mine=mine, mine_error=mine_error,
                   acting_for_others=acting_for_others, party_days=party_days, party_read=party_read,
-                  resident_id=resident_id)
+                  resident_id=resident_id, reach=reach)
 
 
 @router.post("/resident/register")
@@ -328,10 +359,13 @@ async def resident_register(request: Request, who: Poster, community_id: Annotat
                             phone: Annotated[str, Form(max_length=most("phone"))],
                             address: Annotated[str, Form(max_length=most("address"))]) -> Response:
     backend: Backend = request.app.state.backend
+    if refused := outside_hotline(request, who, community_id):
+        return refused
     reply = await backend.call(backend.intake.RegisterResident, intake_pb2.RegisterResidentRequest(
         community_id=community_id, name=name, phone=phone, address=address), who.token)
-    if who.principal.roles & set(WORKERS):  # a worker needs the new resident's number to post for them
-        return RedirectResponse(f"/resident?done=registered&resident={reply.resident_id}", status_code=303)
+    if who.principal.roles & set(WORKERS):  # a worker needs the new resident's number (and community) to post
+        query = urlencode({"done": "registered", "resident": reply.resident_id, "community": reply.community_id})
+        return RedirectResponse(f"/resident?{query}", status_code=303)
     return back("/resident", "registered")
 
 
@@ -347,12 +381,17 @@ async def resident_post(request: Request, who: Poster,
     backend: Backend = request.app.state.backend
     p = who.principal
     worker = bool(p.roles & set(WORKERS)) and bool(resident_id)
+    community_id = community_id or p.community_id or ""
+    if worker and (refused := outside_hotline(request, who, community_id)):
+        return refused
+    # how the demand came in: the hotline's call, a worker's visit, or the resident online
+    channel = ("hotline" if HOTLINE in p.roles else "grid_worker") if worker else "app"
     item = "" if menu_item_id == "other" else menu_item_id
     reply = await backend.call(backend.intake.PostDemand, intake_pb2.PostDemandRequest(
         client_request_id=client_request_id, resident_id=resident_id if worker else (p.resident_id or ""),
-        community_id=community_id or p.community_id or "", grid_id=grid_id or p.grid_id or "",
+        community_id=community_id, grid_id=grid_id or p.grid_id or "",
         menu_item_id=item, other_text=other_text if not item else "", description=description, urgency=urgency,
-        care_tags=[c for c in care_tags if c], channel="grid_worker" if worker else "app"), who.token)
+        care_tags=[c for c in care_tags if c], channel=channel), who.token)
     return RedirectResponse(f"/resident/demands/{reply.demand_id}?done=posted", status_code=303)
 
 
@@ -361,9 +400,13 @@ async def resident_demand(request: Request, demand_id: str, who: Who) -> Respons
     backend: Backend = request.app.state.backend
     demand = await backend.call(backend.intake.GetDemand, intake_pb2.DemandRef(demand_id=demand_id), who.token)
     steps = STATUS_STEPS if demand.status != "withdrawn" else ("posted", "withdrawn")
+    # back to the resident page for the same resident and community (a worker or operator acting for them)
+    acting_for_others = bool(who.principal.roles & set(WORKERS))
+    back_to = ("/resident?" + urlencode({"community": demand.community_id, "resident": demand.resident_id})
+               if acting_for_others else "/resident")
     return render(request, "demand.html", who, demand=demand, steps=steps,
                   reached=steps.index(demand.status) if demand.status in steps else 0,
-                  redo_reasons=REDO_REASONS, withdraw_reasons=WITHDRAW_REASONS)
+                  redo_reasons=REDO_REASONS, withdraw_reasons=WITHDRAW_REASONS, back_to=back_to)
 
 
 @router.post("/resident/demands/{demand_id}/{action}")
