@@ -316,7 +316,10 @@ async def main() -> int:
     dispatch = ServiceProcess("sandan_dispatch", {**common,
                                                   "DISPATCH_EVENTSTORE_URL": f"sqlite:///{WORK}/dispatch.db",
                                                   "DISPATCH_GRPC_ADDRESS": address["dispatch"],
-                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}"},
+                                                  "DISPATCH_CONSUMER_GROUP": f"dispatch-demo-{run}",
+                                                  # dispatch's own, never intake's (new each run, as the store)
+                                                  "DISPATCH_KEK": "demo-dispatch-kek:"
+                                                  + base64.b64encode(secrets.token_bytes(32)).decode()},
                               address["dispatch"], WORK / "dispatch.log")
     scoring = ServiceProcess("sandan_scoring", {**common, "SCORING_DATABASE_URL": f"sqlite:///{WORK}/scoring.db",
                                                 "SCORING_GRPC_ADDRESS": address["scoring"]},

@@ -149,6 +149,19 @@ def test_intake_gets_its_key_encryption_keys_as_a_mounted_file() -> None:
     assert Keyring.parse(source.read_text(encoding="utf-8")).ids == ("dev",)  # the published local value
 
 
+def test_dispatch_gets_its_own_key_encryption_keys_as_a_mounted_file() -> None:
+    from sandan_dispatch.keys import Keyring as DispatchKeyring
+    from sandan_intake.keys import Keyring as IntakeKeyring
+
+    env = _env("dispatch")
+    assert "DISPATCH_KEK" not in env
+    source = ROOT / _mounts("dispatch")[env["DISPATCH_KEK_FILE"]]
+    dispatch = DispatchKeyring.parse(source.read_text(encoding="utf-8"))
+    assert dispatch.ids == ("dev-dispatch",)  # the published local value
+    intake = IntakeKeyring.parse((ROOT / _mounts("intake")[_env("intake")["INTAKE_KEK_FILE"]]).read_text("utf-8"))
+    assert not {k for _, k in dispatch.keks} & {k for _, k in intake.keks}  # never intake's key
+
+
 def _mounts(service: str) -> dict[str, str]:
     return {v.split(":")[1]: v.split(":")[0] for v in COMPOSE["services"][service].get("volumes", [])}
 

@@ -1356,6 +1356,24 @@ def test_intake_reads_its_key_encryption_keys_from_a_mounted_secret(overlay: str
         assert Keyring.parse(keyring).ids == ("dev",)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_dispatch_reads_its_own_key_encryption_keys_from_a_mounted_secret(overlay: str) -> None:
+    """The demands' data keys (sealing the notes about services) are wrapped by dispatch's own KEKs: a file from the
+    Secret sandan-dispatch-kek, never an environment variable and never intake's Secret."""
+    env, sources = _environment(overlay, "dispatch"), _sources(overlay, "dispatch")
+    assert "DISPATCH_KEK" not in env
+    assert _mounted_files(overlay, "dispatch")[env["DISPATCH_KEK_FILE"]] == ("sandan-dispatch-kek", "keyring")
+    assert sources["DISPATCH_KEK_FILE"][0] == "configmap"
+    assert ("sandan-dispatch-kek", "keyring") not in _mounted_files(overlay, "intake").values()
+    secrets = _secrets_for(overlay)
+    keyring = secrets["sandan-dispatch-kek"]["keyring"]
+    if overlay == "local":  # a generated development value: one the service accepts, and not intake's
+        from sandan_dispatch.keys import Keyring
+
+        assert Keyring.parse(keyring).ids == ("dev-dispatch",)
+        assert keyring.split(":", 1)[1] not in secrets["sandan-intake-kek"]["keyring"]
+
+
 # ------------------------------------------------------------------------------ gRPC TLS, places, the gateway
 
 

@@ -33,6 +33,9 @@ SWEEP_SECONDS = "0.5"
 # intake seals residents' personal data under a key-encryption key: the tests' own, base64 of "sandan integration
 # tests only!!!" (not a secret; never used outside the tests)
 INTAKE_KEK = {"INTAKE_KEK": "it-kek-1:c2FuZGFuIGludGVncmF0aW9uIHRlc3RzIG9ubHkhISE="}
+# dispatch seals the notes about services to residents under its own KEK (never intake's): base64 of "sandan
+# dispatch integration only" (not a secret; never used outside the tests)
+DISPATCH_KEK = {"DISPATCH_KEK": "it-dispatch-kek-1:c2FuZGFuIGRpc3BhdGNoIGludGVncmF0aW9uIG9ubHk="}
 
 
 def free_port() -> int:
@@ -161,7 +164,7 @@ def stack(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.TempPat
         "DISPATCH_DATABASE_URL": f"sqlite:///{workdir}/dispatch.db",
         "DISPATCH_GRPC_ADDRESS": dispatch_addr,
         "DISPATCH_CONSUMER_GROUP": f"dispatch-{run}",
-        "DISPATCH_DEADLINE_SWEEP_SECONDS": SWEEP_SECONDS,
+        "DISPATCH_DEADLINE_SWEEP_SECONDS": SWEEP_SECONDS, **DISPATCH_KEK,
     }, dispatch_addr, workdir / "dispatch.log")
     intake.start()
     dispatch.start()

@@ -31,7 +31,7 @@ from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
 from sandan_notify.signing import verify
-from tests.integration.conftest import INTAKE_KEK, free_port, groups_at_end
+from tests.integration.conftest import DISPATCH_KEK, INTAKE_KEK, free_port, groups_at_end
 from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 from tests.integration.scenario import Community
 from tests.integration.scenario import a_community as given_a_community
@@ -214,7 +214,7 @@ def notify_stack(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.
     dispatch = ServiceProcess("sandan_dispatch", {
         **common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{workdir}/dispatch-events.db",
         "DISPATCH_DATABASE_URL": f"sqlite:///{workdir}/dispatch.db", "DISPATCH_GRPC_ADDRESS": addresses["dispatch"],
-        "DISPATCH_CONSUMER_GROUP": f"dispatch-n{run}", "DISPATCH_DEADLINE_SWEEP_SECONDS": "0.5",
+        "DISPATCH_CONSUMER_GROUP": f"dispatch-n{run}", "DISPATCH_DEADLINE_SWEEP_SECONDS": "0.5", **DISPATCH_KEK,
     }, addresses["dispatch"], workdir / "dispatch.log")
     notify = ServiceProcess("sandan_notify", notify_env(kafka_bootstrap, workdir, run, addresses, http, smtp,
                                                        clock_file, offices_file, people.issuer),

@@ -33,7 +33,7 @@ from sandan_contracts.rpc import dispatch_pb2, intake_pb2, notify_pb2, ops_pb2, 
 from sandan_eventbus.auth.devissuer import LocalIssuer
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
-from tests.integration.conftest import INTAKE_KEK, free_port
+from tests.integration.conftest import DISPATCH_KEK, INTAKE_KEK, free_port
 from tests.integration.notify_stack import groups_at_end
 from tests.integration.people import COUNTY, TOWN, CommunityPool, identity_env
 from tests.integration.traces import correlations_since, ends, stored_with
@@ -69,6 +69,7 @@ class Matrix:
                   "member": {"member_id": f"m-{c}", "community_id": c, "grid_id": f"{c}-g1"},
                   "grid_leader": {"community_id": c, "grid_id": f"{c}-g1"}, "branch_secretary": {"community_id": c},
                   "town_office": {"town_id": TOWN}, "county_office": {"county_id": COUNTY},
+                  "hotline_operator": {"county_id": COUNTY, "town_id": TOWN},
                   "unit_admin": {"unit_id": f"unit-{c}", "community_id": c}}.get(role, {})
         client = {"partner": "sandan-partner"}.get(role, role.replace("service_", "sandan-")
                                                    if role.startswith("service_") else "sandan-cli")
@@ -100,7 +101,8 @@ def matrix(kafka_bootstrap: str, local_issuer: LocalIssuer, tmp_path_factory: py
         "dispatch": ServiceProcess("sandan_dispatch", {
             **common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{work}/dispatch-events.db",
             "DISPATCH_DATABASE_URL": f"sqlite:///{work}/dispatch.db", "DISPATCH_GRPC_ADDRESS": address["dispatch"],
-            "DISPATCH_CONSUMER_GROUP": f"dispatch-mx{run}"}, address["dispatch"], work / "dispatch.log"),
+            "DISPATCH_CONSUMER_GROUP": f"dispatch-mx{run}", **DISPATCH_KEK}, address["dispatch"],
+            work / "dispatch.log"),
         "scoring": ServiceProcess("sandan_scoring", {
             **common, "SCORING_DATABASE_URL": f"sqlite:///{work}/scoring.db",
             "SCORING_GRPC_ADDRESS": address["scoring"]}, address["scoring"], work / "scoring.log"),

@@ -27,7 +27,7 @@ from sandan_contracts import TOPICS
 from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
-from tests.integration.conftest import INTAKE_KEK, free_port, places
+from tests.integration.conftest import DISPATCH_KEK, INTAKE_KEK, free_port, places
 from tests.integration.notify_stack import groups_at_end
 from tests.integration.people import Caller, CommunityPool, People, aio_channel_as, identity_env
 from tests.integration.scenario import Community, a_community, order_for, post
@@ -95,7 +95,7 @@ def cli_stack(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.Tem
     dispatch = ServiceProcess("sandan_dispatch", {
         **common, "DISPATCH_EVENTSTORE_URL": f"sqlite:///{workdir}/dispatch-events.db",
         "DISPATCH_DATABASE_URL": f"sqlite:///{workdir}/dispatch.db", "DISPATCH_GRPC_ADDRESS": dispatch_addr,
-        "DISPATCH_CONSUMER_GROUP": groups["dispatch"]}, dispatch_addr, workdir / "dispatch.log")
+        "DISPATCH_CONSUMER_GROUP": groups["dispatch"], **DISPATCH_KEK}, dispatch_addr, workdir / "dispatch.log")
     started: list[ServiceProcess] = []
     try:
         for process in (intake, dispatch):

@@ -84,12 +84,14 @@ def common_env(monkeypatch: pytest.MonkeyPatch, bootstrap: str) -> None:
 def dispatch(bootstrap: str, tmp: Path, group: str, monkeypatch: pytest.MonkeyPatch) -> Consumer:
     from sandan_dispatch.__main__ import build_runtime
     from sandan_dispatch.domain import Order
+    from sandan_dispatch.keys import Keyring
     from sandan_dispatch.settings import Settings
 
     common_env(monkeypatch, bootstrap)
     store = tmp / "dispatch.db"
     monkeypatch.setenv("DISPATCH_EVENTSTORE_URL", f"sqlite:///{store}")
     monkeypatch.setenv("DISPATCH_CONSUMER_GROUP", group)
+    monkeypatch.setenv("DISPATCH_KEK", Keyring.generate().text())
     runtime = build_runtime(Settings.from_env())
     app = runtime.inbox.app  # type: ignore[union-attr]
 

@@ -33,7 +33,7 @@ from sandan_contracts.rpc import dispatch_pb2 as dpb
 from sandan_contracts.rpc import intake_pb2 as ipb
 from sandan_eventbus.devtools import ServiceProcess
 from sandan_eventbus.kafka import create_topics
-from tests.integration.conftest import INTAKE_KEK, SWEEP_SECONDS, Stack, free_port, places
+from tests.integration.conftest import DISPATCH_KEK, INTAKE_KEK, SWEEP_SECONDS, Stack, free_port, places
 from tests.integration.notify_stack import groups_at_end
 from tests.integration.people import People, identity_env
 from tests.integration.scenario import a_community, demand_reaches, order_for, post
@@ -75,7 +75,8 @@ def observed(kafka_bootstrap: str, people: People, tmp_path_factory: pytest.Temp
         "dispatch": {**common, **identity,
                      "DISPATCH_EVENTSTORE_URL": f"sqlite:///{work}/dispatch-events.db",
                      "DISPATCH_DATABASE_URL": f"sqlite:///{work}/dispatch.db",
-                     "DISPATCH_CONSUMER_GROUP": f"dispatch-mt{run}", "DISPATCH_DEADLINE_SWEEP_SECONDS": SWEEP_SECONDS},
+                     "DISPATCH_CONSUMER_GROUP": f"dispatch-mt{run}", "DISPATCH_DEADLINE_SWEEP_SECONDS": SWEEP_SECONDS,
+                     **DISPATCH_KEK},
         "scoring": {**common, **identity, "SCORING_DATABASE_URL": f"sqlite:///{work}/scoring.db"},
         "notify": {**common, **identity_env(people.issuer, places_file, calls_others=True),
                    "NOTIFY_EVENTSTORE_URL": f"sqlite:///{work}/notify-events.db",

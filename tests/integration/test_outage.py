@@ -27,7 +27,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sandan_eventbus.devtools import ServiceProcess, read_topic
 from sandan_eventbus.kafka import create_topics
-from tests.integration.conftest import INTAKE_KEK, Stack, places
+from tests.integration.conftest import DISPATCH_KEK, INTAKE_KEK, Stack, places
 from tests.integration.people import NOTIFY_IDENTITY, People, identity_env
 from tests.integration.scenario import a_community, order_for, post
 
@@ -148,7 +148,7 @@ def _processes(bootstrap: str, workdir: Path, identity: dict[str, str], dispatch
         "dispatch": ServiceProcess("sandan_dispatch", {
             **common, "DISPATCH_EVENTSTORE_URL": dispatch_store, "DISPATCH_DATABASE_URL": dispatch_store,
             "DISPATCH_GRPC_ADDRESS": addresses["dispatch"], "DISPATCH_CONSUMER_GROUP": f"dispatch-{run}",
-            "DISPATCH_DEADLINE_SWEEP_SECONDS": "1"}, addresses["dispatch"], workdir / "dispatch.log"),
+            "DISPATCH_DEADLINE_SWEEP_SECONDS": "1", **DISPATCH_KEK}, addresses["dispatch"], workdir / "dispatch.log"),
         "notify": ServiceProcess("sandan_notify", {
             **common, "NOTIFY_EVENTSTORE_URL": f"sqlite:///{workdir}/notify-events.db",
             "NOTIFY_DATABASE_URL": f"sqlite:///{workdir}/notify.db", "NOTIFY_GRPC_ADDRESS": addresses["notify"],

@@ -17,6 +17,7 @@ from sandan_contracts.rpc import dispatch_pb2 as pb
 from sandan_contracts.rpc import dispatch_pb2_grpc as pb_grpc
 from sandan_dispatch.__main__ import build_runtime
 from sandan_dispatch.domain import Order
+from sandan_dispatch.keys import Keyring
 from sandan_dispatch.settings import Settings
 from sandan_eventbus import edge
 from sandan_eventbus.auth.devissuer import LocalIssuer
@@ -519,6 +520,7 @@ async def test_wiring_verifies_tokens_and_reads_the_places_from_the_environment(
     places.write_text('[county]\nid = "k1"\n[communities.c1]\ntown = "t1"\n', encoding="utf-8")
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # never contacted: only gRPC is started
     monkeypatch.setenv("DISPATCH_EVENTSTORE_URL", "memory://")
+    monkeypatch.setenv("DISPATCH_KEK", Keyring.generate().text())
     monkeypatch.setenv("SANDAN_OIDC_ISSUER", local_issuer.url)
     monkeypatch.setenv("SANDAN_GRPC_PLAINTEXT", "allow")
     monkeypatch.setenv("SANDAN_PLACES_FILE", str(places))

@@ -31,6 +31,7 @@ from sandan_contracts.events import (
 from sandan_dispatch.application import DispatchApplication, MemberContactCard, UnitContactCard
 from sandan_dispatch.contacts import Contacts, MemberContact, UnitContact
 from sandan_dispatch.domain import Activity, Member, Order, Unit
+from sandan_dispatch.keys import DemandKeys, Keyring
 from sandan_dispatch.publishing import to_contract
 from sandan_eventbus.audit import history
 from sandan_eventbus.auth.principal import Principal, acting_as
@@ -84,11 +85,18 @@ def contacts(store_url: str) -> Iterator[Contacts]:
 
 
 @pytest.fixture
-def make_app(store_url: str, contacts: Contacts, clock: Clock) -> Iterator[Callable[[], DispatchApplication]]:
+def keys(contacts: Contacts) -> DemandKeys:
+    """The demands' data keys beside the contacts, under a KEK of the test's own (as __main__ opens them)."""
+    return DemandKeys(contacts.engine, Keyring.generate("kek-test"))
+
+
+@pytest.fixture
+def make_app(store_url: str, contacts: Contacts, keys: DemandKeys,
+             clock: Clock) -> Iterator[Callable[[], DispatchApplication]]:
     apps: list[DispatchApplication] = []
 
     def make() -> DispatchApplication:
-        app = DispatchApplication(store_url, contacts=contacts, clock=clock)
+        app = DispatchApplication(store_url, contacts=contacts, clock=clock, keys=keys)
         apps.append(app)
         return app
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from sandan_dispatch.domain import Activity, GridGroup, Member, Order, Unit
+from sandan_dispatch.keys import CONTEXT
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
+from sandan_eventbus.sealing import SEALED, Sealer, Unreadable, new_data_key
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 DAY = 24 * 3600
@@ -273,14 +275,66 @@ def test_decline_refusals() -> None:
 
 
 # ---- complete ----------------------------------------------------------------------------------
-def test_complete_records_hours_and_notes() -> None:
+def test_complete_records_hours_and_sealed_notes() -> None:
     o, m = order(), member()
     _drive(o, m, "accepted")
-    o.complete("m1", 2.5, "changed the light bulb")
+    seal = Sealer(CONTEXT, "d1", new_data_key())
+    o.complete("m1", 2.5, "changed the light bulb", seal)
     [e] = pending(o)
     assert type(e).__qualname__ == "Order.Completed"
-    assert (e.member_id, e.hours, e.notes) == ("m1", 2.5, "changed the light bulb")
+    assert (e.member_id, e.hours) == ("m1", 2.5)
+    assert e.notes.startswith(SEALED) and "light bulb" not in e.notes  # the event holds ciphertext only
+    assert seal.open("notes", e.notes) == "changed the light bulb" == seal.open("notes", o.notes)
+    with pytest.raises(Unreadable):
+        Sealer(CONTEXT, "d2", seal.key).open("notes", e.notes)  # bound to its demand
     assert (o.status, o.hours) == ("completed", 2.5)
+
+
+def test_notes_need_a_sealer_and_empty_notes_none() -> None:
+    o, m = order(), member()
+    _drive(o, m, "accepted")
+    with refused(FailedPrecondition, "cannot keep the notes: no key to seal it with"):
+        o.complete("m1", 1.0, "a text with nowhere safe to go")
+    assert names(o) == []
+    o.complete("m1", 1.0, "")
+    [e] = pending(o)
+    assert e.notes == "" and o.notes == ""
+
+
+def test_texts_shredded_is_recorded_once_and_refuses_new_texts() -> None:
+    o, m = order(), member()
+    seal = Sealer(CONTEXT, "d1", new_data_key())
+    o.escalate("no_capacity", [], T0, "call the town", seal)
+    _drive(o, m, "accepted")
+    o.collect_events()
+    with refused(InvalidArgument, "cause: must be one of retention, erasure"):
+        o.record_texts_shredded("whim")
+    o.record_texts_shredded("erasure")
+    [e] = pending(o)
+    assert (type(e).__qualname__, e.demand_id, e.cause, e.fields) == ("Order.TextsShredded", "d1", "erasure",
+                                                                      ["note"])
+    o.record_texts_shredded("retention")  # intake may shred for both causes: nothing more to record
+    assert names(o) == [] and o.texts_shredded
+    with refused(FailedPrecondition, "cannot keep the notes: the texts of demand d1 were shredded"):
+        o.complete("m1", 1.0, "more about her", seal)
+    o.complete("m1", 1.0, "")  # the service itself is still recorded
+    assert names(o) == ["Order.Completed"]
+
+
+def test_events_stored_before_sealing_are_read_as_legacy_plaintext() -> None:
+    completed = {"demand_id": "d1", "member_id": "m1", "hours": 1.0, "notes": "took her to the clinic"}
+    Order.Completed.upcast_v1_v2(completed)
+    assert completed["notes"] == "plain:took her to the clinic"
+    assert Sealer(CONTEXT, "d1", new_data_key()).open("notes", completed["notes"]) == "took her to the clinic"
+    for old in ({"notes": "  "}, {"notes": ""}):
+        Order.Completed.upcast_v1_v2(old)
+        assert old["notes"] == ""  # published has_notes stays False, as before
+    escalated: dict[str, Any] = {"reason": "no_capacity"}  # from before escalations had a note
+    Order.Escalated.upcast_v1_v2(escalated)
+    assert escalated["note"] == ""
+    escalated = {"note": "the town should call"}
+    Order.Escalated.upcast_v1_v2(escalated)
+    assert escalated["note"] == "plain:the town should call"
 
 
 @pytest.mark.parametrize("hours", [72.0, 0.25])
@@ -380,12 +434,15 @@ def test_reopen_only_when_completed(state: str) -> None:
 def test_escalate_community_to_town_to_county() -> None:
     o = order()
     due1, due2 = T0 + timedelta(days=2), T0 + timedelta(days=3)
-    o.escalate("no_capacity", [], due1, "no plumber in the grid")
+    seal = Sealer(CONTEXT, "d1", new_data_key())
+    o.escalate("no_capacity", [], due1, "no plumber in the grid", seal)
     [e] = pending(o)
     assert type(e).__qualname__ == "Order.Escalated"
     assert (e.from_level, e.to_level, e.reason, e.automatic, e.joint_meeting_units, e.due_at) == (
         "community", "town", "no_capacity", False, [], due1)
-    assert e.note == "no plumber in the grid"  # kept in the store; publishing leaves it out
+    # kept in the store, sealed; publishing leaves it out
+    assert e.note.startswith(SEALED) and seal.open("note", e.note) == "no plumber in the grid"
+    assert seal.open("note", o.escalation_notes["town"]) == "no plumber in the grid"
     assert (o.level, o.due_at) == ("town", due1)
 
     with pytest.raises(InvalidArgument, match="joint_meeting_units: required when escalating to the county") as info:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from sandan_dispatch.keys import Keyring
 from sandan_dispatch.settings import Settings
 from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.config import ConfigError
@@ -18,6 +19,7 @@ from sandan_eventbus.logs import setup
 def required(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     monkeypatch.setenv("DISPATCH_EVENTSTORE_URL", "sqlite:///dispatch.db")
+    monkeypatch.setenv("DISPATCH_KEK", Keyring.generate().text())
 
 
 @pytest.mark.parametrize(("given", "level"), [("info", "INFO"), ("Debug", "DEBUG"), ("WARNING", "WARNING"),

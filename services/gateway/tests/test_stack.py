@@ -36,6 +36,9 @@ from sandan_eventbus.kafka import create_topics
 PUBLIC = "http://127.0.0.1:8000"
 pytestmark = pytest.mark.kafka
 
+# dispatch's own KEK (never intake's): base64 of "sandan gateway dispatch only!!!!" (the tests' own, not a secret)
+DISPATCH_KEK = {"DISPATCH_KEK": "gw-dispatch-kek:c2FuZGFuIGdhdGV3YXkgZGlzcGF0Y2ggb25seSEhISE="}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -100,7 +103,8 @@ class Stack:
                                                "DISPATCH_DATABASE_URL": f"sqlite:///{self.workdir}/dp.db",
                                                "DISPATCH_GRPC_ADDRESS": self.dispatch_addr,
                                                "DISPATCH_CONSUMER_GROUP": f"dispatch-{run}",
-                                               "DISPATCH_DEADLINE_SWEEP_SECONDS": "5"},
+                                               "DISPATCH_DEADLINE_SWEEP_SECONDS": "5",
+                                               **DISPATCH_KEK},
                            self.dispatch_addr, self.workdir / "dispatch.log"),
         ]
 

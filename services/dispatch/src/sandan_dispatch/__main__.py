@@ -8,12 +8,14 @@ import logging
 from sandan_dispatch import api
 from sandan_dispatch.application import DispatchApplication
 from sandan_dispatch.contacts import Contacts
+from sandan_dispatch.keys import DemandKeys
 from sandan_dispatch.publishing import to_contract
-from sandan_dispatch.settings import Settings
+from sandan_dispatch.settings import KEK, KEK_FILE, Settings
 from sandan_eventbus import metrics
-from sandan_eventbus.config import load_or_exit
+from sandan_eventbus.config import ConfigError, load_or_exit
 from sandan_eventbus.inbox import Inbox
 from sandan_eventbus.kafka import make_broker
+from sandan_eventbus.keyring import KeyringError
 from sandan_eventbus.logs import setup
 from sandan_eventbus.relay import Relay
 from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
@@ -21,9 +23,20 @@ from sandan_eventbus.runtime import ServiceRuntime, run_until_signalled
 log = logging.getLogger("sandan_dispatch")
 
 
+def open_keys(settings: Settings, contacts: Contacts) -> DemandKeys:
+    """The demands' data keys, beside the contacts, once the keyring has shown it holds the KEKs they need."""
+    if settings.keyring is None:
+        raise ConfigError(f"{KEK_FILE} or {KEK} is required: dispatch seals the notes about services to residents")
+    try:
+        return DemandKeys(contacts.engine, settings.keyring)
+    except KeyringError as error:
+        raise ConfigError(f"{KEK_FILE}/{KEK}: {error}") from None
+
+
 def build_runtime(settings: Settings) -> ServiceRuntime:
-    app = DispatchApplication(settings.eventstore_url, contacts=Contacts(settings.database_url),
-                              places=settings.places)
+    contacts = Contacts(settings.database_url)
+    app = DispatchApplication(settings.eventstore_url, contacts=contacts, places=settings.places,
+                              keys=open_keys(settings, contacts))
     broker = make_broker("dispatch", settings.kafka_bootstrap)
     relay = Relay(app, broker, to_contract)
     inbox = Inbox(app, broker, settings.consumer_group, {"intake.demands.v1": app.on_demand_event},

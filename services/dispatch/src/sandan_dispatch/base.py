@@ -1,5 +1,5 @@
 """What dispatch's three contexts (roster.py, activities.py, orders.py) share: one event store, the board, the
-contact tables, the clock, the scope guard, and loaders.
+contact tables, the demands' data keys, the clock, the scope guard, and loaders.
 
 The loaders (`_member`, `_order`...) check no scope: they serve use cases that check it themselves. The public
 queries (`member`, `order`, `activity`) are use cases too, and check the caller's scope.
@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from sandan_dispatch.board import Board
 from sandan_dispatch.contacts import Contacts
 from sandan_dispatch.domain import Activity, GridGroup, Member, Order, Unit
+from sandan_dispatch.keys import DemandKeys
 from sandan_dispatch.scope import Guard
 from sandan_eventbus.auth.scopes import Places
 from sandan_eventbus.checks import check_id, check_uuid, quote
@@ -35,9 +36,11 @@ def utcnow() -> datetime:
 class DispatchBase(ServiceApplication):
     def __init__(self, store_url: str = "memory://", contacts: Contacts | None = None,
                  clock: Callable[[], datetime] = utcnow, env: dict[str, str] | None = None,
-                 places: Places | None = None) -> None:
+                 places: Places | None = None, keys: DemandKeys | None = None) -> None:
         super().__init__(store_url, env)
         self.contacts = contacts
+        # The service passes its own (dispatch's database, its KEK); without one, a throwaway store (tests, tools).
+        self.keys = keys if keys is not None else DemandKeys.ephemeral()
         self.clock = clock
         self.board = Board()
         self.guard = Guard(places)

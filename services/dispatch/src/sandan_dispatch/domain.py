@@ -4,10 +4,16 @@ No I/O and no clocks here: times (due dates) come in as arguments from the appli
 Refusals raise `sandan_eventbus.errors` classes; their messages name the state that forbids the command.
 Each private @event method carries the ids a published fact needs (e.g. demand_id on every order
 event), so stored events are self-describing and the relay never has to load an aggregate.
+
+Free text written about a service to a resident (a completion's notes, an escalation's note) is held *sealed*:
+the command is handed a `seal(field, value)` function (sandan_eventbus.sealing.Sealer, under the demand's data
+key), so events and aggregates keep ciphertext only and never hold a key beyond the command. Destroying the key
+(keys.py) makes the texts unreadable for good; events stored before sealing hold plaintext, upcast as legacy.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -16,11 +22,20 @@ from eventsourcing.domain import Aggregate, event
 
 from sandan_eventbus.checks import check_text, normalised
 from sandan_eventbus.errors import FailedPrecondition, InvalidArgument
+from sandan_eventbus.sealing import legacy
 
 NS = uuid5(NAMESPACE_URL, "https://sandan.example/dispatch")
 LEVELS = ("community", "town", "county")
 ACTIVE = ("open", "dispatched", "offered", "accepted")
 MAX_HOURS = 72.0
+SHREDDING_CAUSES = ("retention", "erasure")
+Seal = Callable[[str, str], str]  # (field, plaintext) -> sealed value
+
+
+def _legacy_text(state: dict[str, Any], name: str) -> None:
+    """An upcast's step: a free text stored in plaintext before sealing, marked legacy ("" stays "")."""
+    value = state.get(name) or ""
+    state[name] = legacy(value) if value.strip() else ""
 
 
 def _id(kind: str, key: str) -> UUID:
@@ -182,6 +197,9 @@ class Order(Aggregate):
         self.redo_count = 0
         self.hours = 0.0
         self.overdue_for: datetime | None = None
+        self.notes = ""  # the last completion's notes, sealed ("" when none)
+        self.escalation_notes: dict[str, str] = {}  # to which level -> the escalation's note, sealed
+        self.texts_shredded = False
 
     @property
     def order_id(self) -> str:
@@ -262,19 +280,46 @@ class Order(Aggregate):
         self.member_id = None
         self.offered_teams = teams
 
-    def complete(self, member_id: str, hours: float, notes: str) -> None:
+    def complete(self, member_id: str, hours: float, notes: str = "", seal: Seal | None = None) -> None:
+        """`notes` (checked plaintext) are sealed with `seal`, the demand's sealer; empty notes need none."""
         if self.status != "accepted":
             raise FailedPrecondition(self._state())
         if self.member_id != member_id:
             raise FailedPrecondition(f"order is accepted by another member, not {member_id}")
         if not 0 < hours <= MAX_HOURS:
             raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_HOURS:g}")
-        self._completed(demand_id=self.demand_id, member_id=member_id, hours=hours, notes=notes)
+        self._completed(demand_id=self.demand_id, member_id=member_id, hours=hours,
+                        notes=self._sealed("notes", notes, seal))
 
-    @event("Completed")
+    class Completed(Aggregate.Event):
+        """v2: `notes` sealed under the demand's data key ("" when none). v1 held them in plaintext: upcast as a
+        legacy value (readable, but no key to destroy)."""
+
+        class_version = 2
+        demand_id: str
+        member_id: str
+        hours: float
+        notes: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _legacy_text(state, "notes")
+
+    @event(Completed)
     def _completed(self, demand_id: str, member_id: str, hours: float, notes: str) -> None:
         self.status = "completed"
         self.hours = hours
+        self.notes = notes
+
+    def _sealed(self, field: str, value: str, seal: Seal | None) -> str:
+        if not value:
+            return ""
+        if self.texts_shredded:
+            raise FailedPrecondition(f"cannot keep the {field}: the texts of demand {self.demand_id} were shredded "
+                                     "(retention or the resident's erasure)")
+        if seal is None:  # the application hands the demand's sealer with every text: never kept in plaintext
+            raise FailedPrecondition(f"cannot keep the {field}: no key to seal it with")
+        return seal(field, value)
 
     # -- the resident's side, as read from intake ------------------------------------------------
     def cancel(self, reason: str) -> None:
@@ -303,10 +348,11 @@ class Order(Aggregate):
         self.hours = 0.0
 
     # -- escalation and deadlines ---------------------------------------------------------------
-    def escalate(self, reason: str, joint_meeting_units: list[str], due_at: datetime, note: str = "") -> None:
+    def escalate(self, reason: str, joint_meeting_units: list[str], due_at: datetime, note: str = "",
+                 seal: Seal | None = None) -> None:
         """Branch -> town committee -> county office; the county convenes a joint meeting of units.
 
-        `reason` is a published code; `note` is the branch's free text, kept in dispatch."""
+        `reason` is a published code; `note` is the branch's free text, kept in dispatch, sealed with `seal`."""
         if self.status not in ACTIVE:
             raise FailedPrecondition(self._state())
         if self.level == "county":
@@ -318,15 +364,35 @@ class Order(Aggregate):
             raise InvalidArgument("joint_meeting_units", "required when escalating to the county")
         self._escalated(demand_id=self.demand_id, from_level=self.level, to_level=to_level, reason=reason,
                         automatic=False, joint_meeting_units=list(dict.fromkeys(joint_meeting_units)),
-                        due_at=due_at, note=note)
+                        due_at=due_at, note=self._sealed("note", note, seal))
 
-    @event("Escalated")
+    class Escalated(Aggregate.Event):
+        """v2: `note` sealed under the demand's data key ("" when none). v1 held it in plaintext: upcast as a
+        legacy value."""
+
+        class_version = 2
+        demand_id: str
+        from_level: str
+        to_level: str
+        reason: str
+        automatic: bool
+        joint_meeting_units: list[str]
+        due_at: datetime
+        note: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            _legacy_text(state, "note")
+
+    @event(Escalated)
     def _escalated(self, demand_id: str, from_level: str, to_level: str, reason: str, automatic: bool,
                    joint_meeting_units: list[str], due_at: datetime, note: str = "") -> None:
         self.level = to_level
         self.due_at = due_at
         if joint_meeting_units:
             self.joint_meeting_units = joint_meeting_units
+        if note:
+            self.escalation_notes = {**self.escalation_notes, to_level: note}
 
     def is_overdue(self, now: datetime) -> bool:
         return self.status in ACTIVE and self.due_at <= now and self.overdue_for != self.due_at
@@ -347,6 +413,21 @@ class Order(Aggregate):
     @event("Overdue")
     def _overdue(self, demand_id: str, level: str, due_at: datetime, status: str, member_id: str | None) -> None:
         self.overdue_for = due_at
+
+    # -- forgetting the texts (intake shredded the demand's: retention or the resident's erasure) ----
+    def record_texts_shredded(self, cause: str) -> None:
+        """The record that the demand's data key was destroyed: its notes can never be read again, and no new
+        ones are kept. Idempotent: a second record (intake may shred for both causes) adds nothing."""
+        if cause not in SHREDDING_CAUSES:
+            raise InvalidArgument("cause", f"must be one of {', '.join(SHREDDING_CAUSES)}")
+        if self.texts_shredded:
+            return
+        fields = (["notes"] if self.notes else []) + (["note"] if self.escalation_notes else [])
+        self._texts_shredded(demand_id=self.demand_id, cause=cause, fields=fields)
+
+    @event("TextsShredded")
+    def _texts_shredded(self, demand_id: str, cause: str, fields: list[str]) -> None:
+        self.texts_shredded = True
 
     # -- helpers --------------------------------------------------------------------------------
     def _require_member_of_community(self, member: Member) -> None:

@@ -7,19 +7,22 @@ town level; offices read in their town or county.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from sandan_contracts import Envelope, Event
-from sandan_contracts.events import DemandPosted, DemandWithdrawn, RedoRequested, ServiceRated
+from sandan_contracts.events import DemandPosted, DemandTextsShredded, DemandWithdrawn, RedoRequested, ServiceRated
 from sandan_dispatch.base import DispatchBase
-from sandan_dispatch.domain import MAX_HOURS, Member, Order, Rating, Unit
+from sandan_dispatch.domain import MAX_HOURS, SHREDDING_CAUSES, Member, Order, Rating, Unit
+from sandan_dispatch.keys import CONTEXT
 from sandan_dispatch.scope import Rule, anyone
 from sandan_eventbus.audit import AuditEntry, history
 from sandan_eventbus.auth.principal import Principal, current
 from sandan_eventbus.checks import check_choice, check_code, check_id, check_many, check_text
 from sandan_eventbus.errors import InvalidArgument, PermissionDenied
 from sandan_eventbus.metrics import Pulse
+from sandan_eventbus.sealing import Sealer, Unreadable, unseal
 
 log = logging.getLogger("sandan_dispatch")
 
@@ -27,6 +30,26 @@ DISPATCHERS = ("branch", "grid_leader")
 STATUSES = ("open", "dispatched", "offered", "accepted", "completed", "cancelled")
 # Which dispatcher a call records is the caller's role, not the caller's say.
 DISPATCHER_OF_ROLE = {"grid_leader": "grid_leader", "branch_secretary": "branch"}
+
+
+@dataclass(frozen=True)
+class OrderTexts:
+    """What was written about the service, opened: the last completion's notes and each escalation's note (by the
+    level it went to). "" where nothing was written, and where the demand's texts were shredded (key gone)."""
+
+    notes: str
+    escalation_notes: dict[str, str]
+    shredded: bool
+
+
+def _opened(key: bytes | None, demand_id: str, field: str, value: str, shredded: bool) -> str:
+    """A sealed text in plaintext ("" when its key is gone); a legacy one (stored before sealing) as it was."""
+    if not value or shredded:
+        return ""
+    try:
+        return unseal(key, value, context=CONTEXT, owner_id=demand_id, field_name=field)
+    except Unreadable:
+        return ""  # the key was destroyed: shredded for good
 
 
 class Orders(DispatchBase):
@@ -49,6 +72,20 @@ class Orders(DispatchBase):
                            **self._readers(order, self._caller_as_member()),
                            service_gateway=anyone)  # Open311 shows when a request was opened and last changed
         return history(self, order.id)
+
+    def order_texts(self, order_id: str) -> OrderTexts:
+        """The order's free texts in plaintext, for whoever may read the order (GetOrder's row); "" once the
+        demand's key was destroyed."""
+        order = self.order(order_id)
+        # once shredded, nothing reads: not even a text stored in plaintext before sealing (which has no key)
+        opener = (self.keys.opener(order.demand_id)
+                  if (order.notes or order.escalation_notes) and not order.texts_shredded else None)
+        key, demand_id = (opener.key if opener else None), order.demand_id
+        gone = order.texts_shredded
+        return OrderTexts(notes=_opened(key, demand_id, "notes", order.notes, gone),
+                          escalation_notes={level: _opened(key, demand_id, "note", note, gone)
+                                            for level, note in order.escalation_notes.items()},
+                          shredded=order.texts_shredded)
 
     def orders(self, community_id: str = "", status: str = "") -> list[Order]:
         """The orders the caller may see (filtered, never refused), of a community or all, of a status or all."""
@@ -130,7 +167,7 @@ class Orders(DispatchBase):
 
         def escalate(order: Order) -> None:
             next_due = self.clock() + timedelta(seconds=order.deadline_seconds)
-            order.escalate(reason, joint_meeting_units, next_due, note)
+            order.escalate(reason, joint_meeting_units, next_due, note, self._sealer(order, note))
 
         return self._on_order(order_id, scope, escalate)
 
@@ -173,7 +210,14 @@ class Orders(DispatchBase):
         if not 0 < hours <= MAX_HOURS:  # checked before the state: such a request could never succeed
             raise InvalidArgument("hours", f"must be more than 0 and at most {MAX_HOURS:g}")
         return self._on_order(order_id, lambda o: self._as_member(member_id, f"complete order {o.order_id}"),
-                              lambda o: o.complete(member_id, hours, notes))
+                              lambda o: o.complete(member_id, hours, notes, self._sealer(o, notes)))
+
+    def _sealer(self, order: Order, text: str) -> Sealer | None:
+        """The demand's sealer when there is a text to seal (its key made on first use); none for an empty text,
+        nor once the texts were shredded (the order refuses a new text then, rather than a new key being made)."""
+        if not text or order.texts_shredded:
+            return None
+        return self.keys.sealer(order.demand_id)
 
     def _as_member(self, member_id: str, what: str) -> Any:
         return self.guard.acting(f"{what} as member {member_id}", member=self.guard.themselves(member_id))
@@ -196,6 +240,32 @@ class Orders(DispatchBase):
             if self.retrying(command):
                 marked.append(order_id)
         return marked
+
+    # ---- forgetting what was written about a demand (retention, erasure) -------------------------------
+    def forget_demand_texts(self, demand_id: str, cause: str) -> Order | None:
+        """Destroy the demand's data key, so its orders' notes can never be read again, and record it on the order
+        (TextsShredded, with the cause; the actor is the caller, SYSTEM for intake's fact). Idempotent. A demand
+        dispatch never saw has nothing to forget: None, nothing recorded."""
+        check_id("demand_id", demand_id)
+        check_choice("cause", cause, SHREDDING_CAUSES)
+
+        def command() -> Order | None:
+            order = self._texts_forgotten(demand_id, cause)
+            if order is not None:
+                self.save(order)
+            return order
+
+        with self.guard.acting(f"forget the texts of demand {demand_id}"):  # internal work only
+            return self.retrying(command)
+
+    def _texts_forgotten(self, demand_id: str, cause: str) -> Order | None:
+        """The key first, then the record: should the save fail, a retry finds no key and records again."""
+        self.keys.forget(demand_id)
+        order = self._maybe(Order, Order.create_id(demand_id))
+        if order is None:
+            return None
+        order.record_texts_shredded(cause)
+        return order
 
     # ---- reacting to residents' demands (consumed from intake.demands.v1) -----------------------
     def on_demand_event(self, envelope: Envelope, event: Event) -> list[Any]:
@@ -231,6 +301,9 @@ class Orders(DispatchBase):
                 return [Rating(demand_id=event.demand_id, community_id=order.community_id, stars=event.stars)]
             rating.change(event.stars)
             return [rating]
+        if isinstance(event, DemandTextsShredded):  # intake shredded the demand's texts: forget dispatch's copies
+            forgotten = self._texts_forgotten(event.demand_id, event.cause)
+            return [forgotten] if forgotten is not None else []  # never seen here: nothing to forget, no refusal
         return []  # CompletionConfirmed: nothing changes for the order
 
     # ---- the county's pulse (internal: for the metrics) ----------------------------------------
