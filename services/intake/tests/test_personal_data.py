@@ -632,9 +632,9 @@ async def test_an_erased_residents_demand_walks_through_every_read_api(local_iss
 
         erased = await resident.EraseResident(pb.EraseResidentRequest(resident_id=rid, reason="resident_request"))
         assert erased.keys_destroyed == 2 and erased.erased_at.endswith("Z")
-        # the post woke the relay; correcting and exporting publish nothing. (The erasure's DemandTextsShredded
-        # goes out at the relay's next poll: api.py's EraseResident does not wake it yet.)
-        assert served.wakes == [1]
+        # the post woke the relay, and so did the erasure (its DemandTextsShredded); correcting and exporting
+        # publish nothing
+        assert served.wakes == [1, 1]
 
         for caller in (resident, worker, secretary, holder, leader, town):
             seen = await caller.GetDemand(ref)

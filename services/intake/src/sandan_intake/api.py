@@ -265,14 +265,14 @@ class IntakeServicer(intake_pb2_grpc.IntakeServicer):
 
     async def EraseResident(self, request: intake_pb2.EraseResidentRequest,
                             context: grpc.aio.ServicerContext) -> intake_pb2.ResidentErased:
-        # Nothing is published: the topics carry no personal data to erase.
+        # The topics carry no personal data to erase; each demand's DemandTextsShredded is published (woken).
         def erase() -> intake_pb2.ResidentErased:
             done = self.app.erase_resident(_required("resident_id", request.resident_id),
                                            _required("reason", request.reason))
             return intake_pb2.ResidentErased(resident_id=done.resident_id, erased_at=rfc3339(done.erased_at),
                                              keys_destroyed=done.keys_destroyed)
 
-        return await rpc.call(context, erase)
+        return await self._write(context, erase)
 
 
 def add_to_server(server: grpc.aio.Server, app: IntakeApplication, wake: Callable[[], None]) -> list[str]:
