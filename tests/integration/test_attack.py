@@ -4,7 +4,9 @@ Ids come from the public `OrderAccepted` fact on dispatch.orders.v1. Each attemp
 a resident's contact without a token or by a member who does not hold the order, points earned under another
 member's id, another resident's demand confirmed and rated, the ledger rebuilt, notices published, someone else's
 notification preferences, another unit's report (and so its webhook), a member made to leave, a member of another
-community reporting into this one (and then claiming), and a claim from outside the order's grid. Every attempt
+community reporting into this one (and then claiming), a claim from outside the order's grid, and another town's
+12345 hotline operator acting for this community's resident (registering, posting, confirming, rating,
+withdrawing, reading, listing). Every attempt
 must be refused, and afterwards nothing has changed: the orders and demands read the same, no attempt's
 correlation id is stored or published, and no new fact names them.
 """
@@ -29,6 +31,7 @@ from sandan_contracts.rpc import scoring_pb2 as spb
 from sandan_eventbus.devtools import ServiceProcess
 from tests.integration.conftest import Stack, free_port
 from tests.integration.notify_stack import groups_at_end
+from tests.integration.people import COUNTY, OTHER_TOWN
 from tests.integration.scenario import Community, a_community, demand_reaches, member_person, order_for, post, trace
 from tests.integration.traces import ends, published_since, stored_with
 
@@ -104,8 +107,11 @@ async def test_a_new_user_with_ids_from_the_topic_can_do_nothing_that_is_not_the
     made = await people.people({
         f"member-{outsider_id}": member_person(outsider_id, c.community_id, f"{c.community_id}-g2"),
         f"member-{intruder_id}": member_person(intruder_id, elsewhere, f"{elsewhere}-g1"),
-        f"resident-2-{c.community_id}": (["resident"], {"community_id": c.community_id})})
+        f"resident-2-{c.community_id}": (["resident"], {"community_id": c.community_id}),
+        # the hotline of another town of the county (every test community is in the town chengjiang)
+        f"hotline-{OTHER_TOWN}": (["hotline_operator"], {"county_id": COUNTY, "town_id": OTHER_TOWN})})
     outsider, neighbour = made[f"member-{outsider_id}"], made[f"resident-2-{c.community_id}"]
+    hotline = made[f"hotline-{OTHER_TOWN}"]
     intruder = made[f"member-{intruder_id}"]
     await stack.dispatch_stub(outsider).ReportMember(dpb.ReportMemberRequest(
         member_id=outsider_id, unit_id=c.unit_id, community_id=c.community_id, grid_id=f"{c.community_id}-g2",
@@ -195,6 +201,29 @@ async def test_a_new_user_with_ids_from_the_topic_can_do_nothing_that_is_not_the
         ipb.DemandRef(demand_id=orders[2].demand_id), metadata=attempt("confirm")))
     await denied("rate another's demand", as_neighbour.RateService(
         ipb.RateServiceRequest(demand_id=orders[2].demand_id, stars=1), metadata=attempt("rate")))
+    # another town's hotline, acting for this community's resident: refused by scope (the role itself is allowed)
+    as_hotline = stack.intake_stub(hotline)
+    for what, call in (
+            ("hotline registers", as_hotline.RegisterResident(ipb.RegisterResidentRequest(
+                community_id=c.community_id, name="钱七", phone="13800007777", address="澄江镇 7 栋"),
+                metadata=attempt("hotline register"))),
+            ("hotline posts", as_hotline.PostDemand(ipb.PostDemandRequest(
+                client_request_id=uuid.uuid4().hex, resident_id=c.resident_id, community_id=c.community_id,
+                grid_id=c.grid_id, menu_item_id=c.item_id, description="请帮忙送药上门", urgency="normal",
+                channel="hotline"), metadata=attempt("hotline post"))),
+            ("hotline confirms", as_hotline.ConfirmCompletion(ipb.DemandRef(demand_id=orders[2].demand_id),
+                                                              metadata=attempt("hotline confirm"))),
+            ("hotline rates", as_hotline.RateService(ipb.RateServiceRequest(demand_id=orders[2].demand_id, stars=1),
+                                                     metadata=attempt("hotline rate"))),
+            ("hotline withdraws", as_hotline.WithdrawDemand(ipb.WithdrawDemandRequest(
+                demand_id=orders[1].demand_id, reason="no_longer_needed"), metadata=attempt("hotline withdraw"))),
+            ("hotline reads", as_hotline.GetDemand(ipb.DemandRef(demand_id=demand_id),
+                                                   metadata=attempt("hotline read"))),
+            ("hotline lists", as_hotline.ListResidentDemands(ipb.ListResidentDemandsRequest(
+                resident_id=c.resident_id), metadata=attempt("hotline list")))):
+        error = await refused(call)
+        assert error.code() == Code.PERMISSION_DENIED and "outside their scope" in error.details(), (
+            f"{what}: {error.code().name} {error.details()}")
     # the county's work: rebuilding the ledger, publishing the quarter's notices
     for who in (bystander, neighbour, c.secretary):
         scoring = scoring_pb2_grpc.ScoringStub(stack.channel(others.scoring.grpc_address, who))
