@@ -62,6 +62,8 @@ PEOPLE: dict[str, tuple[str, list[str], dict[str, str]]] = {
     "m-zhou": ("党员 周立新 (网格 g05)", ["member"], {"member_id": "m-zhou", "community_id": COMMUNITY,
                                                  "grid_id": OTHER_GRID}),
     "county": ("县委组织部", ["county_office"], {"county_id": "taihe"}),
+    # takes a resident's call and acts for them in any community of the county (pages: choose the community first)
+    "hotline": ("县 12345 热线话务员 小吴", ["hotline_operator"], {"county_id": "taihe"}),
     "resident": ("居民 李桂兰 (has an account)", ["resident"], {"community_id": COMMUNITY, "grid_id": GRID}),
     "operator": ("县信息中心 (operator)", ["operator"], {}),
 }
