@@ -72,9 +72,11 @@ async def ledger_with(process: ServiceProcess, who: Caller, member_id: str, rule
         await asyncio.sleep(0.3)
 
 
-async def settled_digest(process: ServiceProcess, who: Caller, quiet: float = 2.0, timeout: float = 120,
+async def settled_digest(process: ServiceProcess, who: Caller, quiet: float = 2.0, timeout: float = 360,
                          ) -> spb.DigestReply:
-    """The digest once the ledger stopped changing (scoring caught up with the log)."""
+    """The digest once the ledger stopped changing (scoring caught up with the log). The timeout is generous: a
+    restarted scoring folds ~8,000 messages in the kill test, which took over 120 s on a loaded CI run while the
+    digest kept moving (progress, not a hang: a hang would settle and then fail the comparison after it)."""
     deadline = time.monotonic() + timeout
     last = await stub(process, who).Digest(spb.Empty())
     while time.monotonic() < deadline:
