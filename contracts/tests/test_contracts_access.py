@@ -42,4 +42,4 @@ def test_only_notify_reads_contacts_for_delivery_and_service_roles_stay_narrow()
             assert method in contacts, f"notify's identity may only read contacts, not {method}"
         if "partner" in rule.roles:  # read-only agencies: reads of public figures only
             assert method.rsplit("/", 1)[1] in {"ListMenu", "Leaderboard", "UnitReport", "CommunityNotice",
-                                               "RuleSets"}, method
+                                               "RuleSets", "PublicNames"}, method  # names members consented to show

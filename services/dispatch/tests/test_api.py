@@ -562,3 +562,42 @@ async def test_wiring_verifies_tokens_and_reads_the_places_from_the_environment(
     finally:
         await server.stop(None)
         runtime.relay.app.close()
+
+
+# ---- public names (the 公示 board) ---------------------------------------------------------------
+async def test_a_member_names_themself_on_the_public_board_and_withdraws(client: Served) -> None:
+    await roster(client)
+    m1, gateway = client.member("m1"), client.as_("service-account-gateway", ["service_gateway"])
+    given = await m1.SetPublicName(pb.SetPublicNameRequest(member_id="m1", public_name="王芳"))
+    assert (given.member_id, given.public_name) == ("m1", "王芳")
+    found = await gateway.PublicNames(pb.PublicNamesRequest(member_ids=["m1", "m2", "m1"], unit_ids=["u1", "u9"]))
+    assert [(m.member_id, m.public_name) for m in found.members] == [("m1", "王芳")]
+    assert [(u.unit_id, u.unit_name) for u in found.units] == [("u1", "County Health Bureau")]
+    error = await refused(client.member("m2").SetPublicName(pb.SetPublicNameRequest(member_id="m1")))
+    assert error.code() == Code.PERMISSION_DENIED
+    withdrawn = await m1.SetPublicName(pb.SetPublicNameRequest(member_id="m1"))
+    assert withdrawn.public_name == ""
+    assert list((await gateway.PublicNames(pb.PublicNamesRequest(member_ids=["m1"]))).members) == []
+    error = await refused(client.resident("1").PublicNames(pb.PublicNamesRequest(member_ids=["m1"])))
+    assert error.code() == Code.PERMISSION_DENIED
+
+
+async def test_public_name_and_public_ids_are_bounded_naming_the_field(client: Served) -> None:
+    await roster(client)
+    m1, gateway = client.member("m1"), client.as_("service-account-gateway", ["service_gateway"])
+    before = len(client.stored())
+    for name, request in (
+            ("public_name", pb.SetPublicNameRequest(member_id="m1", public_name="王" * 21)),
+            ("public_name", pb.SetPublicNameRequest(member_id="m1", public_name="王\x00芳")),
+            ("member_id", pb.SetPublicNameRequest(member_id="m 1", public_name="王芳"))):
+        error = await refused(m1.SetPublicName(request))
+        assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, name), error.details()
+    for name, request in (
+            ("member_ids", pb.PublicNamesRequest(member_ids=[f"m{i}" for i in range(501)])),
+            ("unit_ids", pb.PublicNamesRequest(unit_ids=[f"u{i}" for i in range(501)])),
+            ("unit_ids[0]", pb.PublicNamesRequest(unit_ids=["u" * 65]))):
+        error = await refused(gateway.PublicNames(request))
+        assert (error.code(), error.details().split(":")[0]) == (Code.INVALID_ARGUMENT, name), error.details()
+    assert len(client.stored()) == before
+    found = await gateway.PublicNames(pb.PublicNamesRequest(member_ids=[f"m{i}" for i in range(500)]))
+    assert list(found.members) == []

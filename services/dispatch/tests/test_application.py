@@ -35,7 +35,14 @@ from sandan_dispatch.keys import DemandKeys, Keyring
 from sandan_dispatch.publishing import to_contract
 from sandan_eventbus.audit import history
 from sandan_eventbus.auth.principal import Principal, acting_as
-from sandan_eventbus.errors import AlreadyExists, DomainError, FailedPrecondition, InvalidArgument, NotFound
+from sandan_eventbus.errors import (
+    AlreadyExists,
+    DomainError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from sandan_eventbus.sql import engine_for
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -262,6 +269,117 @@ def test_member_contacts_stay_out_of_the_event_store(app: DispatchApplication, c
         state = bytes(n.state)
         assert NAME.encode() not in state and PHONE.encode() not in state
         assert b"Zhang" not in state
+
+
+# ---- public names (the 公示 board) ---------------------------------------------------------------
+MEMBER_M1 = Principal(subject="member-m1", roles=frozenset({"member"}), member_id="m1", community_id="c1",
+                      grid_id="g1", acting_role="member")
+MEMBER_M2 = Principal(subject="member-m2", roles=frozenset({"member"}), member_id="m2", community_id="c1",
+                      grid_id="g1", acting_role="member")
+GATEWAY = Principal(subject="service-account-gateway", roles=frozenset({"service_gateway"}),
+                    acting_role="service_gateway")
+
+
+def public_name_facts(app: DispatchApplication, member_id: str) -> list[tuple[bool, str]]:
+    """(shown, who) of each PublicNameChanged stored for the member, in order."""
+    aggregate_id = Member.create_id(member_id)
+    shown = [e.shown for e in stored_events(app)
+             if e.originator_id == aggregate_id and type(e).__qualname__ == "Member.PublicNameChanged"]
+    who = [e.subject for e in history(app, aggregate_id) if e.what == "PublicNameChanged"]
+    assert len(shown) == len(who)
+    return list(zip(shown, who, strict=True))
+
+
+def test_a_member_sets_changes_and_withdraws_their_public_name(app: DispatchApplication, contacts: Contacts) -> None:
+    roster(app)
+    with acting_as(MEMBER_M1):
+        assert app.set_public_name("m1", "  王芳 ") == ("m1", "王芳")
+        assert app.set_public_name("m1", "王芳") == ("m1", "王芳")  # the same name again is no new fact
+    with acting_as(GATEWAY):
+        view = app.public_names(["m1", "m2", "m9"], ["u1", "u9"])
+    assert (view.members, view.units) == ({"m1": "王芳"}, {"u1": "County Health Bureau"})
+    with acting_as(MEMBER_M1):
+        assert app.set_public_name("m1", "王**") == ("m1", "王**")
+        assert app.set_public_name("m1", "") == ("m1", "")
+        assert app.set_public_name("m1", "   ") == ("m1", "")  # withdrawing twice is no new fact
+    assert contacts.public_names(["m1"]) == {}
+    assert app.public_names(["m1"], []).members == {}
+    assert public_name_facts(app, "m1") == [(True, "member-m1"), (True, "member-m1"), (False, "member-m1")]
+    [fact] = [e for e in stored_events(app) if type(e).__qualname__ == "Member.PublicNameChanged"][:1]
+    assert to_contract(fact) is None  # internal: never on a topic
+
+
+def test_only_the_member_themself_sets_their_public_name(app: DispatchApplication, contacts: Contacts) -> None:
+    roster(app)
+    before = len(notifications(app))
+    for who in (MEMBER_M2, SECRETARY_A, GATEWAY):
+        with acting_as(who), pytest.raises(PermissionDenied, match="may not set the public name of member m1"):
+            app.set_public_name("m1", "王芳")
+    with acting_as(MEMBER_M1):
+        app.set_public_name("m1", "王芳")
+    with acting_as(MEMBER_M2), pytest.raises(PermissionDenied):
+        app.set_public_name("m1", "")  # nor withdraw another's
+    assert contacts.public_names(["m1"]) == {"m1": "王芳"}
+    assert len(notifications(app)) == before + 1
+
+
+def test_leaving_withdraws_the_public_name(app: DispatchApplication, contacts: Contacts) -> None:
+    roster(app)
+    with acting_as(MEMBER_M1):
+        app.set_public_name("m1", "王芳")
+    with acting_as(SECRETARY_A):
+        app.member_leaves("m1", "transferred")
+        app.member_leaves("m2", "retired")  # no public name: nothing to withdraw, no fact
+    assert contacts.public_names(["m1", "m2"]) == {}
+    assert public_name_facts(app, "m1") == [(True, "member-m1"), (False, "secretary-a")]
+    assert public_name_facts(app, "m2") == []
+    with acting_as(MEMBER_M1), pytest.raises(FailedPrecondition, match="member m1 has left"):
+        app.set_public_name("m1", "王芳")
+    assert contacts.public_names(["m1"]) == {}
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("王" * 21, "1 to 20 characters"), ("王\x07芳", "control characters"), ("王\n芳", "control characters"),
+    ("王\u202e芳", "bidirectional"),
+])
+def test_public_name_is_a_short_display_name(app: DispatchApplication, contacts: Contacts, name: str,
+                                              message: str) -> None:
+    roster(app)
+    with acting_as(MEMBER_M1), pytest.raises(InvalidArgument, match=message) as info:
+        app.set_public_name("m1", name)
+    assert info.value.field == "public_name"
+    assert contacts.public_names(["m1"]) == {}
+    with acting_as(MEMBER_M1):
+        assert app.set_public_name("m1", "王" * 20)[1] == "王" * 20
+
+
+def test_public_names_are_bounded_and_checked(app: DispatchApplication) -> None:
+    roster(app)
+    for field, args in (("member_ids", ([f"m{i}" for i in range(501)], [])),
+                        ("unit_ids", ([], [f"u{i}" for i in range(501)])), ("member_ids", (["m 1"], []))):
+        with pytest.raises(InvalidArgument) as info:
+            app.public_names(*args)
+        assert info.value.field == field
+    assert app.public_names([f"m{i}" for i in range(500)], [f"u{i}" for i in range(500)]).units == {
+        "u1": "County Health Bureau", "u2": "County Justice Bureau"}
+    resident = Principal(subject="resident-1", roles=frozenset({"resident"}), acting_role="resident")
+    with acting_as(resident), pytest.raises(PermissionDenied):
+        app.public_names(["m1"], [])
+
+
+def test_public_names_stay_out_of_the_event_store(app: DispatchApplication, contacts: Contacts) -> None:
+    roster(app)
+    with acting_as(MEMBER_M1):
+        app.set_public_name("m1", "王芳芳")
+        app.set_public_name("m1", "Wang Fangfang")
+        app.set_public_name("m1", "")
+    with acting_as(MEMBER_M2):
+        app.set_public_name("m2", "李娜娜")
+    assert contacts.public_names(["m1", "m2"]) == {"m2": "李娜娜"}
+    for n in notifications(app):
+        state = bytes(n.state)
+        for name in ("王芳芳", "Wang Fangfang", "李娜娜"):
+            assert name.encode() not in state and name.encode("unicode_escape") not in state
 
 
 def test_in_memory_contacts_are_shared_by_worker_threads() -> None:

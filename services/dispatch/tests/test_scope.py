@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from sandan_contracts.access import ACCESS
 from sandan_contracts.rpc import dispatch_pb2 as pb
-from sandan_dispatch.contacts import member_contacts, unit_contacts
+from sandan_dispatch.contacts import member_contacts, public_names, unit_contacts
 from sandan_dispatch.domain import Order
 from sandan_dispatch.publishing import to_contract
 from sandan_eventbus.auth.devissuer import LocalIssuer
@@ -98,6 +98,7 @@ PEOPLE: dict[str, Callable[[Served], Caller]] = {
     "res4": lambda s: s.resident("4", resident_id=rid(4), community_id="c2"),
     "notify": lambda s: s.notify(),
     "gateway": lambda s: s.as_("service-account-gateway", ["service_gateway"]),
+    "partner": lambda s: s.as_("partner-12345", ["partner"]),
 }
 
 
@@ -190,6 +191,11 @@ CASES: list[Case] = [
     *member_reads("GetMemberHistory", grid_leader=False),
     ok("GetMemberContact", "notify", pb.MemberRef(member_id="m9")),
     ok("GetUnitContact", "notify", pb.UnitRef(unit_id="u2")),
+    ok("SetPublicName", "mem1", pb.SetPublicNameRequest(member_id="m1", public_name="李华")),
+    no("SetPublicName", "mem2", pb.SetPublicNameRequest(member_id="m1", public_name="李华")),
+    no("SetPublicName", "mem2", pb.SetPublicNameRequest(member_id="m1")),  # nor withdraw another's
+    *[ok("PublicNames", person, pb.PublicNamesRequest(member_ids=["m1", "m9"], unit_ids=["u1", "u2"]))
+      for person in ("mem9", "sec2", "town2", "county2", "partner", "gateway")],  # public: any place
     # ---- themed party days
     ok("ScheduleActivity", "ua1", schedule()), no("ScheduleActivity", "ua2", schedule()),
     ok("ScheduleActivity", "sec1", schedule()), no("ScheduleActivity", "sec2", schedule()),
@@ -262,12 +268,13 @@ CASES: list[Case] = [
 # Rows whose scope names no place for a role: nothing to refuse inside the role.
 ANY_PLACE = {("GetActivity", "resident"), ("GetActivity", "member"), ("GetMemberContact", "service_notify"),
              ("GetUnitContact", "service_notify"), ("FindOrderByDemand", "service_gateway"),
-             ("GetOrderHistory", "service_gateway")}
+             ("GetOrderHistory", "service_gateway"),
+             *(("PublicNames", role) for role in ACCESS.roles_for(f"/{SERVICE.full_name}/PublicNames"))}
 
 
 ROLE_OF_PREFIX = {"sec": "branch_secretary", "lead": "grid_leader", "mem": "member", "ua": "unit_admin",
                   "town": "town_office", "county": "county_office", "gw": "grid_worker", "res": "resident",
-                  "notify": "service_notify", "gateway": "service_gateway"}
+                  "notify": "service_notify", "gateway": "service_gateway", "partner": "partner"}
 
 
 def role_of(person: str) -> str:
@@ -284,7 +291,8 @@ async def world(local_issuer: LocalIssuer) -> AsyncIterator[Served]:
 def contacts_of(s: Served) -> list[Any]:
     assert s.app.contacts is not None
     with s.app.contacts.engine.connect() as conn:
-        return [*conn.execute(select(member_contacts)).all(), *conn.execute(select(unit_contacts)).all()]
+        return [*conn.execute(select(member_contacts)).all(), *conn.execute(select(unit_contacts)).all(),
+                *conn.execute(select(public_names)).all()]
 
 
 async def refused(call: Any) -> grpc.aio.AioRpcError:
@@ -338,7 +346,8 @@ async def test_without_a_valid_token_every_method_is_unauthenticated(world: Serv
         error = await refused(getattr(world.stub, method)(request, metadata=metadata))
         assert error.code() == Code.UNAUTHENTICATED
     # a role outside the row: refused before dispatch's code runs
-    error = await refused(getattr(world.as_("partner-12345", ["partner"]), method)(request))
+    outsider = next(r for r in ("partner", "operator") if r not in ACCESS.roles_for(f"/{SERVICE.full_name}/{method}"))
+    error = await refused(getattr(world.as_(f"{outsider}-12345", [outsider]), method)(request))
     assert error.code() == Code.PERMISSION_DENIED
     assert len(world.stored()) == before
 

@@ -293,6 +293,46 @@ class MemberContact(_message.Message):
     wechat_openid: str
     def __init__(self, member_id: _Optional[str] = ..., community_id: _Optional[str] = ..., unit_id: _Optional[str] = ..., name: _Optional[str] = ..., phone: _Optional[str] = ..., email: _Optional[str] = ..., wechat_openid: _Optional[str] = ...) -> None: ...
 
+class SetPublicNameRequest(_message.Message):
+    __slots__ = ("member_id", "public_name")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    public_name: str
+    def __init__(self, member_id: _Optional[str] = ..., public_name: _Optional[str] = ...) -> None: ...
+
+class MemberPublicName(_message.Message):
+    __slots__ = ("member_id", "public_name")
+    MEMBER_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_NAME_FIELD_NUMBER: _ClassVar[int]
+    member_id: str
+    public_name: str
+    def __init__(self, member_id: _Optional[str] = ..., public_name: _Optional[str] = ...) -> None: ...
+
+class UnitPublicName(_message.Message):
+    __slots__ = ("unit_id", "unit_name")
+    UNIT_ID_FIELD_NUMBER: _ClassVar[int]
+    UNIT_NAME_FIELD_NUMBER: _ClassVar[int]
+    unit_id: str
+    unit_name: str
+    def __init__(self, unit_id: _Optional[str] = ..., unit_name: _Optional[str] = ...) -> None: ...
+
+class PublicNamesRequest(_message.Message):
+    __slots__ = ("member_ids", "unit_ids")
+    MEMBER_IDS_FIELD_NUMBER: _ClassVar[int]
+    UNIT_IDS_FIELD_NUMBER: _ClassVar[int]
+    member_ids: _containers.RepeatedScalarFieldContainer[str]
+    unit_ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, member_ids: _Optional[_Iterable[str]] = ..., unit_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PublicNamesReply(_message.Message):
+    __slots__ = ("members", "units")
+    MEMBERS_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    members: _containers.RepeatedCompositeFieldContainer[MemberPublicName]
+    units: _containers.RepeatedCompositeFieldContainer[UnitPublicName]
+    def __init__(self, members: _Optional[_Iterable[_Union[MemberPublicName, _Mapping]]] = ..., units: _Optional[_Iterable[_Union[UnitPublicName, _Mapping]]] = ...) -> None: ...
+
 class UnitContact(_message.Message):
     __slots__ = ("unit_id", "community_id", "unit_name", "contact_email", "webhook_url")
     UNIT_ID_FIELD_NUMBER: _ClassVar[int]

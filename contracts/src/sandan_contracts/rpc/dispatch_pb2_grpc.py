@@ -90,6 +90,16 @@ class DispatchStub:
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitRef.SerializeToString,
                 response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitContact.FromString,
                 _registered_method=True)
+        self.SetPublicName = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/SetPublicName',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.SetPublicNameRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberPublicName.FromString,
+                _registered_method=True)
+        self.PublicNames = channel.unary_unary(
+                '/sandan.dispatch.v1.Dispatch/PublicNames',
+                request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.PublicNamesRequest.SerializeToString,
+                response_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.PublicNamesReply.FromString,
+                _registered_method=True)
         self.ScheduleActivity = channel.unary_unary(
                 '/sandan.dispatch.v1.Dispatch/ScheduleActivity',
                 request_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.ScheduleActivityRequest.SerializeToString,
@@ -246,6 +256,22 @@ class DispatchServicer:
 
     def GetUnitContact(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPublicName(self, request, context):
+        """A member's consent to be named on the public notice board (公示): only the member themself may give or
+        withdraw it (public_name "" withdraws). The name is kept with the contacts, never in an event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PublicNames(self, request, context):
+        """What the public notice board may show: the public names of the members who consented (others are left
+        out) and the names of reported units. At most 500 ids of each kind.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -413,6 +439,16 @@ def add_DispatchServicer_to_server(servicer, server):
                     servicer.GetUnitContact,
                     request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitRef.FromString,
                     response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitContact.SerializeToString,
+            ),
+            'SetPublicName': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPublicName,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.SetPublicNameRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberPublicName.SerializeToString,
+            ),
+            'PublicNames': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublicNames,
+                    request_deserializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.PublicNamesRequest.FromString,
+                    response_serializer=sandan__contracts_dot_rpc_dot_dispatch__pb2.PublicNamesReply.SerializeToString,
             ),
             'ScheduleActivity': grpc.unary_unary_rpc_method_handler(
                     servicer.ScheduleActivity,
@@ -797,6 +833,60 @@ class Dispatch:
             '/sandan.dispatch.v1.Dispatch/GetUnitContact',
             sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitRef.SerializeToString,
             sandan__contracts_dot_rpc_dot_dispatch__pb2.UnitContact.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPublicName(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/SetPublicName',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.SetPublicNameRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.MemberPublicName.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublicNames(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sandan.dispatch.v1.Dispatch/PublicNames',
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.PublicNamesRequest.SerializeToString,
+            sandan__contracts_dot_rpc_dot_dispatch__pb2.PublicNamesReply.FromString,
             options,
             channel_credentials,
             insecure,

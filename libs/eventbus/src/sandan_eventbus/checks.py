@@ -32,6 +32,8 @@ servicer runs; the services check the shape, what is required, and the finer bou
 | wechat_openid | letters, digits, `_`, `-` (6-64) | 64 |
 | webhook_url | http(s) URL without credentials | 500 |
 | teams, skills, care_tags, joint_meeting_units, channels | lists of codes/ids/choices | 10, 20, 10, 50, 5 items |
+| public_name | single-line text (a member's display name on the public notice board) | 20 |
+| member_ids, unit_ids | lists of ids (PublicNames) | 500 items |
 
 A field not named here gets `DEFAULT_LIMIT` (single-line, 200).
 """
@@ -245,6 +247,8 @@ LIMITS: dict[str, Limit] = {
     "teams": Limit(CODE.max_length, max_items=10), "skills": Limit(CODE.max_length, max_items=20),
     "care_tags": Limit(CODE.max_length, max_items=10), "channels": Limit(CODE.max_length, max_items=5),
     "joint_meeting_units": Limit(ID.max_length, max_items=50),
+    "public_name": Limit(20),
+    "member_ids": Limit(ID.max_length, max_items=500), "unit_ids": Limit(ID.max_length, max_items=500),
 }
 
 

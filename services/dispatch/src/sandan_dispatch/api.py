@@ -138,6 +138,20 @@ class DispatchServicer(pb_grpc.DispatchServicer):
     async def GetUnitContact(self, request: pb.UnitRef, context: grpc.aio.ServicerContext) -> pb.UnitContact:
         return pb.UnitContact(**asdict(await call(context, self.app.unit_contact, request.unit_id)))
 
+    # ---- public names (the 公示 board) -------------------------------------------------------------
+    async def SetPublicName(self, request: pb.SetPublicNameRequest,
+                            context: grpc.aio.ServicerContext) -> pb.MemberPublicName:
+        member_id, public_name = await self._write(context, self.app.set_public_name, request.member_id,
+                                                   request.public_name)
+        return pb.MemberPublicName(member_id=member_id, public_name=public_name)
+
+    async def PublicNames(self, request: pb.PublicNamesRequest,
+                          context: grpc.aio.ServicerContext) -> pb.PublicNamesReply:
+        found = await call(context, self.app.public_names, list(request.member_ids), list(request.unit_ids))
+        return pb.PublicNamesReply(
+            members=[pb.MemberPublicName(member_id=m, public_name=n) for m, n in found.members.items()],
+            units=[pb.UnitPublicName(unit_id=u, unit_name=n) for u, n in found.units.items()])
+
     # ---- themed party days -----------------------------------------------------------------------
     async def ScheduleActivity(self, request: pb.ScheduleActivityRequest,
                                context: grpc.aio.ServicerContext) -> pb.Activity:

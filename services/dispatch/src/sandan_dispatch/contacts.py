@@ -4,6 +4,8 @@
   openid). Kept out of the event store on purpose, so it can be corrected or erased when a member leaves.
 - `dispatch_unit_contacts`: a unit organisation's addresses (contact email, webhook URL) for its quarterly
   notice. Not personal, but still only served through the authorised contact call.
+- `dispatch_public_names`: the display name a member consented to show on the public notice board (公示). A row
+  exists only while the consent stands: withdrawing (or leaving) deletes it, so nothing of it remains.
 
 Tables are created with `create_all`; columns added later are added to existing tables at start-up
 (`_add_missing_columns`, additive only).
@@ -11,9 +13,10 @@ Tables are created with `create_all`; columns added later are added to existing 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Column, Engine, MetaData, String, Table, inspect, select, text
+from sqlalchemy import Column, Engine, MetaData, String, Table, delete, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +39,13 @@ unit_contacts = Table(
     Column("unit_id", String(64), primary_key=True),
     Column("contact_email", String(254), nullable=True),
     Column("webhook_url", String(500), nullable=True),
+)
+
+public_names = Table(
+    "dispatch_public_names",
+    metadata,
+    Column("member_id", String(64), primary_key=True),
+    Column("public_name", String(20), nullable=False),
 )
 
 
@@ -114,3 +124,23 @@ class Contacts:
         with self.engine.connect() as conn:
             row = conn.execute(select(t.c.contact_email, t.c.webhook_url).where(t.c.unit_id == unit_id)).first()
         return UnitContact(*row) if row else None
+
+    # ---- public names (a member's consent to be named on the notice board) ------------------------------
+    def put_public_name(self, member_id: str, public_name: str) -> None:
+        row = {"public_name": public_name}
+        self._upsert(public_names, "member_id", {"member_id": member_id, **row}, row)
+
+    def remove_public_name(self, member_id: str) -> bool:
+        """Withdraw the consent: the row goes. True when there was one."""
+        with self.engine.begin() as conn:
+            return conn.execute(delete(public_names).where(public_names.c.member_id == member_id)).rowcount > 0
+
+    def public_names(self, member_ids: Iterable[str]) -> dict[str, str]:
+        """The public names of those of these members who consented."""
+        wanted = list(dict.fromkeys(member_ids))
+        if not wanted:
+            return {}
+        t = public_names
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.member_id, t.c.public_name).where(t.c.member_id.in_(wanted))).all()
+        return {member_id: name for member_id, name in rows}

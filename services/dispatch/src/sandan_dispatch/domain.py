@@ -106,6 +106,18 @@ class Member(Aggregate):
     def _contact_changed(self, member_id: str, community_id: str, fields: list[str]) -> None:
         pass  # the contact is not the aggregate's state: the event is the record of who wrote it
 
+    def public_name_changed(self, shown: bool) -> None:
+        """The member gave (or changed) their consent to be named on the public notice board, or it was
+        withdrawn. Only whether a name is shown: the name itself lives in the contacts database, so that a
+        withdrawal removes it for good."""
+        if shown:
+            self._require_active()
+        self._public_name_changed(member_id=self.member_id, community_id=self.community_id, shown=shown)
+
+    @event("PublicNameChanged")
+    def _public_name_changed(self, member_id: str, community_id: str, shown: bool) -> None:
+        pass  # the name is not the aggregate's state: the event is the record of who gave or withdrew it
+
     def leave(self, reason: str) -> None:
         self._require_active()
         self._left(member_id=self.member_id, community_id=self.community_id, reason=reason)

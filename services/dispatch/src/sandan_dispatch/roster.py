@@ -4,7 +4,9 @@ their token names), a unit admin for their unit, a grid leader in their grid, th
 community; offices read in their town or county.
 
 Contacts and addresses stay out of the event store, but every write of them is a stored event naming the caller:
-the report itself, or `ContactChanged` (internal, never published: it names the fields, not the values).
+the report itself, or `ContactChanged` (internal, never published: it names the fields, not the values). A
+member's public name (their consent to be named on the 公示 board) is kept the same way: the name in the contacts
+database, `PublicNameChanged` (shown or not; internal) in the store; leaving withdraws it.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from sandan_dispatch.base import DispatchBase
 from sandan_dispatch.board import GridRow, MemberRow
 from sandan_dispatch.domain import GridGroup, Member, Unit
-from sandan_dispatch.scope import anyone
+from sandan_dispatch.scope import Rule, anyone
 from sandan_eventbus.audit import AuditEntry, history
 from sandan_eventbus.checks import (
     check_code,
@@ -71,7 +73,18 @@ class UnitContactCard:
     webhook_url: str = ""
 
 
+@dataclass(frozen=True)
+class PublicNamesView:
+    """What the public notice board may show: consenting members' public names, reported units' names."""
+
+    members: dict[str, str]  # member_id -> public name, only those who consented
+    units: dict[str, str]    # unit_id -> unit name, only units that reported
+
+
 CONTACT_FIELDS = ("name", "phone", "email", "wechat_openid")  # a member's contact, in put_member's order
+MAX_PUBLIC_IDS = 500  # ids of each kind one PublicNames call may ask for (a page of a notice, with room)
+# Who may read public names: the roles that may read a notice (scoring's CommunityNotice row); the names are public.
+PUBLIC_READERS = ("member", "branch_secretary", "town_office", "county_office", "partner", "service_gateway")
 
 
 class Roster(DispatchBase):
@@ -207,11 +220,58 @@ class Roster(DispatchBase):
                 return member
 
             member = self.retrying(command)
+            self._withdraw_public_name(member_id)  # under the same caller: leaving withdraws the consent
             self.board.catch_up(self)
             for order_id in self.board.held_by(member_id):
                 self._on_order(order_id, lambda _: nullcontext(),  # in scope: the member's leaving is
                                lambda o: o.decline(member_id, "member_left") if o.member_id == member_id else None)
             return member
+
+    # ---- public names (the 公示 board) ---------------------------------------------------------------
+    def set_public_name(self, member_id: str, public_name: str) -> tuple[str, str]:
+        """A member gives ("王芳", "王**": 1-20 characters) or withdraws ("") their consent to be named on the
+        public notice board. Only the member themself; the name goes to the contacts database first, then the
+        fact (`PublicNameChanged`, naming the caller) is stored. Returns (member_id, the name now shown)."""
+        public_name = check_text("public_name", public_name, 1, 20) if public_name.strip() else ""
+        known = self._member(member_id)
+        with self.guard.acting(f"set the public name of member {member_id}",
+                               member=self.guard.themselves(known.member_id)):
+            if not public_name:
+                self._withdraw_public_name(member_id)
+                return member_id, ""
+            if self.contacts is None:
+                raise FailedPrecondition("dispatch keeps no contacts database here: public names cannot be stored")
+            if not known.active:
+                raise FailedPrecondition(f"member {member_id} has left")
+            if self.contacts.public_names([member_id]).get(member_id) != public_name:
+                self.contacts.put_public_name(member_id, public_name)  # the name first, then the fact
+                self._record_public_name(member_id, shown=True)
+            return member_id, public_name
+
+    def _withdraw_public_name(self, member_id: str) -> None:
+        """Remove the member's public name, recording the withdrawal when there was one (a repeat is no fact)."""
+        if self.contacts is not None and self.contacts.remove_public_name(member_id):
+            self._record_public_name(member_id, shown=False)
+
+    def _record_public_name(self, member_id: str, shown: bool) -> None:
+        def command() -> None:
+            member = self._member(member_id)
+            member.public_name_changed(shown)
+            self.save(member)
+
+        self.retrying(command)
+
+    def public_names(self, member_ids: list[str], unit_ids: list[str]) -> PublicNamesView:
+        """The public names of those members who consented, and the names of those units that reported; ids
+        without either are left out (an unknown id is not an error: a notice may name a unit reported elsewhere)."""
+        member_ids = check_many("member_ids", member_ids, MAX_PUBLIC_IDS, check_id)
+        unit_ids = check_many("unit_ids", unit_ids, MAX_PUBLIC_IDS, check_id)
+        rules: dict[str, Rule] = {role: anyone for role in PUBLIC_READERS}
+        self.guard.require("read public names", **rules)
+        members = self.contacts.public_names(member_ids) if self.contacts is not None and member_ids else {}
+        self.board.catch_up(self)
+        units = {u: self.board.units[u].unit_name for u in dict.fromkeys(unit_ids) if u in self.board.units}
+        return PublicNamesView({m: members[m] for m in dict.fromkeys(member_ids) if m in members}, units)
 
     def member(self, member_id: str) -> Member:
         member = self._member(member_id)
