@@ -79,6 +79,8 @@ class World:
     # a unit's summary for UnitReport, or the gRPC code scoring answers with instead (absent: NOT_FOUND)
     unit_reports: dict[str, scoring_pb2.Summary | grpc.StatusCode] = field(default_factory=dict)
     community_notices_refused: dict[str, grpc.StatusCode] = field(default_factory=dict)  # by community
+    public_names: dict[str, str] = field(default_factory=dict)  # member id -> the name they consented to show
+    unit_names: dict[str, str] = field(default_factory=dict)  # unit id -> its name (dispatch's roster)
     unit_report_seconds: float = 0.0  # how long each UnitReport takes
     unit_reports_in_flight: list[int] = field(default_factory=lambda: [0, 0])  # now, most at once
     seen: list[tuple[str, str, Any]] = field(default_factory=list)  # (method, acting role, request)
@@ -278,6 +280,29 @@ class FakeDispatch(dispatch_pb2_grpc.DispatchServicer):
             await context.abort(found, f"roster of {request.community_id}: {found.name.lower()}")
         return found
 
+    async def SetPublicName(self, request: Any, context: Any) -> Any:
+        """As dispatch: only the member themself; "" withdraws."""
+        self.world.saw("SetPublicName", request)
+        if request.member_id != current().member_id:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, "outside their scope")
+        if len(request.public_name.strip()) > 20:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "public_name: must be 1 to 20 characters")
+        if request.public_name.strip():
+            self.world.public_names[request.member_id] = request.public_name.strip()
+        else:
+            self.world.public_names.pop(request.member_id, None)
+        return dispatch_pb2.MemberPublicName(member_id=request.member_id,
+                                             public_name=self.world.public_names.get(request.member_id, ""))
+
+    async def PublicNames(self, request: Any, context: Any) -> Any:
+        self.world.saw("PublicNames", request)
+        names, units = self.world.public_names, self.world.unit_names
+        return dispatch_pb2.PublicNamesReply(
+            members=[dispatch_pb2.MemberPublicName(member_id=m, public_name=names[m])
+                     for m in dict.fromkeys(request.member_ids) if m in names],
+            units=[dispatch_pb2.UnitPublicName(unit_id=u, unit_name=units[u])
+                   for u in dict.fromkeys(request.unit_ids) if u in units])
+
     async def GetMember(self, request: Any, context: Any) -> Any:
         self.world.saw("GetMember", request)
         return dispatch_pb2.Member(member_id=request.member_id, community_id="c1", grid_id="g1", teams=["medical"],
@@ -296,7 +321,8 @@ class FakeScoring(scoring_pb2_grpc.ScoringServicer):
         return scoring_pb2.Report(scope="community", scope_id=request.scope_id, quarter=request.quarter,
                                   rule_set_version="2026.1", summary=scoring_pb2.Summary(
                                       members_active=3, services_completed=5, hours=7.5, satisfaction_rate=0.9),
-                                  ranking=[scoring_pb2.RankedMember(rank=1, member_id="m-1", points=30, stars=4)],
+                                  ranking=[scoring_pb2.RankedMember(rank=1, member_id="m-1", points=30, stars=4),
+                                           scoring_pb2.RankedMember(rank=2, member_id="m-2", points=20, stars=3)],
                                   published=True)
 
     async def UnitReport(self, request: Any, context: Any) -> Any:

@@ -248,6 +248,44 @@ async def test_member_accepts_as_their_own_member_id(gateway):
     assert 'data-testid="my-order-o1"' in page.text and "完成服务" in page.text  # the ledger's reason, in words
 
 
+async def test_a_member_sets_and_withdraws_their_name_on_the_public_board(gateway):
+    session = gateway.sign_in(["member"], member_id="m-1", community_id="c1")
+    page = (await gateway.client.get("/member")).text
+    assert 'action="/member/public-name"' in page and "任何人都能看到" in page and "随时可以撤回" in page
+    assert "现在不公示您的姓名" in page and 'data-testid="public-name-withdraw"' not in page
+    refused = await gateway.client.post("/member/public-name", data={"public_name": "王芳"})  # no CSRF token
+    assert refused.status_code in (400, 403) and not _calls(gateway, "SetPublicName")
+    long = await gateway.client.post("/member/public-name", data={"csrf_token": session.csrf, "public_name": "王" * 21})
+    assert long.status_code == 400 and "公示姓名" in long.text and not _calls(gateway, "SetPublicName")
+    reply = await gateway.client.post("/member/public-name", data={"csrf_token": session.csrf, "public_name": "王芳"})
+    assert reply.status_code == 303 and reply.headers["location"] == "/member?done=saved"
+    [set_] = _calls(gateway, "SetPublicName")
+    assert (set_.member_id, set_.public_name) == ("m-1", "王芳")
+    assert [role for m, role, _ in gateway.world.seen if m == "SetPublicName"] == ["member"]
+    page = (await gateway.client.get("/member")).text
+    assert re.search(r'data-testid="my-public-name">[^<]*<strong>王芳</strong>', page)
+    notice = (await gateway.client.get("/notices/communities/c1")).text
+    assert [row[1] for row in _ranking_rows(notice)] == ["王芳", "党员 (未公开姓名)"]
+    withdraw = await gateway.client.post("/member/public-name", data={"csrf_token": session.csrf, "withdraw": "1",
+                                                                      "public_name": "王芳"})
+    assert withdraw.status_code == 303 and _calls(gateway, "SetPublicName")[-1].public_name == ""
+    notice = (await gateway.client.get("/notices/communities/c1")).text
+    assert "王芳" not in notice and [row[1] for row in _ranking_rows(notice)] == ["党员 (未公开姓名)"] * 2
+
+
+async def test_the_unit_notice_is_headed_by_the_units_name(gateway):
+    gateway.world.unit_reports["u-c"] = _summary(1, 1.0, 0, 1.0, 1.0, 1.0)
+    gateway.world.unit_names["u-c"] = "县人民医院"
+    for params in ({}, {"print": "1"}):
+        page = (await gateway.client.get("/notices/units/u-c", params=params)).text
+        heading = re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
+        assert "县人民医院" in heading and "u-c" not in heading
+    assert {tuple(r.unit_ids) for r in _calls(gateway, "PublicNames")} == {("u-c",)}
+    gateway.world.unit_reports["u-x"] = _summary(1, 1.0, 0, 1.0, 1.0, 1.0)  # a unit dispatch has no name for
+    page = (await gateway.client.get("/notices/units/u-x")).text
+    assert "报到单位 u-x" in re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
+
+
 def _card_classes(page: str, testid: str) -> list[str]:
     found = re.search(rf'<li class="([^"]*)" data-testid="{testid}"', page)
     assert found, f"no card {testid}"
@@ -479,11 +517,25 @@ async def test_a_worker_finds_a_residents_demands_and_an_error_is_plain_words(ga
     assert 'data-testid="post-form"' in page.text  # the rest of the page still works
 
 
+def _ranking_rows(page: str) -> list[list[str]]:
+    body = page.split('data-testid="ranking"', 1)[1].split("</tbody>", 1)[0].split("<tbody>", 1)[1]
+    return [[html.unescape(re.sub(r"<[^>]+>", "", cell)).strip() for cell in re.findall(r"<td>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
+
+
 async def test_public_notice_board_needs_no_sign_in_and_shows_no_residents(gateway):
+    gateway.world.public_names["m-1"] = "王芳"  # m-1 consented; m-2 did not
     page = await gateway.client.get("/notices/communities/c1", params={"quarter": "2026Q4"})
-    assert page.status_code == 200 and "新区社区" in page.text and "m-1" in page.text and "★★★★" in page.text
-    method, role, _ = gateway.world.seen[-1]
-    assert (method, role) == ("CommunityNotice", "service_gateway")
+    assert page.status_code == 200 and "新区社区" in page.text and "★★★★" in page.text
+    assert [row[:2] for row in _ranking_rows(page.text)] == [["1", "王芳"], ["2", "党员 (未公开姓名)"]]
+    assert "m-1" not in page.text and "m-2" not in page.text  # names, not ids
+    assert {(m, role) for m, role, _ in gateway.world.seen} == {("CommunityNotice", "service_gateway"),
+                                                                ("PublicNames", "service_gateway")}
+    [asked] = _calls(gateway, "PublicNames")
+    assert list(asked.member_ids) == ["m-1", "m-2"]
+    gateway.client.cookies.set("lang", "en")
+    english = await gateway.client.get("/notices/communities/c1", params={"quarter": "2026Q4"})
+    assert [row[1] for row in _ranking_rows(english.text)] == ["王芳", "member (name not shown)"]
     api = await gateway.client.get("/api/v1/public/communities/c1/notice", params={"quarter": "2026Q4"})
     assert api.status_code == 200 and api.json()["ranking"][0]["stars"] == 4
     assert "resident" not in api.text

@@ -142,7 +142,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "starts_at": ("开始时间", "Starts"), "ends_at": ("结束时间", "Ends"), "menu_item_id": ("服务项目", "Service"),
     "urgency": ("急不急", "Urgency"), "care_tags": ("特别照顾", "Special care"), "activity_id": ("活动", "Activity"),
     "resident_id": ("居民编号", "Resident number"), "theme": ("主题", "Theme"), "grid_id": ("网格", "Grid"),
-    "csrf_token": ("页面已过期", "The page expired"),
+    "csrf_token": ("页面已过期", "The page expired"), "public_name": ("公示姓名", "Name on the notice board"),
 }
 OUTSIDE_HOTLINE = ("这个社区不在您的热线服务范围内。", "This community is not one your hotline serves.")
 
@@ -266,12 +266,36 @@ async def _notice(request: Request, scope: str, scope_id: str, quarter: str) -> 
     return await backend.as_gateway(method, scoring_pb2.ScopeQuarter(scope_id=scope_id, quarter=quarter))
 
 
+PUBLIC_IDS = 500  # ids per PublicNames call (dispatch's bound)
+
+
+async def public_names(backend: Backend, member_ids: list[str], unit_ids: list[str]) -> tuple[dict[str, str],
+                                                                                          dict[str, str]]:
+    """The public names of the members who consented to be named on the notice board, and the units' names, read
+    as the gateway (dispatch's PublicNames: never a contact name). Unreadable names leave the notice readable:
+    a member is then shown as not named, a unit by its id."""
+    members: dict[str, str] = {}
+    units: dict[str, str] = {}
+    member_ids, unit_ids = list(dict.fromkeys(member_ids)), list(dict.fromkeys(unit_ids))
+    for start in range(0, max(len(member_ids), len(unit_ids), 1), PUBLIC_IDS):
+        try:
+            found = await backend.as_gateway(backend.dispatch.PublicNames, dispatch_pb2.PublicNamesRequest(
+                member_ids=member_ids[start:start + PUBLIC_IDS], unit_ids=unit_ids[start:start + PUBLIC_IDS]))
+        except Refused:
+            break
+        members.update((m.member_id, m.public_name) for m in found.members)
+        units.update((u.unit_id, u.unit_name) for u in found.units)
+    return members, units
+
+
 @router.get("/notices/communities/{community_id}")
 async def community_notice(request: Request, community_id: str, quarter: str = "") -> Response:
     quarter = quarter if _is_quarter(quarter) else current_quarter()
     report = await _notice(request, "community", community_id, quarter)
+    names, _ = await public_names(request.app.state.backend, [r.member_id for r in report.ranking], [])
     return render(request, "notice.html", await request.app.state.auth.optional_caller(request), report=report,
-                  scope="community", scope_id=community_id, quarter=quarter, quarters=previous_quarters(4))
+                  scope="community", scope_id=community_id, quarter=quarter, quarters=previous_quarters(4),
+                  names=names)
 
 
 @router.get("/notices/units/lookup")
@@ -286,9 +310,10 @@ async def unit_lookup(unit: str = "") -> Response:
 async def unit_notice(request: Request, unit_id: str, quarter: str = "", print: str = "") -> Response:
     quarter = quarter if _is_quarter(quarter) else current_quarter()
     report = await _notice(request, "unit", unit_id, quarter)
+    names, units = await public_names(request.app.state.backend, [r.member_id for r in report.ranking], [unit_id])
     return render(request, "notice.html", await request.app.state.auth.optional_caller(request), report=report,
                   scope="unit", scope_id=unit_id, quarter=quarter, quarters=previous_quarters(4),
-                  printable=print == "1")
+                  printable=print == "1", names=names, unit_name=units.get(unit_id, ""))
 
 
 def _is_quarter(value: str) -> bool:
@@ -442,6 +467,7 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
     p = who.principal
     quarter = quarter if _is_quarter(quarter) else current_quarter()
     me = ledger = None
+    public_name = ""  # the name the member shows on the public notice board ("" when none)
     offers: list[Any] = []
     mine: list[Any] = []
     party_days: list[Any] = []
@@ -453,12 +479,16 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
         except Refused:
             me = None
         community = (me.community_id if me else "") or p.community_id or ""
-        orders, ledger, party = await asyncio.gather(
+        orders, ledger, party, named = await asyncio.gather(
             backend.call(backend.dispatch.ListOrders, dispatch_pb2.ListOrdersRequest(community_id=community),
                          who.token),
             backend.call(backend.scoring.GetMemberLedger, scoring_pb2.MemberLedgerRequest(
                 member_id=p.member_id, quarter=quarter), who.token),
-            _party_days(backend, who.token, community if me else ""), return_exceptions=True)
+            _party_days(backend, who.token, community if me else ""),
+            backend.call(backend.dispatch.PublicNames, dispatch_pb2.PublicNamesRequest(member_ids=[p.member_id]),
+                         who.token), return_exceptions=True)
+        if not isinstance(named, BaseException):
+            public_name = next((m.public_name for m in named.members if m.member_id == p.member_id), "")
         party_days, party_read = ([], False) if isinstance(party, BaseException) else party
         if isinstance(orders, BaseException):
             orders = dispatch_pb2.Orders()
@@ -471,7 +501,19 @@ async def member(request: Request, who: Who, quarter: str = "") -> Response:
             elif o.status == "offered" and me and (o.grid_id == me.grid_id or teams & set(o.offered_teams)):
                 offers.append(o)
     return render(request, "member.html", who, me=me, offers=offers, mine=mine, ledger=ledger, quarter=quarter,
-                  party_days=party_days, party_read=party_read)
+                  party_days=party_days, party_read=party_read, public_name=public_name)
+
+
+@router.post("/member/public-name")
+async def member_public_name(request: Request, who: Poster,
+                             public_name: Annotated[str, Form(max_length=most("public_name"))] = "",
+                             withdraw: Annotated[str, Form(max_length=1)] = "") -> Response:
+    """The member gives (or withdraws) their consent to be named on the public notice board; dispatch checks the
+    name and that it is the member themself."""
+    backend: Backend = request.app.state.backend
+    await backend.call(backend.dispatch.SetPublicName, dispatch_pb2.SetPublicNameRequest(
+        member_id=who.principal.member_id or "", public_name="" if withdraw else public_name), who.token)
+    return back("/member")
 
 
 @router.post("/member/orders/{order_id}/{action}")
