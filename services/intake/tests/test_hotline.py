@@ -60,9 +60,9 @@ def operator(name: str) -> Principal:
 
 
 def post(app: IntakeApplication, resident_id: str, community_id: str, key: str, **extra: Any) -> Demand:
+    fields: dict[str, Any] = {"channel": "hotline", "other_text": "errand", **extra}
     return app.post_demand(client_request_id=key, resident_id=resident_id, community_id=community_id,
-                           grid_id="g-1", description=DESCRIPTION, urgency="normal", channel="hotline",
-                           other_text="errand", **extra)
+                           grid_id="g-1", description=DESCRIPTION, urgency="normal", **fields)
 
 
 @pytest.fixture
@@ -146,6 +146,18 @@ def test_the_operator_acts_for_the_caller_and_is_recorded_as_themselves(app: Int
     assert isinstance(published, DemandPosted)
     assert (published.channel, published.special_care, published.care_tags) == ("hotline", True, [])
     assert not {"Zhao Min", "13900005555", DESCRIPTION} & set(map(str, published.model_dump().values()))
+
+
+@pytest.mark.parametrize("sent", ["app", "grid_worker", "walk_in", "hotline"])
+def test_what_an_operator_posts_came_in_on_the_hotline_whatever_channel_is_sent(app: IntakeApplication,
+                                                                                sent: str) -> None:
+    """The channel follows from who took the demand: a client defaulting to another channel (the JSON API's
+    on-behalf default is grid_worker) cannot make an operator's call look like a walk-in or an app post."""
+    with acting_as(operator("county")), traced("call"):
+        caller = app.register_resident("c-3", "Qian Li", "13900006666", "9 Elm Road")
+        posted = post(app, caller.resident_id, "c-3", "call", channel=sent)
+    published = to_contract(next(e for e in app.events.get(posted.id) if isinstance(e, Demand.Posted)))
+    assert isinstance(published, DemandPosted) and published.channel == "hotline"
 
 
 def test_an_operator_sees_whether_care_is_needed_not_which(app: IntakeApplication) -> None:

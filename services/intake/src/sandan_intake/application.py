@@ -52,7 +52,7 @@ from sandan_intake.domain import (
 )
 from sandan_intake.index import DemandIndex, ResidentDemands
 from sandan_intake.residents import FIELDS, ResidentRecord, ResidentStore, check_field
-from sandan_intake.scope import GATEWAY, RESIDENT, SECRETARY, IntakeScope
+from sandan_intake.scope import GATEWAY, HOTLINE, RESIDENT, SECRETARY, IntakeScope
 
 log = logging.getLogger("sandan_intake")
 DEFAULT_RETENTION = timedelta(days=1095)
@@ -374,6 +374,8 @@ class IntakeApplication(ServiceApplication):
             raise InvalidArgument("community_id", "is not the community the resident registered in")
         if resident.erased:
             raise FailedPrecondition("cannot post: this resident's personal data was erased")
+        if who.acting_role == HOTLINE:
+            channel = "hotline"  # how it came in follows from who took it: an operator takes calls, whatever is sent
         check_choice("urgency", urgency, URGENCIES)
         menu_item = self._orderable(community_id, menu_item_id) if menu_item_id else None
         deadline = (menu_item.deadlines if menu_item else DEFAULT_DEADLINES)[urgency]
