@@ -33,6 +33,8 @@ from services.gateway.tests.test_stack import PUBLIC, Stack
 
 pytestmark = pytest.mark.kafka
 KEYCLOAK_OUT_OF_SCOPE = "127.0.0.1:8180"
+# The member's name on their contact card (dispatch's, never public) and the name they consent to show on the board.
+CONTACT_NAME, PUBLIC_NAME = "李建国", "李**"
 
 
 class StackWithScoring(Stack):
@@ -124,7 +126,8 @@ async def _roster(stack: Stack, keycloak: Any, people: dict[str, Any], unit_id: 
                                                                unit_name="县人民医院"), metadata=secretary)
         member = (("authorization", f"Bearer {keycloak.sign_in(people['member'])}"),)
         await roster.ReportMember(dispatch_pb2.ReportMemberRequest(
-            member_id=member_id, unit_id=unit_id, community_id=c, grid_id="g1", teams=["repair"]), metadata=member)
+            member_id=member_id, unit_id=unit_id, community_id=c, grid_id="g1", teams=["repair"], name=CONTACT_NAME),
+            metadata=member)
 
 
 def api_call(browser: Browser, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +251,13 @@ def test_one_demand_through_the_whole_loop_by_clicking(world: World) -> None:
     assert "完成服务" in ledger, ledger
     desk.check("member-points")
 
+    # -- the member consents to be named on the public notice board (the name they choose, not their contact's)
+    assert "任何人都能看到" in desk.css("#public-name").text
+    desk.type("#public-name-input", PUBLIC_NAME)
+    desk.click(desk.find("public-name-save"))
+    assert PUBLIC_NAME in desk.find("my-public-name").text and desk.has("public-name-withdraw")
+    desk.check("member-public-name")
+
     # -- the public notice board (no sign-in) shows the quarter, with the member and nothing about the resident
     desk.clear_cookies()
     desk.open(PUBLIC + "/notices")
@@ -258,16 +268,17 @@ def test_one_demand_through_the_whole_loop_by_clicking(world: World) -> None:
     def member_ranked() -> bool:
         desk.driver.refresh()
         desk.wait_loaded()
-        return world.member_id in desk.find("ranking").text
+        return PUBLIC_NAME in desk.find("ranking").text
 
-    desk.wait(member_ranked, 60, "the member in the quarter's notice")
+    desk.wait(member_ranked, 60, "the member, by the name they chose, in the quarter's notice")
     notice = desk.find("notice").text
-    assert quarter in notice
-    for personal in ("王奶奶", "13900000001", "东门路", "厨房"):
+    assert quarter in notice and world.member_id not in notice
+    for personal in ("王奶奶", "13900000001", "东门路", "厨房", CONTACT_NAME):
         assert personal not in desk.driver.page_source
     desk.check("notice-community")
     desk.open(f"{PUBLIC}/notices/units/{world.unit_id}?quarter={quarter}&print=1")
-    assert world.member_id in desk.find("ranking").text
+    assert PUBLIC_NAME in desk.find("ranking").text and CONTACT_NAME not in desk.driver.page_source
+    assert "县人民医院" in desk.css("h1").text and world.unit_id not in desk.css("h1").text
     desk.check("notice-unit-printable")
 
 
@@ -312,7 +323,7 @@ def test_the_other_pages(world: World) -> None:
     desk.check("office")
     desk.click(unit_row.find_element(By.CSS_SELECTOR, "th a"))
     assert desk.path() == f"/notices/units/{world.unit_id}" and "print=1" in desk.driver.current_url
-    assert world.member_id in desk.find("ranking").text
+    assert PUBLIC_NAME in desk.find("ranking").text and "县人民医院" in desk.css("h1").text
     desk.check("office-unit-notice")
 
     # the secretary: the roster and a themed party day
