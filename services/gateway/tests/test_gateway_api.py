@@ -281,6 +281,9 @@ async def test_the_unit_notice_is_headed_by_the_units_name(gateway):
         heading = re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
         assert "县人民医院" in heading and "u-c" not in heading
     assert {tuple(r.unit_ids) for r in _calls(gateway, "PublicNames")} == {("u-c",)}
+    assert {role for m, role, _ in gateway.world.seen if m == "PublicNames"} == {"service_gateway"}
+    api = (await gateway.client.get("/api/v1/public/units/u-c/notice")).json()
+    assert (api["scope_id"], api["scope_name"]) == ("u-c", "县人民医院")
     gateway.world.unit_reports["u-x"] = _summary(1, 1.0, 0, 1.0, 1.0, 1.0)  # a unit dispatch has no name for
     page = (await gateway.client.get("/notices/units/u-x")).text
     assert "报到单位 u-x" in re.search(r"<h1>(.*?)</h1>", page, re.S).group(1)
@@ -538,6 +541,7 @@ async def test_public_notice_board_needs_no_sign_in_and_shows_no_residents(gatew
     assert [row[1] for row in _ranking_rows(english.text)] == ["王芳", "member (name not shown)"]
     api = await gateway.client.get("/api/v1/public/communities/c1/notice", params={"quarter": "2026Q4"})
     assert api.status_code == 200 and api.json()["ranking"][0]["stars"] == 4
+    assert [(r["member_id"], r["public_name"]) for r in api.json()["ranking"]] == [("m-1", "王芳"), ("m-2", "")]
     assert "resident" not in api.text
 
 

@@ -350,14 +350,23 @@ async def publish_notices(quarter: str, who: Writer, services: Services) -> m.Pu
 async def public_community_notice(community_id: str, services: Services, quarter: QuarterQ = None) -> m.Report:
     reply = await services.as_gateway(services.scoring.CommunityNotice, scoring_pb2.ScopeQuarter(
         scope_id=community_id, quarter=quarter or current_quarter()))
-    return m.from_pb(m.Report, reply)
+    return await _named(services, m.from_pb(m.Report, reply))
 
 
 @public.get("/units/{unit_id}/notice", response_model=m.Report)
 async def public_unit_notice(unit_id: str, services: Services, quarter: QuarterQ = None) -> m.Report:
     reply = await services.as_gateway(services.scoring.UnitReport, scoring_pb2.ScopeQuarter(
         scope_id=unit_id, quarter=quarter or current_quarter()))
-    return m.from_pb(m.Report, reply)
+    return await _named(services, m.from_pb(m.Report, reply), unit_id)
+
+
+async def _named(services: Backend, report: m.Report, unit_id: str = "") -> m.Report:
+    """The public notice with the names the board may show: members who consented, the unit's name."""
+    members, units = await services.public_names([r.member_id for r in report.ranking], [unit_id] if unit_id else [])
+    for r in report.ranking:
+        r.public_name = members.get(r.member_id, "")
+    report.scope_name = units.get(unit_id, "")
+    return report
 
 
 def not_signed_in(instance: str) -> JSONResponse:

@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from sandan_contracts.rpc import dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc, scoring_pb2_grpc
+from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc, scoring_pb2_grpc
 from sandan_eventbus.auth.client import TokenSource, TokenUnavailable
 from sandan_eventbus.channels import aio_channel
 
 R = TypeVar("R")
+PUBLIC_IDS = 500  # ids of each kind per PublicNames call (dispatch's bound)
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
 
 
@@ -108,3 +109,21 @@ class Backend:
         except TokenUnavailable as exc:
             raise Refused(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
         return await self.call(method, request, token, correlation_id)
+
+    async def public_names(self, member_ids: list[str], unit_ids: list[str]) -> tuple[dict[str, str],
+                                                                                   dict[str, str]]:
+        """The public names of the members who consented to be named on the notice board, and the units' names,
+        read as the gateway (dispatch's PublicNames: never a contact name). Names that cannot be read leave the
+        notice readable: a member is then shown as not named, a unit by its id."""
+        members: dict[str, str] = {}
+        units: dict[str, str] = {}
+        member_ids, unit_ids = list(dict.fromkeys(member_ids)), list(dict.fromkeys(unit_ids))
+        for start in range(0, max(len(member_ids), len(unit_ids)), PUBLIC_IDS):
+            try:
+                found = await self.as_gateway(self.dispatch.PublicNames, dispatch_pb2.PublicNamesRequest(
+                    member_ids=member_ids[start:start + PUBLIC_IDS], unit_ids=unit_ids[start:start + PUBLIC_IDS]))
+            except Refused:
+                break
+            members.update((m.member_id, m.public_name) for m in found.members)
+            units.update((u.unit_id, u.unit_name) for u in found.units)
+        return members, units

@@ -222,6 +222,8 @@ class Ledger(Out):
 class RankedMember(Out):
     rank: int = 0
     member_id: str
+    # the public notice only: the name the member consented to show on the board ("" when they did not)
+    public_name: str = ""
     points: int = 0
     stars: int = 0
     average_rating: float = 0
@@ -246,6 +248,7 @@ class Summary(Out):
 class Report(Out):
     scope: str = ""
     scope_id: str = ""
+    scope_name: str = ""  # the public unit notice only: the unit's name ("" when dispatch has none)
     quarter: str = ""
     rule_set_version: str = ""
     summary: Summary = Summary()

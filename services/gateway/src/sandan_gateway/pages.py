@@ -266,33 +266,11 @@ async def _notice(request: Request, scope: str, scope_id: str, quarter: str) -> 
     return await backend.as_gateway(method, scoring_pb2.ScopeQuarter(scope_id=scope_id, quarter=quarter))
 
 
-PUBLIC_IDS = 500  # ids per PublicNames call (dispatch's bound)
-
-
-async def public_names(backend: Backend, member_ids: list[str], unit_ids: list[str]) -> tuple[dict[str, str],
-                                                                                          dict[str, str]]:
-    """The public names of the members who consented to be named on the notice board, and the units' names, read
-    as the gateway (dispatch's PublicNames: never a contact name). Unreadable names leave the notice readable:
-    a member is then shown as not named, a unit by its id."""
-    members: dict[str, str] = {}
-    units: dict[str, str] = {}
-    member_ids, unit_ids = list(dict.fromkeys(member_ids)), list(dict.fromkeys(unit_ids))
-    for start in range(0, max(len(member_ids), len(unit_ids), 1), PUBLIC_IDS):
-        try:
-            found = await backend.as_gateway(backend.dispatch.PublicNames, dispatch_pb2.PublicNamesRequest(
-                member_ids=member_ids[start:start + PUBLIC_IDS], unit_ids=unit_ids[start:start + PUBLIC_IDS]))
-        except Refused:
-            break
-        members.update((m.member_id, m.public_name) for m in found.members)
-        units.update((u.unit_id, u.unit_name) for u in found.units)
-    return members, units
-
-
 @router.get("/notices/communities/{community_id}")
 async def community_notice(request: Request, community_id: str, quarter: str = "") -> Response:
     quarter = quarter if _is_quarter(quarter) else current_quarter()
     report = await _notice(request, "community", community_id, quarter)
-    names, _ = await public_names(request.app.state.backend, [r.member_id for r in report.ranking], [])
+    names, _ = await request.app.state.backend.public_names([r.member_id for r in report.ranking], [])
     return render(request, "notice.html", await request.app.state.auth.optional_caller(request), report=report,
                   scope="community", scope_id=community_id, quarter=quarter, quarters=previous_quarters(4),
                   names=names)
@@ -310,7 +288,7 @@ async def unit_lookup(unit: str = "") -> Response:
 async def unit_notice(request: Request, unit_id: str, quarter: str = "", print: str = "") -> Response:
     quarter = quarter if _is_quarter(quarter) else current_quarter()
     report = await _notice(request, "unit", unit_id, quarter)
-    names, units = await public_names(request.app.state.backend, [r.member_id for r in report.ranking], [unit_id])
+    names, units = await request.app.state.backend.public_names([r.member_id for r in report.ranking], [unit_id])
     return render(request, "notice.html", await request.app.state.auth.optional_caller(request), report=report,
                   scope="unit", scope_id=unit_id, quarter=quarter, quarters=previous_quarters(4),
                   printable=print == "1", names=names, unit_name=units.get(unit_id, ""))
