@@ -338,6 +338,26 @@ def test_leaving_withdraws_the_public_name(app: DispatchApplication, contacts: C
     assert contacts.public_names(["m1"]) == {}
 
 
+def test_a_consent_racing_the_members_leaving_is_not_shown(app: DispatchApplication, contacts: Contacts,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The member gives a name while (in another call) they leave: whichever order the writes land in, the name
+    of a member who left is neither kept nor shown."""
+    roster(app)
+    real_put = contacts.put_public_name
+
+    def leave_first(member_id: str, public_name: str) -> None:  # the leaving lands between the check and the write
+        with acting_as(SECRETARY_A):
+            app.member_leaves(member_id, "transferred")
+        real_put(member_id, public_name)
+
+    monkeypatch.setattr(contacts, "put_public_name", leave_first)
+    with acting_as(MEMBER_M1), pytest.raises(FailedPrecondition, match="member m1 has left"):
+        app.set_public_name("m1", "王芳")
+    assert contacts.public_names(["m1"]) == {}
+    real_put("m1", "王芳")  # even a row left behind (a crash between the two writes) is not shown
+    assert app.public_names(["m1"], []).members == {}
+
+
 @pytest.mark.parametrize(("name", "message"), [
     ("王" * 21, "1 to 20 characters"), ("王\x07芳", "control characters"), ("王\n芳", "control characters"),
     ("王\u202e芳", "bidirectional"),

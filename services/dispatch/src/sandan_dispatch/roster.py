@@ -245,7 +245,11 @@ class Roster(DispatchBase):
                 raise FailedPrecondition(f"member {member_id} has left")
             if self.contacts.public_names([member_id]).get(member_id) != public_name:
                 self.contacts.put_public_name(member_id, public_name)  # the name first, then the fact
-                self._record_public_name(member_id, shown=True)
+                try:
+                    self._record_public_name(member_id, shown=True)
+                except FailedPrecondition:  # they left meanwhile (and leaving withdrew it): the name goes too
+                    self.contacts.remove_public_name(member_id)
+                    raise
             return member_id, public_name
 
     def _withdraw_public_name(self, member_id: str) -> None:
@@ -271,7 +275,9 @@ class Roster(DispatchBase):
         members = self.contacts.public_names(member_ids) if self.contacts is not None and member_ids else {}
         self.board.catch_up(self)
         units = {u: self.board.units[u].unit_name for u in dict.fromkeys(unit_ids) if u in self.board.units}
-        return PublicNamesView({m: members[m] for m in dict.fromkeys(member_ids) if m in members}, units)
+        # only members still serving: a name written by a consent that raced the member's leaving is never shown
+        active = {m for m in members if (row := self.board.members.get(m)) is not None and row.active}
+        return PublicNamesView({m: members[m] for m in dict.fromkeys(member_ids) if m in active}, units)
 
     def member(self, member_id: str) -> Member:
         member = self._member(member_id)
