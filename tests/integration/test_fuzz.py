@@ -206,7 +206,7 @@ async def _seed(stack: Stack) -> tuple[dict[str, list[str]], Community, Communit
         "address": ["澄江镇 3 栋"], "phone": ["13800001234"], "email": ["a@example.org"],
         "contact_email": ["unit@example.org"], "wechat_openid": ["oWx_123456"],
         "webhook_url": ["https://example.org/hook"], "comment": ["谢谢"], "notes": ["送药上门"], "note": ["urgent"],
-        "joint_meeting_units": [c.unit_id],
+        "joint_meeting_units": [c.unit_id], "member_ids": c.members, "unit_ids": [c.unit_id], "public_name": ["王**"],
     }
     # the same field name takes other words in another service
     pools |= {"notify.status": ["scheduled", "sent", "failed"], "notify.channel": ["sms", "email", "console"],
@@ -266,7 +266,8 @@ def target(fuzz: Fuzz, stack: Stack, service: str, request: pytest.FixtureReques
         elif service in ("dispatch", "deadletters", "setaside"):
             fuzz.targets[service] = Target("dispatch", stack.dispatch, [work / "dispatch-events.db"],
                                            [(work / "dispatch.db", "dispatch_member_contacts"),
-                                            (work / "dispatch.db", "dispatch_unit_contacts")])
+                                            (work / "dispatch.db", "dispatch_unit_contacts"),
+                                            (work / "dispatch.db", "dispatch_public_names")])
         elif service == "scoring":
             fuzz.targets[service] = Target("scoring", request.getfixturevalue("scoring_process"), [],
                                            [(work / "fuzz-scoring.db", "scoring_notices"),
