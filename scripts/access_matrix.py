@@ -17,10 +17,10 @@ from sandan_contracts.access import ACCESS, AccessMatrix
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "access-matrix.md"
 # Short column names for the compact text table (the test log, a closing note).
-SHORT = {"resident": "res", "grid_worker": "gwk", "member": "mem", "grid_leader": "gld", "branch_secretary": "sec",
-         "town_office": "twn", "county_office": "cty", "unit_admin": "uad", "partner": "ptn", "operator": "ops",
-         "service_intake": "sIn", "service_dispatch": "sDi", "service_scoring": "sSc", "service_notify": "sNo",
-         "service_gateway": "sGw"}
+SHORT = {"resident": "res", "grid_worker": "gwk", "hotline_operator": "hot", "member": "mem", "grid_leader": "gld",
+         "branch_secretary": "sec", "town_office": "twn", "county_office": "cty", "unit_admin": "uad", "partner": "ptn",
+         "operator": "ops", "service_intake": "sIn", "service_dispatch": "sDi", "service_scoring": "sSc",
+         "service_notify": "sNo", "service_gateway": "sGw"}
 
 
 def rows(matrix: AccessMatrix) -> list[tuple[str, str, tuple[str, ...], str]]:
