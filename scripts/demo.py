@@ -255,6 +255,10 @@ async def scenario(p: dict[str, Person]) -> None:
     say(f"⑤ scoring: {winner.key} reads their ledger: " + ", ".join(f"{e.rule} {e.points:+d}" for e in ledger.entries)
         + f" = {total} points (rules {ledger.entries[0].rule_set_version})")
     quarter = ledger.entries[0].quarter
+    shown = {"m-liu": "刘**", "m-chen": "陈**"}[winner.key]  # of their choosing: consent, never the contact name
+    await winner.dispatch.SetPublicName(dpb.SetPublicNameRequest(member_id=winner.key, public_name=shown),
+                                        metadata=meta)
+    say(f"   {winner.key} consents to be named {shown} on the public notice board (withdrawn any time)")
     published = await county.scoring.PublishQuarterlyNotices(spb.QuarterRef(quarter=quarter))
     say(f"⑥ the county office publishes the quarterly notice for {quarter} (每季度通报公示): "
         + ", ".join(published.notice_ids))
