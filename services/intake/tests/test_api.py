@@ -96,10 +96,15 @@ async def test_unknown_demand_is_not_found(h: Harness) -> None:
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_unknown_resident_is_not_found(h: Harness) -> None:
-    request = demand_request(pb.Resident(resident_id="6b1a3c4e-0000-4000-8000-000000000000", community_id="c-1"))
-    error = await status_of(h.stub.PostDemand(request))
-    assert error.code() == grpc.StatusCode.NOT_FOUND
+async def test_an_unknown_resident_is_refused_as_one_out_of_reach_is(h: Harness) -> None:
+    """The secretary cannot tell an id nobody has from a resident of another community (no probing of ids)."""
+    other = h.served.as_("sub-secretary-2", ["branch_secretary"], community_id="c-2")
+    elsewhere = await other.RegisterResident(pb.RegisterResidentRequest(
+        community_id="c-2", name="Sun Li", phone="13900002222", address="3 Gate Lane"))
+    unknown = pb.Resident(resident_id="6b1a3c4e-0000-4000-8000-000000000000", community_id="c-1")
+    refusals = [await status_of(h.stub.PostDemand(demand_request(r))) for r in (unknown, elsewhere)]
+    assert [(e.code(), e.details()) for e in refusals] == [(grpc.StatusCode.PERMISSION_DENIED,
+                                                            refusals[1].details())] * 2
 
 
 async def test_rating_an_unserved_demand(h: Harness) -> None:

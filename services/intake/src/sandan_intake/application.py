@@ -61,6 +61,7 @@ READABLE, ERASED, SHREDDED = "readable", "erased", "shredded"
 
 A = TypeVar("A")
 Clock = Callable[[], datetime]
+NOWHERE = ""  # the community of the record an unknown resident id is judged against: no worker's or office's
 
 
 def utc_now() -> datetime:
@@ -189,14 +190,26 @@ class IntakeApplication(ServiceApplication):
         self._resident(record, who)
         return record
 
+    def _reachable(self, resident_id: str, allowed: Callable[[Principal, ResidentRecord], Principal],
+                   ) -> tuple[ResidentRecord, Principal]:
+        """The resident's record and the caller as `allowed` lets them act on it. An unknown id is refused
+        exactly as a resident out of the caller's reach is (the same PERMISSION_DENIED, judged against a record in
+        no community), so a worker cannot probe which ids exist; only someone whose reach covers every community
+        (the county office) or the resident asking about their own id learns it is NOT_FOUND."""
+        who = current()
+        try:
+            record = self.residents.community_of(resident_id)
+        except NotFound:
+            allowed(who, ResidentRecord(resident_id, NOWHERE, "", "", ""))
+            raise
+        return record, allowed(who, record)
+
     # ---- a resident's rights over their data: correction, export, erasure (PIPL arts. 45-47) -----------------
     def correct_resident(self, resident_id: str, changes: Mapping[str, str | None]) -> list[str]:
         """Replace the given fields of the record (an optional one given empty is removed). Returns the fields
         whose value changed; the record of the correction names them, never their values."""
         check_resident_id(resident_id)
-        who = current()
-        record = self.residents.community_of(resident_id)
-        who = self.scope.correct(who, record)
+        record, who = self._reachable(resident_id, self.scope.correct)
         unknown = sorted(set(changes) - set(FIELDS))
         if unknown:
             raise InvalidArgument(unknown[0], "is no field of a resident's record")
@@ -221,9 +234,7 @@ class IntakeApplication(ServiceApplication):
         """Everything held about the resident: their record, their demands with every text, the releases of
         their contact, and the history of their record. The export itself is recorded."""
         check_resident_id(resident_id)
-        who = current()
-        ref = self.residents.community_of(resident_id)
-        who = self.scope.export(who, ref)
+        ref, who = self._reachable(resident_id, self.scope.export)
         record = self.residents.get(resident_id)
         self.index.catch_up(self)
         demands = []
@@ -245,9 +256,7 @@ class IntakeApplication(ServiceApplication):
         services forget their copies; no consumer's counts or points change). Again: no-op."""
         check_resident_id(resident_id)
         check_code("reason", reason)
-        who = current()
-        record = self.residents.community_of(resident_id)
-        who = self.scope.erase(who, record)
+        record, who = self._reachable(resident_id, self.scope.erase)
         resident = self._resident(record, who)
         if not resident.erased:
             # recorded first: should destroying fail, the retention sweep finishes the erasure it finds recorded
@@ -368,8 +377,7 @@ class IntakeApplication(ServiceApplication):
             self.scope.post_again(who, existing, self.residents.community_of(resident_id))
             self.resident_demands.add(resident_id, str(demand_id), existing.created_on)  # lost the first time?
             return existing
-        resident = self.residents.community_of(resident_id)
-        who = self.scope.resident(who, resident)
+        resident, who = self._reachable(resident_id, self.scope.resident)
         if resident.community_id != community_id:
             raise InvalidArgument("community_id", "is not the community the resident registered in")
         if resident.erased:
@@ -431,8 +439,7 @@ class IntakeApplication(ServiceApplication):
             raise InvalidArgument("limit", f"must be 1 to {MAX_LISTED}")
         if before is not None:
             before = str(check_uuid("before", before))
-        who = current()
-        who = self.scope.list_demands(who, self.residents.community_of(resident_id))
+        _record, who = self._reachable(resident_id, self.scope.list_demands)
         try:
             ids, more = self.resident_demands.newest(resident_id, limit, before)
         except ValueError:
