@@ -1,7 +1,6 @@
 """Resident ids cannot be probed: whoever acts for residents gets, for an id nobody has, exactly the refusal they get
 for a real resident out of their reach (the same PERMISSION_DENIED, word for word), on every call that names a
-resident. Only the resident asking about their own id, or the county office (whose reach covers every resident of
-the county), learns that it is unknown (NOT_FOUND)."""
+resident. Only the resident asking about their own id learns that it is unknown (NOT_FOUND)."""
 
 from __future__ import annotations
 

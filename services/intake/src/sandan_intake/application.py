@@ -194,8 +194,8 @@ class IntakeApplication(ServiceApplication):
                    ) -> tuple[ResidentRecord, Principal]:
         """The resident's record and the caller as `allowed` lets them act on it. An unknown id is refused
         exactly as a resident out of the caller's reach is (the same PERMISSION_DENIED, judged against a record in
-        no community), so a worker cannot probe which ids exist; only someone whose reach covers every community
-        (the county office) or the resident asking about their own id learns it is NOT_FOUND."""
+        no community), so a worker cannot probe which ids exist; the resident asking about their own id learns it is
+        NOT_FOUND (as would a role whose reach covers every community, if one were ever allowed these calls)."""
         who = current()
         try:
             record = self.residents.community_of(resident_id)
