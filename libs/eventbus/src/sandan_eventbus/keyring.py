@@ -15,11 +15,13 @@ members (`KeyEncryption`): current id, holds, wrap and unwrap by KEK id. Each se
 
 from __future__ import annotations
 
+import argparse
 import base64
 import binascii
 import os
 import re
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -291,3 +293,45 @@ class DataKeys:
             moved += len(rows)
             if len(rows) < batch:
                 return moved
+
+
+class KeyStore(Protocol):
+    """What the keys command opens: a service's data keys on its own database."""
+
+    @property
+    def keys(self) -> DataKeys: ...
+
+    def close(self) -> None: ...
+
+
+def keys_command(argv: Sequence[str] | None, *, service: str, description: str, keyring: type[Keyring],
+                 load_keyring: Callable[[], KeyEncryption], open_store: Callable[[KeyEncryption], KeyStore]) -> int:
+    """`python -m sandan_<service>.keys generate|status|rewrap`: a new KEK line for the secret, the data keys per
+    KEK id (no key material), or every data key re-wrapped under the current KEK. Opening the store verifies the
+    keyring against the stored keys: a missing or wrong KEK exits 2 with the reason."""
+    parser = argparse.ArgumentParser(prog=f"python -m sandan_{service}.keys", description=description)
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="print a new KEK line (id:base64) for the keyring secret")
+    gen.add_argument("--id", default=f"kek-{datetime.now(UTC):%Y%m%d}", help="the new KEK's id")
+    sub.add_parser("status", help="how many data keys each KEK wraps")
+    sub.add_parser("rewrap", help="re-wrap every data key under the keyring's current (first) KEK")
+    args = parser.parse_args(argv)
+    if args.command == "generate":
+        print(keyring.generate(args.id).text())
+        return 0
+    keys = load_keyring()
+    try:
+        store = open_store(keys)
+    except KeyringError as error:
+        print(f"{service}: {error}", file=sys.stderr)
+        return 2
+    try:
+        if args.command == "rewrap":
+            moved = store.keys.rewrap()
+            print(f"re-wrapped {moved} data keys under {keys.current_id}")
+        counts = store.keys.count_by_kek()
+        for kek_id in sorted(counts):
+            print(f"{kek_id}\t{counts[kek_id]}{'  (current)' if kek_id == keys.current_id else ''}")
+    finally:
+        store.close()
+    return 0

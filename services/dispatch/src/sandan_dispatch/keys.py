@@ -17,11 +17,8 @@ drop the old one.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine, MetaData
 
@@ -86,36 +83,13 @@ class DemandKeys:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandan_dispatch.keys", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="print a new KEK line (id:base64) for the keyring secret")
-    gen.add_argument("--id", default=f"kek-{datetime.now(UTC):%Y%m%d}", help="the new KEK's id")
-    sub.add_parser("status", help="how many data keys each KEK wraps")
-    sub.add_parser("rewrap", help="re-wrap every data key under the keyring's current (first) KEK")
-    args = parser.parse_args(argv)
-    if args.command == "generate":
-        print(Keyring.generate(args.id).text())
-        return 0
-
     from sandan_dispatch.settings import database_url_from_env, keyring_from_env
     from sandan_eventbus.config import load_or_exit
 
-    keyring = load_or_exit("dispatch", keyring_from_env)
-    try:
-        store = DemandKeys(engine_for(load_or_exit("dispatch", database_url_from_env)), keyring)
-    except KeyringError as error:
-        print(f"dispatch: {error}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "rewrap":
-            moved = store.keys.rewrap()
-            print(f"re-wrapped {moved} data keys under {keyring.current_id}")
-        counts = store.keys.count_by_kek()
-        for kek_id in sorted(counts):
-            print(f"{kek_id}\t{counts[kek_id]}{'  (current)' if kek_id == keyring.current_id else ''}")
-    finally:
-        store.close()
-    return 0
+    return shared.keys_command(
+        argv, service="dispatch", description=__doc__.split("\n\n")[0], keyring=Keyring,
+        load_keyring=lambda: load_or_exit("dispatch", keyring_from_env),
+        open_store=lambda keyring: DemandKeys(engine_for(load_or_exit("dispatch", database_url_from_env)), keyring))
 
 
 if __name__ == "__main__":

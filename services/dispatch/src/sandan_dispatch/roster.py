@@ -28,6 +28,7 @@ from sandan_eventbus.checks import (
     check_phone,
     check_text,
     check_webhook_url,
+    limit_of,
 )
 from sandan_eventbus.errors import AlreadyExists, FailedPrecondition
 
@@ -82,7 +83,7 @@ class PublicNamesView:
 
 
 CONTACT_FIELDS = ("name", "phone", "email", "wechat_openid")  # a member's contact, in put_member's order
-MAX_PUBLIC_IDS = 500  # ids of each kind one PublicNames call may ask for (a page of a notice, with room)
+MAX_PUBLIC_IDS = limit_of("member_ids").max_items or 0  # ids of each kind per PublicNames call (the documented bound)
 # Who may read public names: the roles that may read a notice (scoring's CommunityNotice row); the names are public.
 PUBLIC_READERS = ("member", "branch_secretary", "town_office", "county_office", "partner", "service_gateway")
 

@@ -21,9 +21,10 @@ import grpc
 from sandan_contracts.rpc import dispatch_pb2, dispatch_pb2_grpc, intake_pb2_grpc, notify_pb2_grpc, scoring_pb2_grpc
 from sandan_eventbus.auth.client import TokenSource, TokenUnavailable
 from sandan_eventbus.channels import aio_channel
+from sandan_eventbus.checks import limit_of
 
 R = TypeVar("R")
-PUBLIC_IDS = 500  # ids of each kind per PublicNames call (dispatch's bound)
+PUBLIC_IDS = limit_of("member_ids").max_items or 0  # ids of each kind per PublicNames call (dispatch's bound)
 _FIELD = re.compile(r"^([A-Za-z_][A-Za-z0-9_.\[\]]*): ")
 
 

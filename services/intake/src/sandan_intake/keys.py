@@ -19,11 +19,8 @@ with the same four members (`KeyEncryption`): ids, wrap and unwrap by KEK id.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, MetaData
 
@@ -67,38 +64,15 @@ class DataKeys(shared.DataKeys):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandan_intake.keys", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    gen = sub.add_parser("generate", help="print a new KEK line (id:base64) for the keyring secret")
-    gen.add_argument("--id", default=f"kek-{datetime.now(UTC):%Y%m%d}", help="the new KEK's id")
-    sub.add_parser("status", help="how many data keys each KEK wraps")
-    sub.add_parser("rewrap", help="re-wrap every data key under the keyring's current (first) KEK")
-    args = parser.parse_args(argv)
-    if args.command == "generate":
-        print(Keyring.generate(args.id).text())
-        return 0
-
     from sandan_eventbus.config import load_or_exit
-    from sandan_intake import keys  # run as __main__, this module's classes are not the ones the store raises
     from sandan_intake.residents import ResidentStore
     from sandan_intake.settings import database_url_from_env, keyring_from_env
 
-    keyring = load_or_exit("intake", keyring_from_env)
-    try:  # opening verifies the keyring against the stored keys (and seals rows from before encryption)
-        store = ResidentStore(load_or_exit("intake", database_url_from_env), keyring)
-    except keys.KeyringError as error:
-        print(f"intake: {error}", file=sys.stderr)
-        return 2
-    try:
-        if args.command == "rewrap":
-            moved = store.keys.rewrap()
-            print(f"re-wrapped {moved} data keys under {keyring.current_id}")
-        counts = store.keys.count_by_kek()
-        for kek_id in sorted(counts):
-            print(f"{kek_id}\t{counts[kek_id]}{'  (current)' if kek_id == keyring.current_id else ''}")
-    finally:
-        store.close()
-    return 0
+    # opening the store also seals rows from before encryption
+    return shared.keys_command(
+        argv, service="intake", description=__doc__.split("\n\n")[0], keyring=Keyring,
+        load_keyring=lambda: load_or_exit("intake", keyring_from_env),
+        open_store=lambda keyring: ResidentStore(load_or_exit("intake", database_url_from_env), keyring))
 
 
 if __name__ == "__main__":
